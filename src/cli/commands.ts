@@ -1,0 +1,79 @@
+/**
+ * The small client commands: get, put, del, stats. Each opens one connection and closes it.
+ */
+import { connect, type PikvClient } from '../client/client.js';
+
+interface UrlOptions {
+  url: string;
+}
+
+async function withClient<T>(url: string, work: (client: PikvClient) => Promise<T>): Promise<T> {
+  const client = await connect(url);
+  try {
+    return await work(client);
+  } finally {
+    await client.close();
+  }
+}
+
+export async function runGet(key: string, options: UrlOptions): Promise<void> {
+  const value = await withClient(options.url, (client) => client.get(key));
+  if (value === undefined) {
+    process.stderr.write(`pikv: key not found: ${key}\n`);
+    process.exitCode = 1;
+    return;
+  }
+  process.stdout.write(value);
+  if (process.stdout.isTTY) process.stdout.write('\n');
+}
+
+export async function runPut(key: string, value: string, options: UrlOptions): Promise<void> {
+  await withClient(options.url, (client) => client.put(key, value));
+}
+
+export async function runDel(key: string, options: UrlOptions): Promise<void> {
+  const existed = await withClient(options.url, (client) => client.delete(key));
+  if (!existed) {
+    process.stderr.write(`pikv: key not found: ${key}\n`);
+    process.exitCode = 1;
+  }
+}
+
+function mib(bytes: number): string {
+  return `${(bytes / 1024 / 1024).toFixed(1)} MiB`;
+}
+
+export async function runStats(options: UrlOptions & { json?: boolean }): Promise<void> {
+  const stats = (await withClient(options.url, (client) => client.stats())) as unknown as StatsView;
+  if (options.json) {
+    process.stdout.write(`${JSON.stringify(stats, null, 2)}\n`);
+    return;
+  }
+  const lines = [
+    `node      ${options.url}  up ${stats.uptime_s}s  ${stats.connections} connections  ${stats.workers} workers`,
+    `keys      ${stats.keys}`,
+    `memory    tables ${mib(stats.bytes_used)} of ${mib(stats.bytes_capacity)}  rss ${mib(stats.memory.rss_bytes)}`,
+    `ops       ${stats.ops}`,
+    '',
+    'worker       keys   bytes_used  bytes_reserved         gets         puts      deletes  restarts',
+  ];
+  for (const w of stats.per_worker) {
+    lines.push(
+      `${String(w.partition).padStart(6)} ${String(w.keys).padStart(10)} ${mib(w.bytes_used).padStart(12)} ${mib(w.bytes_reserved).padStart(15)} ` +
+        `${String(w.gets).padStart(12)} ${String(w.puts).padStart(12)} ${String(w.deletes).padStart(12)} ${String(w.restarts).padStart(9)}`,
+    );
+  }
+  process.stdout.write(`${lines.join('\n')}\n`);
+}
+
+interface StatsView {
+  uptime_s: number;
+  connections: number;
+  workers: number;
+  keys: number;
+  bytes_used: number;
+  bytes_capacity: number;
+  ops: number;
+  memory: { rss_bytes: number };
+  per_worker: { partition: number; keys: number; bytes_used: number; bytes_reserved: number; gets: number; puts: number; deletes: number; restarts: number }[];
+}

@@ -1,0 +1,46 @@
+/**
+ * `pikv serve`: merges defaults, --config and flags, starts a node, and stops it gracefully
+ * on SIGINT or SIGTERM (exit 0 once in-flight requests are answered).
+ */
+import { applySettings, defaultConfig, loadConfigFile, validateConfig } from '../server/config.js';
+import { PikvServer } from '../server/server.js';
+
+type ServeFlags = Record<string, string | undefined> & { config?: string };
+
+function camelToSnake(name: string): string {
+  return name.replace(/[A-Z]/g, (letter) => `_${letter.toLowerCase()}`);
+}
+
+export async function runServe(flags: ServeFlags): Promise<void> {
+  let config = defaultConfig();
+  if (flags.config !== undefined) config = applySettings(config, loadConfigFile(flags.config), flags.config);
+  const overrides: Record<string, unknown> = {};
+  for (const [name, value] of Object.entries(flags)) {
+    if (name !== 'config' && value !== undefined) overrides[camelToSnake(name)] = value;
+  }
+  config = validateConfig(applySettings(config, overrides, 'flags'));
+
+  const server = new PikvServer(config);
+  const url = await server.start();
+  const memory_mib = Math.round(config.memory_bytes_max / 1024 / 1024);
+  console.log(`pikv listening on ${url} (${config.workers} workers, max memory ${memory_mib} MiB, pid ${process.pid})`);
+
+  let stopping = false;
+  const stop = (signal: string): void => {
+    if (stopping) return;
+    stopping = true;
+    console.log(`pikv: ${signal} received, finishing in-flight requests`);
+    server.stop().then(
+      () => {
+        console.log('pikv: stopped');
+        process.exit(0);
+      },
+      (error: unknown) => {
+        console.error(`pikv: error while stopping: ${(error as Error).message}`);
+        process.exit(2);
+      },
+    );
+  };
+  process.on('SIGINT', () => stop('SIGINT'));
+  process.on('SIGTERM', () => stop('SIGTERM'));
+}

@@ -1,0 +1,324 @@
+/**
+ * The pikv client: a typed, promise-based, auto-batching connection to one node.
+ *
+ * Calls made in the same tick are sent as one frame (flushed in a microtask), split into
+ * frames of at most `batch_ops_max` ops. Every frame has a timeout. After close() or a lost
+ * connection every pending and later call rejects with a code (CLIENT_CLOSED,
+ * CONNECTION_LOST); writes are never retried behind the caller's back.
+ */
+import WebSocket from 'ws';
+import { Op, REQUEST_ID_MAX } from '../protocol/constants.js';
+import { isErrorResponse, WireCodec, type ResponseBatch } from '../protocol/codec.js';
+import { ErrorCode, PikvError, type ErrorCodeName } from '../protocol/errors.js';
+import {
+  BatchSink, OP_CODES, SingleSink, checkBytes, deleteResult, getResult, putResult,
+  type BatchOp, type Bytes, type OpResult, type OpSink,
+} from './ops.js';
+
+export interface ClientOptions {
+  connect_timeout_ms?: number;
+  request_timeout_ms?: number;
+  /** Ops per frame when auto-batching or splitting a large batch(); the server's default limit is 65,536. */
+  batch_ops_max?: number;
+  /** Ops queued or in flight before further calls reject with CLIENT_OVERLOADED. */
+  pending_ops_max?: number;
+}
+
+const DEFAULTS: Required<ClientOptions> = {
+  connect_timeout_ms: 5_000,
+  request_timeout_ms: 30_000,
+  batch_ops_max: 8_192,
+  pending_ops_max: 4_000_000,
+};
+
+interface FrameInFlight {
+  sinks: OpSink[];
+  positions: Int32Array;
+  timer: NodeJS.Timeout;
+}
+
+function byteLength(bytes: Bytes): number {
+  return typeof bytes === 'string' ? Buffer.byteLength(bytes) : bytes.length;
+}
+
+function writeBytes(bytes: Bytes, target: Buffer, offset: number): number {
+  if (typeof bytes === 'string') return target.write(bytes, offset);
+  target.set(bytes, offset);
+  return bytes.length;
+}
+
+export class PikvClient {
+  readonly url: string;
+  private readonly ws: WebSocket;
+  private readonly options: Required<ClientOptions>;
+  private readonly codec = new WireCodec();
+  private readonly inflight = new Map<number, FrameInFlight>();
+  private next_id = 1;
+  private failure: PikvError | null = null;
+  private closed: Promise<void> | null = null;
+  // The ops queued in this tick, column by column.
+  private queued_ops: number[] = [];
+  private queued_keys: Bytes[] = [];
+  private queued_values: (Bytes | null)[] = [];
+  private queued_sinks: OpSink[] = [];
+  private queued_positions: number[] = [];
+  private flush_scheduled = false;
+  private ops_pending = 0;
+
+  /** Use connect(); the constructor takes an already open socket. */
+  constructor(url: string, ws: WebSocket, options: Required<ClientOptions>) {
+    this.url = url;
+    this.ws = ws;
+    this.options = options;
+    ws.on('message', (data: Buffer, is_binary: boolean) => this.onMessage(data, is_binary));
+    ws.on('close', (code: number, reason: Buffer) => {
+      const detail = reason.length > 0 ? `${code} ${reason.toString()}` : String(code);
+      this.failAll(new PikvError(ErrorCode.CONNECTION_LOST, `connection to ${url} closed (${detail})`));
+    });
+    ws.on('error', (error) => this.failAll(new PikvError(ErrorCode.CONNECTION_LOST, `connection to ${url} failed: ${error.message}`)));
+  }
+
+  /** The value of `key`, or undefined when absent. Values are views into the response frame. */
+  get(key: Bytes): Promise<Uint8Array | undefined> {
+    return this.single(Op.GET, key, null, getResult);
+  }
+
+  put(key: Bytes, value: Bytes): Promise<void> {
+    return this.single(Op.PUT, key, checkBytes(value, 'value'), putResult);
+  }
+
+  /** Resolves true if the key existed. */
+  delete(key: Bytes): Promise<boolean> {
+    return this.single(Op.DELETE, key, null, deleteResult);
+  }
+
+  /** Round trip to the server's main thread. */
+  ping(): Promise<void> {
+    return this.single(Op.PING, '', null, putResult);
+  }
+
+  /** The node's statistics (see docs/PROTOCOL.md, STATS). */
+  stats(): Promise<Record<string, unknown>> {
+    return this.single(Op.STATS, '', null, (status, value) => {
+      putResult(status);
+      return this.codec.decodeValue(value ?? new Uint8Array(0)) as Record<string, unknown>;
+    });
+  }
+
+  /**
+   * Many ops, results in order. Per-op failures come back as result codes; the promise rejects
+   * only when a whole frame fails (request error, timeout, lost connection, closed client).
+   */
+  batch(ops: readonly BatchOp[]): Promise<OpResult[]> {
+    return new Promise<OpResult[]>((resolve, reject) => {
+      const refused = this.refusal(ops.length);
+      if (refused !== null) return reject(refused);
+      // Validate everything before queueing anything, so a bad op never leaves half a batch sent.
+      for (const item of ops) {
+        if (!(item.op in OP_CODES)) return reject(new PikvError(ErrorCode.BAD_ARGUMENT, `unknown op ${JSON.stringify(item.op)}`));
+        if (item.op !== 'ping') checkBytes(item.key, 'key');
+        if (item.op === 'put') checkBytes(item.value, 'value');
+      }
+      const sink = new BatchSink(ops.length, resolve, reject);
+      for (let i = 0; i < ops.length; i++) {
+        const item = ops[i]!;
+        this.enqueue(OP_CODES[item.op], item.op === 'ping' ? '' : item.key, item.op === 'put' ? item.value : null, sink, i);
+      }
+    });
+  }
+
+  /** Closes the connection; pending and later calls reject with CLIENT_CLOSED. */
+  close(): Promise<void> {
+    if (this.closed !== null) return this.closed;
+    this.failAll(new PikvError(ErrorCode.CLIENT_CLOSED));
+    this.closed = new Promise((resolve) => {
+      if (this.ws.readyState === WebSocket.CLOSED) return resolve();
+      this.ws.once('close', () => resolve());
+      this.ws.close(1000);
+      setTimeout(() => this.ws.terminate(), 1000).unref();
+    });
+    return this.closed;
+  }
+
+  private single<T>(op: number, key: Bytes, value: Bytes | null, map: (status: number, value: Uint8Array | undefined) => T): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      const refused = this.refusal(1);
+      if (refused !== null) return reject(refused);
+      try {
+        checkBytes(key, 'key');
+      } catch (error) {
+        return reject(error);
+      }
+      this.enqueue(op, key, value, new SingleSink(map, resolve, reject), 0);
+    });
+  }
+
+  private refusal(op_count: number): PikvError | null {
+    if (this.failure !== null) return this.failure;
+    if (this.ops_pending + op_count > this.options.pending_ops_max) {
+      return new PikvError(ErrorCode.CLIENT_OVERLOADED, `${this.ops_pending} ops pending; the limit is ${this.options.pending_ops_max}`);
+    }
+    return null;
+  }
+
+  private enqueue(op: number, key: Bytes, value: Bytes | null, sink: OpSink, position: number): void {
+    this.queued_ops.push(op);
+    this.queued_keys.push(key);
+    this.queued_values.push(value);
+    this.queued_sinks.push(sink);
+    this.queued_positions.push(position);
+    this.ops_pending++;
+    if (this.queued_ops.length >= this.options.batch_ops_max) {
+      this.flush();
+    } else if (!this.flush_scheduled) {
+      this.flush_scheduled = true;
+      queueMicrotask(() => this.flush());
+    }
+  }
+
+  private flush(): void {
+    this.flush_scheduled = false;
+    const ops = this.queued_ops;
+    if (ops.length === 0) return;
+    const keys = this.queued_keys;
+    const values = this.queued_values;
+    const sinks = this.queued_sinks;
+    const positions = this.queued_positions;
+    this.queued_ops = [];
+    this.queued_keys = [];
+    this.queued_values = [];
+    this.queued_sinks = [];
+    this.queued_positions = [];
+    for (let start = 0; start < ops.length; start += this.options.batch_ops_max) {
+      const end = Math.min(ops.length, start + this.options.batch_ops_max);
+      this.sendFrame(ops, keys, values, sinks, positions, start, end);
+    }
+  }
+
+  private sendFrame(ops: number[], keys: Bytes[], values: (Bytes | null)[], sinks: OpSink[], positions: number[], start: number, end: number): void {
+    const count = end - start;
+    const op = new Uint8Array(count);
+    const key_lengths = new Uint32Array(count);
+    const value_lengths = new Uint32Array(count);
+    let key_bytes = 0;
+    let value_bytes = 0;
+    for (let i = 0; i < count; i++) {
+      op[i] = ops[start + i]!;
+      const key_length = byteLength(keys[start + i]!);
+      key_lengths[i] = key_length;
+      key_bytes += key_length;
+      const value = values[start + i]!;
+      if (value !== null) {
+        const value_length = byteLength(value);
+        value_lengths[i] = value_length;
+        value_bytes += value_length;
+      }
+    }
+    const key_buffer = Buffer.allocUnsafe(key_bytes);
+    const value_buffer = Buffer.allocUnsafe(value_bytes);
+    let key_offset = 0;
+    let value_offset = 0;
+    for (let i = 0; i < count; i++) {
+      key_offset += writeBytes(keys[start + i]!, key_buffer, key_offset);
+      const value = values[start + i]!;
+      if (value !== null) value_offset += writeBytes(value, value_buffer, value_offset);
+    }
+    const id = this.next_id;
+    this.next_id = this.next_id >= REQUEST_ID_MAX ? 1 : this.next_id + 1;
+    const frame_sinks = sinks.slice(start, end);
+    const frame_positions = Int32Array.from(positions.slice(start, end));
+    const timer = setTimeout(() => this.failFrame(id, new PikvError(ErrorCode.TIMEOUT, `no response within ${this.options.request_timeout_ms} ms`)), this.options.request_timeout_ms);
+    timer.unref();
+    this.inflight.set(id, { sinks: frame_sinks, positions: frame_positions, timer });
+    const frame = this.codec.encodeRequest({ id, op, key_lengths, value_lengths, keys: key_buffer, values: value_buffer });
+    this.ws.send(frame, { binary: true });
+  }
+
+  private onMessage(data: Buffer, is_binary: boolean): void {
+    if (!is_binary) return;
+    let response;
+    try {
+      response = this.codec.decodeResponse(data);
+    } catch (error) {
+      this.failAll(error as PikvError);
+      this.ws.terminate();
+      return;
+    }
+    if (isErrorResponse(response)) {
+      const error = new PikvError(response.code as ErrorCodeName, response.message);
+      if (response.id !== null) this.failFrame(response.id, error);
+      return;
+    }
+    this.settleFrame(response);
+  }
+
+  private settleFrame(response: ResponseBatch): void {
+    const frame = this.inflight.get(response.id);
+    if (frame === undefined) return; // timed out already
+    this.inflight.delete(response.id);
+    clearTimeout(frame.timer);
+    const count = frame.sinks.length;
+    this.ops_pending -= count;
+    if (response.status.length !== count) {
+      const error = new PikvError(ErrorCode.BAD_RESPONSE, `response has ${response.status.length} results for ${count} ops`);
+      for (const sink of frame.sinks) sink.fail(error);
+      return;
+    }
+    let offset = 0;
+    for (let i = 0; i < count; i++) {
+      const length = response.value_lengths[i]!;
+      const value = length > 0 ? response.values.subarray(offset, offset + length) : undefined;
+      offset += length;
+      frame.sinks[i]!.settle(frame.positions[i]!, response.status[i]!, value);
+    }
+  }
+
+  private failFrame(id: number, error: PikvError): void {
+    const frame = this.inflight.get(id);
+    if (frame === undefined) return;
+    this.inflight.delete(id);
+    clearTimeout(frame.timer);
+    this.ops_pending -= frame.sinks.length;
+    for (const sink of frame.sinks) sink.fail(error);
+  }
+
+  private failAll(error: PikvError): void {
+    if (this.failure === null) this.failure = error;
+    for (const id of [...this.inflight.keys()]) this.failFrame(id, this.failure);
+    const sinks = this.queued_sinks;
+    this.queued_ops = [];
+    this.queued_keys = [];
+    this.queued_values = [];
+    this.queued_sinks = [];
+    this.queued_positions = [];
+    this.ops_pending = 0;
+    for (const sink of sinks) sink.fail(this.failure);
+  }
+}
+
+/** Opens a connection to a pikv node, e.g. connect('ws://127.0.0.1:7070'). */
+export function connect(url: string, options: ClientOptions = {}): Promise<PikvClient> {
+  const merged: Required<ClientOptions> = { ...DEFAULTS, ...options };
+  return new Promise((resolve, reject) => {
+    let ws: WebSocket;
+    try {
+      ws = new WebSocket(url, { perMessageDeflate: false, maxPayload: 0 });
+    } catch (error) {
+      return reject(new PikvError(ErrorCode.CONNECT_FAILED, `cannot connect to ${url}: ${(error as Error).message}`));
+    }
+    const timer = setTimeout(() => {
+      ws.terminate();
+      reject(new PikvError(ErrorCode.CONNECT_FAILED, `could not connect to ${url} within ${merged.connect_timeout_ms} ms`));
+    }, merged.connect_timeout_ms);
+    ws.once('open', () => {
+      clearTimeout(timer);
+      resolve(new PikvClient(url, ws, merged));
+    });
+    ws.once('error', (error) => {
+      clearTimeout(timer);
+      reject(new PikvError(ErrorCode.CONNECT_FAILED, `cannot connect to ${url}: ${error.message}`));
+    });
+  });
+}
+
+export type { BatchOp, Bytes, OpResult };

@@ -1,0 +1,118 @@
+/**
+ * What a client call turns into: queued ops and the sinks that receive their results.
+ *
+ * get/put/delete each get a one-op sink that resolves or rejects a promise; batch() gets one
+ * sink that collects results by position. Either way the transport only ever sees ops with a
+ * (sink, position) pair, so a frame can carry ops from many calls.
+ */
+import { Op, Status } from '../protocol/constants.js';
+import { ErrorCode, PikvError, statusName, type ErrorCodeName } from '../protocol/errors.js';
+
+export type Bytes = string | Uint8Array;
+
+/** One op of a batch() call. */
+export type BatchOp =
+  | { op: 'get'; key: Bytes }
+  | { op: 'put'; key: Bytes; value: Bytes }
+  | { op: 'delete'; key: Bytes }
+  | { op: 'ping' };
+
+/** The result of one batch op. `value` is set for a GET hit. */
+export interface OpResult {
+  /** 'OK', 'NOT_FOUND', or an error code such as 'KEY_TOO_LARGE' (see ErrorCode). */
+  code: 'OK' | ErrorCodeName;
+  value?: Uint8Array;
+}
+
+export interface OpSink {
+  settle(position: number, status: number, value: Uint8Array | undefined): void;
+  fail(error: PikvError): void;
+}
+
+export const OP_CODES: Readonly<Record<BatchOp['op'], number>> = { get: Op.GET, put: Op.PUT, delete: Op.DELETE, ping: Op.PING };
+
+/** Resolves one get/put/delete/ping/stats call. */
+export class SingleSink<T> implements OpSink {
+  private settled = false;
+  constructor(
+    private readonly map: (status: number, value: Uint8Array | undefined) => T,
+    private readonly resolve: (result: T) => void,
+    private readonly reject: (error: PikvError) => void,
+  ) {}
+
+  settle(_position: number, status: number, value: Uint8Array | undefined): void {
+    if (this.settled) return;
+    this.settled = true;
+    try {
+      this.resolve(this.map(status, value));
+    } catch (error) {
+      this.reject(error as PikvError);
+    }
+  }
+
+  fail(error: PikvError): void {
+    if (this.settled) return;
+    this.settled = true;
+    this.reject(error);
+  }
+}
+
+/** Collects a batch() call's results in order; rejects once if any of its frames fails whole. */
+export class BatchSink implements OpSink {
+  private readonly results: OpResult[];
+  private unsettled: number;
+  private done = false;
+  constructor(
+    count: number,
+    private readonly resolve: (results: OpResult[]) => void,
+    private readonly reject: (error: PikvError) => void,
+  ) {
+    this.results = new Array<OpResult>(count);
+    this.unsettled = count;
+    if (count === 0) this.finish();
+  }
+
+  settle(position: number, status: number, value: Uint8Array | undefined): void {
+    if (this.done) return;
+    const code = statusName(status);
+    this.results[position] = value === undefined ? { code } : { code, value };
+    if (--this.unsettled === 0) this.finish();
+  }
+
+  fail(error: PikvError): void {
+    if (this.done) return;
+    this.done = true;
+    this.reject(error);
+  }
+
+  private finish(): void {
+    this.done = true;
+    this.resolve(this.results);
+  }
+}
+
+export function getResult(status: number, value: Uint8Array | undefined): Uint8Array | undefined {
+  if (status === Status.OK) return value ?? new Uint8Array(0);
+  if (status === Status.NOT_FOUND) return undefined;
+  throw new PikvError(statusError(status));
+}
+
+export function putResult(status: number): void {
+  if (status !== Status.OK) throw new PikvError(statusError(status));
+}
+
+export function deleteResult(status: number): boolean {
+  if (status === Status.OK) return true;
+  if (status === Status.NOT_FOUND) return false;
+  throw new PikvError(statusError(status));
+}
+
+function statusError(status: number): ErrorCodeName {
+  const name = statusName(status);
+  return name === 'OK' ? ErrorCode.INTERNAL : name;
+}
+
+export function checkBytes(value: unknown, what: string): Bytes {
+  if (typeof value === 'string' || value instanceof Uint8Array) return value;
+  throw new PikvError(ErrorCode.BAD_ARGUMENT, `${what} must be a string or a Uint8Array`);
+}

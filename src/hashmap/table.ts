@@ -1,0 +1,247 @@
+// HashTable: the operations of an open-addressing hash table whose entire
+// state is one SharedArrayBuffer (see README.md for the layout and contracts).
+//
+// One writer thread mutates a table. Other threads may call the read methods
+// (find, valueLength, keyLength, copyValue, stats, keys) on their own HashTable
+// over the same buffer, but only while the writer is idle. Read methods never
+// write and never throw on odd data; loops are bounded by slot counts.
+//
+// put/delete first advance a running migration by MIGRATE_SLOTS_PER_OP slots,
+// then look in the primary slot array, then in the old one. New keys always go
+// to the primary array. Every change is published with single u32 stores in
+// the order given in README "Crash consistency".
+
+import { allocate, free } from './allocator.js';
+import { mix32 } from './hash.js';
+import {
+  D_INDEX_REF, D_INDEX_SLOTS, D_OLD_REF, D_OLD_SLOTS, E_KEY_BYTES, E_VALUE_BYTES, ENTRY_HEADER_BYTES,
+  F_PAYLOAD_BYTES, H_INDEX_TOMBSTONES, H_INDEX_USED_SLOTS, H_KEYS, INDEX_SLOTS_MIN, KEY_BYTES_MAX,
+  MIGRATE_SLOTS_PER_OP, REF_EMPTY, REF_TOMBSTONE, slotsUsedHardMax, slotsUsedMax, VALUE_BYTES_MAX,
+} from './layout.js';
+import { descriptorAt, finishMigration, migrateStep, rebuildSlotsFor, startRebuild } from './migration.js';
+import { recoverTable } from './recover.js';
+import { probeKey, probeReusable } from './slots.js';
+import { readStats, type TableStats } from './stats.js';
+import { checkFormatted, createViews, type TableViews } from './views.js';
+
+/** put() results. */
+export const PUT_OK = 0;
+export const PUT_OUT_OF_MEMORY = 1;
+export const PUT_KEY_TOO_LARGE = 2;
+export const PUT_VALUE_TOO_LARGE = 3;
+export type PutResult = typeof PUT_OK | typeof PUT_OUT_OF_MEMORY | typeof PUT_KEY_TOO_LARGE | typeof PUT_VALUE_TOO_LARGE;
+
+/** Copies of at most this many bytes use a loop instead of set(subarray()). */
+const COPY_LOOP_BYTES_MAX = 32;
+
+export class HashTable {
+  readonly memory: SharedArrayBuffer;
+  private readonly views: TableViews;
+
+  /** Attaches to a formatted buffer; throws HashTableError if it is not one. */
+  constructor(memory: SharedArrayBuffer) {
+    checkFormatted(memory);
+    this.memory = memory;
+    this.views = createViews(memory);
+  }
+
+  /** Live keys. */
+  get keys(): number {
+    return this.views.u32[H_KEYS]!;
+  }
+
+  /** Writer only, once after attaching to a buffer whose writer may have been killed. */
+  recover(): void {
+    recoverTable(this.views);
+  }
+
+  /** Entry ref of `key`, or 0 if absent. The ref is valid until the next put/delete. */
+  find(hash: number, key: Uint8Array, key_offset: number, key_length: number): number {
+    const views = this.views;
+    const u32 = views.u32;
+    const tag = mix32(hash);
+    const d = descriptorAt(u32);
+    let slot = probeKey(views, u32[d + D_INDEX_REF]!, u32[d + D_INDEX_SLOTS]!, tag, key, key_offset, key_length);
+    if (slot > 0) return u32[slot + 1]!;
+    const old_ref = u32[d + D_OLD_REF]!;
+    if (old_ref === 0) return 0;
+    slot = probeKey(views, old_ref, u32[d + D_OLD_SLOTS]!, tag, key, key_offset, key_length);
+    return slot > 0 ? u32[slot + 1]! : 0;
+  }
+
+  /** Value length of entry `ref` (from find), 0 for an invalid ref. */
+  valueLength(ref: number): number {
+    return ref + 2 <= this.views.units_total && ref > REF_TOMBSTONE ? this.views.u32[ref + E_VALUE_BYTES]! : 0;
+  }
+
+  /** Key length of entry `ref` (from find), 0 for an invalid ref. */
+  keyLength(ref: number): number {
+    return ref + 2 <= this.views.units_total && ref > REF_TOMBSTONE ? this.views.u32[ref + E_KEY_BYTES]! : 0;
+  }
+
+  /** Copies the value of entry `ref` to target[target_offset..]. Copies nothing for an invalid ref. */
+  copyValue(ref: number, target: Uint8Array, target_offset: number): void {
+    const views = this.views;
+    if (ref <= REF_TOMBSTONE || ref + 2 > views.units_total) return;
+    const value_length = views.u32[ref + E_VALUE_BYTES]!;
+    const start = ref * 4 + ENTRY_HEADER_BYTES + views.u32[ref + E_KEY_BYTES]!;
+    if (start + value_length > views.u8.length || target_offset + value_length > target.length) return;
+    const u8 = views.u8;
+    if (value_length <= COPY_LOOP_BYTES_MAX) {
+      for (let i = 0; i < value_length; i++) target[target_offset + i] = u8[start + i]!;
+    } else {
+      target.set(u8.subarray(start, start + value_length), target_offset);
+    }
+  }
+
+  /** Inserts or overwrites. Never throws; on PUT_OUT_OF_MEMORY the table is unchanged. */
+  put(
+    hash: number, key: Uint8Array, key_offset: number, key_length: number,
+    value: Uint8Array, value_offset: number, value_length: number,
+  ): PutResult {
+    if (key_length > KEY_BYTES_MAX) return PUT_KEY_TOO_LARGE;
+    if (value_length > VALUE_BYTES_MAX) return PUT_VALUE_TOO_LARGE;
+    const views = this.views;
+    const u32 = views.u32;
+    migrateStep(views, MIGRATE_SLOTS_PER_OP);
+    const tag = mix32(hash);
+    const d = descriptorAt(u32);
+    const found = probeKey(views, u32[d + D_INDEX_REF]!, u32[d + D_INDEX_SLOTS]!, tag, key, key_offset, key_length);
+    if (found > 0) return this.overwrite(found, key_length, value, value_offset, value_length);
+    const old_ref = u32[d + D_OLD_REF]!;
+    if (old_ref !== 0) {
+      const old_found = probeKey(views, old_ref, u32[d + D_OLD_SLOTS]!, tag, key, key_offset, key_length);
+      if (old_found > 0) return this.overwrite(old_found, key_length, value, value_offset, value_length);
+    }
+    return this.insert(-found, tag, key, key_offset, key_length, value, value_offset, value_length);
+  }
+
+  /** Removes `key`. Returns true if it existed. */
+  delete(hash: number, key: Uint8Array, key_offset: number, key_length: number): boolean {
+    const views = this.views;
+    const u32 = views.u32;
+    migrateStep(views, MIGRATE_SLOTS_PER_OP);
+    const tag = mix32(hash);
+    const d = descriptorAt(u32);
+    let slot = probeKey(views, u32[d + D_INDEX_REF]!, u32[d + D_INDEX_SLOTS]!, tag, key, key_offset, key_length);
+    const in_primary = slot > 0;
+    const old_ref = u32[d + D_OLD_REF]!;
+    if (!in_primary && old_ref !== 0) {
+      slot = probeKey(views, old_ref, u32[d + D_OLD_SLOTS]!, tag, key, key_offset, key_length);
+    }
+    if (slot <= 0) return false;
+    const ref = u32[slot + 1]!;
+    const payload_bytes = u32[ref + E_KEY_BYTES]! + u32[ref + E_VALUE_BYTES]!;
+    u32[slot + 1] = REF_TOMBSTONE; // publish
+    free(views, ref, ENTRY_HEADER_BYTES + payload_bytes);
+    const keys = u32[H_KEYS]! - 1;
+    u32[H_KEYS] = keys;
+    if (in_primary) u32[H_INDEX_TOMBSTONES] = u32[H_INDEX_TOMBSTONES]! + 1;
+    views.f64[F_PAYLOAD_BYTES] -= payload_bytes;
+    // Shrink a sparse table (fewer than 1/8 live). Halves at most per rebuild.
+    const index_slots = u32[d + D_INDEX_SLOTS]!;
+    if (old_ref === 0 && index_slots > INDEX_SLOTS_MIN && keys * 8 < index_slots) {
+      startRebuild(views, rebuildSlotsFor(keys, index_slots));
+    }
+    return true;
+  }
+
+  /** Advances a running migration by up to `slots_max` old slots (writer only). */
+  step(slots_max: number): void {
+    if (!(slots_max > 0)) return;
+    migrateStep(this.views, Math.min(Math.floor(slots_max), 0xffff_ffff));
+  }
+
+  stats(): TableStats {
+    return readStats(this.views);
+  }
+
+  /** New value for the key in `slot`: in place if the length is unchanged, else a new block. */
+  private overwrite(slot: number, key_length: number, value: Uint8Array, value_offset: number, value_length: number): PutResult {
+    const views = this.views;
+    const u32 = views.u32;
+    const ref = u32[slot + 1]!;
+    const value_length_old = u32[ref + E_VALUE_BYTES]!;
+    if (value_length_old === value_length) {
+      // One TypedArray.prototype.set call: a kill cannot tear the value.
+      const start = ref * 4 + ENTRY_HEADER_BYTES + key_length;
+      if (value_offset === 0 && value_length === value.length) views.u8.set(value, start);
+      else views.u8.set(value.subarray(value_offset, value_offset + value_length), start);
+      return PUT_OK;
+    }
+    const ref_new = allocate(views, ENTRY_HEADER_BYTES + key_length + value_length);
+    if (ref_new === 0) return PUT_OUT_OF_MEMORY;
+    // The key bytes are copied from the old entry (it is the same key).
+    this.writeEntry(ref_new, views.u8, ref * 4 + ENTRY_HEADER_BYTES, key_length, value, value_offset, value_length);
+    u32[slot + 1] = ref_new; // publish
+    free(views, ref, ENTRY_HEADER_BYTES + key_length + value_length_old);
+    views.f64[F_PAYLOAD_BYTES] += value_length - value_length_old;
+    return PUT_OK;
+  }
+
+  /**
+   * Inserts a key known to be absent. `reusable` is the primary-array slot
+   * probeKey offered (0 if none). Makes room first: a rebuild when the primary
+   * array would pass 3/4 used; if the arena cannot hold a new array, inserts
+   * continue up to 15/16 used, then PUT_OUT_OF_MEMORY.
+   */
+  private insert(
+    reusable: number, tag: number, key: Uint8Array, key_offset: number, key_length: number,
+    value: Uint8Array, value_offset: number, value_length: number,
+  ): PutResult {
+    const views = this.views;
+    const u32 = views.u32;
+    let slot = reusable;
+    if (slot === 0 || u32[slot + 1] === REF_EMPTY) {
+      const d = descriptorAt(u32);
+      const index_slots = u32[d + D_INDEX_SLOTS]!;
+      const used = u32[H_INDEX_USED_SLOTS]!;
+      if (slot === 0 || used + 1 > slotsUsedMax(index_slots)) {
+        // Excluded by the sizing rule (see migration.ts) unless counters are stale.
+        if (u32[d + D_OLD_REF] !== 0) finishMigration(views);
+        if (startRebuild(views, rebuildSlotsFor(u32[H_KEYS]! + 1, index_slots))) {
+          const d_new = descriptorAt(u32);
+          slot = probeReusable(views, u32[d_new + D_INDEX_REF]!, u32[d_new + D_INDEX_SLOTS]!, tag);
+        } else if (used + 1 > slotsUsedHardMax(index_slots)) {
+          return PUT_OUT_OF_MEMORY;
+        }
+        if (slot === 0) return PUT_OUT_OF_MEMORY;
+      }
+    }
+    const ref = allocate(views, ENTRY_HEADER_BYTES + key_length + value_length);
+    if (ref === 0) return PUT_OUT_OF_MEMORY;
+    this.writeEntry(ref, key, key_offset, key_length, value, value_offset, value_length);
+    const counter = u32[slot + 1] === REF_TOMBSTONE ? H_INDEX_TOMBSTONES : H_INDEX_USED_SLOTS;
+    views.i32[slot] = tag;
+    u32[slot + 1] = ref; // publish
+    u32[counter] = counter === H_INDEX_TOMBSTONES ? u32[counter]! - 1 : u32[counter]! + 1;
+    u32[H_KEYS] = u32[H_KEYS]! + 1;
+    views.f64[F_PAYLOAD_BYTES] += key_length + value_length;
+    return PUT_OK;
+  }
+
+  /** Fills a fresh, unpublished block: header, key bytes, value bytes. */
+  private writeEntry(
+    ref: number, key: Uint8Array, key_offset: number, key_length: number,
+    value: Uint8Array, value_offset: number, value_length: number,
+  ): void {
+    const u8 = this.views.u8;
+    this.views.u32[ref + E_KEY_BYTES] = key_length;
+    this.views.u32[ref + E_VALUE_BYTES] = value_length;
+    const start = ref * 4 + ENTRY_HEADER_BYTES;
+    copyBytes(u8, start, key, key_offset, key_length);
+    copyBytes(u8, start + key_length, value, value_offset, value_length);
+  }
+}
+
+/** Copies source[source_offset..+length] to target[target_offset..]; may overlap only if equal. */
+function copyBytes(target: Uint8Array, target_offset: number, source: Uint8Array, source_offset: number, length: number): void {
+  if (length <= COPY_LOOP_BYTES_MAX) {
+    for (let i = 0; i < length; i++) target[target_offset + i] = source[source_offset + i]!;
+  } else if (source_offset === 0 && length === source.length) {
+    target.set(source, target_offset);
+  } else {
+    target.set(source.subarray(source_offset, source_offset + length), target_offset);
+  }
+}
+

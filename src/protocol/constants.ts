@@ -1,0 +1,56 @@
+/**
+ * Wire-level constants of the pikv protocol (version 1).
+ *
+ * Every number that travels on the wire is named here, so the codec, the server, the
+ * client and docs/PROTOCOL.md agree on one table. Changing a value here is a protocol
+ * change: bump PROTOCOL_VERSION and say so in docs/PROTOCOL.md.
+ */
+
+export const PROTOCOL_VERSION = 1;
+
+/** Op codes, one byte per op in a request's `op` byte string. */
+export const Op = {
+  GET: 1,
+  PUT: 2,
+  DELETE: 3,
+  PING: 4,
+  STATS: 5,
+  /** Test hook: terminates a partition worker. Refused unless the server runs with PIKV_TEST_HOOKS=1. */
+  DEBUG_KILL_WORKER: 240,
+} as const;
+export type OpCode = (typeof Op)[keyof typeof Op];
+
+/**
+ * Per-op status bytes in a response's `st` byte string. 0 and 1 are normal outcomes; the
+ * rest are errors whose names are the stable codes in errors.ts.
+ */
+export const Status = {
+  OK: 0,
+  NOT_FOUND: 1,
+  KEY_TOO_LARGE: 10,
+  VALUE_TOO_LARGE: 11,
+  OUT_OF_MEMORY: 12,
+  UNKNOWN_OP: 13,
+  WORKER_RESTARTED: 14,
+  SHUTTING_DOWN: 15,
+  INTERNAL: 16,
+  BAD_OP: 17,
+} as const;
+export type StatusCode = (typeof Status)[keyof typeof Status];
+
+/** Field names of request and response maps. Short because they are sent in every frame. */
+export const Field = {
+  VERSION: 'v',
+  ID: 'id',
+  OP: 'op',
+  KEY_LENGTHS: 'kl',
+  VALUE_LENGTHS: 'vl',
+  KEYS: 'keys',
+  VALUES: 'vals',
+  STATUS: 'st',
+  ERROR: 'err',
+  MESSAGE: 'msg',
+} as const;
+
+/** Largest request id: ids must survive a round trip through a JS number exactly. */
+export const REQUEST_ID_MAX = Number.MAX_SAFE_INTEGER;

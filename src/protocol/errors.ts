@@ -1,0 +1,101 @@
+/**
+ * Stable error codes, shared by server, client and CLI.
+ *
+ * Callers branch on `code`, never on message text. Per-op codes map one-to-one onto the
+ * status bytes in constants.ts; request-level and client-side codes have no status byte.
+ */
+import { Status, type StatusCode } from './constants.js';
+
+export const ErrorCode = {
+  // Per-op outcomes (also status bytes).
+  NOT_FOUND: 'NOT_FOUND',
+  KEY_TOO_LARGE: 'KEY_TOO_LARGE',
+  VALUE_TOO_LARGE: 'VALUE_TOO_LARGE',
+  OUT_OF_MEMORY: 'OUT_OF_MEMORY',
+  UNKNOWN_OP: 'UNKNOWN_OP',
+  WORKER_RESTARTED: 'WORKER_RESTARTED',
+  SHUTTING_DOWN: 'SHUTTING_DOWN',
+  INTERNAL: 'INTERNAL',
+  BAD_OP: 'BAD_OP',
+  // Whole-request errors, sent as {err, msg}.
+  BAD_FRAME: 'BAD_FRAME',
+  BAD_REQUEST: 'BAD_REQUEST',
+  UNSUPPORTED_VERSION: 'UNSUPPORTED_VERSION',
+  TOO_MANY_OPS: 'TOO_MANY_OPS',
+  TEXT_FRAME: 'TEXT_FRAME',
+  // Client side only.
+  CLIENT_CLOSED: 'CLIENT_CLOSED',
+  CONNECTION_LOST: 'CONNECTION_LOST',
+  CONNECT_FAILED: 'CONNECT_FAILED',
+  TIMEOUT: 'TIMEOUT',
+  CLIENT_OVERLOADED: 'CLIENT_OVERLOADED',
+  BAD_ARGUMENT: 'BAD_ARGUMENT',
+  BAD_RESPONSE: 'BAD_RESPONSE',
+} as const;
+export type ErrorCodeName = (typeof ErrorCode)[keyof typeof ErrorCode];
+
+/** Codes after which the same op may safely be sent again (it was not executed, or is idempotent to retry). */
+export const RETRYABLE_CODES: ReadonlySet<string> = new Set([ErrorCode.WORKER_RESTARTED, ErrorCode.SHUTTING_DOWN]);
+
+const STATUS_NAMES: ReadonlyMap<number, ErrorCodeName> = new Map<number, ErrorCodeName>([
+  [Status.NOT_FOUND, ErrorCode.NOT_FOUND],
+  [Status.KEY_TOO_LARGE, ErrorCode.KEY_TOO_LARGE],
+  [Status.VALUE_TOO_LARGE, ErrorCode.VALUE_TOO_LARGE],
+  [Status.OUT_OF_MEMORY, ErrorCode.OUT_OF_MEMORY],
+  [Status.UNKNOWN_OP, ErrorCode.UNKNOWN_OP],
+  [Status.WORKER_RESTARTED, ErrorCode.WORKER_RESTARTED],
+  [Status.SHUTTING_DOWN, ErrorCode.SHUTTING_DOWN],
+  [Status.INTERNAL, ErrorCode.INTERNAL],
+  [Status.BAD_OP, ErrorCode.BAD_OP],
+]);
+
+/** The stable code of a status byte; unknown bytes from a newer server read as INTERNAL. */
+export function statusName(status: number): ErrorCodeName | 'OK' {
+  if (status === Status.OK) return 'OK';
+  return STATUS_NAMES.get(status) ?? ErrorCode.INTERNAL;
+}
+
+const MESSAGES: Readonly<Record<ErrorCodeName, string>> = {
+  NOT_FOUND: 'key not found',
+  KEY_TOO_LARGE: 'key is longer than the server allows',
+  VALUE_TOO_LARGE: 'value is longer than the server allows',
+  OUT_OF_MEMORY: 'the partition has reached its memory limit; puts fail until memory is freed',
+  UNKNOWN_OP: 'unknown op code',
+  WORKER_RESTARTED: 'the partition worker restarted while this op was in flight; it may or may not have been applied; safe to retry',
+  SHUTTING_DOWN: 'the server is shutting down',
+  INTERNAL: 'internal server error',
+  BAD_OP: 'op is malformed (e.g. a value on an op that takes none)',
+  BAD_FRAME: 'frame is not valid CBOR',
+  BAD_REQUEST: 'request does not have the shape described in docs/PROTOCOL.md',
+  UNSUPPORTED_VERSION: 'protocol version not supported',
+  TOO_MANY_OPS: 'request has more ops than the server allows',
+  TEXT_FRAME: 'text frames are not accepted; send binary CBOR frames',
+  CLIENT_CLOSED: 'client was closed',
+  CONNECTION_LOST: 'connection to the server was lost; the op may or may not have been applied',
+  CONNECT_FAILED: 'could not connect to the server',
+  TIMEOUT: 'request timed out; the op may or may not have been applied',
+  CLIENT_OVERLOADED: 'too many ops pending in this client',
+  BAD_ARGUMENT: 'invalid argument',
+  BAD_RESPONSE: 'server sent a response this client cannot read',
+};
+
+export function defaultMessage(code: ErrorCodeName): string {
+  return MESSAGES[code];
+}
+
+/** The one error type pikv throws or rejects with. */
+export class PikvError extends Error {
+  readonly code: ErrorCodeName;
+  readonly retryable: boolean;
+  constructor(code: ErrorCodeName, message?: string) {
+    super(message ?? MESSAGES[code]);
+    this.name = 'PikvError';
+    this.code = code;
+    this.retryable = RETRYABLE_CODES.has(code);
+  }
+}
+
+export function statusError(status: StatusCode | number): PikvError {
+  const name = statusName(status);
+  return new PikvError(name === 'OK' ? ErrorCode.INTERNAL : name);
+}

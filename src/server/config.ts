@@ -1,0 +1,142 @@
+/**
+ * Server settings: defaults, a JSON config file, and command-line flags, merged in that order.
+ *
+ * Every limit the node enforces is a field here, so docs/ and `pikv serve --help` can list them
+ * from one place. Sizes accept numbers of bytes or strings such as "512mb" (1024-based).
+ */
+import { readFileSync } from 'node:fs';
+import { totalmem } from 'node:os';
+import bytes from 'bytes';
+
+export interface ServerConfig {
+  host: string;
+  port: number;
+  workers: number;
+  /** Memory for all partitions' tables together; each partition gets an equal share. */
+  memory_bytes_max: number;
+  key_bytes_max: number;
+  value_bytes_max: number;
+  batch_ops_max: number;
+  frame_bytes_max: number;
+  /** Requests read from one connection but not yet answered; beyond it the socket is not read. */
+  connection_requests_inflight_max: number;
+  /** Response bytes queued for one slow reader; beyond it the socket is not read. */
+  connection_send_bytes_max: number;
+  connections_max: number;
+  /** Request bytes being worked on across the node; beyond it no socket is read. */
+  node_inflight_bytes_max: number;
+  /** Request-level errors one connection may cause per second before it is closed. */
+  connection_errors_per_second_max: number;
+  shutdown_timeout_ms: number;
+  /** Enables DEBUG_KILL_WORKER. Only from the PIKV_TEST_HOOKS=1 environment variable. */
+  test_hooks: boolean;
+}
+
+/** Default memory budget: half of this machine's RAM, leaving the rest to the OS, Node and buffers. */
+export const DEFAULT_MEMORY_SHARE = 0.5;
+
+export function defaultConfig(): ServerConfig {
+  return {
+    host: '127.0.0.1',
+    port: 7070,
+    workers: 4,
+    memory_bytes_max: Math.floor(totalmem() * DEFAULT_MEMORY_SHARE),
+    key_bytes_max: 1024,
+    value_bytes_max: 8 * 1024 * 1024,
+    batch_ops_max: 65_536,
+    frame_bytes_max: 64 * 1024 * 1024,
+    connection_requests_inflight_max: 64,
+    connection_send_bytes_max: 16 * 1024 * 1024,
+    connections_max: 1024,
+    node_inflight_bytes_max: 256 * 1024 * 1024,
+    connection_errors_per_second_max: 100,
+    shutdown_timeout_ms: 10_000,
+    test_hooks: process.env['PIKV_TEST_HOOKS'] === '1',
+  };
+}
+
+/** Config-file and flag names (kebab-case on the command line, snake_case in files). */
+const SIZE_FIELDS = new Set<keyof ServerConfig>([
+  'memory_bytes_max', 'key_bytes_max', 'value_bytes_max', 'frame_bytes_max',
+  'connection_send_bytes_max', 'node_inflight_bytes_max',
+]);
+const COUNT_FIELDS = new Set<keyof ServerConfig>([
+  'port', 'workers', 'batch_ops_max', 'connection_requests_inflight_max', 'connections_max',
+  'connection_errors_per_second_max', 'shutdown_timeout_ms',
+]);
+/** Friendlier aliases accepted in config files, matching the CLI flags. */
+const ALIASES: Readonly<Record<string, keyof ServerConfig>> = {
+  max_memory: 'memory_bytes_max',
+  'max-memory': 'memory_bytes_max',
+};
+
+export class ConfigError extends Error {
+  readonly code = 'BAD_CONFIG';
+}
+
+export function parseSize(value: unknown, name: string): number {
+  const parsed = typeof value === 'number' ? value : typeof value === 'string' ? bytes.parse(value) : NaN;
+  if (parsed === null || !Number.isSafeInteger(parsed) || parsed < 0) {
+    throw new ConfigError(`${name}: expected a size such as 1048576 or "512mb", got ${JSON.stringify(value)}`);
+  }
+  return parsed;
+}
+
+function parseCount(value: unknown, name: string): number {
+  const parsed = typeof value === 'string' && value.trim() !== '' ? Number(value) : value;
+  if (typeof parsed !== 'number' || !Number.isSafeInteger(parsed) || parsed < 0) {
+    throw new ConfigError(`${name}: expected a whole number, got ${JSON.stringify(value)}`);
+  }
+  return parsed;
+}
+
+/** Applies `overrides` (from a file or flags; unknown names are an error) onto `config`. */
+export function applySettings(config: ServerConfig, overrides: Record<string, unknown>, source: string): ServerConfig {
+  const result = { ...config };
+  for (const [raw_name, value] of Object.entries(overrides)) {
+    if (value === undefined) continue;
+    const name = (ALIASES[raw_name] ?? raw_name.replace(/-/g, '_')) as keyof ServerConfig;
+    if (!(name in result) || name === 'test_hooks') throw new ConfigError(`${source}: unknown setting "${raw_name}"`);
+    if (SIZE_FIELDS.has(name)) (result[name] as number) = parseSize(value, `${source}: ${raw_name}`);
+    else if (COUNT_FIELDS.has(name)) (result[name] as number) = parseCount(value, `${source}: ${raw_name}`);
+    else if (typeof value === 'string') (result[name] as string) = value;
+    else throw new ConfigError(`${source}: ${raw_name} must be a string`);
+  }
+  return result;
+}
+
+export function loadConfigFile(path: string): Record<string, unknown> {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (error) {
+    throw new ConfigError(`cannot read config file ${path}: ${(error as Error).message}`);
+  }
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch (error) {
+    throw new ConfigError(`config file ${path} is not valid JSON: ${(error as Error).message}`);
+  }
+  if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) {
+    throw new ConfigError(`config file ${path} must hold a JSON object`);
+  }
+  return parsed as Record<string, unknown>;
+}
+
+/** Checks the merged settings against each other; throws ConfigError naming the first bad one. */
+export function validateConfig(config: ServerConfig): ServerConfig {
+  const check = (ok: boolean, message: string): void => {
+    if (!ok) throw new ConfigError(message);
+  };
+  check(config.port <= 65_535, `port must be 0..65535, got ${config.port}`);
+  check(config.workers >= 1 && config.workers <= 64, `workers must be 1..64, got ${config.workers}`);
+  check(config.key_bytes_max <= 65_535, 'key_bytes_max must be at most 65535');
+  check(config.batch_ops_max >= 1, 'batch_ops_max must be at least 1');
+  check(config.connection_requests_inflight_max >= 1, 'connection_requests_inflight_max must be at least 1');
+  check(config.frame_bytes_max >= 1024, 'frame_bytes_max must be at least 1024');
+  const partition_bytes = Math.floor(config.memory_bytes_max / config.workers);
+  check(partition_bytes >= 1024 * 1024, `max memory must give each worker at least 1 MiB (got ${partition_bytes} B each)`);
+  check(partition_bytes <= 16 * 1024 ** 3, 'max memory per worker is 16 GiB; add workers or lower --max-memory');
+  return config;
+}

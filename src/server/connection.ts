@@ -1,0 +1,145 @@
+/**
+ * One client's WebSocket: reads request frames, answers them, and applies backpressure.
+ *
+ * A connection stops being read (ws.pause) while it has too many requests in flight, too many
+ * response bytes the client has not taken, or while the whole node is over its in-flight
+ * byte budget; it is read again once those drop. Nothing is ever buffered without bound.
+ * Bad frames are answered with an error and the connection stays open, unless it keeps
+ * sending them faster than connection_errors_per_second_max, when it is closed with 1008.
+ */
+import type { WebSocket } from 'ws';
+import { ErrorCode, type ErrorCodeName } from '../protocol/errors.js';
+import { RequestDecodeError, type WireCodec } from '../protocol/codec.js';
+import type { ServerConfig } from './config.js';
+import type { Dispatcher } from './dispatcher.js';
+import type { PendingRequest } from './pending-request.js';
+
+/** What a connection needs from the node it belongs to. */
+export interface ConnectionHost {
+  readonly config: ServerConfig;
+  readonly codec: WireCodec;
+  readonly dispatcher: Dispatcher;
+  readonly shutting_down: boolean;
+  inflight_bytes: number;
+  overBudget(): boolean;
+  onPaused(connection: Connection): void;
+  onRequestDone(): void;
+  log(message: string): void;
+}
+
+/** WebSocket close code for a policy violation (RFC 6455). */
+const CLOSE_POLICY_VIOLATION = 1008;
+
+export class Connection {
+  readonly ws: WebSocket;
+  requests_inflight = 0;
+  private send_bytes_pending = 0;
+  private paused = false;
+  private errors_this_second = 0;
+  private error_window_start_ms = 0;
+  private readonly host: ConnectionHost;
+  private readonly onDone = (request: PendingRequest): void => this.respond(request);
+
+  constructor(ws: WebSocket, host: ConnectionHost) {
+    this.ws = ws;
+    this.host = host;
+    ws.on('message', (data: Buffer, is_binary: boolean) => this.onMessage(data, is_binary));
+    // ws reports protocol violations (bad opcodes, oversized frames) here and closes the socket itself.
+    ws.on('error', (error: Error & { code?: string }) => host.log(`connection error: ${error.code ?? ''} ${error.message}`));
+  }
+
+  get is_paused(): boolean {
+    return this.paused;
+  }
+
+  /** Resumes reading if this connection is paused and no limit holds it back any more. */
+  maybeResume(): void {
+    if (!this.paused || this.mustPause()) return;
+    this.paused = false;
+    this.ws.resume();
+  }
+
+  private mustPause(): boolean {
+    const config = this.host.config;
+    return (
+      this.requests_inflight >= config.connection_requests_inflight_max ||
+      this.send_bytes_pending >= config.connection_send_bytes_max ||
+      this.host.overBudget()
+    );
+  }
+
+  private onMessage(frame: Buffer, is_binary: boolean): void {
+    if (!is_binary) {
+      this.rejectFrame(null, ErrorCode.TEXT_FRAME, 'text frames are not accepted; send binary CBOR frames');
+      return;
+    }
+    let batch;
+    try {
+      batch = this.host.codec.decodeRequest(frame, this.host.config.batch_ops_max);
+    } catch (error) {
+      if (!(error instanceof RequestDecodeError)) throw error;
+      this.rejectFrame(error.request_id, error.code, error.message);
+      return;
+    }
+    if (this.host.shutting_down) {
+      this.sendError(batch.id, ErrorCode.SHUTTING_DOWN, 'the server is shutting down');
+      return;
+    }
+    this.requests_inflight++;
+    this.host.inflight_bytes += frame.length;
+    this.host.dispatcher.submit(batch, frame.length, this.onDone);
+    this.pauseIfNeeded();
+  }
+
+  private pauseIfNeeded(): void {
+    if (this.paused || !this.mustPause()) return;
+    this.paused = true;
+    this.ws.pause();
+    this.host.onPaused(this);
+  }
+
+  private respond(request: PendingRequest): void {
+    this.requests_inflight--;
+    this.host.inflight_bytes -= request.frame_bytes;
+    if (this.ws.readyState === this.ws.OPEN) {
+      const frame = this.host.codec.encodeResponse({
+        id: request.id,
+        status: request.status,
+        value_lengths: request.value_length,
+        values: request.values(),
+      });
+      this.send(frame);
+    }
+    this.host.onRequestDone();
+  }
+
+  private send(frame: Buffer): void {
+    const length = frame.length;
+    this.send_bytes_pending += length;
+    this.ws.send(frame, { binary: true }, () => {
+      this.send_bytes_pending -= length;
+      this.maybeResume();
+    });
+    this.pauseIfNeeded();
+  }
+
+  private sendError(id: number | null, code: ErrorCodeName, message: string): void {
+    if (this.ws.readyState !== this.ws.OPEN) return;
+    this.send(this.host.codec.encodeError({ id, code, message }));
+  }
+
+  private rejectFrame(id: number | null, code: ErrorCodeName, message: string): void {
+    const now_ms = Date.now();
+    if (now_ms - this.error_window_start_ms >= 1000) {
+      this.error_window_start_ms = now_ms;
+      this.errors_this_second = 0;
+    }
+    this.errors_this_second++;
+    if (this.errors_this_second > this.host.config.connection_errors_per_second_max) {
+      this.host.log(`closing a connection that sent over ${this.host.config.connection_errors_per_second_max} bad frames in one second`);
+      this.ws.close(CLOSE_POLICY_VIOLATION, 'TOO_MANY_ERRORS');
+      return;
+    }
+    this.sendError(id, code, message);
+  }
+}

@@ -1,0 +1,151 @@
+/**
+ * Routes the ops of one decoded request: to partition queues, to the main thread's fast read
+ * path, or straight to a result (ping, stats, per-op limit errors).
+ *
+ * Every key goes to partition murmur3_x86_32(key, KEY_HASH_SEED) mod workers. Each partition
+ * executes its queue in order and the dispatcher appends a request's ops before it reads the
+ * next frame, so ops on one key from one connection run in the order they were sent.
+ *
+ * Fast path: a small all-GET request whose partitions are all idle is answered here from the
+ * shared tables, saving the ~60-90 us round trip to a sleeping worker (shared/MEASUREMENTS.md).
+ * "Idle" means nothing queued for or executing in that partition, so no write can be in
+ * progress and every earlier write from any connection is already visible; see Partition.isIdle.
+ */
+import { Op, Status } from '../protocol/constants.js';
+import type { RequestBatch } from '../protocol/codec.js';
+import { KEY_HASH_SEED, murmur3_x86_32 } from '../routing/murmur3.js';
+import type { Partition } from './partition.js';
+import { PendingRequest, type RequestDone } from './pending-request.js';
+
+/** Requests of at most this many GETs may take the main-thread read path. */
+const FAST_PATH_OPS_MAX = 16;
+
+export interface DispatchLimits {
+  key_bytes_max: number;
+  value_bytes_max: number;
+  test_hooks: boolean;
+}
+
+export class Dispatcher {
+  private readonly partitions: Partition[];
+  private readonly limits: DispatchLimits;
+  private readonly statsValue: () => Buffer;
+  private readonly touched: Uint8Array;
+  private readonly fast_hashes = new Uint32Array(FAST_PATH_OPS_MAX);
+  private readonly fast_refs = new Uint32Array(FAST_PATH_OPS_MAX);
+  private readonly fast_key_offsets = new Uint32Array(FAST_PATH_OPS_MAX);
+
+  constructor(partitions: Partition[], limits: DispatchLimits, statsValue: () => Buffer) {
+    this.partitions = partitions;
+    this.limits = limits;
+    this.statsValue = statsValue;
+    this.touched = new Uint8Array(partitions.length);
+  }
+
+  submit(batch: RequestBatch, frame_bytes: number, done: RequestDone): PendingRequest {
+    const op_count = batch.op.length;
+    const request = new PendingRequest(batch.id, op_count, frame_bytes, done);
+    if (op_count === 0) {
+      request.completeIfEmpty();
+      return request;
+    }
+    if (op_count <= FAST_PATH_OPS_MAX && this.tryFastPath(batch, request)) return request;
+
+    const partition_count = this.partitions.length;
+    const { key_bytes_max, value_bytes_max } = this.limits;
+    let key_offset = 0;
+    let value_offset = 0;
+    for (let i = 0; i < op_count; i++) {
+      const op = batch.op[i]!;
+      const key_length = batch.key_lengths[i]!;
+      const value_length = batch.value_lengths[i]!;
+      const this_key = key_offset;
+      const this_value = value_offset;
+      key_offset += key_length;
+      value_offset += value_length;
+      if (op === Op.GET || op === Op.DELETE || op === Op.PUT) {
+        if (key_length > key_bytes_max) request.settle(i, Status.KEY_TOO_LARGE);
+        else if (op === Op.PUT && value_length > value_bytes_max) request.settle(i, Status.VALUE_TOO_LARGE);
+        else if (op !== Op.PUT && value_length !== 0) request.settle(i, Status.BAD_OP);
+        else {
+          const hash = murmur3_x86_32(batch.keys, this_key, key_length, KEY_HASH_SEED);
+          const partition = hash % partition_count;
+          // Keys and values live in separate byte strings; the packet wants key then value.
+          this.partitions[partition]!.enqueueFrom(request, i, op, hash, batch.keys, this_key, key_length, batch.values, this_value, value_length);
+          this.touched[partition] = 1;
+        }
+      } else {
+        this.settleLocal(request, i, op, batch.keys, this_key, key_length, value_length);
+      }
+    }
+    for (let p = 0; p < partition_count; p++) {
+      if (this.touched[p] === 0) continue;
+      this.touched[p] = 0;
+      this.partitions[p]!.flush();
+    }
+    return request;
+  }
+
+  /** Ops the main thread answers without a partition. */
+  private settleLocal(request: PendingRequest, index: number, op: number, keys: Uint8Array, key_offset: number, key_length: number, value_length: number): void {
+    if (value_length !== 0) {
+      request.settle(index, Status.BAD_OP);
+    } else if (op === Op.PING) {
+      request.settle(index, Status.OK);
+    } else if (op === Op.STATS) {
+      const value = this.statsValue();
+      request.settleValue(index, request.addSource(value), 0, value.length);
+    } else if (op === Op.DEBUG_KILL_WORKER && this.limits.test_hooks) {
+      const target = Number(Buffer.from(keys.subarray(key_offset, key_offset + key_length)).toString('latin1'));
+      const partition = Number.isInteger(target) ? this.partitions[target] : undefined;
+      if (partition === undefined) {
+        request.settle(index, Status.BAD_OP);
+      } else {
+        partition.kill();
+        request.settle(index, Status.OK);
+      }
+    } else {
+      request.settle(index, Status.UNKNOWN_OP);
+    }
+  }
+
+  private tryFastPath(batch: RequestBatch, request: PendingRequest): boolean {
+    const op_count = batch.op.length;
+    const partition_count = this.partitions.length;
+    let key_offset = 0;
+    for (let i = 0; i < op_count; i++) {
+      const key_length = batch.key_lengths[i]!;
+      if (batch.op[i] !== Op.GET || key_length > this.limits.key_bytes_max || batch.value_lengths[i] !== 0) return false;
+      const hash = murmur3_x86_32(batch.keys, key_offset, key_length, KEY_HASH_SEED);
+      if (!this.partitions[hash % partition_count]!.isIdle()) return false;
+      this.fast_hashes[i] = hash;
+      this.fast_key_offsets[i] = key_offset;
+      key_offset += key_length;
+    }
+    let total_bytes = 0;
+    for (let i = 0; i < op_count; i++) {
+      const partition = this.partitions[this.fast_hashes[i]! % partition_count]!;
+      const ref = partition.table.find(this.fast_hashes[i]!, batch.keys, this.fast_key_offsets[i]!, batch.key_lengths[i]!);
+      this.fast_refs[i] = ref;
+      if (ref !== 0) total_bytes += partition.table.valueLength(ref);
+    }
+    const values = Buffer.allocUnsafe(total_bytes);
+    const source = request.addSource(values);
+    let position = 0;
+    for (let i = 0; i < op_count; i++) {
+      const partition = this.partitions[this.fast_hashes[i]! % partition_count]!;
+      const ref = this.fast_refs[i]!;
+      partition.main_thread_gets++;
+      if (ref === 0) {
+        request.settle(i, Status.NOT_FOUND);
+        continue;
+      }
+      partition.main_thread_hits++;
+      const length = partition.table.valueLength(ref);
+      partition.table.copyValue(ref, values, position);
+      request.settleValue(i, source, position, length);
+      position += length;
+    }
+    return true;
+  }
+}

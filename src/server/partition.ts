@@ -1,0 +1,224 @@
+/**
+ * One partition: its table memory, its worker thread, and the queue of ops on their way to it.
+ *
+ * The main thread owns the SharedArrayBuffers, so a worker that dies is replaced by a new one
+ * on the same memory; ops that were inside the dead worker settle with WORKER_RESTARTED, ops
+ * still queued here go to the replacement. Ops are packed into request packets
+ * (packet.ts); at most PACKETS_INFLIGHT_MAX are inside the worker at once, and the rest keep
+ * filling the next packet, so a busy worker gets bigger batches rather than more messages.
+ */
+import { Worker } from 'node:worker_threads';
+import { HashTable, createTableMemory } from '../hashmap/index.js';
+import { Status } from '../protocol/constants.js';
+import { ReplyPacket, RequestPacket, WorkerCounter, type WorkerInit, type WorkerToMain } from './packet.js';
+import type { PendingRequest } from './pending-request.js';
+
+/** Ops per standard packet, and its data area; a bigger single op gets a packet of its own size. */
+const PACKET_OPS_MAX = 4096;
+const PACKET_DATA_BYTES = 1024 * 1024;
+/** One packet executing and one waiting in the worker's port keeps it busy without queueing there. */
+const PACKETS_INFLIGHT_MAX = 2;
+/** Recycled standard packets kept per partition. */
+const PACKET_POOL_MAX = 4;
+/** A worker that dies more often than this is restarted after RESTART_BACKOFF_MS, not at once. */
+const RESTARTS_PER_MINUTE_MAX = 10;
+const RESTART_BACKOFF_MS = 1000;
+
+const WORKER_URL = new URL('../../workers/partition-worker.js', import.meta.url);
+
+interface PacketInFlight {
+  packet: RequestPacket;
+  owners: PendingRequest[];
+  op_indices: Int32Array;
+}
+
+export type Logger = (message: string) => void;
+
+export class Partition {
+  readonly index: number;
+  readonly table_memory: SharedArrayBuffer;
+  readonly counters: Float64Array;
+  /** Main-thread view of the table, for reads while the worker is idle (see isIdle). */
+  readonly table: HashTable;
+  /** GETs the main thread answered itself, counted here because the worker never saw them. */
+  main_thread_gets = 0;
+  main_thread_hits = 0;
+  restarts = 0;
+
+  private readonly stats_memory: SharedArrayBuffer;
+  private readonly log: Logger;
+  private worker: Worker | null = null;
+  private ready = false;
+  private stopping = false;
+  private filling: PacketInFlight | null = null;
+  private readonly full: PacketInFlight[] = [];
+  private readonly inflight: PacketInFlight[] = [];
+  private readonly pool: ArrayBuffer[] = [];
+  private restart_times_ms: number[] = [];
+  private exited: Promise<void> = Promise.resolve();
+
+  constructor(index: number, table_bytes: number, log: Logger) {
+    this.index = index;
+    this.table_memory = createTableMemory(table_bytes);
+    this.stats_memory = new SharedArrayBuffer(WorkerCounter.COUNT * Float64Array.BYTES_PER_ELEMENT);
+    this.counters = new Float64Array(this.stats_memory);
+    this.table = new HashTable(this.table_memory);
+    this.log = log;
+  }
+
+  start(): void {
+    const init: WorkerInit = { table_memory: this.table_memory, stats_memory: this.stats_memory, partition: this.index };
+    const worker = new Worker(WORKER_URL, { workerData: init, name: `pikv-partition-${this.index}` });
+    this.worker = worker;
+    this.ready = false;
+    let resolve_exit: () => void = () => {};
+    this.exited = new Promise((resolve) => (resolve_exit = resolve));
+    worker.on('message', (message: WorkerToMain) => this.onMessage(message));
+    worker.on('error', (error) => this.log(`partition ${this.index}: worker error: ${error.stack ?? error.message}`));
+    worker.on('exit', (code) => {
+      resolve_exit();
+      this.onExit(worker, code);
+    });
+  }
+
+  /** True when no op for this partition is queued or executing, so the main thread may read the table. */
+  isIdle(): boolean {
+    return this.ready && this.inflight.length === 0 && this.full.length === 0 && (this.filling === null || this.filling.packet.op_count === 0);
+  }
+
+  get ops_queued(): number {
+    let total = this.filling?.packet.op_count ?? 0;
+    for (const entry of this.full) total += entry.packet.op_count;
+    return total;
+  }
+
+  /** Appends one op; key and value bytes are copied now, so the caller's frame may be dropped. */
+  enqueueFrom(owner: PendingRequest, op_index: number, op: number, hash: number, keys: Uint8Array, key_offset: number, key_length: number, values: Uint8Array, value_offset: number, value_length: number): void {
+    const bytes = key_length + value_length;
+    let entry = this.filling;
+    if (entry !== null && (entry.packet.op_count === entry.packet.ops_capacity || entry.packet.data_bytes + bytes > entry.packet.data.length)) {
+      this.full.push(entry);
+      entry = null;
+    }
+    if (entry === null) {
+      entry = this.newPacket(bytes);
+      this.filling = entry;
+    }
+    const packet = entry.packet;
+    const position = packet.op_count;
+    const data_offset = packet.data_bytes;
+    packet.op[position] = op;
+    packet.hash[position] = hash;
+    packet.key_length[position] = key_length;
+    packet.value_length[position] = value_length;
+    packet.data.set(keys.subarray(key_offset, key_offset + key_length), data_offset);
+    if (value_length > 0) packet.data.set(values.subarray(value_offset, value_offset + value_length), data_offset + key_length);
+    packet.data_bytes = data_offset + bytes;
+    packet.op_count = position + 1;
+    entry.owners.push(owner);
+    entry.op_indices[position] = op_index;
+  }
+
+  /** Sends what is queued, as far as the in-flight limit allows. */
+  flush(): void {
+    if (!this.ready || this.worker === null) return;
+    while (this.inflight.length < PACKETS_INFLIGHT_MAX) {
+      let entry = this.full.shift();
+      if (entry === undefined) {
+        if (this.filling === null || this.filling.packet.op_count === 0) return;
+        entry = this.filling;
+        this.filling = null;
+      }
+      this.inflight.push(entry);
+      this.worker.postMessage(entry.packet.buffer, [entry.packet.buffer]);
+    }
+  }
+
+  /** Test hook: kills the worker thread wherever it is. */
+  kill(): void {
+    void this.worker?.terminate();
+  }
+
+  async stop(): Promise<void> {
+    this.stopping = true;
+    const worker = this.worker;
+    if (worker !== null) {
+      await worker.terminate();
+      await this.exited;
+    }
+  }
+
+  private newPacket(bytes: number): PacketInFlight {
+    let packet: RequestPacket;
+    const pooled = bytes <= PACKET_DATA_BYTES ? this.pool.pop() : undefined;
+    if (pooled !== undefined) {
+      packet = new RequestPacket(pooled);
+      packet.op_count = 0;
+      packet.data_bytes = 0;
+    } else {
+      packet = RequestPacket.create(PACKET_OPS_MAX, Math.max(PACKET_DATA_BYTES, bytes));
+    }
+    return { packet, owners: [], op_indices: new Int32Array(packet.ops_capacity) };
+  }
+
+  private onMessage(message: WorkerToMain): void {
+    if (message.kind === 'ready') {
+      this.ready = true;
+      this.flush();
+      return;
+    }
+    const entry = this.inflight.shift();
+    if (entry === undefined) throw new Error(`partition ${this.index}: reply with no packet in flight`);
+    const reply = new ReplyPacket(message.reply);
+    if (reply.op_count !== entry.packet.op_count) throw new Error(`partition ${this.index}: reply has ${reply.op_count} ops, packet had ${entry.packet.op_count}`);
+    if (message.request.byteLength === RequestPacket.byteLength(PACKET_OPS_MAX, PACKET_DATA_BYTES) && this.pool.length < PACKET_POOL_MAX) {
+      this.pool.push(message.request);
+    }
+    this.settleFromReply(entry, reply);
+    this.flush();
+  }
+
+  private settleFromReply(entry: PacketInFlight, reply: ReplyPacket): void {
+    const data = Buffer.from(reply.data.buffer, reply.data.byteOffset, reply.data_bytes);
+    let source_owner: PendingRequest | null = null;
+    let source_index = 0;
+    let data_offset = 0;
+    for (let i = 0; i < reply.op_count; i++) {
+      const owner = entry.owners[i]!;
+      const op_index = entry.op_indices[i]!;
+      const status = reply.status[i]!;
+      const length = reply.value_length[i]!;
+      if (status === Status.OK && length > 0) {
+        if (owner !== source_owner) {
+          source_owner = owner;
+          source_index = owner.addSource(data);
+        }
+        owner.settleValue(op_index, source_index, data_offset, length);
+        data_offset += length;
+      } else {
+        owner.settle(op_index, status);
+      }
+    }
+  }
+
+  private onExit(worker: Worker, code: number): void {
+    if (worker !== this.worker) return;
+    this.worker = null;
+    this.ready = false;
+    if (this.stopping) return;
+    const lost = this.inflight.splice(0);
+    let ops_lost = 0;
+    for (const entry of lost) {
+      for (let i = 0; i < entry.packet.op_count; i++) entry.owners[i]!.settle(entry.op_indices[i]!, Status.WORKER_RESTARTED);
+      ops_lost += entry.packet.op_count;
+    }
+    this.restarts++;
+    const now_ms = Date.now();
+    this.restart_times_ms = this.restart_times_ms.filter((time_ms) => now_ms - time_ms < 60_000);
+    this.restart_times_ms.push(now_ms);
+    const delay_ms = this.restart_times_ms.length > RESTARTS_PER_MINUTE_MAX ? RESTART_BACKOFF_MS : 0;
+    this.log(`partition ${this.index}: worker exited with code ${code}; ${ops_lost} in-flight ops failed with WORKER_RESTARTED; restarting on the same memory${delay_ms > 0 ? ` in ${delay_ms} ms` : ''}`);
+    if (delay_ms > 0) setTimeout(() => this.stopping || this.start(), delay_ms).unref();
+    else this.start();
+  }
+}

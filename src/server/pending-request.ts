@@ -1,0 +1,81 @@
+/**
+ * One client request between being read off a socket and being answered.
+ *
+ * Its ops are spread over partitions and settle in any order; results are kept by op index so
+ * the response lists them in request order. Values stay where the workers put them (their
+ * reply buffers) until the last op settles, then are copied once into the response.
+ */
+import { Status } from '../protocol/constants.js';
+
+export type RequestDone = (request: PendingRequest) => void;
+
+export class PendingRequest {
+  readonly id: number;
+  readonly op_count: number;
+  /** Bytes of the frame this request came in, counted against the node's in-flight budget. */
+  readonly frame_bytes: number;
+  readonly status: Uint8Array;
+  readonly value_length: Uint32Array;
+  private readonly source_index: Uint32Array;
+  private readonly source_offset: Uint32Array;
+  private readonly sources: Buffer[] = [];
+  private ops_unsettled: number;
+  private readonly done: RequestDone;
+
+  constructor(id: number, op_count: number, frame_bytes: number, done: RequestDone) {
+    this.id = id;
+    this.op_count = op_count;
+    this.frame_bytes = frame_bytes;
+    this.status = new Uint8Array(op_count);
+    this.value_length = new Uint32Array(op_count);
+    this.source_index = new Uint32Array(op_count);
+    this.source_offset = new Uint32Array(op_count);
+    this.ops_unsettled = op_count;
+    this.done = done;
+  }
+
+  get settled(): boolean {
+    return this.ops_unsettled === 0;
+  }
+
+  /** Registers a buffer that values will be copied from; returns its index for settleValue. */
+  addSource(source: Buffer): number {
+    this.sources.push(source);
+    return this.sources.length - 1;
+  }
+
+  settle(op_index: number, status: number): void {
+    this.status[op_index] = status;
+    this.ops_unsettled--;
+    if (this.ops_unsettled === 0) this.done(this);
+  }
+
+  settleValue(op_index: number, source_index: number, offset: number, length: number): void {
+    this.value_length[op_index] = length;
+    this.source_index[op_index] = source_index;
+    this.source_offset[op_index] = offset;
+    this.settle(op_index, Status.OK);
+  }
+
+  /** Checks the invariant the dispatcher relies on: an empty request completes at once. */
+  completeIfEmpty(): void {
+    if (this.op_count === 0) this.done(this);
+  }
+
+  /** The concatenated values in op order. Valid once settled. */
+  values(): Buffer {
+    let total = 0;
+    for (let i = 0; i < this.op_count; i++) total += this.value_length[i]!;
+    if (this.sources.length === 1 && total === this.sources[0]!.length) return this.sources[0]!;
+    const out = Buffer.allocUnsafe(total);
+    let position = 0;
+    for (let i = 0; i < this.op_count; i++) {
+      const length = this.value_length[i]!;
+      if (length === 0) continue;
+      const offset = this.source_offset[i]!;
+      this.sources[this.source_index[i]!]!.copy(out, position, offset, offset + length);
+      position += length;
+    }
+    return out;
+  }
+}

@@ -1,0 +1,147 @@
+/**
+ * A pikv node: an HTTP server that only upgrades to WebSocket, the partitions, and shutdown.
+ *
+ * Threads: this (main) thread parses frames, routes ops and answers; each partition's worker
+ * thread owns one hash table. See docs/ARCHITECTURE.md for the data path of one batch.
+ */
+import { createServer, type IncomingMessage, type Server as HttpServer, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { WebSocketServer, type WebSocket } from 'ws';
+import { WireCodec } from '../protocol/codec.js';
+import type { ServerConfig } from './config.js';
+import { Connection, type ConnectionHost } from './connection.js';
+import { Dispatcher } from './dispatcher.js';
+import { Partition, type Logger } from './partition.js';
+import { collectStats, type NodeStats } from './stats.js';
+
+/** WebSocket close codes (RFC 6455). */
+const CLOSE_GOING_AWAY = 1001;
+const CLOSE_TRY_AGAIN_LATER = 1013;
+const SHUTDOWN_POLL_MS = 10;
+
+export class PikvServer implements ConnectionHost {
+  readonly config: ServerConfig;
+  readonly codec = new WireCodec();
+  readonly dispatcher: Dispatcher;
+  readonly partitions: Partition[];
+  inflight_bytes = 0;
+  shutting_down = false;
+  readonly started_ms = Date.now();
+  private readonly http: HttpServer;
+  private readonly wss: WebSocketServer;
+  private readonly connections = new Set<Connection>();
+  private readonly paused = new Set<Connection>();
+  private readonly logger: Logger;
+  private stopped: Promise<void> | null = null;
+
+  constructor(config: ServerConfig, logger: Logger = (message) => console.error(`pikv: ${message}`)) {
+    this.config = config;
+    this.logger = logger;
+    const table_bytes = Math.floor(config.memory_bytes_max / config.workers / 8) * 8;
+    this.partitions = [];
+    for (let i = 0; i < config.workers; i++) this.partitions.push(new Partition(i, table_bytes, logger));
+    this.dispatcher = new Dispatcher(this.partitions, config, () => this.codec.encodeValue(this.stats()));
+    this.http = createServer((request, response) => this.onHttpRequest(request, response));
+    this.wss = new WebSocketServer({ server: this.http, maxPayload: config.frame_bytes_max, perMessageDeflate: false, clientTracking: false });
+    this.wss.on('connection', (ws) => this.onConnection(ws));
+  }
+
+  /** Starts the workers and listens; resolves with the ws:// URL once accepting connections. */
+  async start(): Promise<string> {
+    for (const partition of this.partitions) partition.start();
+    await new Promise<void>((resolve, reject) => {
+      this.http.once('error', reject);
+      this.http.listen(this.config.port, this.config.host, () => {
+        this.http.off('error', reject);
+        resolve();
+      });
+    });
+    return this.url;
+  }
+
+  get url(): string {
+    const address = this.http.address() as AddressInfo;
+    const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
+    return `ws://${host}:${address.port}`;
+  }
+
+  log(message: string): void {
+    this.logger(message);
+  }
+
+  stats(): NodeStats {
+    let requests_inflight = 0;
+    for (const connection of this.connections) requests_inflight += connection.requests_inflight;
+    return collectStats(this, this.connections.size, requests_inflight);
+  }
+
+  overBudget(): boolean {
+    return this.inflight_bytes >= this.config.node_inflight_bytes_max;
+  }
+
+  onPaused(connection: Connection): void {
+    this.paused.add(connection);
+  }
+
+  onRequestDone(): void {
+    if (this.paused.size === 0) return;
+    for (const connection of this.paused) {
+      connection.maybeResume();
+      if (!connection.is_paused) this.paused.delete(connection);
+    }
+  }
+
+  /**
+   * Graceful stop: refuse new connections and requests, answer everything already read, close
+   * the sockets with 1001, then stop the workers. Bounded by shutdown_timeout_ms.
+   */
+  stop(): Promise<void> {
+    this.stopped ??= this.stopNow();
+    return this.stopped;
+  }
+
+  private async stopNow(): Promise<void> {
+    this.shutting_down = true;
+    this.http.close();
+    const deadline_ms = Date.now() + this.config.shutdown_timeout_ms;
+    while (this.requestsInflight() > 0 && Date.now() < deadline_ms) {
+      await new Promise((resolve) => setTimeout(resolve, SHUTDOWN_POLL_MS));
+    }
+    const unanswered = this.requestsInflight();
+    if (unanswered > 0) this.log(`shutdown timeout: ${unanswered} requests were not answered`);
+    for (const connection of this.connections) connection.ws.close(CLOSE_GOING_AWAY, 'server shutting down');
+    // Give close frames a moment to go out before the sockets are torn down.
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    for (const connection of this.connections) connection.ws.terminate();
+    this.http.closeAllConnections();
+    await Promise.all(this.partitions.map((partition) => partition.stop()));
+  }
+
+  private requestsInflight(): number {
+    let total = 0;
+    for (const connection of this.connections) total += connection.requests_inflight;
+    return total;
+  }
+
+  private onConnection(ws: WebSocket): void {
+    if (this.shutting_down) {
+      ws.close(CLOSE_GOING_AWAY, 'SHUTTING_DOWN');
+      return;
+    }
+    if (this.connections.size >= this.config.connections_max) {
+      ws.close(CLOSE_TRY_AGAIN_LATER, 'TOO_MANY_CONNECTIONS');
+      return;
+    }
+    const connection = new Connection(ws, this);
+    this.connections.add(connection);
+    ws.on('close', () => {
+      this.connections.delete(connection);
+      this.paused.delete(connection);
+    });
+  }
+
+  private onHttpRequest(_request: IncomingMessage, response: ServerResponse): void {
+    response.writeHead(426, { 'content-type': 'text/plain', upgrade: 'websocket' });
+    response.end('pikv speaks WebSocket with binary CBOR frames; see docs/PROTOCOL.md\n');
+  }
+}

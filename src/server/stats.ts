@@ -1,0 +1,103 @@
+/**
+ * Node and per-worker statistics, read without asking the workers: their counters and their
+ * tables' accounting live in shared memory the main thread can read at any time. Counters a
+ * worker is updating may be one batch stale; nothing else about them can be wrong.
+ */
+import { PROTOCOL_VERSION } from '../protocol/constants.js';
+import { WorkerCounter } from './packet.js';
+import type { Partition } from './partition.js';
+import type { ServerConfig } from './config.js';
+
+export interface WorkerStats {
+  partition: number;
+  keys: number;
+  bytes_used: number;
+  bytes_reserved: number;
+  bytes_capacity: number;
+  payload_bytes: number;
+  index_slots: number;
+  ops: number;
+  gets: number;
+  get_hits: number;
+  puts: number;
+  deletes: number;
+  batches: number;
+  out_of_memory: number;
+  ops_queued: number;
+  restarts: number;
+}
+
+export interface NodeStats {
+  protocol_version: number;
+  uptime_s: number;
+  connections: number;
+  requests_inflight: number;
+  workers: number;
+  keys: number;
+  bytes_used: number;
+  bytes_capacity: number;
+  ops: number;
+  memory: { rss_bytes: number; heap_used_bytes: number; external_bytes: number };
+  limits: Record<string, number>;
+  per_worker: WorkerStats[];
+}
+
+interface StatsSource {
+  readonly config: ServerConfig;
+  readonly partitions: Partition[];
+  readonly started_ms: number;
+}
+
+function workerStats(partition: Partition): WorkerStats {
+  const table = partition.table.stats();
+  const c = partition.counters;
+  const gets = c[WorkerCounter.GETS]! + partition.main_thread_gets;
+  const puts = c[WorkerCounter.PUTS]!;
+  const deletes = c[WorkerCounter.DELETES]!;
+  return {
+    partition: partition.index,
+    keys: table.keys,
+    bytes_used: table.bytes_used,
+    bytes_reserved: table.bytes_reserved,
+    bytes_capacity: table.bytes_capacity,
+    payload_bytes: table.payload_bytes,
+    index_slots: table.index_slots,
+    ops: gets + puts + deletes,
+    gets,
+    get_hits: c[WorkerCounter.GET_HITS]! + partition.main_thread_hits,
+    puts,
+    deletes,
+    batches: c[WorkerCounter.BATCHES]!,
+    out_of_memory: c[WorkerCounter.OUT_OF_MEMORY]!,
+    ops_queued: partition.ops_queued,
+    restarts: partition.restarts,
+  };
+}
+
+export function collectStats(source: StatsSource, connections: number, requests_inflight: number): NodeStats {
+  const per_worker = source.partitions.map(workerStats);
+  const memory = process.memoryUsage();
+  const { config } = source;
+  return {
+    protocol_version: PROTOCOL_VERSION,
+    uptime_s: Math.round((Date.now() - source.started_ms) / 1000),
+    connections,
+    requests_inflight,
+    workers: per_worker.length,
+    keys: per_worker.reduce((sum, w) => sum + w.keys, 0),
+    bytes_used: per_worker.reduce((sum, w) => sum + w.bytes_used, 0),
+    bytes_capacity: per_worker.reduce((sum, w) => sum + w.bytes_capacity, 0),
+    ops: per_worker.reduce((sum, w) => sum + w.ops, 0),
+    memory: { rss_bytes: memory.rss, heap_used_bytes: memory.heapUsed, external_bytes: memory.external },
+    limits: {
+      key_bytes_max: config.key_bytes_max,
+      value_bytes_max: config.value_bytes_max,
+      batch_ops_max: config.batch_ops_max,
+      frame_bytes_max: config.frame_bytes_max,
+      connection_requests_inflight_max: config.connection_requests_inflight_max,
+      connections_max: config.connections_max,
+      memory_bytes_max: config.memory_bytes_max,
+    },
+    per_worker,
+  };
+}

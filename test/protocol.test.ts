@@ -1,0 +1,114 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { Encoder } from 'cbor-x';
+import { Op, Status } from '../src/protocol/constants.js';
+import { isErrorResponse, RequestDecodeError, WireCodec } from '../src/protocol/codec.js';
+import { ErrorCode } from '../src/protocol/errors.js';
+
+const codec = new WireCodec();
+const raw = new Encoder({ tagUint8Array: false, useRecords: false, mapsAsObjects: true });
+
+function request(overrides: Record<string, unknown> = {}): Buffer {
+  return raw.encode({
+    v: 1, id: 9, op: Buffer.from([Op.PUT, Op.GET]), kl: new Uint32Array([1, 2]), vl: new Uint32Array([3, 0]),
+    keys: Buffer.from('abc'), vals: Buffer.from('xyz'), ...overrides,
+  });
+}
+
+function decodeError(frame: Uint8Array, ops_max = 100): RequestDecodeError {
+  try {
+    codec.decodeRequest(frame, ops_max);
+  } catch (error) {
+    assert.ok(error instanceof RequestDecodeError);
+    return error;
+  }
+  assert.fail('expected decodeRequest to throw');
+}
+
+describe('WireCodec requests', () => {
+  it('round-trips a request batch through encodeRequest and decodeRequest', () => {
+    const frame = codec.encodeRequest({
+      id: 12345, op: Uint8Array.from([Op.PUT, Op.GET, Op.DELETE]), key_lengths: new Uint32Array([2, 2, 0]),
+      value_lengths: new Uint32Array([4, 0, 0]), keys: Buffer.from('k1k2'), values: Buffer.from('abcd'),
+    });
+    const decoded = codec.decodeRequest(frame, 100);
+    assert.equal(decoded.id, 12345);
+    assert.deepEqual([...decoded.op], [Op.PUT, Op.GET, Op.DELETE]);
+    assert.deepEqual([...decoded.key_lengths], [2, 2, 0]);
+    assert.deepEqual([...decoded.value_lengths], [4, 0, 0]);
+    assert.equal(Buffer.from(decoded.keys).toString(), 'k1k2');
+    assert.equal(Buffer.from(decoded.values).toString(), 'abcd');
+  });
+
+  it('accepts uint16 key lengths and leaving out vl and vals together', () => {
+    const decoded = codec.decodeRequest(request({ kl: new Uint16Array([1, 2]), op: Buffer.from([Op.GET, Op.GET]), vl: undefined, vals: undefined }), 100);
+    assert.deepEqual([...decoded.value_lengths], [0, 0]);
+    assert.equal(decoded.values.length, 0);
+  });
+
+  it('rejects a frame that is not CBOR with BAD_FRAME', () => {
+    assert.equal(decodeError(Buffer.from([0xa1, 0xff, 0xff])).code, ErrorCode.BAD_FRAME);
+  });
+
+  it('rejects anything but a map with BAD_REQUEST, before decoding it', () => {
+    for (const frame of [Buffer.alloc(0), raw.encode([1, 2]), raw.encode('text'), Buffer.from('9b00000000ffffffff', 'hex')]) {
+      assert.equal(decodeError(frame).code, ErrorCode.BAD_REQUEST);
+    }
+  });
+
+  it('rejects a missing or invalid id with BAD_REQUEST and no id', () => {
+    for (const id of [undefined, -1, 1.5, 'x', 2 ** 60]) {
+      const error = decodeError(request({ id }));
+      assert.equal(error.code, ErrorCode.BAD_REQUEST);
+      assert.equal(error.request_id, null);
+    }
+  });
+
+  it('rejects a wrong version with UNSUPPORTED_VERSION and keeps the id', () => {
+    const error = decodeError(request({ v: 2 }));
+    assert.equal(error.code, ErrorCode.UNSUPPORTED_VERSION);
+    assert.equal(error.request_id, 9);
+  });
+
+  it('rejects fields of the wrong type or with inconsistent lengths', () => {
+    const cases: Record<string, unknown>[] = [
+      { op: 'text' }, { op: [1, 2] }, { kl: [1, 2] }, { kl: new Float64Array([1, 2]) }, { kl: new Uint32Array([1]) },
+      { kl: new Uint32Array([1, 1]) }, { keys: 'abc' }, { vl: new Uint16Array([3, 0]) }, { vl: new Uint32Array([3, 1]) },
+      { vals: 7 }, { vl: undefined },
+    ];
+    for (const overrides of cases) {
+      const error = decodeError(request(overrides));
+      assert.equal(error.code, ErrorCode.BAD_REQUEST, JSON.stringify(Object.keys(overrides)));
+      assert.equal(error.request_id, 9);
+    }
+  });
+
+  it('rejects more ops than the limit with TOO_MANY_OPS', () => {
+    assert.equal(decodeError(request(), 1).code, ErrorCode.TOO_MANY_OPS);
+  });
+});
+
+describe('WireCodec responses', () => {
+  it('round-trips a response', () => {
+    const frame = codec.encodeResponse({ id: 3, status: Uint8Array.from([Status.OK, Status.NOT_FOUND]), value_lengths: new Uint32Array([2, 0]), values: Buffer.from('hi') });
+    const decoded = codec.decodeResponse(frame);
+    assert.ok(!isErrorResponse(decoded));
+    assert.equal(decoded.id, 3);
+    assert.deepEqual([...decoded.status], [0, 1]);
+    assert.equal(Buffer.from(decoded.values).toString(), 'hi');
+  });
+
+  it('round-trips an error response, with and without an id', () => {
+    for (const id of [4, null]) {
+      const decoded = codec.decodeResponse(codec.encodeError({ id, code: ErrorCode.BAD_REQUEST, message: 'nope' }));
+      assert.ok(isErrorResponse(decoded));
+      assert.equal(decoded.id, id);
+      assert.equal(decoded.code, 'BAD_REQUEST');
+    }
+  });
+
+  it('refuses a response whose value lengths do not add up', () => {
+    const frame = raw.encode({ v: 1, id: 1, st: Buffer.from([0]), vl: new Uint32Array([5]), vals: Buffer.from('hi') });
+    assert.throws(() => codec.decodeResponse(frame), { code: ErrorCode.BAD_RESPONSE });
+  });
+});

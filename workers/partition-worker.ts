@@ -1,0 +1,104 @@
+/**
+ * A partition worker: the only writer of one partition's hash table.
+ *
+ * The table lives in a SharedArrayBuffer that the main thread allocated and keeps, so when
+ * this thread dies the main thread starts a new one on the same memory; `recover()` repairs
+ * whatever a kill in mid-operation left half done. Work arrives as transferred request
+ * packets (src/server/packet.ts) and is executed in arrival order, which is what keeps ops on
+ * one key in the order a connection sent them.
+ */
+import { parentPort, workerData } from 'node:worker_threads';
+import { HashTable, PUT_OK } from '../src/hashmap/index.js';
+import { Op, Status } from '../src/protocol/constants.js';
+import { HEADER_DATA_BYTES, HEADER_OP_COUNT, ReplyPacket, RequestPacket, WorkerCounter, type WorkerInit, type WorkerToMain } from '../src/server/packet.js';
+
+/** Migration slots moved per batch on top of the table's own per-write steps, so growth also finishes under read-mostly load. */
+const MIGRATION_SLOTS_PER_BATCH = 256;
+/** Reply data starts at this size and doubles as values are copied in. */
+const REPLY_DATA_BYTES_INITIAL = 64 * 1024;
+
+const port = parentPort;
+if (port === null) throw new Error('partition-worker must run as a worker thread');
+const init = workerData as WorkerInit;
+const table = new HashTable(init.table_memory);
+table.recover();
+const counters = new Float64Array(init.stats_memory);
+
+let reply_data = new Uint8Array(REPLY_DATA_BYTES_INITIAL);
+
+function ensureReplyData(bytes_needed: number): void {
+  if (bytes_needed <= reply_data.length) return;
+  let length = reply_data.length * 2;
+  while (length < bytes_needed) length *= 2;
+  const grown = new Uint8Array(length);
+  grown.set(reply_data);
+  reply_data = grown;
+}
+
+function execute(request: RequestPacket): ReplyPacket {
+  const count = request.op_count;
+  const status = new Uint8Array(count);
+  const value_length = new Uint32Array(count);
+  const data = request.data;
+  let gets = 0, hits = 0, puts = 0, deletes = 0, out_of_memory = 0;
+  let data_offset = 0;
+  let reply_bytes = 0;
+  for (let i = 0; i < count; i++) {
+    const op = request.op[i]!;
+    const hash = request.hash[i]!;
+    const key_length = request.key_length[i]!;
+    const key_offset = data_offset;
+    const val_length = request.value_length[i]!;
+    data_offset += key_length + val_length;
+    if (op === Op.GET) {
+      gets++;
+      const ref = table.find(hash, data, key_offset, key_length);
+      if (ref === 0) {
+        status[i] = Status.NOT_FOUND;
+        continue;
+      }
+      hits++;
+      const length = table.valueLength(ref);
+      ensureReplyData(reply_bytes + length);
+      table.copyValue(ref, reply_data, reply_bytes);
+      reply_bytes += length;
+      value_length[i] = length;
+    } else if (op === Op.PUT) {
+      puts++;
+      if (table.put(hash, data, key_offset, key_length, data, key_offset + key_length, val_length) !== PUT_OK) {
+        status[i] = Status.OUT_OF_MEMORY;
+        out_of_memory++;
+      }
+    } else if (op === Op.DELETE) {
+      deletes++;
+      if (!table.delete(hash, data, key_offset, key_length)) status[i] = Status.NOT_FOUND;
+    } else {
+      status[i] = Status.UNKNOWN_OP;
+    }
+  }
+  table.step(MIGRATION_SLOTS_PER_BATCH);
+  counters[WorkerCounter.BATCHES]! += 1;
+  counters[WorkerCounter.GETS]! += gets;
+  counters[WorkerCounter.GET_HITS]! += hits;
+  counters[WorkerCounter.PUTS]! += puts;
+  counters[WorkerCounter.DELETES]! += deletes;
+  counters[WorkerCounter.OUT_OF_MEMORY]! += out_of_memory;
+
+  const reply = ReplyPacket.create(count, reply_bytes);
+  reply.header[HEADER_OP_COUNT] = count;
+  reply.header[HEADER_DATA_BYTES] = reply_bytes;
+  reply.status.set(status);
+  reply.value_length.set(value_length);
+  reply.data.set(reply_data.subarray(0, reply_bytes));
+  return reply;
+}
+
+port.on('message', (buffer: ArrayBuffer) => {
+  const request = new RequestPacket(buffer);
+  const reply = execute(request);
+  const message: WorkerToMain = { kind: 'reply', reply: reply.buffer, request: buffer };
+  port.postMessage(message, [reply.buffer, buffer]);
+});
+
+const ready: WorkerToMain = { kind: 'ready' };
+port.postMessage(ready);
