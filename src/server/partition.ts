@@ -30,6 +30,8 @@ interface PacketInFlight {
   packet: RequestPacket;
   owners: PendingRequest[];
   op_indices: Int32Array;
+  /** Set when the packet is sent: its buffer is then transferred and its views read nothing. */
+  op_count_sent: number;
 }
 
 export type Logger = (message: string) => void;
@@ -129,6 +131,7 @@ export class Partition {
         entry = this.filling;
         this.filling = null;
       }
+      entry.op_count_sent = entry.packet.op_count;
       this.inflight.push(entry);
       this.worker.postMessage(entry.packet.buffer, [entry.packet.buffer]);
     }
@@ -158,7 +161,7 @@ export class Partition {
     } else {
       packet = RequestPacket.create(PACKET_OPS_MAX, Math.max(PACKET_DATA_BYTES, bytes));
     }
-    return { packet, owners: [], op_indices: new Int32Array(packet.ops_capacity) };
+    return { packet, owners: [], op_indices: new Int32Array(packet.ops_capacity), op_count_sent: 0 };
   }
 
   private onMessage(message: WorkerToMain): void {
@@ -170,7 +173,7 @@ export class Partition {
     const entry = this.inflight.shift();
     if (entry === undefined) throw new Error(`partition ${this.index}: reply with no packet in flight`);
     const reply = new ReplyPacket(message.reply);
-    if (reply.op_count !== entry.packet.op_count) throw new Error(`partition ${this.index}: reply has ${reply.op_count} ops, packet had ${entry.packet.op_count}`);
+    if (reply.op_count !== entry.op_count_sent) throw new Error(`partition ${this.index}: reply has ${reply.op_count} ops, packet had ${entry.op_count_sent}`);
     if (message.request.byteLength === RequestPacket.byteLength(PACKET_OPS_MAX, PACKET_DATA_BYTES) && this.pool.length < PACKET_POOL_MAX) {
       this.pool.push(message.request);
     }
@@ -209,8 +212,8 @@ export class Partition {
     const lost = this.inflight.splice(0);
     let ops_lost = 0;
     for (const entry of lost) {
-      for (let i = 0; i < entry.packet.op_count; i++) entry.owners[i]!.settle(entry.op_indices[i]!, Status.WORKER_RESTARTED);
-      ops_lost += entry.packet.op_count;
+      for (let i = 0; i < entry.op_count_sent; i++) entry.owners[i]!.settle(entry.op_indices[i]!, Status.WORKER_RESTARTED);
+      ops_lost += entry.op_count_sent;
     }
     this.restarts++;
     const now_ms = Date.now();
