@@ -8,7 +8,7 @@
  * one key in the order a connection sent them.
  */
 import { parentPort, workerData } from 'node:worker_threads';
-import { HashTable, PUT_OK } from '../src/hashmap/index.js';
+import { HashTable, PUT_OK, PUT_OUT_OF_MEMORY } from '../src/hashmap/index.js';
 import { Op, Status } from '../src/protocol/constants.js';
 import { HEADER_DATA_BYTES, HEADER_OP_COUNT, ReplyPacket, RequestPacket, WorkerCounter, type WorkerInit, type WorkerToMain } from '../src/server/packet.js';
 
@@ -65,9 +65,13 @@ function execute(request: RequestPacket): ReplyPacket {
       value_length[i] = length;
     } else if (op === Op.PUT) {
       puts++;
-      if (table.put(hash, data, key_offset, key_length, data, key_offset + key_length, val_length) !== PUT_OK) {
+      const result = table.put(hash, data, key_offset, key_length, data, key_offset + key_length, val_length);
+      if (result === PUT_OUT_OF_MEMORY) {
         status[i] = Status.OUT_OF_MEMORY;
         out_of_memory++;
+      } else if (result !== PUT_OK) {
+        // The main thread enforces key and value limits below the table's own, so this is a bug.
+        status[i] = Status.INTERNAL;
       }
     } else if (op === Op.DELETE) {
       deletes++;
