@@ -40,6 +40,8 @@ const seconds = Number(args.seconds);
 const op_code = args.op === 'put' ? Op.PUT : Op.GET;
 const server_pid = args['server-pid'] === undefined ? 0 : Number(args['server-pid']);
 const value = makeValue(value_bytes, 1);
+/** Pre-encoded frames per connection in raw mode (memory: FRAMES_MAX x batch x (key + value bytes)). */
+const FRAMES_MAX = 1024;
 
 /** A set of pre-encoded frames to cycle through, so encoding does not limit the raw mode. */
 function makeFrames(count: number, seed: number): Buffer[] {
@@ -79,7 +81,8 @@ async function preload(): Promise<void> {
 async function runRaw(deadline_ms: number): Promise<number> {
   let ops = 0;
   const workers = Array.from({ length: connections }, async (_, c) => {
-    const frames = makeFrames(64, c + 1);
+    // Enough distinct frames that the keys touched cover the whole key space, not a cached subset.
+    const frames = makeFrames(Math.min(FRAMES_MAX, Math.ceil(key_count / batch)), c + 1);
     const socket = new WebSocket(args.url!, { perMessageDeflate: false });
     await new Promise((resolve, reject) => socket.once('open', resolve).once('error', reject));
     let sent = 0;

@@ -91,20 +91,22 @@ export async function runLoad(path: string, options: LoadOptions): Promise<void>
   };
 
   try {
-    for await (const item of readRecords(input, format, options.skipBad === true)) {
-      if (isBadRecord(item)) {
-        process.stderr.write(`pikv load: line ${item.line}: ${item.reason}\n`);
-        if (options.skipBad) {
-          totals.skipped++;
-          continue;
+    reading: for await (const items of readRecords(input, format, options.skipBad === true)) {
+      for (const item of items) {
+        if (isBadRecord(item)) {
+          process.stderr.write(`pikv load: line ${item.line}: ${item.reason}\n`);
+          if (options.skipBad) {
+            totals.skipped++;
+            continue;
+          }
+          stopped_at = item;
+          break reading;
         }
-        stopped_at = item;
-        break;
+        ops.push({ op: 'put', key: item.key, value: item.value });
+        lines.push(item.line);
+        records++;
+        if (ops.length >= batch_size) await submit();
       }
-      ops.push({ op: 'put', key: item.key, value: item.value });
-      lines.push(item.line);
-      records++;
-      if (ops.length >= batch_size) await submit();
     }
     await submit();
     await Promise.all(pending);

@@ -7,6 +7,7 @@
 import { readFileSync } from 'node:fs';
 import { totalmem } from 'node:os';
 import bytes from 'bytes';
+import { TABLE_BYTES_MAX, VALUE_BYTES_MAX } from '../hashmap/index.js';
 
 export interface ServerConfig {
   host: string;
@@ -137,6 +138,8 @@ export function validateConfig(config: ServerConfig): ServerConfig {
   check(config.frame_bytes_max >= 1024, 'frame_bytes_max must be at least 1024');
   const partition_bytes = Math.floor(config.memory_bytes_max / config.workers);
   check(partition_bytes >= 1024 * 1024, `max memory must give each worker at least 1 MiB (got ${partition_bytes} B each)`);
-  check(partition_bytes <= 16 * 1024 ** 3, 'max memory per worker is 16 GiB; add workers or lower --max-memory');
+  check(partition_bytes <= TABLE_BYTES_MAX, `max memory per worker is ${TABLE_BYTES_MAX} B; add workers or lower --max-memory`);
+  check(config.value_bytes_max <= VALUE_BYTES_MAX, `value_bytes_max must be at most ${VALUE_BYTES_MAX} (1 GiB)`);
+  check(config.frame_bytes_max >= config.value_bytes_max, 'frame_bytes_max must be at least value_bytes_max, or a largest value could never be sent');
   return config;
 }

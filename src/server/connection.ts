@@ -39,6 +39,16 @@ export class Connection {
   private error_window_start_ms = 0;
   private readonly host: ConnectionHost;
   private readonly onDone = (request: PendingRequest): void => this.respond(request);
+  /**
+   * Frames ws delivered after ws.pause(). It stops reading the socket, but still emits every
+   * frame of the chunk it has already read: that can be hundreds of small requests. Answering
+   * them at once let a client that never reads make the node queue far more than
+   * connection_send_bytes_max (12 requests of 16 GETs of an 8 MiB value, sent in one write,
+   * queued 1.5 GiB of responses). They wait here, in order, until the connection may be read
+   * again; at most the rest of one socket read, so this stays bounded.
+   */
+  private readonly held: { frame: Buffer; is_binary: boolean }[] = [];
+  private draining = false;
 
   constructor(ws: WebSocket, host: ConnectionHost) {
     this.ws = ws;
@@ -56,7 +66,16 @@ export class Connection {
   maybeResume(): void {
     if (!this.paused || this.mustPause()) return;
     this.paused = false;
-    this.ws.resume();
+    // Answering a held frame can call back into maybeResume (via onRequestDone); the loop
+    // further up the stack then carries on.
+    if (this.draining) return;
+    this.draining = true;
+    while (!this.paused && this.held.length > 0) {
+      const { frame, is_binary } = this.held.shift()!;
+      this.handleFrame(frame, is_binary);
+    }
+    this.draining = false;
+    if (!this.paused) this.ws.resume();
   }
 
   private mustPause(): boolean {
@@ -69,6 +88,20 @@ export class Connection {
   }
 
   private onMessage(frame: Buffer, is_binary: boolean): void {
+    // ws keeps delivering frames that were already on the wire after close() (until the peer's
+    // close frame arrives). Their answers could not be sent, and for a connection closed for
+    // TOO_MANY_ERRORS each one used to be decoded and log another line: a 50k-frame flood
+    // wrote 50k lines to stderr. Drop them unread.
+    if (this.ws.readyState !== this.ws.OPEN) return;
+    if (this.paused || this.held.length > 0) {
+      this.held.push({ frame, is_binary });
+      return;
+    }
+    this.handleFrame(frame, is_binary);
+  }
+
+  private handleFrame(frame: Buffer, is_binary: boolean): void {
+    if (this.ws.readyState !== this.ws.OPEN) return;
     if (!is_binary) {
       this.rejectFrame(null, ErrorCode.TEXT_FRAME, 'text frames are not accepted; send binary CBOR frames');
       return;

@@ -17,7 +17,7 @@ import type { PendingRequest } from './pending-request.js';
 const PACKET_OPS_MAX = 4096;
 const PACKET_DATA_BYTES = 1024 * 1024;
 /** One packet executing and one waiting in the worker's port keeps it busy without queueing there. */
-const PACKETS_INFLIGHT_MAX = 2;
+const PACKETS_INFLIGHT_MAX = 1;
 /** Recycled standard packets kept per partition. */
 const PACKET_POOL_MAX = 4;
 /** A worker that dies more often than this is restarted after RESTART_BACKOFF_MS, not at once. */

@@ -125,11 +125,11 @@ export class PikvServer implements ConnectionHost {
 
   private onConnection(ws: WebSocket): void {
     if (this.shutting_down) {
-      ws.close(CLOSE_GOING_AWAY, 'SHUTTING_DOWN');
+      this.refuse(ws, CLOSE_GOING_AWAY, 'SHUTTING_DOWN');
       return;
     }
     if (this.connections.size >= this.config.connections_max) {
-      ws.close(CLOSE_TRY_AGAIN_LATER, 'TOO_MANY_CONNECTIONS');
+      this.refuse(ws, CLOSE_TRY_AGAIN_LATER, 'TOO_MANY_CONNECTIONS');
       return;
     }
     const connection = new Connection(ws, this);
@@ -138,6 +138,18 @@ export class PikvServer implements ConnectionHost {
       this.connections.delete(connection);
       this.paused.delete(connection);
     });
+  }
+
+  /**
+   * Closes a connection the node will not serve. ws keeps reading a closing socket until the
+   * client's close frame arrives, and emits 'error' for a malformed frame (bad opcode, oversized,
+   * unmasked); an 'error' with no listener is thrown and ends the process. So a client that sent
+   * one bad frame right behind its handshake crashed the node whenever it was at connections_max
+   * or shutting down (test/limits.test.ts, connections_max).
+   */
+  private refuse(ws: WebSocket, code: number, reason: string): void {
+    ws.on('error', (error: Error & { code?: string }) => this.log(`refused connection error: ${error.code ?? ''} ${error.message}`));
+    ws.close(code, reason);
   }
 
   private onHttpRequest(_request: IncomingMessage, response: ServerResponse): void {
