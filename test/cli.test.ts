@@ -125,6 +125,30 @@ describe('pikv CLI', { timeout: 180_000 }, () => {
     await kv.close();
   });
 
+  it('serve reads settings from --config, and flags win over the file', async () => {
+    const path = join(dir, 'pikv.json');
+    writeFileSync(path, JSON.stringify({ workers: 2, key_bytes_max: '100b', max_memory: '64mb', port: 0 }));
+    const configured = await startServer(['--config', path, '--workers', '3']);
+    try {
+      const kv = await connect(configured.url);
+      const stats = (await kv.stats()) as { workers: number; limits: { key_bytes_max: number; memory_bytes_max: number } };
+      assert.equal(stats.workers, 3);
+      assert.equal(stats.limits.key_bytes_max, 100);
+      await assert.rejects(kv.put('k'.repeat(101), 'v'), { code: 'KEY_TOO_LARGE' });
+      await kv.close();
+    } finally {
+      assert.equal(await configured.stop(), 0);
+    }
+  });
+
+  it('serve refuses a config file with an unknown setting, naming it', async () => {
+    const path = join(dir, 'bad.json');
+    writeFileSync(path, JSON.stringify({ workerz: 2 }));
+    const refused = await runCli(['serve', '--config', path]);
+    assert.equal(refused.code, 2);
+    assert.match(refused.stderr, /unknown setting "workerz"/);
+  });
+
   it('refuses a file whose format it cannot tell', async () => {
     const path = join(dir, 'data.txt');
     writeFileSync(path, 'a\tb\n');

@@ -1,16 +1,19 @@
 /**
  * `pikv load FILE`: streams records into a node in pipelined batches.
  *
- * Up to --inflight batches of --batch records are outstanding at once. A malformed line is
- * reported with its number; without --skip-bad the load sends everything before it, waits
- * for it to be acknowledged, and stops (exit 1). Ops the server rejects (e.g. KEY_TOO_LARGE,
- * OUT_OF_MEMORY) are counted and the first few reported with their line numbers, so nothing
- * is lost silently.
+ * Records go straight into columnar batches (ColumnBuilder + batchColumns), with no object
+ * per record on the way out or back. Up to --inflight batches of --batch records are
+ * outstanding at once. A malformed line is reported with its number; without --skip-bad the
+ * load sends everything before it, waits for it to be acknowledged, and stops (exit 1). Ops
+ * the server rejects (e.g. KEY_TOO_LARGE, OUT_OF_MEMORY) are counted and the first few
+ * reported with their line numbers, so nothing is lost silently.
  */
 import { SingleBar } from 'cli-progress';
 import { statSync } from 'node:fs';
 import { connect, type PikvClient } from '../client/client.js';
-import type { BatchOp } from '../client/ops.js';
+import { ColumnBuilder } from '../client/columns.js';
+import { Status } from '../protocol/constants.js';
+import { statusName } from '../protocol/errors.js';
 import { bytesRead, formatFromPath, isBadRecord, openInput, readRecords, type RecordFormat } from './records.js';
 
 interface LoadOptions {
@@ -32,30 +35,33 @@ interface LoadTotals {
   failures_shown: number;
 }
 
-function positiveInteger(text: string, name: string): number {
+function positiveInteger(text: string, name: string, max: number): number {
   const value = Number(text);
-  if (!Number.isSafeInteger(value) || value < 1) throw new Error(`--${name} must be a whole number of at least 1, got ${text}`);
+  if (!Number.isSafeInteger(value) || value < 1 || value > max) throw new Error(`--${name} must be a whole number from 1 to ${max}, got ${text}`);
   return value;
 }
 
-async function sendBatch(client: PikvClient, ops: BatchOp[], lines: number[], totals: LoadTotals): Promise<void> {
-  const results = await client.batch(ops);
-  for (let i = 0; i < results.length; i++) {
-    const code = results[i]!.code;
-    if (code === 'OK') {
+async function sendBatch(client: PikvClient, builder: ColumnBuilder, lines: Int32Array, totals: LoadTotals): Promise<void> {
+  const count = builder.count;
+  const first_lines = lines.slice(0, count);
+  const sent = client.batchColumns(builder.build());
+  builder.reset();
+  const { status } = await sent;
+  for (let i = 0; i < count; i++) {
+    if (status[i] === Status.OK) {
       totals.loaded++;
       continue;
     }
     totals.failed++;
-    if (totals.failures_shown++ < FAILURES_SHOWN_MAX) process.stderr.write(`pikv load: line ${lines[i]}: rejected by the server: ${code}\n`);
+    if (totals.failures_shown++ < FAILURES_SHOWN_MAX) process.stderr.write(`pikv load: line ${first_lines[i]}: rejected by the server: ${statusName(status[i]!)}\n`);
   }
 }
 
 export async function runLoad(path: string, options: LoadOptions): Promise<void> {
   const format = options.format ?? formatFromPath(path);
   if (format === null) throw new Error(`cannot tell the format of ${path} from its extension; pass --format tsv|csv|jsonl`);
-  const batch_size = positiveInteger(options.batch, 'batch');
-  const inflight_max = positiveInteger(options.inflight, 'inflight');
+  const batch_size = positiveInteger(options.batch, 'batch', 65_536);
+  const inflight_max = positiveInteger(options.inflight, 'inflight', 64);
   const total_bytes = path === '-' ? 0 : statSync(path).size;
   const input = openInput(path);
   const client = await connect(options.url);
@@ -68,26 +74,21 @@ export async function runLoad(path: string, options: LoadOptions): Promise<void>
   const totals: LoadTotals = { loaded: 0, failed: 0, skipped: 0, failures_shown: 0 };
   const started_ms = performance.now();
   const pending = new Set<Promise<void>>();
+  const builder = new ColumnBuilder(batch_size);
+  const lines = new Int32Array(batch_size);
   let stopped_at: { line: number; reason: string } | null = null;
   let records = 0;
+  const rate = (): number => Math.round(records / Math.max((performance.now() - started_ms) / 1000, 0.001));
   if (show_bar) bar.start(Math.max(total_bytes, 1), 0, { records: 0, rate: 0 });
 
-  let ops: BatchOp[] = [];
-  let lines: number[] = [];
   const submit = async (): Promise<void> => {
-    if (ops.length === 0) return;
-    const sent = sendBatch(client, ops, lines, totals);
-    ops = [];
-    lines = [];
-    const tracked = sent.finally(() => pending.delete(tracked));
-    // Marked handled here; the failure still surfaces through Promise.race or Promise.all below.
+    if (builder.count === 0) return;
+    const tracked = sendBatch(client, builder, lines, totals).finally(() => pending.delete(tracked));
+    // Marked handled here; a failure still surfaces through Promise.race or Promise.all below.
     tracked.catch(() => {});
     pending.add(tracked);
     if (pending.size >= inflight_max) await Promise.race(pending);
-    if (show_bar) {
-      const seconds = (performance.now() - started_ms) / 1000;
-      bar.update(total_bytes > 0 ? bytesRead(input) : 0, { records, rate: Math.round(records / Math.max(seconds, 0.001)) });
-    }
+    if (show_bar) bar.update(total_bytes > 0 ? bytesRead(input) : 0, { records, rate: rate() });
   };
 
   try {
@@ -102,17 +103,17 @@ export async function runLoad(path: string, options: LoadOptions): Promise<void>
           stopped_at = item;
           break reading;
         }
-        ops.push({ op: 'put', key: item.key, value: item.value });
-        lines.push(item.line);
+        lines[builder.count] = item.line;
+        builder.put(item.key, item.value);
         records++;
-        if (ops.length >= batch_size) await submit();
+        if (builder.full) await submit();
       }
     }
     await submit();
     await Promise.all(pending);
   } finally {
     if (show_bar) {
-      bar.update(total_bytes, { records, rate: Math.round(records / Math.max((performance.now() - started_ms) / 1000, 0.001)) });
+      bar.update(total_bytes, { records, rate: rate() });
       bar.stop();
     }
     input.destroy();
@@ -120,9 +121,9 @@ export async function runLoad(path: string, options: LoadOptions): Promise<void>
   }
 
   const seconds = (performance.now() - started_ms) / 1000;
-  const rate = Math.round(totals.loaded / Math.max(seconds, 0.001));
+  const loaded_rate = Math.round(totals.loaded / Math.max(seconds, 0.001));
   process.stderr.write(
-    `pikv load: ${totals.loaded} records loaded in ${seconds.toFixed(2)} s (${rate} records/s)` +
+    `pikv load: ${totals.loaded} records loaded in ${seconds.toFixed(2)} s (${loaded_rate} records/s)` +
       `${totals.skipped > 0 ? `, ${totals.skipped} bad lines skipped` : ''}${totals.failed > 0 ? `, ${totals.failed} rejected by the server` : ''}\n`,
   );
   if (stopped_at !== null) {

@@ -31,10 +31,40 @@ const DEFAULTS: Required<ClientOptions> = {
   pending_ops_max: 4_000_000,
 };
 
-interface FrameInFlight {
+/** A frame of auto-batched calls: each op reports to its own sink. */
+interface OpsFrame {
+  kind: 'ops';
+  op_count: number;
   sinks: OpSink[];
   positions: Int32Array;
   timer: NodeJS.Timeout;
+}
+
+/** A frame from batchColumns(): the response goes back whole. */
+interface ColumnsFrame {
+  kind: 'columns';
+  op_count: number;
+  resolve: (results: ColumnResults) => void;
+  reject: (error: PikvError) => void;
+  timer: NodeJS.Timeout;
+}
+
+type FrameInFlight = OpsFrame | ColumnsFrame;
+
+/** A batch already laid out the way the wire wants it (see docs/PROTOCOL.md). */
+export interface ColumnBatch {
+  op: Uint8Array;
+  key_lengths: Uint32Array | Uint16Array;
+  value_lengths: Uint32Array;
+  keys: Uint8Array;
+  values: Uint8Array;
+}
+
+/** Per-op status bytes (Status) and result values, as the server sent them. */
+export interface ColumnResults {
+  status: Uint8Array;
+  value_lengths: Uint32Array;
+  values: Uint8Array;
 }
 
 function byteLength(bytes: Bytes): number {
@@ -124,6 +154,28 @@ export class PikvClient {
         const item = ops[i]!;
         this.enqueue(OP_CODES[item.op], item.op === 'ping' ? '' : item.key, item.op === 'put' ? item.value : null, sink, i);
       }
+    });
+  }
+
+  /**
+   * Sends a pre-built columnar batch as one frame, with no per-op objects on either side:
+   * the fastest way to move many ops (used by `pikv load` and the benchmarks). It is not
+   * split, so keep it within the server's batch_ops_max. Ops queued by earlier calls are sent
+   * first, so per-key order is kept.
+   */
+  batchColumns(batch: ColumnBatch): Promise<ColumnResults> {
+    return new Promise<ColumnResults>((resolve, reject) => {
+      const op_count = batch.op.length;
+      const refused = this.refusal(op_count);
+      if (refused !== null) return reject(refused);
+      if (batch.key_lengths.length !== op_count || batch.value_lengths.length !== op_count) {
+        return reject(new PikvError(ErrorCode.BAD_ARGUMENT, 'key_lengths and value_lengths need one entry per op'));
+      }
+      this.flush();
+      const id = this.nextId();
+      this.ops_pending += op_count;
+      this.inflight.set(id, { kind: 'columns', op_count, resolve, reject, timer: this.frameTimer(id) });
+      this.ws.send(this.codec.encodeRequest({ id, ...batch }), { binary: true });
     });
   }
 
@@ -223,15 +275,24 @@ export class PikvClient {
       const value = values[start + i]!;
       if (value !== null) value_offset += writeBytes(value, value_buffer, value_offset);
     }
-    const id = this.next_id;
-    this.next_id = this.next_id >= REQUEST_ID_MAX ? 1 : this.next_id + 1;
+    const id = this.nextId();
     const frame_sinks = sinks.slice(start, end);
     const frame_positions = Int32Array.from(positions.slice(start, end));
-    const timer = setTimeout(() => this.failFrame(id, new PikvError(ErrorCode.TIMEOUT, `no response within ${this.options.request_timeout_ms} ms`)), this.options.request_timeout_ms);
-    timer.unref();
-    this.inflight.set(id, { sinks: frame_sinks, positions: frame_positions, timer });
+    this.inflight.set(id, { kind: 'ops', op_count: count, sinks: frame_sinks, positions: frame_positions, timer: this.frameTimer(id) });
     const frame = this.codec.encodeRequest({ id, op, key_lengths, value_lengths, keys: key_buffer, values: value_buffer });
     this.ws.send(frame, { binary: true });
+  }
+
+  private nextId(): number {
+    const id = this.next_id;
+    this.next_id = this.next_id >= REQUEST_ID_MAX ? 1 : this.next_id + 1;
+    return id;
+  }
+
+  private frameTimer(id: number): NodeJS.Timeout {
+    const timer = setTimeout(() => this.failFrame(id, new PikvError(ErrorCode.TIMEOUT, `no response within ${this.options.request_timeout_ms} ms`)), this.options.request_timeout_ms);
+    timer.unref();
+    return timer;
   }
 
   private onMessage(data: Buffer, is_binary: boolean): void {
@@ -257,11 +318,14 @@ export class PikvClient {
     if (frame === undefined) return; // timed out already
     this.inflight.delete(response.id);
     clearTimeout(frame.timer);
-    const count = frame.sinks.length;
+    const count = frame.op_count;
     this.ops_pending -= count;
     if (response.status.length !== count) {
-      const error = new PikvError(ErrorCode.BAD_RESPONSE, `response has ${response.status.length} results for ${count} ops`);
-      for (const sink of frame.sinks) sink.fail(error);
+      this.rejectFrame(frame, new PikvError(ErrorCode.BAD_RESPONSE, `response has ${response.status.length} results for ${count} ops`));
+      return;
+    }
+    if (frame.kind === 'columns') {
+      frame.resolve({ status: response.status, value_lengths: response.value_lengths, values: response.values });
       return;
     }
     let offset = 0;
@@ -278,8 +342,13 @@ export class PikvClient {
     if (frame === undefined) return;
     this.inflight.delete(id);
     clearTimeout(frame.timer);
-    this.ops_pending -= frame.sinks.length;
-    for (const sink of frame.sinks) sink.fail(error);
+    this.ops_pending -= frame.op_count;
+    this.rejectFrame(frame, error);
+  }
+
+  private rejectFrame(frame: FrameInFlight, error: PikvError): void {
+    if (frame.kind === 'columns') frame.reject(error);
+    else for (const sink of frame.sinks) sink.fail(error);
   }
 
   private failAll(error: PikvError): void {

@@ -10,6 +10,7 @@
 import { Worker } from 'node:worker_threads';
 import { HashTable, createTableMemory } from '../hashmap/index.js';
 import { Status } from '../protocol/constants.js';
+import { copyBytes } from './copy-bytes.js';
 import { ReplyPacket, RequestPacket, WorkerCounter, type WorkerInit, type WorkerToMain } from './packet.js';
 import type { PendingRequest } from './pending-request.js';
 
@@ -113,8 +114,8 @@ export class Partition {
     packet.hash[position] = hash;
     packet.key_length[position] = key_length;
     packet.value_length[position] = value_length;
-    packet.data.set(keys.subarray(key_offset, key_offset + key_length), data_offset);
-    if (value_length > 0) packet.data.set(values.subarray(value_offset, value_offset + value_length), data_offset + key_length);
+    copyBytes(keys, key_offset, key_length, packet.data, data_offset);
+    copyBytes(values, value_offset, value_length, packet.data, data_offset + key_length);
     packet.data_bytes = data_offset + bytes;
     packet.op_count = position + 1;
     entry.owners.push(owner);
