@@ -59,6 +59,10 @@ function execute(request: RequestPacket): ReplyPacket {
       }
       hits++;
       const length = table.valueLength(ref);
+      if (reply_bytes + length > init.reply_bytes_max) {
+        status[i] = Status.RESPONSE_TOO_LARGE;
+        continue;
+      }
       ensureReplyData(reply_bytes + length);
       table.copyValue(ref, reply_data, reply_bytes);
       reply_bytes += length;

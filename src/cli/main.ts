@@ -33,6 +33,7 @@ program
   .option('--value-bytes-max <size>', 'largest value (default 8mb)')
   .option('--batch-ops-max <n>', 'most ops in one request (default 65536)')
   .option('--frame-bytes-max <size>', 'largest WebSocket frame (default 64mb)')
+  .option('--response-bytes-max <size>', 'most result bytes in one response (default 64mb)')
   .option('--connection-requests-inflight-max <n>', 'unanswered requests per connection before it is not read (default 64)')
   .option('--connections-max <n>', 'open connections (default 1024)')
   .action(runServe);

@@ -35,6 +35,7 @@ export const Status = {
   SHUTTING_DOWN: 15,
   INTERNAL: 16,
   BAD_OP: 17,
+  RESPONSE_TOO_LARGE: 18,
 } as const;
 export type StatusCode = (typeof Status)[keyof typeof Status];
 

@@ -17,6 +17,7 @@ export const ErrorCode = {
   SHUTTING_DOWN: 'SHUTTING_DOWN',
   INTERNAL: 'INTERNAL',
   BAD_OP: 'BAD_OP',
+  RESPONSE_TOO_LARGE: 'RESPONSE_TOO_LARGE',
   // Whole-request errors, sent as {err, msg}.
   BAD_FRAME: 'BAD_FRAME',
   BAD_REQUEST: 'BAD_REQUEST',
@@ -47,6 +48,7 @@ const STATUS_NAMES: ReadonlyMap<number, ErrorCodeName> = new Map<number, ErrorCo
   [Status.SHUTTING_DOWN, ErrorCode.SHUTTING_DOWN],
   [Status.INTERNAL, ErrorCode.INTERNAL],
   [Status.BAD_OP, ErrorCode.BAD_OP],
+  [Status.RESPONSE_TOO_LARGE, ErrorCode.RESPONSE_TOO_LARGE],
 ]);
 
 /** The stable code of a status byte; unknown bytes from a newer server read as INTERNAL. */
@@ -65,6 +67,7 @@ const MESSAGES: Readonly<Record<ErrorCodeName, string>> = {
   SHUTTING_DOWN: 'the server is shutting down',
   INTERNAL: 'internal server error',
   BAD_OP: 'op is malformed (e.g. a value on an op that takes none)',
+  RESPONSE_TOO_LARGE: 'the results of this request would exceed the response size limit; ask for fewer or smaller values at once',
   BAD_FRAME: 'frame is not valid CBOR',
   BAD_REQUEST: 'request does not have the shape described in docs/PROTOCOL.md',
   UNSUPPORTED_VERSION: 'protocol version not supported',

@@ -19,6 +19,8 @@ export interface ServerConfig {
   value_bytes_max: number;
   batch_ops_max: number;
   frame_bytes_max: number;
+  /** Result bytes one response may carry; GETs past it fail with RESPONSE_TOO_LARGE. */
+  response_bytes_max: number;
   /** Requests read from one connection but not yet answered; beyond it the socket is not read. */
   connection_requests_inflight_max: number;
   /** Response bytes queued for one slow reader; beyond it the socket is not read. */
@@ -46,6 +48,7 @@ export function defaultConfig(): ServerConfig {
     value_bytes_max: 8 * 1024 * 1024,
     batch_ops_max: 65_536,
     frame_bytes_max: 64 * 1024 * 1024,
+    response_bytes_max: 64 * 1024 * 1024,
     connection_requests_inflight_max: 64,
     connection_send_bytes_max: 16 * 1024 * 1024,
     connections_max: 1024,
@@ -58,7 +61,7 @@ export function defaultConfig(): ServerConfig {
 
 /** Config-file and flag names (kebab-case on the command line, snake_case in files). */
 const SIZE_FIELDS = new Set<keyof ServerConfig>([
-  'memory_bytes_max', 'key_bytes_max', 'value_bytes_max', 'frame_bytes_max',
+  'memory_bytes_max', 'key_bytes_max', 'value_bytes_max', 'frame_bytes_max', 'response_bytes_max',
   'connection_send_bytes_max', 'node_inflight_bytes_max',
 ]);
 const COUNT_FIELDS = new Set<keyof ServerConfig>([
@@ -136,6 +139,9 @@ export function validateConfig(config: ServerConfig): ServerConfig {
   check(config.batch_ops_max >= 1, 'batch_ops_max must be at least 1');
   check(config.connection_requests_inflight_max >= 1, 'connection_requests_inflight_max must be at least 1');
   check(config.frame_bytes_max >= 1024, 'frame_bytes_max must be at least 1024');
+  check(config.connections_max >= 1, 'connections_max must be at least 1');
+  check(config.response_bytes_max >= config.value_bytes_max, 'response_bytes_max must be at least value_bytes_max, or a largest value could never be read');
+  check(config.response_bytes_max <= 1024 ** 3, 'response_bytes_max must be at most 1 GiB');
   const partition_bytes = Math.floor(config.memory_bytes_max / config.workers);
   check(partition_bytes >= 1024 * 1024, `max memory must give each worker at least 1 MiB (got ${partition_bytes} B each)`);
   check(partition_bytes <= TABLE_BYTES_MAX, `max memory per worker is ${TABLE_BYTES_MAX} B; add workers or lower --max-memory`);

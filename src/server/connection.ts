@@ -135,12 +135,9 @@ export class Connection {
     this.requests_inflight--;
     this.host.inflight_bytes -= request.frame_bytes;
     if (this.ws.readyState === this.ws.OPEN) {
-      const frame = this.host.codec.encodeResponse({
-        id: request.id,
-        status: request.status,
-        value_lengths: request.value_length,
-        values: request.values(),
-      });
+      // values() first: it may turn ops past the response size limit into RESPONSE_TOO_LARGE.
+      const values = request.values();
+      const frame = this.host.codec.encodeResponse({ id: request.id, status: request.status, value_lengths: request.value_length, values });
       this.send(frame);
     }
     this.host.onRequestDone();

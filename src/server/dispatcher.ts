@@ -23,6 +23,7 @@ const FAST_PATH_OPS_MAX = 16;
 export interface DispatchLimits {
   key_bytes_max: number;
   value_bytes_max: number;
+  response_bytes_max: number;
   test_hooks: boolean;
 }
 
@@ -44,7 +45,7 @@ export class Dispatcher {
 
   submit(batch: RequestBatch, frame_bytes: number, done: RequestDone): PendingRequest {
     const op_count = batch.op.length;
-    const request = new PendingRequest(batch.id, op_count, frame_bytes, done);
+    const request = new PendingRequest(batch.id, op_count, frame_bytes, this.limits.response_bytes_max, done);
     if (op_count === 0) {
       request.completeIfEmpty();
       return request;

@@ -128,6 +128,8 @@ export interface WorkerInit {
   table_memory: SharedArrayBuffer;
   stats_memory: SharedArrayBuffer;
   partition: number;
+  /** Result bytes one reply packet may carry; GETs past it fail with RESPONSE_TOO_LARGE. */
+  reply_bytes_max: number;
 }
 export type WorkerToMain =
   | { kind: 'ready' }

@@ -49,6 +49,7 @@ export class Partition {
   restarts = 0;
 
   private readonly stats_memory: SharedArrayBuffer;
+  private readonly reply_bytes_max: number;
   private readonly log: Logger;
   private worker: Worker | null = null;
   private ready = false;
@@ -60,8 +61,9 @@ export class Partition {
   private restart_times_ms: number[] = [];
   private exited: Promise<void> = Promise.resolve();
 
-  constructor(index: number, table_bytes: number, log: Logger) {
+  constructor(index: number, table_bytes: number, reply_bytes_max: number, log: Logger) {
     this.index = index;
+    this.reply_bytes_max = reply_bytes_max;
     this.table_memory = createTableMemory(table_bytes);
     this.stats_memory = new SharedArrayBuffer(WorkerCounter.COUNT * Float64Array.BYTES_PER_ELEMENT);
     this.counters = new Float64Array(this.stats_memory);
@@ -70,7 +72,7 @@ export class Partition {
   }
 
   start(): void {
-    const init: WorkerInit = { table_memory: this.table_memory, stats_memory: this.stats_memory, partition: this.index };
+    const init: WorkerInit = { table_memory: this.table_memory, stats_memory: this.stats_memory, partition: this.index, reply_bytes_max: this.reply_bytes_max };
     const worker = new Worker(WORKER_URL, { workerData: init, name: `pikv-partition-${this.index}` });
     this.worker = worker;
     this.ready = false;

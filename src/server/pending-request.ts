@@ -20,9 +20,10 @@ export class PendingRequest {
   private readonly source_offset: Uint32Array;
   private readonly sources: Buffer[] = [];
   private ops_unsettled: number;
+  private readonly value_bytes_max: number;
   private readonly done: RequestDone;
 
-  constructor(id: number, op_count: number, frame_bytes: number, done: RequestDone) {
+  constructor(id: number, op_count: number, frame_bytes: number, value_bytes_max: number, done: RequestDone) {
     this.id = id;
     this.op_count = op_count;
     this.frame_bytes = frame_bytes;
@@ -31,6 +32,7 @@ export class PendingRequest {
     this.source_index = new Uint32Array(op_count);
     this.source_offset = new Uint32Array(op_count);
     this.ops_unsettled = op_count;
+    this.value_bytes_max = value_bytes_max;
     this.done = done;
   }
 
@@ -62,10 +64,23 @@ export class PendingRequest {
     if (this.op_count === 0) this.done(this);
   }
 
-  /** The concatenated values in op order. Valid once settled. */
+  /**
+   * The concatenated values in op order. Valid once settled. Values are kept in op order up
+   * to the response size limit; an op whose value would not fit becomes RESPONSE_TOO_LARGE
+   * (later, smaller ones may still fit), so which ops fail does not depend on which
+   * partition answered first.
+   */
   values(): Buffer {
     let total = 0;
-    for (let i = 0; i < this.op_count; i++) total += this.value_length[i]!;
+    for (let i = 0; i < this.op_count; i++) {
+      const length = this.value_length[i]!;
+      if (total + length <= this.value_bytes_max) {
+        total += length;
+      } else {
+        this.value_length[i] = 0;
+        this.status[i] = Status.RESPONSE_TOO_LARGE;
+      }
+    }
     if (this.sources.length === 1 && total === this.sources[0]!.length) return this.sources[0]!;
     const out = Buffer.allocUnsafe(total);
     let position = 0;

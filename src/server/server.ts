@@ -39,7 +39,7 @@ export class PikvServer implements ConnectionHost {
     this.logger = logger;
     const table_bytes = Math.floor(config.memory_bytes_max / config.workers / 8) * 8;
     this.partitions = [];
-    for (let i = 0; i < config.workers; i++) this.partitions.push(new Partition(i, table_bytes, logger));
+    for (let i = 0; i < config.workers; i++) this.partitions.push(new Partition(i, table_bytes, config.response_bytes_max, logger));
     this.dispatcher = new Dispatcher(this.partitions, config, () => this.codec.encodeValue(this.stats()));
     this.http = createServer((request, response) => this.onHttpRequest(request, response));
     this.wss = new WebSocketServer({ server: this.http, maxPayload: config.frame_bytes_max, perMessageDeflate: false, clientTracking: false });

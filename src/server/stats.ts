@@ -94,6 +94,7 @@ export function collectStats(source: StatsSource, connections: number, requests_
       value_bytes_max: config.value_bytes_max,
       batch_ops_max: config.batch_ops_max,
       frame_bytes_max: config.frame_bytes_max,
+      response_bytes_max: config.response_bytes_max,
       connection_requests_inflight_max: config.connection_requests_inflight_max,
       connections_max: config.connections_max,
       memory_bytes_max: config.memory_bytes_max,
