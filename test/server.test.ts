@@ -28,7 +28,7 @@ describe('pikv serve, driven through the client library', { timeout: 120_000 }, 
       const extra_threads = threadCount(server.pid) - threadCount(single.pid);
       assert.equal(extra_threads, 3, 'four workers run three more threads than one worker');
     } finally {
-      assert.equal(await single.stop(), 0);
+      assert.equal(await single.stop(), 0, single.output());
     }
   });
 

@@ -21,26 +21,33 @@ export async function runServe(flags: ServeFlags): Promise<void> {
   config = validateConfig(applySettings(config, overrides, 'flags'));
 
   const server = new PikvServer(config);
-  const url = await server.start();
-  const memory_mib = Math.round(config.memory_bytes_max / 1024 / 1024);
-  console.log(`pikv listening on ${url} (${config.workers} workers, max memory ${memory_mib} MiB, pid ${process.pid})`);
-
+  // Handlers go in before the address is printed: until a handler exists, SIGTERM's default
+  // action kills the process outright, and whoever read the address may signal at once.
   let stopping = false;
+  let started: Promise<string> | null = null;
   const stop = (signal: string): void => {
     if (stopping) return;
     stopping = true;
     console.log(`pikv: ${signal} received, finishing in-flight requests`);
-    server.stop().then(
-      () => {
-        console.log('pikv: stopped');
-        process.exit(0);
-      },
-      (error: unknown) => {
-        console.error(`pikv: error while stopping: ${(error as Error).message}`);
-        process.exit(2);
-      },
-    );
+    (started ?? Promise.resolve(''))
+      .catch(() => '')
+      .then(() => server.stop())
+      .then(
+        () => {
+          console.log('pikv: stopped');
+          process.exit(0);
+        },
+        (error: unknown) => {
+          console.error(`pikv: error while stopping: ${(error as Error).message}`);
+          process.exit(2);
+        },
+      );
   };
   process.on('SIGINT', () => stop('SIGINT'));
   process.on('SIGTERM', () => stop('SIGTERM'));
+
+  started = server.start();
+  const url = await started;
+  const memory_mib = Math.round(config.memory_bytes_max / 1024 / 1024);
+  console.log(`pikv listening on ${url} (${config.workers} workers, max memory ${memory_mib} MiB, pid ${process.pid})`);
 }
