@@ -143,5 +143,7 @@ export const WorkerCounter = {
   PUTS: 3,
   DELETES: 4,
   OUT_OF_MEMORY: 5,
-  COUNT: 6,
+  /** Not a statistic: where the worker parks the result of HashTable.prefetch(). */
+  PREFETCH_SINK: 6,
+  COUNT: 7,
 } as const;
