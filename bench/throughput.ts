@@ -9,7 +9,7 @@
  */
 import { parseArgs } from 'node:util';
 import WebSocket from 'ws';
-import { connect, Op, WireCodec } from '../src/index.js';
+import { connect, Op, WireCodec, type BatchOp } from '../src/index.js';
 import { makeKey, makeValue, prng } from './lib/keys.js';
 import { cpuSeconds } from './lib/proc.js';
 
@@ -104,19 +104,30 @@ async function runRaw(deadline_ms: number): Promise<number> {
   return ops;
 }
 
+/** Pre-built op lists for client mode, so the probe measures the library, not key formatting. */
+function makeOpLists(count: number, seed: number): BatchOp[][] {
+  const random = prng(seed);
+  const lists: BatchOp[][] = [];
+  for (let l = 0; l < count; l++) {
+    const list: BatchOp[] = [];
+    for (let i = 0; i < batch; i++) {
+      const key = makeKey(Math.floor(random() * key_count), key_bytes);
+      list.push(op_code === Op.PUT ? { op: 'put', key, value } : { op: 'get', key });
+    }
+    lists.push(list);
+  }
+  return lists;
+}
+
 async function runClient(deadline_ms: number): Promise<number> {
   let ops = 0;
   const workers = Array.from({ length: connections }, async (_, c) => {
+    const lists = makeOpLists(Math.min(FRAMES_MAX, Math.ceil(key_count / batch)), c + 1);
     const kv = await connect(args.url!);
-    const random = prng(c + 1);
+    let next = 0;
     const loop = async (): Promise<void> => {
       while (performance.now() < deadline_ms) {
-        const list = [];
-        for (let i = 0; i < batch; i++) {
-          const key = makeKey(Math.floor(random() * key_count), key_bytes);
-          list.push(op_code === Op.PUT ? { op: 'put' as const, key, value } : { op: 'get' as const, key });
-        }
-        await kv.batch(list);
+        await kv.batch(lists[next++ % lists.length]!);
         ops += batch;
       }
     };

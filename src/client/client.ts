@@ -36,7 +36,7 @@ interface OpsFrame {
   kind: 'ops';
   op_count: number;
   sinks: OpSink[];
-  positions: Int32Array;
+  positions: number[];
   timer: NodeJS.Timeout;
 }
 
@@ -276,8 +276,10 @@ export class PikvClient {
       if (value !== null) value_offset += writeBytes(value, value_buffer, value_offset);
     }
     const id = this.nextId();
-    const frame_sinks = sinks.slice(start, end);
-    const frame_positions = Int32Array.from(positions.slice(start, end));
+    // The usual frame is the whole queue: take its arrays as they are instead of copying them.
+    const whole = start === 0 && end === sinks.length;
+    const frame_sinks = whole ? sinks : sinks.slice(start, end);
+    const frame_positions = whole ? positions : positions.slice(start, end);
     this.inflight.set(id, { kind: 'ops', op_count: count, sinks: frame_sinks, positions: frame_positions, timer: this.frameTimer(id) });
     const frame = this.codec.encodeRequest({ id, op, key_lengths, value_lengths, keys: key_buffer, values: value_buffer });
     this.ws.send(frame, { binary: true });

@@ -57,6 +57,17 @@ export class SingleSink<T> implements OpSink {
   }
 }
 
+const VALUELESS_RESULTS = new Map<number, OpResult>();
+
+function valuelessResult(status: number): OpResult {
+  let result = VALUELESS_RESULTS.get(status);
+  if (result === undefined) {
+    result = Object.freeze({ code: statusName(status) });
+    VALUELESS_RESULTS.set(status, result);
+  }
+  return result;
+}
+
 /** Collects a batch() call's results in order; rejects once if any of its frames fails whole. */
 export class BatchSink implements OpSink {
   private readonly results: OpResult[];
@@ -74,8 +85,8 @@ export class BatchSink implements OpSink {
 
   settle(position: number, status: number, value: Uint8Array | undefined): void {
     if (this.done) return;
-    const code = statusName(status);
-    this.results[position] = value === undefined ? { code } : { code, value };
+    // Value-less results are shared frozen objects: a batch of puts allocates no result objects.
+    this.results[position] = value === undefined ? valuelessResult(status) : { code: statusName(status), value };
     if (--this.unsettled === 0) this.finish();
   }
 
