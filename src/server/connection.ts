@@ -27,8 +27,9 @@ export interface ConnectionHost {
   log(message: string): void;
 }
 
-/** WebSocket close code for a policy violation (RFC 6455). */
+/** WebSocket close codes (RFC 6455). */
 const CLOSE_POLICY_VIOLATION = 1008;
+const CLOSE_INTERNAL_ERROR = 1011;
 
 export class Connection {
   readonly ws: WebSocket;
@@ -120,7 +121,17 @@ export class Connection {
     }
     this.requests_inflight++;
     this.host.inflight_bytes += frame.length;
-    this.host.dispatcher.submit(batch, frame.length, this.onDone);
+    try {
+      this.host.dispatcher.submit(batch, frame.length, this.onDone);
+    } catch (error) {
+      // A bug, not bad input: input errors never throw past the codec. The node holds every
+      // key in memory, so one bad request must not take the process down: answer INTERNAL,
+      // drop this connection (its request may be half routed), and keep serving the others.
+      this.host.log(`internal error on request ${batch.id}; closing its connection: ${(error as Error).stack ?? String(error)}`);
+      this.sendError(batch.id, ErrorCode.INTERNAL, 'internal server error; see the server log');
+      this.ws.close(CLOSE_INTERNAL_ERROR, 'INTERNAL');
+      return;
+    }
     this.pauseIfNeeded();
   }
 
