@@ -1,9 +1,10 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { Encoder } from 'cbor-x';
+import { Decoder, Encoder } from 'cbor-x';
 import { Op, Status } from '../src/protocol/constants.js';
 import { isErrorResponse, RequestDecodeError, WireCodec } from '../src/protocol/codec.js';
 import { ErrorCode } from '../src/protocol/errors.js';
+import { responseFrameBytes, writeResponseHead } from '../src/protocol/response-writer.js';
 
 const codec = new WireCodec();
 const raw = new Encoder({ tagUint8Array: false, useRecords: false, mapsAsObjects: true });
@@ -110,5 +111,45 @@ describe('WireCodec responses', () => {
   it('refuses a response whose value lengths do not add up', () => {
     const frame = raw.encode({ v: 1, id: 1, st: Buffer.from([0]), vl: new Uint32Array([5]), vals: Buffer.from('hi') });
     assert.throws(() => codec.decodeResponse(frame), { code: ErrorCode.BAD_RESPONSE });
+  });
+});
+
+describe('writeResponseHead', () => {
+  function frameFor(id: number, values: Buffer[]): Buffer {
+    const status = Uint8Array.from(values, (_, i) => i % 3);
+    const value_lengths = Uint32Array.from(values, (value) => value.length);
+    const values_bytes = value_lengths.reduce((sum, length) => sum + length, 0);
+    const frame = Buffer.alloc(responseFrameBytes(id, values.length, values_bytes));
+    let offset = writeResponseHead(frame, id, status, value_lengths, values_bytes);
+    for (const value of values) offset += value.copy(frame, offset);
+    assert.equal(offset, frame.length, 'the frame is exactly as long as computed');
+    return frame;
+  }
+
+  it('writes frames that cbor-x and the client decode back exactly, for ids and sizes across every CBOR length form', () => {
+    const ids = [0, 23, 24, 255, 256, 65_535, 65_536, 2 ** 32 - 1, 2 ** 32, Number.MAX_SAFE_INTEGER];
+    const counts = [0, 1, 23, 24, 255, 256, 70_000];
+    for (const id of ids) {
+      for (const count of counts) {
+        const values = Array.from({ length: count }, (_, i) => Buffer.alloc(i % 5 === 0 ? 0 : (i * 7) % 40, i & 0xff));
+        const frame = frameFor(id, values);
+        const decoded = codec.decodeResponse(frame);
+        assert.ok(!isErrorResponse(decoded));
+        assert.equal(decoded.id, id);
+        assert.equal(decoded.status.length, count);
+        assert.deepEqual([...decoded.value_lengths], values.map((value) => value.length));
+        assert.ok(Buffer.from(decoded.values).equals(Buffer.concat(values)));
+        const generic = new Decoder({ tagUint8Array: false, useRecords: false, mapsAsObjects: true }).decode(frame) as Record<string, unknown>;
+        assert.deepEqual(Object.keys(generic), ['v', 'id', 'st', 'vl', 'vals']);
+        assert.equal(generic['v'], 1);
+      }
+    }
+  });
+
+  it('writes a large value whose length needs a 4-byte head', () => {
+    const big = Buffer.alloc(70_000, 9);
+    const decoded = codec.decodeResponse(frameFor(5, [big, Buffer.from('x')]));
+    assert.ok(!isErrorResponse(decoded));
+    assert.equal(decoded.values.length, 70_001);
   });
 });

@@ -54,8 +54,14 @@ export class RequestDecodeError extends PikvError {
   }
 }
 
-function isRequestId(value: unknown): value is number {
-  return typeof value === 'number' && Number.isInteger(value) && value >= 0 && value <= REQUEST_ID_MAX;
+/**
+ * A request id as a number, or null if `value` is not a valid one. CBOR libraries write ids of
+ * 2^32 and up as 8-byte integers, which cbor-x reads as BigInt; others (cbor-x included) may
+ * write them as floats. Both are accepted while the value is a safe integer.
+ */
+function readRequestId(value: unknown): number | null {
+  const id = typeof value === 'bigint' && value >= 0n && value <= BigInt(REQUEST_ID_MAX) ? Number(value) : value;
+  return typeof id === 'number' && Number.isInteger(id) && id >= 0 && id <= REQUEST_ID_MAX ? id : null;
 }
 
 function isBytes(value: unknown): value is Uint8Array {
@@ -105,8 +111,8 @@ export class WireCodec {
       throw new RequestDecodeError(ErrorCode.BAD_REQUEST, 'a request must be a CBOR map', null);
     }
     const map = decoded as Record<string, unknown>;
-    const id = map[Field.ID];
-    if (!isRequestId(id)) {
+    const id = readRequestId(map[Field.ID]);
+    if (id === null) {
       throw new RequestDecodeError(ErrorCode.BAD_REQUEST, `'id' must be an integer from 0 to ${REQUEST_ID_MAX}`, null);
     }
     const fail = (code: ErrorCodeName, message: string): never => {
@@ -170,15 +176,15 @@ export class WireCodec {
     }
     if (decoded === null || typeof decoded !== 'object') throw new PikvError(ErrorCode.BAD_RESPONSE, 'response is not a map');
     const map = decoded as Record<string, unknown>;
-    const id = map[Field.ID];
+    const id = readRequestId(map[Field.ID]);
     const code = map[Field.ERROR];
     if (typeof code === 'string') {
-      return { id: isRequestId(id) ? id : null, code, message: String(map[Field.MESSAGE] ?? '') };
+      return { id, code, message: String(map[Field.MESSAGE] ?? '') };
     }
     const status = map[Field.STATUS];
     const value_lengths = map[Field.VALUE_LENGTHS];
     const values = map[Field.VALUES];
-    if (!isRequestId(id) || !isBytes(status) || !(value_lengths instanceof Uint32Array) || !isBytes(values)) {
+    if (id === null || !isBytes(status) || !(value_lengths instanceof Uint32Array) || !isBytes(values)) {
       throw new PikvError(ErrorCode.BAD_RESPONSE, 'response lacks id, st, vl or vals');
     }
     if (value_lengths.length !== status.length || sumOf(value_lengths) !== values.length) {

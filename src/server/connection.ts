@@ -10,6 +10,7 @@
 import type { WebSocket } from 'ws';
 import { ErrorCode, type ErrorCodeName } from '../protocol/errors.js';
 import { RequestDecodeError, type WireCodec } from '../protocol/codec.js';
+import { responseFrameBytes, writeResponseHead } from '../protocol/response-writer.js';
 import type { ServerConfig } from './config.js';
 import type { Dispatcher } from './dispatcher.js';
 import type { PendingRequest } from './pending-request.js';
@@ -146,9 +147,11 @@ export class Connection {
     this.requests_inflight--;
     this.host.inflight_bytes -= request.frame_bytes;
     if (this.ws.readyState === this.ws.OPEN) {
-      // values() first: it may turn ops past the response size limit into RESPONSE_TOO_LARGE.
-      const values = request.values();
-      const frame = this.host.codec.encodeResponse({ id: request.id, status: request.status, value_lengths: request.value_length, values });
+      // limitValues() first: it may turn ops past the response size limit into RESPONSE_TOO_LARGE.
+      const values_bytes = request.limitValues();
+      const frame = Buffer.allocUnsafe(responseFrameBytes(request.id, request.op_count, values_bytes));
+      const values_offset = writeResponseHead(frame, request.id, request.status, request.value_length, values_bytes);
+      request.copyValues(frame, values_offset);
       this.send(frame);
     }
     this.host.onRequestDone();

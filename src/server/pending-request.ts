@@ -7,6 +7,9 @@
  */
 import { Status } from '../protocol/constants.js';
 
+/** Values this short are copied with a loop: cheaper than a native call (see copy-bytes.ts). */
+const COPY_LOOP_BYTES_MAX = 32;
+
 export type RequestDone = (request: PendingRequest) => void;
 
 export class PendingRequest {
@@ -65,12 +68,12 @@ export class PendingRequest {
   }
 
   /**
-   * The concatenated values in op order. Valid once settled. Values are kept in op order up
-   * to the response size limit; an op whose value would not fit becomes RESPONSE_TOO_LARGE
-   * (later, smaller ones may still fit), so which ops fail does not depend on which
-   * partition answered first.
+   * Applies the response size limit and returns the total bytes of values to send. Values
+   * are kept in op order while they fit; an op whose value would not fit becomes
+   * RESPONSE_TOO_LARGE (later, smaller ones may still fit), so which ops fail does not
+   * depend on which partition answered first. Call once, when settled.
    */
-  values(): Buffer {
+  limitValues(): number {
     let total = 0;
     for (let i = 0; i < this.op_count; i++) {
       const length = this.value_length[i]!;
@@ -81,16 +84,23 @@ export class PendingRequest {
         this.status[i] = Status.RESPONSE_TOO_LARGE;
       }
     }
-    if (this.sources.length === 1 && total === this.sources[0]!.length) return this.sources[0]!;
-    const out = Buffer.allocUnsafe(total);
-    let position = 0;
+    return total;
+  }
+
+  /** Copies the values, in op order, into target[offset..]. After limitValues(). */
+  copyValues(target: Buffer, offset: number): void {
+    let position = offset;
     for (let i = 0; i < this.op_count; i++) {
       const length = this.value_length[i]!;
       if (length === 0) continue;
-      const offset = this.source_offset[i]!;
-      this.sources[this.source_index[i]!]!.copy(out, position, offset, offset + length);
+      const source_offset = this.source_offset[i]!;
+      const source = this.sources[this.source_index[i]!]!;
+      if (length <= COPY_LOOP_BYTES_MAX) {
+        for (let j = 0; j < length; j++) target[position + j] = source[source_offset + j]!;
+      } else {
+        source.copy(target, position, source_offset, source_offset + length);
+      }
       position += length;
     }
-    return out;
   }
 }
