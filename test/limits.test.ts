@@ -10,16 +10,14 @@ import assert from 'node:assert/strict';
 import { connect as connectTcp, type Socket } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { Encoder } from 'cbor-x';
-import WebSocket from 'ws';
-import { connect, ErrorCode, Op, Status, WireCodec, type ErrorResponse, type PikvClient, type ResponseBatch } from '../src/index.js';
-import { isErrorResponse } from '../src/protocol/codec.js';
+import { connect, ErrorCode, Op, Status, WireCodec, type PikvClient } from '../src/index.js';
 import { runCli, startServer, type ServerProcess } from './helpers/server-process.js';
+import { RawSocket, delay, waitFor } from './helpers/raw-socket.js';
 
 const codec = new WireCodec();
 const cbor = new Encoder({ tagUint8Array: false, useRecords: false, mapsAsObjects: true, pack: false });
 const KIB = 1024;
 const MIB = 1024 * 1024;
-const REPLY_TIMEOUT_MS = 10_000;
 
 describe('key_bytes_max', { timeout: 30_000 }, () => {
   let server: ServerProcess;
@@ -366,89 +364,6 @@ function paddedRequest(id: number, frame_bytes: number): Buffer {
   throw new Error(`cannot pad a request to ${frame_bytes} bytes`);
 }
 
-interface Closed {
-  code: number;
-  reason: string;
-}
-
-/** A WebSocket that keeps every frame it receives, for tests that speak the wire protocol directly. */
-class RawSocket {
-  readonly ws: WebSocket;
-  readonly closed: Promise<Closed>;
-  private readonly inbox: Buffer[] = [];
-  private wake: (() => void) | null = null;
-  private has_closed = false;
-
-  static open(url: string): Promise<RawSocket> {
-    return new Promise((resolve, reject) => {
-      const socket = new RawSocket(new WebSocket(url, { perMessageDeflate: false }));
-      socket.ws.once('open', () => resolve(socket));
-      void socket.closed.then((closed) => reject(new Error(`closed before opening: ${closed.code}`)));
-    });
-  }
-
-  private constructor(ws: WebSocket) {
-    this.ws = ws;
-    ws.on('message', (data: Buffer) => {
-      this.inbox.push(data);
-      this.wake?.();
-    });
-    // Protocol errors surface as close codes, which the tests assert.
-    ws.on('error', () => {});
-    this.closed = new Promise((resolve) => ws.once('close', (code: number, reason: Buffer) => {
-      this.has_closed = true;
-      this.wake?.();
-      resolve({ code, reason: reason.toString() });
-    }));
-  }
-
-  send(frame: Uint8Array): void {
-    this.ws.send(frame, { binary: true });
-  }
-
-  pauseReading(): void {
-    (this.ws as unknown as { _socket: Socket })._socket.pause();
-  }
-
-  resumeReading(): void {
-    (this.ws as unknown as { _socket: Socket })._socket.resume();
-  }
-
-  async reply(): Promise<ResponseBatch | ErrorResponse> {
-    const deadline_ms = Date.now() + REPLY_TIMEOUT_MS;
-    while (this.inbox.length === 0) {
-      if (this.has_closed) throw new Error(`connection closed (${(await this.closed).code}) while a reply was expected`);
-      const remaining_ms = deadline_ms - Date.now();
-      if (remaining_ms <= 0) throw new Error(`no reply within ${REPLY_TIMEOUT_MS} ms`);
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, remaining_ms);
-        this.wake = () => {
-          clearTimeout(timer);
-          resolve();
-        };
-      });
-      this.wake = null;
-    }
-    return codec.decodeResponse(this.inbox.shift()!);
-  }
-
-  async error(): Promise<ErrorResponse> {
-    const reply = await this.reply();
-    assert.ok(isErrorResponse(reply), `expected an error response, got ${JSON.stringify(reply)}`);
-    return reply;
-  }
-
-  async response(): Promise<ResponseBatch> {
-    const reply = await this.reply();
-    assert.ok(!isErrorResponse(reply), `expected a response, got ${JSON.stringify(reply)}`);
-    return reply;
-  }
-
-  async close(): Promise<void> {
-    if (!this.has_closed) this.ws.close(1000);
-    await this.closed;
-  }
-}
 
 /** Opens a connection once the server has a free slot: retries while it is refused with 1013 at once. */
 function openAdmitted(url: string): Promise<RawSocket> {
@@ -473,16 +388,4 @@ async function rawUpgradeAndSend(url: string, frame: Buffer): Promise<Socket> {
   return socket;
 }
 
-async function waitFor<T>(probe: () => Promise<T | null>, timeout_ms: number): Promise<T> {
-  const deadline_ms = Date.now() + timeout_ms;
-  for (;;) {
-    const result = await probe();
-    if (result !== null) return result;
-    if (Date.now() > deadline_ms) throw new Error(`condition not reached within ${timeout_ms} ms`);
-    await delay(50);
-  }
-}
 
-function delay(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
