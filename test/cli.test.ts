@@ -149,6 +149,25 @@ describe('pikv CLI', { timeout: 180_000 }, () => {
     assert.match(refused.stderr, /unknown setting "workerz"/);
   });
 
+  it('kill-worker is refused unless the node runs with PIKV_TEST_HOOKS=1, and then kills and restarts the worker', async () => {
+    const refused = await runCli(['kill-worker', '1'], env);
+    assert.equal(refused.code, 2);
+    assert.match(refused.stderr, /UNKNOWN_OP.*PIKV_TEST_HOOKS=1/);
+    const hooked = await startServer(['--workers', '2'], { PIKV_TEST_HOOKS: '1' });
+    try {
+      const killed = await runCli(['kill-worker', '1', '--url', hooked.url]);
+      assert.equal(killed.code, 0, killed.stderr);
+      const kv = await connect(hooked.url);
+      await kv.put('still', 'here');
+      assert.equal(Buffer.from((await kv.get('still'))!).toString(), 'here');
+      const stats = (await kv.stats()) as { per_worker: { restarts: number }[] };
+      assert.deepEqual(stats.per_worker.map((worker) => worker.restarts), [0, 1]);
+      await kv.close();
+    } finally {
+      assert.equal(await hooked.stop(), 0);
+    }
+  });
+
   it('refuses a file whose format it cannot tell', async () => {
     const path = join(dir, 'data.txt');
     writeFileSync(path, 'a\tb\n');

@@ -2,6 +2,9 @@
  * The small client commands: get, put, del, stats. Each opens one connection and closes it.
  */
 import { connect, type PikvClient } from '../client/client.js';
+import { ColumnBuilder } from '../client/columns.js';
+import { Op, Status } from '../protocol/constants.js';
+import { statusName } from '../protocol/errors.js';
 
 interface UrlOptions {
   url: string;
@@ -37,6 +40,21 @@ export async function runDel(key: string, options: UrlOptions): Promise<void> {
     process.stderr.write(`pikv: key not found: ${key}\n`);
     process.exitCode = 1;
   }
+}
+
+/** Sends DEBUG_KILL_WORKER; the node refuses it with UNKNOWN_OP unless it runs with PIKV_TEST_HOOKS=1. */
+export async function runKillWorker(index: string, options: UrlOptions): Promise<void> {
+  const builder = new ColumnBuilder(1, 64);
+  builder.add(Op.DEBUG_KILL_WORKER, index, null);
+  const { status } = await withClient(options.url, (client) => client.batchColumns(builder.build()));
+  if (status[0] === Status.OK) {
+    process.stdout.write(`worker ${index} killed; the node restarts it on the same memory\n`);
+    return;
+  }
+  const code = statusName(status[0]!);
+  const hint = code === 'UNKNOWN_OP' ? ' (start the node with PIKV_TEST_HOOKS=1 to allow this)' : '';
+  process.stderr.write(`pikv: kill-worker refused: ${code}${hint}\n`);
+  process.exitCode = 2;
 }
 
 function mib(bytes: number): string {

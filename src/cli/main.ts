@@ -7,7 +7,7 @@
  */
 import { Command, Option } from 'commander';
 import { PikvError } from '../protocol/errors.js';
-import { runDel, runGet, runPut, runStats } from './commands.js';
+import { runDel, runGet, runKillWorker, runPut, runStats } from './commands.js';
 import { runLoad } from './load.js';
 import { runServe } from './serve.js';
 
@@ -47,6 +47,12 @@ program
   .option('--json', 'machine-readable output')
   .addOption(urlOption())
   .action(runStats);
+program
+  .command('kill-worker')
+  .description('test hook: kill partition worker N mid-flight (the node must run with PIKV_TEST_HOOKS=1)')
+  .argument('<n>', 'worker index, from 0')
+  .addOption(urlOption())
+  .action(runKillWorker);
 program
   .command('load')
   .description('bulk-load key/value records from a TSV, CSV or JSON Lines file')
