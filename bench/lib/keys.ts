@@ -25,3 +25,10 @@ export function prng(seed: number): () => number {
     return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
   };
 }
+
+/** Printable ASCII (no tab, no newline), so the same values fit a TSV file; varies with `seed`. */
+export function makeTextValue(value_bytes: number, seed: number): Buffer {
+  const value = Buffer.allocUnsafe(value_bytes);
+  for (let i = 0; i < value_bytes; i++) value[i] = 33 + ((seed * 7 + i * 13) % 94);
+  return value;
+}
