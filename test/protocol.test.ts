@@ -5,6 +5,7 @@ import { Op, Status } from '../src/protocol/constants.js';
 import { isErrorResponse, RequestDecodeError, WireCodec } from '../src/protocol/codec.js';
 import { ErrorCode } from '../src/protocol/errors.js';
 import { responseFrameBytes, writeResponseHead } from '../src/protocol/response-writer.js';
+import { readRequestMap } from '../src/protocol/request-reader.js';
 
 const codec = new WireCodec();
 const raw = new Encoder({ tagUint8Array: false, useRecords: false, mapsAsObjects: true });
@@ -151,5 +152,60 @@ describe('writeResponseHead', () => {
     const decoded = codec.decodeResponse(frameFor(5, [big, Buffer.from('x')]));
     assert.ok(!isErrorResponse(decoded));
     assert.equal(decoded.values.length, 70_001);
+  });
+});
+
+describe('readRequestMap (the fast request reader)', () => {
+  const generic = new Decoder({ tagUint8Array: false, useRecords: false, mapsAsObjects: true });
+
+  it('reads what cbor-x reads, for requests of every size and id length', () => {
+    // (cbor-x writes ids of 2^32 and up as floats, which go to cbor-x; see the next test for uint64.)
+    for (const id of [0, 23, 24, 255, 256, 65_535, 65_536, 2 ** 32 - 1]) {
+      for (const count of [0, 1, 24, 300, 70_000]) {
+        const key_lengths = Uint32Array.from({ length: count }, (_, i) => i % 17);
+        const value_lengths = Uint32Array.from({ length: count }, (_, i) => (i % 3 === 0 ? i % 29 : 0));
+        const keys = Buffer.alloc(key_lengths.reduce((sum, n) => sum + n, 0), 7);
+        const values = Buffer.alloc(value_lengths.reduce((sum, n) => sum + n, 0), 9);
+        const frame = codec.encodeRequest({ id, op: new Uint8Array(count).fill(Op.PUT), key_lengths, value_lengths, keys, values });
+        const fast = readRequestMap(frame);
+        assert.ok(fast !== null, `id ${id}, ${count} ops took the fast path`);
+        const slow = generic.decode(frame) as Record<string, unknown>;
+        assert.equal(fast['id'], Number(slow['id']));
+        assert.equal(fast['v'], 1);
+        assert.deepEqual([...(fast['kl'] as Uint32Array)], [...key_lengths]);
+        assert.deepEqual([...(fast['vl'] as Uint32Array)], [...value_lengths]);
+        assert.ok(Buffer.from(fast['keys'] as Uint8Array).equals(keys));
+        assert.ok(Buffer.from(fast['vals'] as Uint8Array).equals(values));
+        assert.equal((fast['op'] as Uint8Array).length, count);
+      }
+    }
+  });
+
+  it('reads an id written as an 8-byte integer as a number', () => {
+    const frame = Buffer.from('a2617601626964' + '1b' + '0000000100000005', 'hex');
+    assert.equal(readRequestMap(frame)?.['id'], 2 ** 32 + 5);
+  });
+
+  it('skips fields the protocol does not define, and reads uint16 key lengths and tag-64 op bytes', () => {
+    const frame = raw.encode({ v: 1, id: 3, extra: 5, op: Uint8Array.of(Op.GET), kl: Uint16Array.of(2), keys: Buffer.from('ab') });
+    const fast = readRequestMap(frame);
+    assert.ok(fast !== null);
+    assert.equal(fast['extra'], undefined);
+    assert.ok(fast['kl'] instanceof Uint16Array);
+    const with_tag_64 = new Encoder({ tagUint8Array: true, useRecords: false, mapsAsObjects: true }).encode({ v: 1, id: 1, op: Uint8Array.of(Op.GET), kl: Uint32Array.of(1), keys: Buffer.from('k') });
+    assert.equal((readRequestMap(with_tag_64)?.['op'] as Uint8Array)[0], Op.GET);
+  });
+
+  it('leaves anything outside its subset to cbor-x', () => {
+    const outside = [
+      raw.encode({ v: 1, id: 1.5 }),                           // float
+      raw.encode({ v: 1, id: 1, nested: { a: 1 } }),           // nested map
+      raw.encode({ v: 1, id: -1 }),                            // negative integer
+      Buffer.concat([request(), Buffer.from([0])]),            // trailing byte
+      Buffer.from('bf617601ff', 'hex'), // indefinite-length map
+      raw.encode({ v: 1, id: 1, kl: new Uint32Array(0) }).subarray(0, 10), // truncated
+      Buffer.from([0xa1, 0x61, 0x76, 0x1b, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff]), // 2^64-1
+    ];
+    for (const frame of outside) assert.equal(readRequestMap(frame), null, frame.toString('hex'));
   });
 });

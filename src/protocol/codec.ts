@@ -13,6 +13,7 @@
 import { Decoder, Encoder } from 'cbor-x';
 import { Field, PROTOCOL_VERSION, REQUEST_ID_MAX } from './constants.js';
 import { ErrorCode, PikvError, type ErrorCodeName } from './errors.js';
+import { readRequestMap } from './request-reader.js';
 
 /** A request as the client builds it and the server receives it. */
 export interface RequestBatch {
@@ -101,11 +102,13 @@ export class WireCodec {
     if (frame.length === 0 || first >> 5 !== 5) {
       throw new RequestDecodeError(ErrorCode.BAD_REQUEST, 'a request must be a CBOR map', null);
     }
-    let decoded: unknown;
-    try {
-      decoded = this.decoder.decode(frame);
-    } catch (error) {
-      throw new RequestDecodeError(ErrorCode.BAD_FRAME, `frame is not valid CBOR: ${(error as Error).message}`, null);
+    let decoded: unknown = Buffer.isBuffer(frame) ? readRequestMap(frame) : null;
+    if (decoded === null) {
+      try {
+        decoded = this.decoder.decode(frame);
+      } catch (error) {
+        throw new RequestDecodeError(ErrorCode.BAD_FRAME, `frame is not valid CBOR: ${(error as Error).message}`, null);
+      }
     }
     if (decoded === null || typeof decoded !== 'object' || Array.isArray(decoded) || isBytes(decoded)) {
       throw new RequestDecodeError(ErrorCode.BAD_REQUEST, 'a request must be a CBOR map', null);
