@@ -31,16 +31,17 @@ export interface ConnectionHost {
 /** WebSocket close codes (RFC 6455). */
 const CLOSE_POLICY_VIOLATION = 1008;
 const CLOSE_INTERNAL_ERROR = 1011;
+const SEND_OPTIONS = { binary: true } as const;
 
 export class Connection {
   readonly ws: WebSocket;
   requests_inflight = 0;
-  private send_bytes_pending = 0;
   private paused = false;
   private errors_this_second = 0;
   private error_window_start_ms = 0;
   private readonly host: ConnectionHost;
   private readonly onDone = (request: PendingRequest): void => this.respond(request);
+  private readonly onDrained = (): void => this.maybeResume();
   /**
    * Frames ws delivered after ws.pause(). It stops reading the socket, but still emits every
    * frame of the chunk it has already read: that can be hundreds of small requests. Answering
@@ -84,7 +85,7 @@ export class Connection {
     const config = this.host.config;
     return (
       this.requests_inflight >= config.connection_requests_inflight_max ||
-      this.send_bytes_pending >= config.connection_send_bytes_max ||
+      this.ws.bufferedAmount >= config.connection_send_bytes_max ||
       this.host.overBudget()
     );
   }
@@ -157,13 +158,19 @@ export class Connection {
     this.host.onRequestDone();
   }
 
+  /**
+   * Sends a frame. While the client keeps up, frames go out with no completion callback (a
+   * closure and a tick per response, on the path of every unbatched request). Once what is
+   * queued for this socket (ws.bufferedAmount) reaches half of connection_send_bytes_max,
+   * frames carry a callback, so a connection paused for a slow reader is resumed when the
+   * last of them drains: any send that can push the queue past the limit has one.
+   */
   private send(frame: Buffer): void {
-    const length = frame.length;
-    this.send_bytes_pending += length;
-    this.ws.send(frame, { binary: true }, () => {
-      this.send_bytes_pending -= length;
-      this.maybeResume();
-    });
+    if (this.ws.bufferedAmount + frame.length < this.host.config.connection_send_bytes_max / 2) {
+      this.ws.send(frame, SEND_OPTIONS);
+      return;
+    }
+    this.ws.send(frame, SEND_OPTIONS, this.onDrained);
     this.pauseIfNeeded();
   }
 
