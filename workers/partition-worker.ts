@@ -9,6 +9,7 @@
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { HashTable, PREFETCH_OPS_MAX, PUT_OK, PUT_OUT_OF_MEMORY } from '../src/hashmap/index.js';
+import { PartitionLog } from '../src/persistence/partition-log.js';
 import { Op, Status } from '../src/protocol/constants.js';
 import { HEADER_DATA_BYTES, HEADER_OP_COUNT, ReplyPacket, RequestPacket, WorkerCounter, type WorkerInit, type WorkerToMain } from '../src/server/packet.js';
 
@@ -23,6 +24,8 @@ const init = workerData as WorkerInit;
 const table = new HashTable(init.table_memory);
 table.recover();
 const counters = new Float64Array(init.stats_memory);
+/** With --data-dir: writes are logged before they are applied (src/persistence/partition-log.ts). */
+const persistence = init.persistence === undefined ? null : new PartitionLog(init.persistence, init.partition, table, counters);
 
 let reply_data = new Uint8Array(REPLY_DATA_BYTES_INITIAL);
 /** Keeps prefetch() loads observable so the JIT cannot drop them. */
@@ -46,6 +49,8 @@ function execute(request: RequestPacket): ReplyPacket {
   let data_offset = 0;
   let reply_bytes = 0;
   let prefetched_end = 0;
+  // Log-then-apply: if the batch's writes could not be logged, none of them is applied.
+  const log_failed = persistence !== null && !persistence.appendBatch(request);
   for (let i = 0; i < count; i++) {
     if (i === prefetched_end) {
       // Touch the slots and entries of the next chunk first, so their cache misses overlap.
@@ -77,6 +82,10 @@ function execute(request: RequestPacket): ReplyPacket {
       value_length[i] = length;
     } else if (op === Op.PUT) {
       puts++;
+      if (log_failed) {
+        status[i] = Status.DISK_ERROR;
+        continue;
+      }
       const result = table.put(hash, data, key_offset, key_length, data, key_offset + key_length, val_length);
       if (result === PUT_OUT_OF_MEMORY) {
         status[i] = Status.OUT_OF_MEMORY;
@@ -87,12 +96,17 @@ function execute(request: RequestPacket): ReplyPacket {
       }
     } else if (op === Op.DELETE) {
       deletes++;
-      if (!table.delete(hash, data, key_offset, key_length)) status[i] = Status.NOT_FOUND;
+      if (log_failed) status[i] = Status.DISK_ERROR;
+      else if (!table.delete(hash, data, key_offset, key_length)) status[i] = Status.NOT_FOUND;
     } else {
       status[i] = Status.UNKNOWN_OP;
     }
   }
   table.step(MIGRATION_SLOTS_PER_BATCH);
+  if (persistence !== null) {
+    if (out_of_memory > 0) persistence.abortFailedPuts(request, status);
+    persistence.afterBatch();
+  }
   counters[WorkerCounter.PREFETCH_SINK] = prefetch_sink;
   counters[WorkerCounter.BATCHES]! += 1;
   counters[WorkerCounter.GETS]! += gets;

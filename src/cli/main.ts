@@ -36,6 +36,10 @@ program
   .option('--response-bytes-max <size>', 'most result bytes in one response (default 64mb)')
   .option('--connection-requests-inflight-max <n>', 'unanswered requests per connection before it is not read (default 64)')
   .option('--connections-max <n>', 'open connections (default 1024)')
+  .option('--data-dir <dir>', 'persist to this directory: per-worker logs and snapshots, recovered on start (default: off, nothing written)')
+  .option('--fsync <policy>', 'with --data-dir: always | everysec | no, as Redis appendfsync (default everysec)')
+  .option('--compact-min-bytes <size>', 'with --data-dir: compact a worker\'s files once past this and 2x its data (default 64mb)')
+  .option('--repair', 'with --data-dir: start even if files are damaged, dropping what cannot be read')
   .action(runServe);
 
 program.command('get').description('print the value of KEY; exit 1 if absent').argument('<key>').addOption(urlOption()).action(runGet);

@@ -3,6 +3,7 @@
 export { createTableMemory, formatTableMemory } from './format.js';
 export { HashTable, PREFETCH_OPS_MAX, PUT_OK, PUT_OUT_OF_MEMORY, PUT_KEY_TOO_LARGE, PUT_VALUE_TOO_LARGE, type PutResult } from './table.js';
 export type { TableStats } from './stats.js';
+export { SCAN_END } from './scan.js';
 export { HashTableError, type HashTableErrorCode } from './errors.js';
 export { blockBytesFor, sizeClassBytes, sizeClassOf } from './allocator.js';
 export {

@@ -21,6 +21,7 @@ import {
 import { descriptorAt, finishMigration, migrateStep, rebuildSlotsFor, startRebuild } from './migration.js';
 import { recoverTable } from './recover.js';
 import { probeKey, probeReusable } from './slots.js';
+import { scanStep } from './scan.js';
 import { readStats, type TableStats } from './stats.js';
 import { checkFormatted, createViews, type TableViews } from './views.js';
 
@@ -129,6 +130,26 @@ export class HashTable {
     } else {
       target.set(u8.subarray(start, start + value_length), target_offset);
     }
+  }
+
+  /** Copies the key of entry `ref` to target[target_offset..]. Copies nothing for an invalid ref. */
+  copyKey(ref: number, target: Uint8Array, target_offset: number): void {
+    const views = this.views;
+    if (ref <= REF_TOMBSTONE || ref + 2 > views.units_total) return;
+    const key_length = views.u32[ref + E_KEY_BYTES]!;
+    const start = ref * 4 + ENTRY_HEADER_BYTES;
+    if (start + key_length > views.u8.length || target_offset + key_length > target.length) return;
+    copyBytes(target, target_offset, views.u8, start, key_length);
+  }
+
+  /**
+   * One bounded step of a read-only scan (see scan.ts): calls `visit(ref)` for about
+   * `entries_max` live entries and returns the next cursor; start at 0, done at SCAN_END.
+   * Keys present and unchanged for the whole scan are visited at least once, across
+   * migrations; `ref` is valid only inside `visit`.
+   */
+  scan(cursor: number, entries_max: number, visit: (ref: number) => void): number {
+    return scanStep(this.views, cursor, entries_max, visit);
   }
 
   /** Inserts or overwrites. Never throws; on PUT_OUT_OF_MEMORY the table is unchanged. */

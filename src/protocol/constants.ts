@@ -36,6 +36,16 @@ export const Status = {
   INTERNAL: 16,
   BAD_OP: 17,
   RESPONSE_TOO_LARGE: 18,
+  /** With --data-dir: the write could not be logged (disk full or failing) and was not applied. */
+  DISK_ERROR: 19,
+  /** Ring-aware request (or a forward) for a key this node does not own in its view: refresh the ring and resend. */
+  STALE_RING: 20,
+  /** The key's owner is not reachable (missed heartbeats, or no answer within the forward timeout). */
+  NODE_DOWN: 21,
+  /** A cluster op without the cluster secret. */
+  AUTH_FAILED: 22,
+  /** A membership change while another one is still moving data. */
+  CLUSTER_BUSY: 23,
 } as const;
 export type StatusCode = (typeof Status)[keyof typeof Status];
 

@@ -18,6 +18,11 @@ export const ErrorCode = {
   INTERNAL: 'INTERNAL',
   BAD_OP: 'BAD_OP',
   RESPONSE_TOO_LARGE: 'RESPONSE_TOO_LARGE',
+  DISK_ERROR: 'DISK_ERROR',
+  STALE_RING: 'STALE_RING',
+  NODE_DOWN: 'NODE_DOWN',
+  AUTH_FAILED: 'AUTH_FAILED',
+  CLUSTER_BUSY: 'CLUSTER_BUSY',
   // Whole-request errors, sent as {err, msg}.
   BAD_FRAME: 'BAD_FRAME',
   BAD_REQUEST: 'BAD_REQUEST',
@@ -36,7 +41,9 @@ export const ErrorCode = {
 export type ErrorCodeName = (typeof ErrorCode)[keyof typeof ErrorCode];
 
 /** Codes after which the same op may safely be sent again (it was not executed, or is idempotent to retry). */
-export const RETRYABLE_CODES: ReadonlySet<string> = new Set([ErrorCode.WORKER_RESTARTED, ErrorCode.SHUTTING_DOWN]);
+export const RETRYABLE_CODES: ReadonlySet<string> = new Set([
+  ErrorCode.WORKER_RESTARTED, ErrorCode.SHUTTING_DOWN, ErrorCode.DISK_ERROR, ErrorCode.STALE_RING, ErrorCode.NODE_DOWN, ErrorCode.CLUSTER_BUSY,
+]);
 
 const STATUS_NAMES: ReadonlyMap<number, ErrorCodeName> = new Map<number, ErrorCodeName>([
   [Status.NOT_FOUND, ErrorCode.NOT_FOUND],
@@ -49,6 +56,11 @@ const STATUS_NAMES: ReadonlyMap<number, ErrorCodeName> = new Map<number, ErrorCo
   [Status.INTERNAL, ErrorCode.INTERNAL],
   [Status.BAD_OP, ErrorCode.BAD_OP],
   [Status.RESPONSE_TOO_LARGE, ErrorCode.RESPONSE_TOO_LARGE],
+  [Status.DISK_ERROR, ErrorCode.DISK_ERROR],
+  [Status.STALE_RING, ErrorCode.STALE_RING],
+  [Status.NODE_DOWN, ErrorCode.NODE_DOWN],
+  [Status.AUTH_FAILED, ErrorCode.AUTH_FAILED],
+  [Status.CLUSTER_BUSY, ErrorCode.CLUSTER_BUSY],
 ]);
 
 /** The stable code of a status byte; unknown bytes from a newer server read as INTERNAL. */
@@ -68,6 +80,11 @@ const MESSAGES: Readonly<Record<ErrorCodeName, string>> = {
   INTERNAL: 'internal server error',
   BAD_OP: 'op is malformed (e.g. a value on an op that takes none)',
   RESPONSE_TOO_LARGE: 'the results of this request would exceed the response size limit; ask for fewer or smaller values at once',
+  DISK_ERROR: 'the write could not be logged to disk (disk full or failing) and was not applied; retry once space is freed',
+  STALE_RING: 'this node does not own the key in its ring view; refresh the ring and resend',
+  NODE_DOWN: 'the node that owns this key is down or did not answer in time; the op may or may not have been applied',
+  AUTH_FAILED: 'missing or wrong cluster secret or client token',
+  CLUSTER_BUSY: 'another membership change is still moving data; retry when it has finished',
   BAD_FRAME: 'frame is not valid CBOR',
   BAD_REQUEST: 'request does not have the shape described in docs/PROTOCOL.md',
   UNSUPPORTED_VERSION: 'protocol version not supported',

@@ -8,6 +8,7 @@ import { readFileSync } from 'node:fs';
 import { totalmem } from 'node:os';
 import bytes from 'bytes';
 import { TABLE_BYTES_MAX, VALUE_BYTES_MAX } from '../hashmap/index.js';
+import { FSYNC_POLICIES, type FsyncPolicy } from '../persistence/options.js';
 
 export interface ServerConfig {
   host: string;
@@ -31,6 +32,13 @@ export interface ServerConfig {
   /** Request-level errors one connection may cause per second before it is closed. */
   connection_errors_per_second_max: number;
   shutdown_timeout_ms: number;
+  /** Persistence (docs/PERSISTENCE.md): off while empty; then no file is read or written. */
+  data_dir: string;
+  fsync: FsyncPolicy;
+  /** A partition's files are compacted once they pass this and twice its payload. */
+  compact_min_bytes: number;
+  /** Start even if the data directory is damaged, dropping what cannot be read. */
+  repair: boolean;
   /** Enables DEBUG_KILL_WORKER. Only from the PIKV_TEST_HOOKS=1 environment variable. */
   test_hooks: boolean;
 }
@@ -55,6 +63,10 @@ export function defaultConfig(): ServerConfig {
     node_inflight_bytes_max: 256 * 1024 * 1024,
     connection_errors_per_second_max: 100,
     shutdown_timeout_ms: 10_000,
+    data_dir: '',
+    fsync: 'everysec',
+    compact_min_bytes: 64 * 1024 * 1024,
+    repair: false,
     test_hooks: process.env['PIKV_TEST_HOOKS'] === '1',
   };
 }
@@ -62,7 +74,7 @@ export function defaultConfig(): ServerConfig {
 /** Config-file and flag names (kebab-case on the command line, snake_case in files). */
 const SIZE_FIELDS = new Set<keyof ServerConfig>([
   'memory_bytes_max', 'key_bytes_max', 'value_bytes_max', 'frame_bytes_max', 'response_bytes_max',
-  'connection_send_bytes_max', 'node_inflight_bytes_max',
+  'connection_send_bytes_max', 'node_inflight_bytes_max', 'compact_min_bytes',
 ]);
 const COUNT_FIELDS = new Set<keyof ServerConfig>([
   'port', 'workers', 'batch_ops_max', 'connection_requests_inflight_max', 'connections_max',
@@ -94,6 +106,12 @@ function parseCount(value: unknown, name: string): number {
   return parsed;
 }
 
+function parseBoolean(value: unknown, name: string): boolean {
+  if (value === true || value === 'true') return true;
+  if (value === false || value === 'false') return false;
+  throw new ConfigError(`${name}: expected true or false, got ${JSON.stringify(value)}`);
+}
+
 /** Applies `overrides` (from a file or flags; unknown names are an error) onto `config`. */
 export function applySettings(config: ServerConfig, overrides: Record<string, unknown>, source: string): ServerConfig {
   const result = { ...config };
@@ -103,6 +121,7 @@ export function applySettings(config: ServerConfig, overrides: Record<string, un
     if (!(name in result) || name === 'test_hooks') throw new ConfigError(`${source}: unknown setting "${raw_name}"`);
     if (SIZE_FIELDS.has(name)) (result[name] as number) = parseSize(value, `${source}: ${raw_name}`);
     else if (COUNT_FIELDS.has(name)) (result[name] as number) = parseCount(value, `${source}: ${raw_name}`);
+    else if (name === 'repair') result.repair = parseBoolean(value, `${source}: ${raw_name}`);
     else if (typeof value === 'string') (result[name] as string) = value;
     else throw new ConfigError(`${source}: ${raw_name} must be a string`);
   }
@@ -147,5 +166,8 @@ export function validateConfig(config: ServerConfig): ServerConfig {
   check(partition_bytes <= TABLE_BYTES_MAX, `max memory per worker is ${TABLE_BYTES_MAX} B; add workers or lower --max-memory`);
   check(config.value_bytes_max <= VALUE_BYTES_MAX, `value_bytes_max must be at most ${VALUE_BYTES_MAX} (1 GiB)`);
   check(config.frame_bytes_max >= config.value_bytes_max, 'frame_bytes_max must be at least value_bytes_max, or a largest value could never be sent');
+  check((FSYNC_POLICIES as readonly string[]).includes(config.fsync), `fsync must be one of ${FSYNC_POLICIES.join(', ')}, got ${JSON.stringify(config.fsync)}`);
+  check(config.compact_min_bytes >= 4096, 'compact_min_bytes must be at least 4kb');
+  check(!config.repair || config.data_dir !== '', 'repair needs data_dir');
   return config;
 }

@@ -23,6 +23,7 @@
  *   then  u32 value_length[ops_capacity]
  *   then  data: the values of the ops that return one, in op order
  */
+import type { PersistenceOptions } from '../persistence/options.js';
 
 export const PACKET_HEADER_BYTES = 16;
 export const HEADER_OP_COUNT = 0;
@@ -130,6 +131,8 @@ export interface WorkerInit {
   partition: number;
   /** Result bytes one reply packet may carry; GETs past it fail with RESPONSE_TOO_LARGE. */
   reply_bytes_max: number;
+  /** Set with --data-dir: the worker logs every write (src/persistence/). */
+  persistence?: PersistenceOptions;
 }
 export type WorkerToMain =
   | { kind: 'ready' }
@@ -145,5 +148,18 @@ export const WorkerCounter = {
   OUT_OF_MEMORY: 5,
   /** Not a statistic: where the worker parks the result of HashTable.prefetch(). */
   PREFETCH_SINK: 6,
-  COUNT: 7,
+  // Persistence (src/persistence/partition-log.ts); all 0 without --data-dir.
+  /** Not a statistic: generation of the log the worker appends to; a restarted worker reopens it. */
+  LOG_GENERATION: 7,
+  /** Not statistics: valid bytes of logs of even / odd generation. Set before LOG_GENERATION, so one store switches both. */
+  LOG_BYTES_EVEN: 8,
+  LOG_BYTES_ODD: 9,
+  DISK_BYTES: 10,
+  DISK_BYTES_WRITTEN: 11,
+  LOGGED_OPS: 12,
+  LOGGED_PAYLOAD_BYTES: 13,
+  DISK_ERRORS: 14,
+  FSYNCS: 15,
+  COMPACTIONS: 16,
+  COUNT: 17,
 } as const;

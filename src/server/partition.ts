@@ -11,6 +11,7 @@ import { Worker } from 'node:worker_threads';
 import { HashTable, createTableMemory } from '../hashmap/index.js';
 import { Status } from '../protocol/constants.js';
 import { copyBytes } from './copy-bytes.js';
+import type { PersistenceOptions } from '../persistence/options.js';
 import { ReplyPacket, RequestPacket, WorkerCounter, type WorkerInit, type WorkerToMain } from './packet.js';
 import type { PendingRequest } from './pending-request.js';
 
@@ -51,6 +52,7 @@ export class Partition {
   private readonly stats_memory: SharedArrayBuffer;
   private readonly reply_bytes_max: number;
   private readonly log: Logger;
+  private readonly persistence: PersistenceOptions | null;
   private worker: Worker | null = null;
   private ready = false;
   private stopping = false;
@@ -61,8 +63,9 @@ export class Partition {
   private restart_times_ms: number[] = [];
   private exited: Promise<void> = Promise.resolve();
 
-  constructor(index: number, table_bytes: number, reply_bytes_max: number, log: Logger) {
+  constructor(index: number, table_bytes: number, reply_bytes_max: number, log: Logger, persistence: PersistenceOptions | null = null) {
     this.index = index;
+    this.persistence = persistence;
     this.reply_bytes_max = reply_bytes_max;
     this.table_memory = createTableMemory(table_bytes);
     this.stats_memory = new SharedArrayBuffer(WorkerCounter.COUNT * Float64Array.BYTES_PER_ELEMENT);
@@ -73,6 +76,7 @@ export class Partition {
 
   start(): void {
     const init: WorkerInit = { table_memory: this.table_memory, stats_memory: this.stats_memory, partition: this.index, reply_bytes_max: this.reply_bytes_max };
+    if (this.persistence !== null) init.persistence = this.persistence;
     const worker = new Worker(WORKER_URL, { workerData: init, name: `pikv-partition-${this.index}` });
     this.worker = worker;
     this.ready = false;

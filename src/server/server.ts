@@ -7,6 +7,8 @@
 import { createServer, type IncomingMessage, type Server as HttpServer, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { WebSocketServer, type WebSocket } from 'ws';
+import type { PersistenceOptions } from '../persistence/options.js';
+import { describeRecovery, recoverNode } from '../persistence/recovery.js';
 import { WireCodec } from '../protocol/codec.js';
 import type { ServerConfig } from './config.js';
 import { Connection, type ConnectionHost } from './connection.js';
@@ -32,6 +34,8 @@ export class PikvServer implements ConnectionHost {
   private readonly connections = new Set<Connection>();
   private readonly paused = new Set<Connection>();
   private readonly logger: Logger;
+  /** Null without --data-dir: then nothing is read or written on disk. */
+  private readonly persistence: PersistenceOptions | null;
   private stopped: Promise<void> | null = null;
 
   constructor(config: ServerConfig, logger: Logger = (message) => console.error(`pikv: ${message}`)) {
@@ -39,7 +43,9 @@ export class PikvServer implements ConnectionHost {
     this.logger = logger;
     const table_bytes = Math.floor(config.memory_bytes_max / config.workers / 8) * 8;
     this.partitions = [];
-    for (let i = 0; i < config.workers; i++) this.partitions.push(new Partition(i, table_bytes, config.response_bytes_max, logger));
+    this.persistence = config.data_dir === '' ? null
+      : { data_dir: config.data_dir, fsync: config.fsync, compact_min_bytes: config.compact_min_bytes, workers: config.workers };
+    for (let i = 0; i < config.workers; i++) this.partitions.push(new Partition(i, table_bytes, config.response_bytes_max, logger, this.persistence));
     this.dispatcher = new Dispatcher(this.partitions, config, () => this.codec.encodeValue(this.stats()));
     this.http = createServer((request, response) => this.onHttpRequest(request, response));
     this.wss = new WebSocketServer({ server: this.http, maxPayload: config.frame_bytes_max, perMessageDeflate: false, clientTracking: false });
@@ -48,6 +54,11 @@ export class PikvServer implements ConnectionHost {
 
   /** Starts the workers and listens; resolves with the ws:// URL once accepting connections. */
   async start(): Promise<string> {
+    if (this.persistence !== null) {
+      // Before any worker starts: recovery fills the tables the workers will own (src/persistence/recovery.ts).
+      const report = recoverNode(this.persistence, this.config.repair, this.partitions.map((p) => p.table), this.partitions.map((p) => p.counters));
+      for (const line of describeRecovery(report)) this.log(line);
+    }
     for (const partition of this.partitions) partition.start();
     await new Promise<void>((resolve, reject) => {
       this.http.once('error', reject);

@@ -25,6 +25,16 @@ export interface WorkerStats {
   out_of_memory: number;
   ops_queued: number;
   restarts: number;
+  /** Persistence (0 without --data-dir): bytes of this partition's live files. */
+  disk_bytes: number;
+  /** Bytes written to disk ever (logs, snapshots, headers), and per logged op / payload byte. */
+  disk_bytes_written: number;
+  logged_ops: number;
+  disk_bytes_per_op: number;
+  disk_bytes_per_payload_byte: number;
+  disk_errors: number;
+  fsyncs: number;
+  compactions: number;
 }
 
 export interface NodeStats {
@@ -54,6 +64,9 @@ function workerStats(partition: Partition): WorkerStats {
   const gets = c[WorkerCounter.GETS]! + partition.main_thread_gets;
   const puts = c[WorkerCounter.PUTS]!;
   const deletes = c[WorkerCounter.DELETES]!;
+  const written = c[WorkerCounter.DISK_BYTES_WRITTEN]!;
+  const logged_ops = c[WorkerCounter.LOGGED_OPS]!;
+  const logged_payload = c[WorkerCounter.LOGGED_PAYLOAD_BYTES]!;
   return {
     partition: partition.index,
     keys: table.keys,
@@ -71,7 +84,19 @@ function workerStats(partition: Partition): WorkerStats {
     out_of_memory: c[WorkerCounter.OUT_OF_MEMORY]!,
     ops_queued: partition.ops_queued,
     restarts: partition.restarts,
+    disk_bytes: c[WorkerCounter.DISK_BYTES]!,
+    disk_bytes_written: written,
+    logged_ops: logged_ops,
+    disk_bytes_per_op: logged_ops > 0 ? round3(written / logged_ops) : 0,
+    disk_bytes_per_payload_byte: logged_payload > 0 ? round3(written / logged_payload) : 0,
+    disk_errors: c[WorkerCounter.DISK_ERRORS]!,
+    fsyncs: c[WorkerCounter.FSYNCS]!,
+    compactions: c[WorkerCounter.COMPACTIONS]!,
   };
+}
+
+function round3(value: number): number {
+  return Math.round(value * 1000) / 1000;
 }
 
 export function collectStats(source: StatsSource, connections: number, requests_inflight: number): NodeStats {

@@ -1,0 +1,17 @@
+/**
+ * Persistence settings as they travel from the config to the main thread's recovery and to
+ * each partition worker (inside WorkerInit, so plain data only).
+ */
+
+/** Same meanings as Redis's appendfsync; see docs/PERSISTENCE.md for the guarantees. */
+export const FSYNC_POLICIES = ['always', 'everysec', 'no'] as const;
+export type FsyncPolicy = (typeof FSYNC_POLICIES)[number];
+
+export interface PersistenceOptions {
+  data_dir: string;
+  fsync: FsyncPolicy;
+  /** A partition is compacted once its files pass both this and 2x its payload bytes. */
+  compact_min_bytes: number;
+  /** Partitions (workers) of this node: part of every file name and header. */
+  workers: number;
+}
