@@ -72,11 +72,10 @@ export const REF_EMPTY = 0;
 export const REF_TOMBSTONE = 1;
 
 // --- entries ---------------------------------------------------------------
-// An entry block: unit 0 key length, unit 1 value length, then key bytes, then
-// value bytes. A free block reuses unit 0 as the free-list "next" pointer.
+// An entry block: a 4- or 8-byte header (entry.ts), then key bytes, then value
+// bytes. A free block reuses unit 0 as the free-list "next" pointer.
+/** The larger of the two entry header forms. */
 export const ENTRY_HEADER_BYTES = 8;
-export const E_KEY_BYTES = 0;
-export const E_VALUE_BYTES = 1;
 
 // --- limits ----------------------------------------------------------------
 export const KEY_BYTES_MAX = 65535;

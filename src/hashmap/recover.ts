@@ -14,9 +14,10 @@
 // Work is O(slots + free blocks); call once when a writer attaches after a crash.
 
 import { blockBytesFor, sumFreeLists } from './allocator.js';
+import { entryBytesFor, entryKeyLength, entryValueLength } from './entry.js';
 import { HashTableError } from './errors.js';
 import {
-  D_INDEX_REF, D_INDEX_SLOTS, D_OLD_REF, D_OLD_SLOTS, E_KEY_BYTES, E_VALUE_BYTES, ENTRY_HEADER_BYTES,
+  D_INDEX_REF, D_INDEX_SLOTS, D_OLD_REF, D_OLD_SLOTS, 
   F_BYTES_ALLOCATED, F_BYTES_FREE_LISTED, F_PAYLOAD_BYTES, H_INDEX_TOMBSTONES, H_INDEX_USED_SLOTS, H_KEYS,
   H_MIGRATE_CURSOR, REF_EMPTY, REF_TOMBSTONE, SLOT_BYTES,
 } from './layout.js';
@@ -82,10 +83,11 @@ function countSlots(views: TableViews, index_ref: number, index_slots: number): 
       count.tombstones += 1;
       continue;
     }
-    const payload_bytes = u32[ref + E_KEY_BYTES]! + u32[ref + E_VALUE_BYTES]!;
+    const key_bytes = entryKeyLength(u32, ref);
+    const value_bytes = entryValueLength(u32, ref);
     count.keys += 1;
-    count.payload_bytes += payload_bytes;
-    count.bytes_allocated += blockBytesFor(ENTRY_HEADER_BYTES + payload_bytes);
+    count.payload_bytes += key_bytes + value_bytes;
+    count.bytes_allocated += blockBytesFor(entryBytesFor(key_bytes, value_bytes));
   }
   return count;
 }

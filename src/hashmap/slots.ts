@@ -9,9 +9,10 @@
 // is bounded by the slot count, and every entry address is checked against the
 // buffer, so a reader on another thread cannot throw or spin on odd data.
 
+import { entryHeaderBytes, entryKeyLength, entryKeyStart, entryValueLength } from './entry.js';
 import { homeSlot } from './hash.js';
 import {
-  E_KEY_BYTES, E_VALUE_BYTES, ENTRY_HEADER_BYTES, HEADER_UNITS, KEY_BYTES_MAX, REF_EMPTY, REF_TOMBSTONE, VALUE_BYTES_MAX,
+  HEADER_UNITS, KEY_BYTES_MAX, REF_EMPTY, REF_TOMBSTONE, VALUE_BYTES_MAX,
 } from './layout.js';
 import type { TableViews } from './views.js';
 
@@ -23,11 +24,13 @@ export function slotArrayValid(views: TableViews, index_ref: number, index_slots
 
 /** True if `ref` is an entry whose header and bytes lie inside the buffer. */
 export function entryValid(views: TableViews, ref: number): boolean {
-  if (ref < HEADER_UNITS || ref + 2 > views.units_total) return false;
-  const key_bytes = views.u32[ref + E_KEY_BYTES]!;
-  const value_bytes = views.u32[ref + E_VALUE_BYTES]!;
+  if (ref < HEADER_UNITS) return false;
+  const header_bytes = entryHeaderBytes(views, ref);
+  if (header_bytes === 0) return false;
+  const key_bytes = entryKeyLength(views.u32, ref);
+  const value_bytes = entryValueLength(views.u32, ref);
   return key_bytes <= KEY_BYTES_MAX && value_bytes <= VALUE_BYTES_MAX &&
-    ref * 4 + ENTRY_HEADER_BYTES + key_bytes + value_bytes <= views.u8.length;
+    ref * 4 + header_bytes + key_bytes + value_bytes <= views.u8.length;
 }
 
 /** True if entry `ref` holds exactly key[key_offset .. key_offset + key_length). */
@@ -35,9 +38,9 @@ export function entryKeyEquals(
   views: TableViews, ref: number, key: Uint8Array, key_offset: number, key_length: number,
 ): boolean {
   const u32 = views.u32;
-  if (ref + 2 > views.units_total || u32[ref + E_KEY_BYTES] !== key_length) return false;
-  const start = ref * 4 + ENTRY_HEADER_BYTES;
-  if (start + key_length + u32[ref + E_VALUE_BYTES]! > views.u8.length) return false;
+  if (entryHeaderBytes(views, ref) === 0 || entryKeyLength(u32, ref) !== key_length) return false;
+  const start = entryKeyStart(u32, ref);
+  if (start + key_length + entryValueLength(u32, ref) > views.u8.length) return false;
   const u8 = views.u8;
   for (let i = 0; i < key_length; i++) {
     if (u8[start + i] !== key[key_offset + i]) return false;

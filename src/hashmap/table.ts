@@ -12,9 +12,10 @@
 // the order given in README "Crash consistency".
 
 import { allocate, free } from './allocator.js';
+import { entryBytesFor, entryHeaderBytes, entryKeyLength, entryKeyStart, entryValueLength, writeEntryHeader } from './entry.js';
 import { homeSlot, mix32 } from './hash.js';
 import {
-  D_INDEX_REF, D_INDEX_SLOTS, D_OLD_REF, D_OLD_SLOTS, E_KEY_BYTES, E_VALUE_BYTES, ENTRY_HEADER_BYTES,
+  D_INDEX_REF, D_INDEX_SLOTS, D_OLD_REF, D_OLD_SLOTS, 
   F_PAYLOAD_BYTES, H_INDEX_TOMBSTONES, H_INDEX_USED_SLOTS, H_KEYS, INDEX_SLOTS_MIN, KEY_BYTES_MAX,
   MIGRATE_SLOTS_PER_OP, REF_EMPTY, REF_TOMBSTONE, slotsUsedHardMax, slotsUsedMax, VALUE_BYTES_MAX,
 } from './layout.js';
@@ -101,7 +102,7 @@ export class HashTable {
       const ref = refs[i]!;
       if (ref <= REF_TOMBSTONE || ref + 2 > units_total) continue;
       // The entry's last byte: a value of ~100 B puts the entry across two or three lines.
-      const last = ref * 4 + ENTRY_HEADER_BYTES + u32[ref + E_KEY_BYTES]! + u32[ref + E_VALUE_BYTES]! - 1;
+      const last = entryKeyStart(u32, ref) + entryKeyLength(u32, ref) + entryValueLength(u32, ref) - 1;
       sink += last < u8.length ? u8[last]! : 0;
     }
     return sink;
@@ -109,20 +110,20 @@ export class HashTable {
 
   /** Value length of entry `ref` (from find), 0 for an invalid ref. */
   valueLength(ref: number): number {
-    return ref + 2 <= this.views.units_total && ref > REF_TOMBSTONE ? this.views.u32[ref + E_VALUE_BYTES]! : 0;
+    return ref > REF_TOMBSTONE && entryHeaderBytes(this.views, ref) > 0 ? entryValueLength(this.views.u32, ref) : 0;
   }
 
   /** Key length of entry `ref` (from find), 0 for an invalid ref. */
   keyLength(ref: number): number {
-    return ref + 2 <= this.views.units_total && ref > REF_TOMBSTONE ? this.views.u32[ref + E_KEY_BYTES]! : 0;
+    return ref > REF_TOMBSTONE && entryHeaderBytes(this.views, ref) > 0 ? entryKeyLength(this.views.u32, ref) : 0;
   }
 
   /** Copies the value of entry `ref` to target[target_offset..]. Copies nothing for an invalid ref. */
   copyValue(ref: number, target: Uint8Array, target_offset: number): void {
     const views = this.views;
-    if (ref <= REF_TOMBSTONE || ref + 2 > views.units_total) return;
-    const value_length = views.u32[ref + E_VALUE_BYTES]!;
-    const start = ref * 4 + ENTRY_HEADER_BYTES + views.u32[ref + E_KEY_BYTES]!;
+    if (ref <= REF_TOMBSTONE || entryHeaderBytes(views, ref) === 0) return;
+    const value_length = entryValueLength(views.u32, ref);
+    const start = entryKeyStart(views.u32, ref) + entryKeyLength(views.u32, ref);
     if (start + value_length > views.u8.length || target_offset + value_length > target.length) return;
     const u8 = views.u8;
     if (value_length <= COPY_LOOP_BYTES_MAX) {
@@ -135,9 +136,9 @@ export class HashTable {
   /** Copies the key of entry `ref` to target[target_offset..]. Copies nothing for an invalid ref. */
   copyKey(ref: number, target: Uint8Array, target_offset: number): void {
     const views = this.views;
-    if (ref <= REF_TOMBSTONE || ref + 2 > views.units_total) return;
-    const key_length = views.u32[ref + E_KEY_BYTES]!;
-    const start = ref * 4 + ENTRY_HEADER_BYTES;
+    if (ref <= REF_TOMBSTONE || entryHeaderBytes(views, ref) === 0) return;
+    const key_length = entryKeyLength(views.u32, ref);
+    const start = entryKeyStart(views.u32, ref);
     if (start + key_length > views.u8.length || target_offset + key_length > target.length) return;
     copyBytes(target, target_offset, views.u8, start, key_length);
   }
@@ -189,9 +190,11 @@ export class HashTable {
     }
     if (slot <= 0) return false;
     const ref = u32[slot + 1]!;
-    const payload_bytes = u32[ref + E_KEY_BYTES]! + u32[ref + E_VALUE_BYTES]!;
+    const key_bytes = entryKeyLength(u32, ref);
+    const value_bytes = entryValueLength(u32, ref);
+    const payload_bytes = key_bytes + value_bytes;
     u32[slot + 1] = REF_TOMBSTONE; // publish
-    free(views, ref, ENTRY_HEADER_BYTES + payload_bytes);
+    free(views, ref, entryBytesFor(key_bytes, value_bytes));
     const keys = u32[H_KEYS]! - 1;
     u32[H_KEYS] = keys;
     if (in_primary) u32[H_INDEX_TOMBSTONES] = u32[H_INDEX_TOMBSTONES]! + 1;
@@ -219,20 +222,21 @@ export class HashTable {
     const views = this.views;
     const u32 = views.u32;
     const ref = u32[slot + 1]!;
-    const value_length_old = u32[ref + E_VALUE_BYTES]!;
+    const value_length_old = entryValueLength(u32, ref);
+    const key_start_old = entryKeyStart(u32, ref);
     if (value_length_old === value_length) {
       // One TypedArray.prototype.set call: a kill cannot tear the value.
-      const start = ref * 4 + ENTRY_HEADER_BYTES + key_length;
+      const start = key_start_old + key_length;
       if (value_offset === 0 && value_length === value.length) views.u8.set(value, start);
       else views.u8.set(value.subarray(value_offset, value_offset + value_length), start);
       return PUT_OK;
     }
-    const ref_new = allocate(views, ENTRY_HEADER_BYTES + key_length + value_length);
+    const ref_new = allocate(views, entryBytesFor(key_length, value_length));
     if (ref_new === 0) return PUT_OUT_OF_MEMORY;
     // The key bytes are copied from the old entry (it is the same key).
-    this.writeEntry(ref_new, views.u8, ref * 4 + ENTRY_HEADER_BYTES, key_length, value, value_offset, value_length);
+    this.writeEntry(ref_new, views.u8, key_start_old, key_length, value, value_offset, value_length);
     u32[slot + 1] = ref_new; // publish
-    free(views, ref, ENTRY_HEADER_BYTES + key_length + value_length_old);
+    free(views, ref, entryBytesFor(key_length, value_length_old));
     views.f64[F_PAYLOAD_BYTES] += value_length - value_length_old;
     return PUT_OK;
   }
@@ -266,7 +270,7 @@ export class HashTable {
         if (slot === 0) return PUT_OUT_OF_MEMORY;
       }
     }
-    const ref = allocate(views, ENTRY_HEADER_BYTES + key_length + value_length);
+    const ref = allocate(views, entryBytesFor(key_length, value_length));
     if (ref === 0) return PUT_OUT_OF_MEMORY;
     this.writeEntry(ref, key, key_offset, key_length, value, value_offset, value_length);
     const counter = u32[slot + 1] === REF_TOMBSTONE ? H_INDEX_TOMBSTONES : H_INDEX_USED_SLOTS;
@@ -284,9 +288,8 @@ export class HashTable {
     value: Uint8Array, value_offset: number, value_length: number,
   ): void {
     const u8 = this.views.u8;
-    this.views.u32[ref + E_KEY_BYTES] = key_length;
-    this.views.u32[ref + E_VALUE_BYTES] = value_length;
-    const start = ref * 4 + ENTRY_HEADER_BYTES;
+    writeEntryHeader(this.views.u32, ref, key_length, value_length);
+    const start = entryKeyStart(this.views.u32, ref);
     copyBytes(u8, start, key, key_offset, key_length);
     copyBytes(u8, start + key_length, value, value_offset, value_length);
   }

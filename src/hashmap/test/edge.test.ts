@@ -8,6 +8,7 @@ import {
   createTableMemory, HashTable, HashTableError, KEY_BYTES_MAX, PUT_KEY_TOO_LARGE, PUT_OK, TABLE_BYTES_MIN,
 } from '../index.js';
 import { Prng } from '../fixtures/prng.js';
+import { expectedBlockBytes } from '../fixtures/model.js';
 
 function get(table: HashTable, hash: number, key: Uint8Array): Buffer | null {
   const ref = table.find(hash, key, 0, key.length);
@@ -121,5 +122,38 @@ describe('attach', () => {
       assert.doesNotThrow(() => table.copyValue(ref, target, 0));
       assert.doesNotThrow(() => table.valueLength(ref));
     }
+  });
+});
+
+describe('entry header forms', () => {
+  it('switches between the 4-byte and 8-byte header at 2047/2048-byte keys and 1 MiB values, with exact accounting', () => {
+    const table = new HashTable(createTableMemory(64 << 20));
+    const prng = new Prng(99);
+    const cases: [number, number][] = [[2047, 0xfffff], [2048, 10], [10, 0x100000], [16, 100], [0, 0]];
+    const base_used = table.stats().bytes_used;
+    let expected_entries = 0;
+    cases.forEach(([key_length, value_length], i) => {
+      const key = randomBytes(prng, key_length);
+      const value = randomBytes(prng, value_length);
+      put(table, 1000 + i, key, value);
+      assert.deepEqual(get(table, 1000 + i, key), value, `key ${key_length} B, value ${value_length} B`);
+      const header_bytes = key_length <= 2047 && value_length < 1 << 20 ? 4 : 8;
+      expected_entries += expectedBlockBytes(header_bytes + key_length + value_length);
+    });
+    assert.equal(table.stats().bytes_used - base_used, expected_entries);
+    // Overwrites that cross between forms: short -> long -> short.
+    const key = randomBytes(prng, 16);
+    put(table, 7, key, Buffer.alloc(5, 1));
+    put(table, 7, key, Buffer.alloc(0x100000, 2));
+    assert.equal(get(table, 7, key)!.length, 0x100000);
+    put(table, 7, key, Buffer.alloc(3, 3));
+    assert.deepEqual(get(table, 7, key), Buffer.alloc(3, 3));
+    assert.equal(table.delete(7, key, 0, key.length), true);
+    assert.equal(table.stats().bytes_used - base_used, expected_entries);
+    // A fresh view of the same memory, after recover(), agrees.
+    const again = new HashTable(table.memory);
+    again.recover();
+    assert.equal(again.stats().bytes_used - base_used, expected_entries);
+    assert.equal(again.keys, cases.length);
   });
 });
