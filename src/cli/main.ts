@@ -9,6 +9,7 @@ import { Command, Option } from 'commander';
 import { PikvError } from '../protocol/errors.js';
 import { runDel, runGet, runKillWorker, runPut, runStats } from './commands.js';
 import { runLoad } from './load.js';
+import { runClusterJoin, runClusterLeave, runClusterRemove, runClusterStatus } from './cluster.js';
 import { runServe } from './serve.js';
 
 export const DEFAULT_URL = 'ws://127.0.0.1:7070';
@@ -39,6 +40,14 @@ program
   .option('--data-dir <dir>', 'persist to this directory: per-worker logs and snapshots, recovered on start (default: off, nothing written)')
   .option('--fsync <policy>', 'with --data-dir: always | everysec | no, as Redis appendfsync (default everysec)')
   .option('--compact-min-bytes <size>', 'with --data-dir: compact a worker\'s files once past this and 2x its data (default 64mb)')
+  .option('--node-id <id>', 'cluster: this node\'s stable name (turns on cluster mode; see docs/CLUSTER.md)')
+  .option('--advertise <url>', 'cluster: the ws://host:port peers and clients reach this node at (default: the listen address)')
+  .option('--join <urls>', 'cluster: ask these nodes (comma-separated) to admit this one')
+  .option('--cluster-secret <secret>', 'cluster: shared secret for peer links and admin ops (default: $PIKV_CLUSTER_SECRET)')
+  .option('--weight <n>', 'cluster: relative capacity, 1..16 (default 1)')
+  .option('--client-token <token>', 'clients must send this token (x-pikv-client-token)')
+  .option('--heartbeat-interval-ms <ms>', 'cluster: heartbeat period; 3 missed answers mark a peer down (default 500)')
+  .option('--forward-timeout-ms <ms>', 'cluster: bound on every forwarded request (default 5000)')
   .option('--repair', 'with --data-dir: start even if files are damaged, dropping what cannot be read')
   .action(runServe);
 
@@ -68,6 +77,25 @@ program
   .option('--no-progress', 'no progress bar')
   .addOption(urlOption())
   .action(runLoad);
+
+const cluster = program.command('cluster').description('membership of a cluster (docs/CLUSTER.md)');
+function adminOptions(command: Command): Command {
+  return command
+    .addOption(new Option('--cluster-secret <secret>', 'the cluster secret').env('PIKV_CLUSTER_SECRET'))
+    .addOption(new Option('--token <token>', 'client token, if the node requires one').env('PIKV_CLIENT_TOKEN'))
+    .option('--wait-ms <ms>', 'how long to wait for data to finish moving', '300000')
+    .addOption(urlOption());
+}
+cluster
+  .command('status')
+  .description('nodes, epoch, up/down, keys per node, data-move progress')
+  .option('--json', 'machine-readable output')
+  .addOption(new Option('--token <token>', 'client token, if the node requires one').env('PIKV_CLIENT_TOKEN'))
+  .addOption(urlOption())
+  .action(runClusterStatus);
+adminOptions(cluster.command('join').description('admit node ID, reachable at URL (it must run with the same --cluster-secret)').argument('<id>').argument('<node-url>').option('--weight <n>', 'relative capacity 1..16', '1')).action(runClusterJoin);
+adminOptions(cluster.command('leave').description('hand off the keys of node ID (default: the node at --url), which then stops').argument('[id]')).action(runClusterLeave);
+adminOptions(cluster.command('remove').description('drop node ID without hand-off (a dead node; its keys are lost)').argument('<id>')).action(runClusterRemove);
 
 program.parseAsync(process.argv).catch((error: unknown) => {
   const code = error instanceof PikvError ? ` [${error.code}]` : '';

@@ -4,6 +4,7 @@
  */
 import { applySettings, defaultConfig, loadConfigFile, validateConfig } from '../server/config.js';
 import { PikvServer } from '../server/server.js';
+import { extractClusterSettings, parseClusterConfig } from '../cluster/cluster-config.js';
 
 type ServeFlags = Record<string, string | undefined> & { config?: string };
 
@@ -13,14 +14,25 @@ function camelToSnake(name: string): string {
 
 export async function runServe(flags: ServeFlags): Promise<void> {
   let config = defaultConfig();
-  if (flags.config !== undefined) config = applySettings(config, loadConfigFile(flags.config), flags.config);
+  // Cluster settings (src/cluster/cluster-config.ts) are split off first; the node's own config never sees them.
+  const file = flags.config === undefined ? { cluster: {}, rest: {} } : extractClusterSettings(loadConfigFile(flags.config));
+  if (flags.config !== undefined) config = applySettings(config, file.rest, flags.config);
   const overrides: Record<string, unknown> = {};
   for (const [name, value] of Object.entries(flags)) {
     if (name !== 'config' && value !== undefined) overrides[camelToSnake(name)] = value;
   }
-  config = validateConfig(applySettings(config, overrides, 'flags'));
+  const flagged = extractClusterSettings(overrides);
+  config = validateConfig(applySettings(config, flagged.rest, 'flags'));
+  const cluster_settings = { ...file.cluster, ...flagged.cluster };
+  const cluster = parseClusterConfig(cluster_settings, process.env);
 
-  const server = new PikvServer(config);
+
+  // A node that left the cluster (pikv cluster leave) has handed off its keys: it stops by itself.
+  const onLeft = (): void => {
+    console.log('pikv: left the cluster; stopping');
+    setTimeout(() => stop('leave'), 1_000).unref();
+  };
+  const server = new PikvServer(config, undefined, { config: cluster, client_token: typeof cluster_settings['client_token'] === 'string' ? cluster_settings['client_token'] : '', onLeft });
   // Handlers go in before the address is printed: until a handler exists, SIGTERM's default
   // action kills the process outright, and whoever read the address may signal at once.
   let stopping = false;

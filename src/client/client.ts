@@ -22,6 +22,10 @@ export interface ClientOptions {
   batch_ops_max?: number;
   /** Ops queued or in flight before further calls reject with CLIENT_OVERLOADED. */
   pending_ops_max?: number;
+  /** The node's --client-token, if it requires one (sent as the x-pikv-client-token header). */
+  token?: string;
+  /** Extra headers for the WebSocket upgrade (cluster peer links send their auth here). */
+  headers?: Record<string, string>;
 }
 
 const DEFAULTS: Required<ClientOptions> = {
@@ -29,6 +33,8 @@ const DEFAULTS: Required<ClientOptions> = {
   request_timeout_ms: 30_000,
   batch_ops_max: 8_192,
   pending_ops_max: 4_000_000,
+  token: '',
+  headers: {},
 };
 
 /** A frame of auto-batched calls: each op reports to its own sink. */
@@ -58,6 +64,10 @@ export interface ColumnBatch {
   value_lengths: Uint32Array;
   keys: Uint8Array;
   values: Uint8Array;
+  /** Ring epoch for a ring-aware request: ops for keys the node does not own come back STALE_RING. */
+  ring_epoch?: number | undefined;
+  /** Data-move stream (cluster peers only). */
+  migrate?: boolean | undefined;
 }
 
 /** Per-op status bytes (Status) and result values, as the server sent them. */
@@ -106,6 +116,11 @@ export class PikvClient {
       this.failAll(new PikvError(ErrorCode.CONNECTION_LOST, `connection to ${url} closed (${detail})`));
     });
     ws.on('error', (error) => this.failAll(new PikvError(ErrorCode.CONNECTION_LOST, `connection to ${url} failed: ${error.message}`)));
+  }
+
+  /** Why this client can no longer be used (closed, or its connection was lost), or null while open. */
+  get failed(): PikvError | null {
+    return this.failure;
   }
 
   /** The value of `key`, or undefined when absent. Values are views into the response frame. */
@@ -373,7 +388,9 @@ export function connect(url: string, options: ClientOptions = {}): Promise<PikvC
   return new Promise((resolve, reject) => {
     let ws: WebSocket;
     try {
-      ws = new WebSocket(url, { perMessageDeflate: false, maxPayload: 0 });
+      const headers: Record<string, string> = { ...merged.headers };
+      if (merged.token !== '') headers['x-pikv-client-token'] = merged.token;
+      ws = new WebSocket(url, { perMessageDeflate: false, maxPayload: 0, headers });
     } catch (error) {
       return reject(new PikvError(ErrorCode.CONNECT_FAILED, `cannot connect to ${url}: ${(error as Error).message}`));
     }
@@ -388,6 +405,15 @@ export function connect(url: string, options: ClientOptions = {}): Promise<PikvC
     ws.once('error', (error) => {
       clearTimeout(timer);
       reject(new PikvError(ErrorCode.CONNECT_FAILED, `cannot connect to ${url}: ${error.message}`));
+    });
+    // A node refuses a wrong cluster secret or client token in the handshake, with HTTP 401.
+    ws.once('unexpected-response', (request, response) => {
+      clearTimeout(timer);
+      const status = response.statusCode ?? 0;
+      request.destroy();
+      reject(status === 401
+        ? new PikvError(ErrorCode.AUTH_FAILED, `${url} refused the connection (401 AUTH_FAILED): wrong or missing cluster secret or client token`)
+        : new PikvError(ErrorCode.CONNECT_FAILED, `cannot connect to ${url}: HTTP ${status}`));
     });
   });
 }

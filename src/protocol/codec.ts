@@ -26,6 +26,12 @@ export interface RequestBatch {
   value_lengths: Uint32Array;
   keys: Uint8Array;
   values: Uint8Array;
+  /** Wire field `re`: the sender's ring epoch; set on ring-aware and forwarded requests (docs/CLUSTER.md). */
+  ring_epoch?: number | undefined;
+  /** Wire field `mg`: a data-move stream; honoured only on authenticated peer connections. */
+  migrate?: boolean | undefined;
+  /** Not on the wire: set by the server when the request came over an authenticated peer connection. */
+  peer?: boolean | undefined;
 }
 
 /** A successful response: one status byte and one (possibly empty) value per op, in request order. */
@@ -80,7 +86,7 @@ export class WireCodec {
   private readonly decoder = new Decoder(CBOR_OPTIONS);
 
   encodeRequest(batch: RequestBatch): Buffer {
-    return this.encoder.encode({
+    const map: Record<string, unknown> = {
       [Field.VERSION]: PROTOCOL_VERSION,
       [Field.ID]: batch.id,
       [Field.OP]: batch.op,
@@ -88,7 +94,10 @@ export class WireCodec {
       [Field.VALUE_LENGTHS]: batch.value_lengths,
       [Field.KEYS]: batch.keys,
       [Field.VALUES]: batch.values,
-    });
+    };
+    if (batch.ring_epoch !== undefined) map[Field.RING_EPOCH] = batch.ring_epoch;
+    if (batch.migrate === true) map[Field.MIGRATE] = true;
+    return this.encoder.encode(map);
   }
 
   /**
@@ -147,7 +156,12 @@ export class WireCodec {
     if (!isBytes(values)) return fail(ErrorCode.BAD_REQUEST, "'vals' must be a byte string");
     if (value_lengths.length !== op.length) fail(ErrorCode.BAD_REQUEST, "'vl' must have one entry per op");
     if (sumOf(value_lengths) !== values.length) fail(ErrorCode.BAD_REQUEST, "the sum of 'vl' must equal the length of 'vals'");
-    return { id, op, key_lengths, value_lengths, keys, values };
+    const ring_epoch = map[Field.RING_EPOCH];
+    if (ring_epoch !== undefined && !(typeof ring_epoch === 'number' && Number.isSafeInteger(ring_epoch) && ring_epoch >= 0)) {
+      fail(ErrorCode.BAD_REQUEST, "'re' must be a non-negative integer (the ring epoch)");
+    }
+    if (ring_epoch === undefined && map[Field.MIGRATE] === undefined) return { id, op, key_lengths, value_lengths, keys, values };
+    return { id, op, key_lengths, value_lengths, keys, values, ring_epoch: ring_epoch as number | undefined, migrate: map[Field.MIGRATE] === true };
   }
 
   encodeResponse(response: ResponseBatch): Buffer {

@@ -15,6 +15,18 @@ export const Op = {
   DELETE: 3,
   PING: 4,
   STATS: 5,
+  /** The cluster view (docs/CLUSTER.md): a CBOR map {epoch, nodes, next?}. Any node, no secret. */
+  RING: 6,
+  /** This node's view, peer health and data-move progress as a CBOR map. Any node, no secret. */
+  CLUSTER_STATUS: 7,
+  /** Peer-only (cluster secret): liveness and epoch. Key: CBOR {from, epoch}; value: CBOR {epoch}. */
+  CLUSTER_HEARTBEAT: 8,
+  /** Peer-only: a newer view, adopted if its epoch is higher. Key: the CBOR view. */
+  CLUSTER_VIEW: 9,
+  /** Peer-only (admin): a membership change. Key: CBOR {action: join|leave|remove, node?|id?}. */
+  CLUSTER_ADMIN: 10,
+  /** Peer-only: "my ranges for the transition at this epoch are handed off". Key: CBOR {from, epoch}. */
+  CLUSTER_DRAINED: 11,
   /** Test hook: terminates a partition worker. Refused unless the server runs with PIKV_TEST_HOOKS=1. */
   DEBUG_KILL_WORKER: 240,
 } as const;
@@ -61,6 +73,10 @@ export const Field = {
   STATUS: 'st',
   ERROR: 'err',
   MESSAGE: 'msg',
+  /** Optional request field: the sender's ring epoch; marks a ring-aware (direct) request. */
+  RING_EPOCH: 're',
+  /** Optional request field, honoured from peers only: ops of a data-move stream, applied here whoever owns them. */
+  MIGRATE: 'mg',
 } as const;
 
 /** Largest request id: ids must survive a round trip through a JS number exactly. */

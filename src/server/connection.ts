@@ -53,8 +53,12 @@ export class Connection {
   private readonly held: { frame: Buffer; is_binary: boolean }[] = [];
   private draining = false;
 
-  constructor(ws: WebSocket, host: ConnectionHost) {
+  /** Authenticated with the cluster secret (src/cluster/auth.ts): may send cluster and data-move ops. */
+  private readonly peer: boolean;
+
+  constructor(ws: WebSocket, host: ConnectionHost, peer = false) {
     this.ws = ws;
+    this.peer = peer;
     this.host = host;
     ws.on('message', (data: Buffer, is_binary: boolean) => this.onMessage(data, is_binary));
     // ws reports protocol violations (bad opcodes, oversized frames) here and closes the socket itself.
@@ -121,6 +125,7 @@ export class Connection {
       this.sendError(batch.id, ErrorCode.SHUTTING_DOWN, 'the server is shutting down');
       return;
     }
+    if (this.peer) batch.peer = true;
     this.requests_inflight++;
     this.host.inflight_bytes += frame.length;
     try {

@@ -27,10 +27,27 @@ export interface DispatchLimits {
   test_hooks: boolean;
 }
 
+/**
+ * The cluster's hook (src/cluster/cluster-node.ts): with `routes`, every data op is offered to
+ * route() before a partition is chosen, and ops the dispatcher does not know to settleOp().
+ */
+export interface OpRouter {
+  readonly routes: boolean;
+  /** True when ops on this key hash execute on this node (the fast path may read it). */
+  isLocal(hash: number): boolean;
+  /** Takes the op if it does not execute here (forwarded, refused); false lets it run locally. */
+  route(request: PendingRequest, index: number, op: number, hash: number, batch: RequestBatch, key_offset: number, key_length: number, value_offset: number, value_length: number): boolean;
+  /** Answers cluster ops (RING, ...); false for ops it does not know. */
+  settleOp(request: PendingRequest, index: number, op: number, batch: RequestBatch, key_offset: number, key_length: number, value_length: number): boolean;
+}
+
 export class Dispatcher {
   private readonly partitions: Partition[];
   private readonly limits: DispatchLimits;
   private readonly statsValue: () => Buffer;
+  private readonly router: OpRouter | null;
+  /** router.routes, read once: a node is clustered or not for its whole life. */
+  private readonly routing: boolean;
   private readonly touched: Uint8Array;
   private readonly fast_hashes = new Uint32Array(FAST_PATH_OPS_MAX);
   private readonly fast_refs = new Uint32Array(FAST_PATH_OPS_MAX);
@@ -51,8 +68,10 @@ export class Dispatcher {
     }
   };
 
-  constructor(partitions: Partition[], limits: DispatchLimits, statsValue: () => Buffer) {
+  constructor(partitions: Partition[], limits: DispatchLimits, statsValue: () => Buffer, router: OpRouter | null = null) {
     this.partitions = partitions;
+    this.router = router;
+    this.routing = router !== null && router.routes;
     this.limits = limits;
     this.statsValue = statsValue;
     this.touched = new Uint8Array(partitions.length);
@@ -85,12 +104,13 @@ export class Dispatcher {
         else if (op !== Op.PUT && value_length !== 0) request.settle(i, Status.BAD_OP);
         else {
           const hash = murmur3_x86_32(batch.keys, this_key, key_length, KEY_HASH_SEED);
+          if (this.routing && this.router!.route(request, i, op, hash, batch, this_key, key_length, this_value, value_length)) continue;
           const partition = hash % partition_count;
           // Keys and values live in separate byte strings; the packet wants key then value.
           this.partitions[partition]!.enqueueFrom(request, i, op, hash, batch.keys, this_key, key_length, batch.values, this_value, value_length);
           this.touched[partition] = 1;
         }
-      } else {
+      } else if (this.router === null || !this.router.settleOp(request, i, op, batch, this_key, key_length, value_length)) {
         this.settleLocal(request, i, op, batch.keys, this_key, key_length, value_length);
       }
     }
@@ -132,6 +152,7 @@ export class Dispatcher {
       const key_length = batch.key_lengths[i]!;
       if (batch.op[i] !== Op.GET || key_length > this.limits.key_bytes_max || batch.value_lengths[i] !== 0) return false;
       const hash = murmur3_x86_32(batch.keys, key_offset, key_length, KEY_HASH_SEED);
+      if (this.routing && (batch.migrate === true || !this.router!.isLocal(hash))) return false;
       if (!this.partitions[hash % partition_count]!.isIdle()) return false;
       this.fast_hashes[i] = hash;
       this.fast_key_offsets[i] = key_offset;

@@ -48,6 +48,11 @@ export class Partition {
   main_thread_gets = 0;
   main_thread_hits = 0;
   restarts = 0;
+  /** Cluster hook (src/cluster/migration.ts): sees each executed packet before its ops settle. Null when not clustered. */
+  applied_hook: ((request: RequestPacket, reply: ReplyPacket) => void) | null = null;
+  /** Ops ever enqueued here, and ever answered or lost by the worker: the cluster hand-off barrier compares them. */
+  ops_enqueued_total = 0;
+  ops_done_total = 0;
 
   private readonly stats_memory: SharedArrayBuffer;
   private readonly reply_bytes_max: number;
@@ -101,6 +106,11 @@ export class Partition {
     return total;
   }
 
+  /** Packets inside the worker now; 0 means the worker is not touching the table. */
+  get packets_inflight(): number {
+    return this.inflight.length;
+  }
+
   /** Appends one op; key and value bytes are copied now, so the caller's frame may be dropped. */
   enqueueFrom(owner: PendingRequest, op_index: number, op: number, hash: number, keys: Uint8Array, key_offset: number, key_length: number, values: Uint8Array, value_offset: number, value_length: number): void {
     const bytes = key_length + value_length;
@@ -124,6 +134,7 @@ export class Partition {
     copyBytes(values, value_offset, value_length, packet.data, data_offset + key_length);
     packet.data_bytes = data_offset + bytes;
     packet.op_count = position + 1;
+    this.ops_enqueued_total++;
     entry.owners.push(owner);
     entry.op_indices[position] = op_index;
   }
@@ -181,6 +192,9 @@ export class Partition {
     if (entry === undefined) throw new Error(`partition ${this.index}: reply with no packet in flight`);
     const reply = new ReplyPacket(message.reply);
     if (reply.op_count !== entry.op_count_sent) throw new Error(`partition ${this.index}: reply has ${reply.op_count} ops, packet had ${entry.op_count_sent}`);
+    this.ops_done_total += reply.op_count;
+    // Before the pool takes the request buffer back and before any op settles (settling can route new requests).
+    if (this.applied_hook !== null) this.applied_hook(new RequestPacket(message.request), reply);
     if (message.request.byteLength === RequestPacket.byteLength(PACKET_OPS_MAX, PACKET_DATA_BYTES) && this.pool.length < PACKET_POOL_MAX) {
       this.pool.push(message.request);
     }
@@ -222,6 +236,7 @@ export class Partition {
       for (let i = 0; i < entry.op_count_sent; i++) entry.owners[i]!.settle(entry.op_indices[i]!, Status.WORKER_RESTARTED);
       ops_lost += entry.op_count_sent;
     }
+    this.ops_done_total += ops_lost;
     this.restarts++;
     const now_ms = Date.now();
     this.restart_times_ms = this.restart_times_ms.filter((time_ms) => now_ms - time_ms < 60_000);

@@ -10,11 +10,23 @@ import { WebSocketServer, type WebSocket } from 'ws';
 import type { PersistenceOptions } from '../persistence/options.js';
 import { describeRecovery, recoverNode } from '../persistence/recovery.js';
 import { WireCodec } from '../protocol/codec.js';
+import { authenticate, type AuthSettings } from '../cluster/auth.js';
+import type { ClusterConfig } from '../cluster/cluster-config.js';
+import { ClusterNode } from '../cluster/cluster-node.js';
 import type { ServerConfig } from './config.js';
 import { Connection, type ConnectionHost } from './connection.js';
 import { Dispatcher } from './dispatcher.js';
 import { Partition, type Logger } from './partition.js';
 import { collectStats, type NodeStats } from './stats.js';
+
+/** Cluster settings for a node (src/cluster/); all optional: a lone node needs none. */
+export interface ClusterOptions {
+  config?: ClusterConfig | null;
+  /** Clients must send this token (x-pikv-client-token); works without a cluster too. */
+  client_token?: string;
+  /** Called once this node has left the cluster (after handing off its keys). */
+  onLeft?: () => void;
+}
 
 /** WebSocket close codes (RFC 6455). */
 const CLOSE_GOING_AWAY = 1001;
@@ -37,8 +49,13 @@ export class PikvServer implements ConnectionHost {
   /** Null without --data-dir: then nothing is read or written on disk. */
   private readonly persistence: PersistenceOptions | null;
   private stopped: Promise<void> | null = null;
+  /** Membership, peer links and routing (src/cluster/); a one-node view without cluster settings. */
+  readonly cluster: ClusterNode;
+  private readonly auth: AuthSettings;
+  /** Roles decided in the handshake (verifyClient), read when the connection opens. */
+  private readonly peer_requests = new WeakSet<IncomingMessage>();
 
-  constructor(config: ServerConfig, logger: Logger = (message) => console.error(`pikv: ${message}`)) {
+  constructor(config: ServerConfig, logger: Logger = (message) => console.error(`pikv: ${message}`), cluster: ClusterOptions = {}) {
     this.config = config;
     this.logger = logger;
     const table_bytes = Math.floor(config.memory_bytes_max / config.workers / 8) * 8;
@@ -46,10 +63,14 @@ export class PikvServer implements ConnectionHost {
     this.persistence = config.data_dir === '' ? null
       : { data_dir: config.data_dir, fsync: config.fsync, compact_min_bytes: config.compact_min_bytes, workers: config.workers };
     for (let i = 0; i < config.workers; i++) this.partitions.push(new Partition(i, table_bytes, config.response_bytes_max, logger, this.persistence));
-    this.dispatcher = new Dispatcher(this.partitions, config, () => this.codec.encodeValue(this.stats()));
+    this.cluster = new ClusterNode(cluster.config ?? null, this.partitions, logger, () => this.url, cluster.onLeft ?? (() => {}));
+    this.auth = { cluster_secret: cluster.config?.cluster_secret ?? '', client_token: cluster.client_token ?? cluster.config?.client_token ?? '' };
+    this.dispatcher = new Dispatcher(this.partitions, config, () => this.codec.encodeValue(this.stats()), this.cluster);
     this.http = createServer((request, response) => this.onHttpRequest(request, response));
-    this.wss = new WebSocketServer({ server: this.http, maxPayload: config.frame_bytes_max, perMessageDeflate: false, clientTracking: false });
-    this.wss.on('connection', (ws) => this.onConnection(ws));
+    this.wss = new WebSocketServer({ server: this.http, maxPayload: config.frame_bytes_max, perMessageDeflate: false, clientTracking: false,
+      verifyClient: (info: { req: IncomingMessage }, callback: (ok: boolean, code?: number, message?: string) => void) => this.verifyClient(info.req, callback),
+    });
+    this.wss.on('connection', (ws, request) => this.onConnection(ws, request));
   }
 
   /** Starts the workers and listens; resolves with the ws:// URL once accepting connections. */
@@ -67,6 +88,7 @@ export class PikvServer implements ConnectionHost {
         resolve();
       });
     });
+    this.cluster.start();
     return this.url;
   }
 
@@ -114,6 +136,7 @@ export class PikvServer implements ConnectionHost {
   private async stopNow(): Promise<void> {
     this.shutting_down = true;
     this.http.close();
+    this.cluster.stop();
     const deadline_ms = Date.now() + this.config.shutdown_timeout_ms;
     while (this.requestsInflight() > 0 && Date.now() < deadline_ms) {
       await new Promise((resolve) => setTimeout(resolve, SHUTDOWN_POLL_MS));
@@ -134,7 +157,19 @@ export class PikvServer implements ConnectionHost {
     return total;
   }
 
-  private onConnection(ws: WebSocket): void {
+  /** Cluster secret or client token (src/cluster/auth.ts): refused in the handshake with 401 AUTH_FAILED, and logged. */
+  private verifyClient(request: IncomingMessage, callback: (ok: boolean, code?: number, message?: string) => void): void {
+    const result = authenticate(request, this.auth);
+    if ('refused' in result) {
+      this.log(`refused a connection from ${request.socket.remoteAddress ?? '?'}: ${result.refused} (AUTH_FAILED)`);
+      callback(false, 401, 'AUTH_FAILED');
+      return;
+    }
+    if (result.role === 'peer') this.peer_requests.add(request);
+    callback(true);
+  }
+
+  private onConnection(ws: WebSocket, request: IncomingMessage): void {
     if (this.shutting_down) {
       this.refuse(ws, CLOSE_GOING_AWAY, 'SHUTTING_DOWN');
       return;
@@ -143,7 +178,7 @@ export class PikvServer implements ConnectionHost {
       this.refuse(ws, CLOSE_TRY_AGAIN_LATER, 'TOO_MANY_CONNECTIONS');
       return;
     }
-    const connection = new Connection(ws, this);
+    const connection = new Connection(ws, this, this.peer_requests.has(request));
     this.connections.add(connection);
     ws.on('close', () => {
       this.connections.delete(connection);

@@ -1,0 +1,116 @@
+/**
+ * `pikv cluster status|join|leave|remove`: look at and change the membership of a cluster.
+ *
+ * status needs no secret; join, leave and remove are admin ops sent with the cluster secret
+ * (--cluster-secret or $PIKV_CLUSTER_SECRET) and wait until the change has finished moving
+ * data (the view has no `next` and shows the change) or --wait-ms passes.
+ */
+import { connect, type PikvClient } from '../client/client.js';
+import { AUTH_HEADER, peerAuthHeader } from '../cluster/auth.js';
+import { single } from '../cluster/peer-link.js';
+import type { ClusterView } from '../cluster/view.js';
+import { WireCodec } from '../protocol/codec.js';
+import { Op, Status } from '../protocol/constants.js';
+import { ErrorCode, PikvError, statusName } from '../protocol/errors.js';
+
+const codec = new WireCodec();
+const EMPTY = new Uint8Array(0);
+const STATUS_TIMEOUT_MS = 2_000;
+const POLL_MS = 200;
+
+interface AdminOptions {
+  url: string;
+  clusterSecret?: string;
+  token?: string;
+  waitMs: string;
+}
+
+interface NodeStatus {
+  node_id: string;
+  epoch: number;
+  view: ClusterView;
+  keys: number;
+  peers: { id: string; up: boolean; last_answer_ms_ago: number | null }[];
+  migration: null | { state: string; ranges_moving: number; partitions_scanned: number; partitions: number; keys_sent: number; keys_acked: number; bytes_sent: number; failure: string | null };
+}
+
+async function ask(client: PikvClient, op: number, payload: Uint8Array = EMPTY): Promise<unknown> {
+  const reply = await client.batchColumns(single(op, payload));
+  const status = reply.status[0]!;
+  if (status !== Status.OK) throw new PikvError(statusName(status) === 'OK' ? ErrorCode.INTERNAL : (statusName(status) as never));
+  return codec.decodeValue(reply.values);
+}
+
+async function nodeStatus(url: string, token: string | undefined): Promise<NodeStatus> {
+  const client = await connect(url, { connect_timeout_ms: STATUS_TIMEOUT_MS, request_timeout_ms: STATUS_TIMEOUT_MS, token: token ?? '' });
+  try {
+    return (await ask(client, Op.CLUSTER_STATUS)) as NodeStatus;
+  } finally {
+    await client.close();
+  }
+}
+
+export async function runClusterStatus(options: { url: string; json?: boolean; token?: string }): Promise<void> {
+  const here = await nodeStatus(options.url, options.token);
+  const view = here.view;
+  const members = [...view.nodes, ...(view.next ?? []).filter((n) => !view.nodes.some((m) => m.id === n.id))];
+  const statuses = await Promise.all(members.map((node) => nodeStatus(node.url, options.token).catch(() => null)));
+  if (options.json) {
+    process.stdout.write(`${JSON.stringify({ asked: here.node_id, view, nodes: members.map((node, i) => ({ ...node, status: statuses[i] })) }, null, 2)}\n`);
+    return;
+  }
+  const lines = [`epoch ${view.epoch}${view.next ? `  (changing: ${view.nodes.map((n) => n.id).join(',')} -> ${view.next.map((n) => n.id).join(',')})` : ''}  asked ${here.node_id}`, ''];
+  lines.push('node         url                          state   epoch         keys  data move');
+  members.forEach((node, i) => {
+    const status = statuses[i];
+    const seen = here.node_id === node.id ? true : here.peers.find((p) => p.id === node.id)?.up ?? false;
+    const state = status === null ? 'down' : seen ? 'up' : 'up?';
+    const role = view.nodes.some((n) => n.id === node.id) ? '' : ' (joining)';
+    const move = status?.migration
+      ? `${status.migration.state} ranges ${status.migration.ranges_moving} partitions ${status.migration.partitions_scanned}/${status.migration.partitions} keys ${status.migration.keys_acked}/${status.migration.keys_sent} bytes ${status.migration.bytes_sent}${status.migration.failure ? ` FAILED: ${status.migration.failure}` : ''}`
+      : '-';
+    lines.push(`${(node.id + role).padEnd(12)} ${node.url.padEnd(28)} ${state.padEnd(7)} ${String(status?.epoch ?? '-').padStart(5)} ${String(status?.keys ?? '-').padStart(12)}  ${move}`);
+  });
+  process.stdout.write(`${lines.join('\n')}\n`);
+}
+
+function secretOf(options: AdminOptions): string {
+  const secret = options.clusterSecret ?? process.env['PIKV_CLUSTER_SECRET'] ?? '';
+  if (secret === '') throw new PikvError(ErrorCode.AUTH_FAILED, 'admin ops need --cluster-secret or PIKV_CLUSTER_SECRET');
+  return secret;
+}
+
+async function admin(options: AdminOptions, payload: Record<string, unknown>, done: (view: ClusterView) => boolean): Promise<void> {
+  const client = await connect(options.url, { headers: { [AUTH_HEADER]: peerAuthHeader(secretOf(options)) }, token: options.token ?? '' });
+  try {
+    const reply = (await ask(client, Op.CLUSTER_ADMIN, codec.encodeValue(payload))) as { epoch: number };
+    process.stdout.write(`${String(payload['action'])} accepted at epoch ${reply.epoch}; waiting for data to move\n`);
+    const deadline_ms = Date.now() + Number(options.waitMs);
+    for (;;) {
+      const view = (await ask(client, Op.RING)) as ClusterView;
+      if (view.next === undefined && view.epoch >= reply.epoch) {
+        if (!done(view)) throw new PikvError(ErrorCode.CLUSTER_BUSY, `the change was overtaken by another one (epoch ${view.epoch}); check pikv cluster status`);
+        process.stdout.write(`done: epoch ${view.epoch}, nodes ${view.nodes.map((n) => n.id).join(',')}\n`);
+        return;
+      }
+      if (Date.now() > deadline_ms) throw new PikvError(ErrorCode.TIMEOUT, `the change has not finished after ${options.waitMs} ms; see pikv cluster status`);
+      await new Promise((resolve) => setTimeout(resolve, POLL_MS));
+    }
+  } finally {
+    await client.close();
+  }
+}
+
+export async function runClusterJoin(id: string, url: string, options: AdminOptions & { weight?: string }): Promise<void> {
+  const node = { id, url, weight: Number(options.weight ?? 1) };
+  await admin(options, { action: 'join', node }, (view) => view.nodes.some((n) => n.id === id));
+}
+
+export async function runClusterLeave(id: string | undefined, options: AdminOptions): Promise<void> {
+  const target = id ?? (await nodeStatus(options.url, options.token)).node_id;
+  await admin(options, { action: 'leave', id: target }, (view) => !view.nodes.some((n) => n.id === target));
+}
+
+export async function runClusterRemove(id: string, options: AdminOptions): Promise<void> {
+  await admin(options, { action: 'remove', id }, (view) => !view.nodes.some((n) => n.id === id));
+}

@@ -1,0 +1,216 @@
+/**
+ * The ring-aware client: one connection per node, each op sent straight to its key's owner.
+ *
+ * connectCluster(urls) reads the view (RING) from the first node that answers, builds the
+ * same HashRing the nodes use (src/cluster/ring.ts), and splits every batch by owner into
+ * one ring-aware request per node (carrying the view's epoch), merging results back into
+ * call order. A node that does not own a key in its own view answers STALE_RING; those ops
+ * alone are retried after the view is read again (up to STALE_RETRIES_MAX times), so a
+ * membership change costs a refresh, not an error. Same calls as PikvClient.
+ */
+import { Op, Status } from '../protocol/constants.js';
+import { ErrorCode, PikvError, statusName } from '../protocol/errors.js';
+import { WireCodec } from '../protocol/codec.js';
+import { KEY_HASH_SEED, murmur3_x86_32 } from '../routing/murmur3.js';
+import { HashRing } from '../cluster/ring.js';
+import { checkView, type ClusterView } from '../cluster/view.js';
+import { connect, type ClientOptions, type PikvClient } from './client.js';
+import { checkBytes, OP_CODES, type BatchOp, type Bytes, type OpResult } from './ops.js';
+
+const STALE_RETRIES_MAX = 8;
+const STALE_RETRY_DELAY_MS = 100;
+
+function toBytes(value: Bytes): Uint8Array {
+  return typeof value === 'string' ? Buffer.from(value) : value;
+}
+
+export class PikvClusterClient {
+  private readonly options: ClientOptions;
+  private readonly seeds: string[];
+  private readonly codec = new WireCodec();
+  private view: ClusterView;
+  private ring: HashRing;
+  private readonly clients = new Map<string, Promise<PikvClient>>();
+  private closed = false;
+  private refreshing: Promise<void> | null = null;
+
+  /** Use connectCluster(). */
+  constructor(seeds: string[], view: ClusterView, options: ClientOptions) {
+    this.seeds = seeds;
+    this.options = options;
+    this.view = view;
+    this.ring = new HashRing(view.nodes);
+  }
+
+  get epoch(): number {
+    return this.view.epoch;
+  }
+
+  async get(key: Bytes): Promise<Uint8Array | undefined> {
+    const [result] = await this.batch([{ op: 'get', key }]);
+    if (result!.code === 'OK') return result!.value ?? new Uint8Array(0);
+    if (result!.code === 'NOT_FOUND') return undefined;
+    throw new PikvError(result!.code);
+  }
+
+  async put(key: Bytes, value: Bytes): Promise<void> {
+    const [result] = await this.batch([{ op: 'put', key, value }]);
+    if (result!.code !== 'OK') throw new PikvError(result!.code === 'NOT_FOUND' ? ErrorCode.INTERNAL : result!.code);
+  }
+
+  async delete(key: Bytes): Promise<boolean> {
+    const [result] = await this.batch([{ op: 'delete', key }]);
+    if (result!.code === 'OK') return true;
+    if (result!.code === 'NOT_FOUND') return false;
+    throw new PikvError(result!.code);
+  }
+
+  /** Results in op order; per-op failures are result codes (NODE_DOWN for an unreachable owner). */
+  async batch(ops: readonly BatchOp[]): Promise<OpResult[]> {
+    if (this.closed) throw new PikvError(ErrorCode.CLIENT_CLOSED);
+    for (const item of ops) {
+      if (!(item.op in OP_CODES) || item.op === 'ping') throw new PikvError(ErrorCode.BAD_ARGUMENT, `unsupported op ${JSON.stringify(item.op)}`);
+      checkBytes(item.key, 'key');
+      if (item.op === 'put') checkBytes(item.value, 'value');
+    }
+    const results = new Array<OpResult>(ops.length);
+    const keys = ops.map((item) => toBytes((item as { key: Bytes }).key));
+    let pending = ops.map((_, i) => i);
+    for (let attempt = 0; pending.length > 0; attempt++) {
+      const stale = await this.sendOnce(ops, keys, pending, results, attempt === STALE_RETRIES_MAX);
+      if (stale.length === 0) break;
+      await new Promise((resolve) => setTimeout(resolve, STALE_RETRY_DELAY_MS * Math.min(attempt + 1, 4)));
+      await this.refresh();
+      pending = stale;
+    }
+    return results;
+  }
+
+  /** Reads the view again from any node, keeping the newest. */
+  refresh(): Promise<void> {
+    this.refreshing ??= (async () => {
+      const urls = [...new Set([...this.view.nodes.map((n) => n.url), ...this.seeds])];
+      const views = await Promise.all(urls.map((url) => readView(url, this.options, this.codec).catch(() => null)));
+      for (const view of views) {
+        if (view !== null && view.nodes.length > 0 && view.epoch > this.view.epoch) {
+          this.view = view;
+          this.ring = new HashRing(view.nodes);
+        }
+      }
+    })().finally(() => (this.refreshing = null));
+    return this.refreshing;
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    const clients = await Promise.all([...this.clients.values()].map((p) => p.catch(() => null)));
+    this.clients.clear();
+    await Promise.all(clients.map((client) => client?.close()));
+  }
+
+  /** Sends `pending` ops, one sub-batch per owner; returns the indices that came back STALE_RING. */
+  private async sendOnce(ops: readonly BatchOp[], keys: Uint8Array[], pending: number[], results: OpResult[], last: boolean): Promise<number[]> {
+    const groups = new Map<string, number[]>();
+    for (const index of pending) {
+      const key = keys[index]!;
+      const owner = this.ring.ownerOf(murmur3_x86_32(key, 0, key.length, KEY_HASH_SEED));
+      let group = groups.get(owner.id);
+      if (group === undefined) groups.set(owner.id, (group = []));
+      group.push(index);
+    }
+    const stale: number[] = [];
+    const epoch = this.view.epoch;
+    await Promise.all([...groups].map(async ([id, indices]) => {
+      const node = this.ring.nodes.find((n) => n.id === id)!;
+      let client: PikvClient;
+      try {
+        client = await this.client(node.url);
+      } catch {
+        for (const index of indices) results[index] = { code: ErrorCode.NODE_DOWN };
+        return;
+      }
+      const batch = columns(ops, keys, indices);
+      let reply;
+      try {
+        reply = await client.batchColumns({ ...batch, ring_epoch: epoch });
+      } catch (error) {
+        const code = (error as PikvError).code;
+        const down = code === ErrorCode.CONNECTION_LOST || code === ErrorCode.TIMEOUT || code === ErrorCode.CLIENT_CLOSED;
+        if (down) this.clients.delete(node.url);
+        for (const index of indices) results[index] = { code: down ? ErrorCode.NODE_DOWN : code };
+        return;
+      }
+      let offset = 0;
+      indices.forEach((index, i) => {
+        const status = reply.status[i]!;
+        const length = reply.value_lengths[i]!;
+        if (status === Status.STALE_RING && !last) stale.push(index);
+        else if (status === Status.OK && ops[index]!.op === 'get') results[index] = { code: 'OK', value: reply.values.subarray(offset, offset + length) };
+        else results[index] = { code: statusName(status) };
+        offset += length;
+      });
+    }));
+    return stale;
+  }
+
+  private client(url: string): Promise<PikvClient> {
+    let client = this.clients.get(url);
+    if (client === undefined) {
+      client = connect(url, this.options);
+      this.clients.set(url, client);
+      client.catch(() => this.clients.delete(url));
+    }
+    return client.then((c) => {
+      if (c.failed === null) return c;
+      this.clients.delete(url);
+      return this.client(url);
+    });
+  }
+}
+
+function columns(ops: readonly BatchOp[], keys: Uint8Array[], indices: number[]): { op: Uint8Array; key_lengths: Uint32Array; value_lengths: Uint32Array; keys: Uint8Array; values: Uint8Array } {
+  const op = new Uint8Array(indices.length);
+  const key_lengths = new Uint32Array(indices.length);
+  const value_lengths = new Uint32Array(indices.length);
+  const key_parts: Uint8Array[] = [];
+  const value_parts: Uint8Array[] = [];
+  indices.forEach((index, i) => {
+    const item = ops[index]!;
+    op[i] = OP_CODES[item.op];
+    key_lengths[i] = keys[index]!.length;
+    key_parts.push(keys[index]!);
+    if (item.op === 'put') {
+      const value = toBytes(item.value);
+      value_lengths[i] = value.length;
+      value_parts.push(value);
+    }
+  });
+  return { op, key_lengths, value_lengths, keys: Buffer.concat(key_parts), values: Buffer.concat(value_parts) };
+}
+
+async function readView(url: string, options: ClientOptions, codec: WireCodec): Promise<ClusterView> {
+  const client = await connect(url, options);
+  try {
+    const reply = await client.batchColumns({ op: Uint8Array.of(Op.RING), key_lengths: new Uint32Array(1), value_lengths: new Uint32Array(1), keys: new Uint8Array(0), values: new Uint8Array(0) });
+    if (reply.status[0] !== Status.OK) throw new PikvError(ErrorCode.BAD_RESPONSE, `RING answered ${statusName(reply.status[0]!)}`);
+    return checkView(codec.decodeValue(reply.values));
+  } finally {
+    await client.close();
+  }
+}
+
+/** Reads the ring from the first of `urls` that answers and returns a client that routes by it. */
+export async function connectCluster(urls: string | string[], options: ClientOptions = {}): Promise<PikvClusterClient> {
+  const seeds = typeof urls === 'string' ? urls.split(',') : urls;
+  let last: unknown = new PikvError(ErrorCode.CONNECT_FAILED, 'no node URL given');
+  for (const url of seeds) {
+    try {
+      const view = await readView(url, options, new WireCodec());
+      if (view.nodes.length === 0) throw new PikvError(ErrorCode.STALE_RING, `${url} is not a cluster member yet`);
+      return new PikvClusterClient(seeds, view, options);
+    } catch (error) {
+      last = error;
+    }
+  }
+  throw last;
+}

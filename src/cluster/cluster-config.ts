@@ -1,0 +1,111 @@
+/**
+ * Cluster settings of `pikv serve`: flags, the `cluster` section of a config file, and
+ * PIKV_CLUSTER_SECRET. They are taken out before the node's own settings are parsed
+ * (src/server/config.ts knows nothing of them); with none of them set the node is a
+ * single node exactly as before.
+ *
+ * Config file: { "node_id": "pi1", "advertise": "ws://10.0.0.1:7070", "cluster_secret": "...",
+ *                "peers": [{"id": "pi1", "url": "ws://10.0.0.1:7070"}, ...] }
+ * `peers` is a static initial membership (epoch 1); nodes started with the same list agree.
+ */
+import { NODE_WEIGHT_MAX, type RingNode } from './ring.js';
+import { checkView, ViewError } from './view.js';
+
+export interface ClusterConfig {
+  node_id: string;
+  /** The URL peers and clients reach this node at; empty until start() fills in the listen URL. */
+  advertise: string;
+  /** Seeds to ask for admission; empty with `peers`, or to start a new one-node cluster. */
+  join: string[];
+  cluster_secret: string;
+  client_token: string;
+  weight: number;
+  /** Initial membership from a config file; empty when not given. */
+  peers: RingNode[];
+  heartbeat_interval_ms: number;
+  /** Missed heartbeat answers after which a peer is shown down and its keys fail with NODE_DOWN. */
+  heartbeats_missed_max: number;
+  /** Bound on every forwarded request. */
+  forward_timeout_ms: number;
+}
+
+export class ClusterConfigError extends Error {
+  readonly code = 'BAD_CONFIG';
+}
+
+/** Flag and file names of the cluster settings (snake_case; flags arrive camelCase). */
+const NAMES = ['node_id', 'advertise', 'join', 'cluster_secret', 'client_token', 'weight', 'peers', 'heartbeat_interval_ms', 'forward_timeout_ms'] as const;
+
+function snake(name: string): string {
+  return name.replace(/[A-Z]/g, (letter) => `_${letter.toLowerCase()}`).replace(/-/g, '_');
+}
+
+/**
+ * Splits cluster settings out of `settings` (a config file's object or the serve flags),
+ * returning them and what is left for the node's own config.
+ */
+export function extractClusterSettings(settings: Record<string, unknown>): { cluster: Record<string, unknown>; rest: Record<string, unknown> } {
+  const cluster: Record<string, unknown> = {};
+  const rest: Record<string, unknown> = {};
+  for (const [name, value] of Object.entries(settings)) {
+    const key = snake(name);
+    if ((NAMES as readonly string[]).includes(key)) cluster[key] = value;
+    else rest[name] = value;
+  }
+  return { cluster, rest };
+}
+
+function text(value: unknown, name: string): string {
+  if (value === undefined) return '';
+  if (typeof value !== 'string') throw new ClusterConfigError(`${name} must be a string`);
+  return value;
+}
+
+function whole(value: unknown, name: string, fallback: number, min: number, max: number): number {
+  if (value === undefined) return fallback;
+  const parsed = typeof value === 'string' ? Number(value) : value;
+  if (typeof parsed !== 'number' || !Number.isInteger(parsed) || parsed < min || parsed > max) {
+    throw new ClusterConfigError(`${name} must be a whole number from ${min} to ${max}, got ${JSON.stringify(value)}`);
+  }
+  return parsed;
+}
+
+/**
+ * The cluster config from merged settings (file first, flags over it), or null when no
+ * cluster setting was given: then the node runs alone, as before.
+ */
+export function parseClusterConfig(settings: Record<string, unknown>, env: NodeJS.ProcessEnv): ClusterConfig | null {
+  const given = Object.entries(settings).some(([name, value]) => name !== 'client_token' && value !== undefined);
+  if (!given) return null;
+  const node_id = text(settings['node_id'], 'node_id');
+  if (node_id === '') throw new ClusterConfigError('cluster settings need --node-id');
+  // Empty: the listen URL, known once listening (fine on one machine; boards need --advertise).
+  const advertise = text(settings['advertise'], 'advertise');
+  if (advertise !== '' && !/^wss?:\/\/[^/]+/.test(advertise)) throw new ClusterConfigError(`advertise must be ws://host:port, got ${JSON.stringify(advertise)}`);
+  const join_value = settings['join'];
+  const join = join_value === undefined ? [] : Array.isArray(join_value) ? join_value.map((u) => text(u, 'join')) : text(join_value, 'join').split(',').filter((u) => u !== '');
+  const cluster_secret = text(settings['cluster_secret'], 'cluster_secret') || (env['PIKV_CLUSTER_SECRET'] ?? '');
+  if (cluster_secret === '') throw new ClusterConfigError('a cluster node needs --cluster-secret or PIKV_CLUSTER_SECRET');
+  let peers: RingNode[] = [];
+  if (settings['peers'] !== undefined) {
+    try {
+      peers = checkView({ epoch: 1, nodes: settings['peers'] }).nodes;
+    } catch (error) {
+      throw new ClusterConfigError(`peers: ${(error as ViewError).message}`);
+    }
+    if (!peers.some((peer) => peer.id === node_id)) throw new ClusterConfigError(`peers must list this node ("${node_id}")`);
+  }
+  const heartbeat_interval_ms = whole(settings['heartbeat_interval_ms'], 'heartbeat_interval_ms', 500, 50, 60_000);
+  return {
+    node_id,
+    advertise: advertise.replace(/\/+$/, ''),
+    join,
+    cluster_secret,
+    client_token: text(settings['client_token'], 'client_token'),
+    weight: whole(settings['weight'], 'weight', 1, 1, NODE_WEIGHT_MAX),
+    peers,
+    heartbeat_interval_ms,
+    heartbeats_missed_max: 3,
+    forward_timeout_ms: whole(settings['forward_timeout_ms'], 'forward_timeout_ms', 5_000, 100, 600_000),
+  };
+}

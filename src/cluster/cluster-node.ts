@@ -1,0 +1,403 @@
+/**
+ * This node's part in the cluster: the view it routes by, its links to the other nodes,
+ * the cluster ops (RING, CLUSTER_STATUS, and the peer-only HEARTBEAT, VIEW, ADMIN and
+ * DRAINED), membership changes, and the routing hook the dispatcher calls for every op.
+ *
+ * Convergence (docs/CLUSTER.md): an admin change makes a view with epoch + 1 on the node
+ * that received it, which pushes it to every peer. Heartbeats carry epochs both ways, and a
+ * node that sees a higher epoch pulls the view (RING) from that peer, so a node that missed
+ * a push catches up within a heartbeat or two. A change that moves data is two epochs: E
+ * with `next` (data moving, migration.ts) and E + 1 once every old member reported DRAINED.
+ *
+ * Without cluster settings (config null) the node is a one-node view and routes nothing:
+ * the dispatcher skips every hook but RING and CLUSTER_STATUS.
+ */
+import { connect } from '../client/client.js';
+import { WireCodec } from '../protocol/codec.js';
+import type { RequestBatch } from '../protocol/codec.js';
+import { Op, Status } from '../protocol/constants.js';
+import type { Partition } from '../server/partition.js';
+import type { OpRouter } from '../server/dispatcher.js';
+import type { PendingRequest } from '../server/pending-request.js';
+import type { ReplyPacket, RequestPacket } from '../server/packet.js';
+import { AUTH_HEADER, peerAuthHeader } from './auth.js';
+import type { ClusterConfig } from './cluster-config.js';
+import { Forwarder } from './forwarder.js';
+import { Migration, type MigrationProgress } from './migration.js';
+import { PeerLink, single } from './peer-link.js';
+import type { RingNode } from './ring.js';
+import { checkView, isNewer, ViewRings, type ClusterView } from './view.js';
+
+/** Seconds between admission attempts of a node started with --join. */
+const JOIN_RETRY_MS = 1_000;
+const EMPTY = new Uint8Array(0);
+
+type Logger = (message: string) => void;
+
+export class ClusterNode implements OpRouter {
+  readonly routes: boolean;
+  private readonly config: ClusterConfig | null;
+  private readonly self: string;
+  private readonly partitions: Partition[];
+  private readonly codec = new WireCodec();
+  private readonly log: Logger;
+  private readonly listenUrl: () => string;
+  private readonly onLeft: () => void;
+  private rings: ViewRings;
+  private readonly links = new Map<string, PeerLink>();
+  private readonly forwarder: Forwarder;
+  private migration: Migration | null = null;
+  private last_migration: MigrationProgress | null = null;
+  private readonly drained = new Map<number, Set<string>>();
+  private timer: NodeJS.Timeout | null = null;
+  private joining = false;
+  private last_join_ms = 0;
+  private was_member = false;
+  /** Set once this node has left: it never asks to join again. */
+  private left = false;
+  private readonly pulling = new Set<string>();
+
+  constructor(config: ClusterConfig | null, partitions: Partition[], log: Logger, listenUrl: () => string, onLeft: () => void) {
+    this.config = config;
+    this.routes = config !== null;
+    this.self = config?.node_id ?? 'local';
+    this.partitions = partitions;
+    this.log = log;
+    this.listenUrl = listenUrl;
+    this.onLeft = onLeft;
+    this.rings = new ViewRings({ epoch: 0, nodes: [] });
+    this.forwarder = new Forwarder((id) => this.links.get(id), () => this.rings.view.epoch);
+  }
+
+  get view(): ClusterView {
+    if (this.config === null) return { epoch: 0, nodes: [{ id: 'local', url: this.listenUrl(), weight: 1 }] };
+    return this.rings.view;
+  }
+
+  /** Starts heartbeats; forms the first view from --peers, --join, or this node alone. */
+  start(): void {
+    const config = this.config;
+    if (config === null) return;
+    if (config.advertise === '') config.advertise = this.listenUrl();
+    for (const partition of this.partitions) partition.applied_hook = (request, reply) => this.onApplied(partition, request, reply);
+    if (config.peers.length > 0) this.adopt({ epoch: 1, nodes: config.peers }, 'config file');
+    else if (config.join.length === 0) this.adopt({ epoch: 1, nodes: [this.selfNode()] }, 'new cluster');
+    this.timer = setInterval(() => this.tick(), config.heartbeat_interval_ms);
+    this.timer.unref();
+    this.tick();
+  }
+
+  stop(): void {
+    if (this.timer !== null) clearInterval(this.timer);
+    this.migration?.stop();
+    for (const link of this.links.values()) link.close();
+    this.links.clear();
+  }
+
+  // ---- routing hooks (dispatcher.ts) ----
+
+  isLocal(hash: number): boolean {
+    const ring = this.rings.active;
+    if (ring === null || ring.ownerOf(hash).id !== this.self) return false;
+    return this.migration === null || !this.migration.handsOff(hash);
+  }
+
+  route(request: PendingRequest, index: number, op: number, hash: number, batch: RequestBatch, key_offset: number, key_length: number, value_offset: number, value_length: number): boolean {
+    if (batch.migrate === true) {
+      if (batch.peer === true) return false;
+      request.settle(index, Status.AUTH_FAILED);
+      return true;
+    }
+    const rings = this.rings;
+    const epoch = batch.ring_epoch;
+    // A sender ahead of us by one with our `next` finished the change already (all old owners drained).
+    const ring = epoch !== undefined && epoch > rings.view.epoch && rings.next !== null ? rings.next : rings.active;
+    if (ring === null) {
+      request.settle(index, Status.STALE_RING);
+      return true;
+    }
+    const owner = ring.ownerOf(hash);
+    if (owner.id === this.self) {
+      if (ring !== rings.active || this.migration === null || !this.migration.handsOff(hash)) return false;
+      this.migration.routeHandedOff(request, index, op, hash, batch.keys, key_offset, key_length, batch.values, value_offset, value_length);
+      return true;
+    }
+    // Ring-aware clients and peers with our epoch or newer must resend; a peer behind us gets one more hop.
+    if (epoch !== undefined && !(batch.peer === true && epoch < rings.view.epoch)) {
+      request.settle(index, Status.STALE_RING);
+      return true;
+    }
+    this.forwarder.forward(owner, request, index, op, batch.keys, key_offset, key_length, batch.values, value_offset, value_length);
+    return true;
+  }
+
+  settleOp(request: PendingRequest, index: number, op: number, batch: RequestBatch, key_offset: number, key_length: number, value_length: number): boolean {
+    if (op === Op.RING) {
+      this.settleWith(request, index, Status.OK, this.view);
+      return true;
+    }
+    if (op === Op.CLUSTER_STATUS) {
+      this.settleWith(request, index, Status.OK, this.status());
+      return true;
+    }
+    if (op < Op.CLUSTER_HEARTBEAT || op > Op.CLUSTER_DRAINED) return false;
+    if (batch.peer !== true || this.config === null) {
+      this.log(`refused cluster op ${op} on a connection without the cluster secret (AUTH_FAILED)`);
+      request.settle(index, Status.AUTH_FAILED);
+      return true;
+    }
+    let payload: Record<string, unknown>;
+    try {
+      payload = this.codec.decodeValue(batch.keys.subarray(key_offset, key_offset + key_length)) as Record<string, unknown>;
+      if (value_length !== 0 || payload === null || typeof payload !== 'object') throw new Error('payload must be a map');
+    } catch {
+      request.settle(index, Status.BAD_OP);
+      return true;
+    }
+    try {
+      const [status, value] = this.control(op, payload);
+      this.settleWith(request, index, status, value);
+    } catch (error) {
+      this.log(`cluster op ${op} refused: ${(error as Error).message}`);
+      request.settle(index, Status.BAD_OP);
+    }
+    return true;
+  }
+
+  /** Partition hook: hands applied writes to the data move in progress. */
+  private onApplied(partition: Partition, request: RequestPacket, reply: ReplyPacket): void {
+    this.migration?.onApplied(partition, request, reply);
+  }
+
+  // ---- cluster ops ----
+
+  private control(op: number, payload: Record<string, unknown>): [number, unknown] {
+    const epoch = this.rings.view.epoch;
+    switch (op) {
+      case Op.CLUSTER_HEARTBEAT: {
+        const from = this.links.get(String(payload['from']));
+        if (typeof payload['epoch'] === 'number' && payload['epoch'] > epoch && from !== undefined) this.pull(from);
+        return [Status.OK, { epoch, id: this.self }];
+      }
+      case Op.CLUSTER_VIEW:
+        this.adopt(checkView(payload), 'push');
+        return [Status.OK, { epoch: this.rings.view.epoch }];
+      case Op.CLUSTER_ADMIN:
+        return this.admin(payload);
+      case Op.CLUSTER_DRAINED:
+        this.recordDrained(String(payload['from']), Number(payload['epoch']));
+        return [Status.OK, { epoch }];
+      default:
+        return [Status.UNKNOWN_OP, null];
+    }
+  }
+
+  /** join {node}, leave {id}, remove {id}: makes the next view, adopts it and pushes it to every peer. */
+  private admin(payload: Record<string, unknown>): [number, unknown] {
+    const view = this.rings.view;
+    const action = payload['action'];
+    const without = (nodes: readonly RingNode[], id: string): RingNode[] => nodes.filter((n) => n.id !== id);
+    let next: ClusterView;
+    if (action === 'join') {
+      const node = checkView({ epoch: 0, nodes: [payload['node']] }).nodes[0]!;
+      if (view.nodes.some((n) => n.id === node.id) || view.next?.some((n) => n.id === node.id)) return [Status.OK, { epoch: view.epoch, view }];
+      if (view.next !== undefined) return [Status.CLUSTER_BUSY, { epoch: view.epoch, view }];
+      next = { epoch: view.epoch + 1, nodes: view.nodes, next: [...view.nodes, node] };
+    } else if (action === 'leave') {
+      const id = String(payload['id']);
+      if (!view.nodes.some((n) => n.id === id)) return [Status.NOT_FOUND, { epoch: view.epoch, view }];
+      if (view.next !== undefined) return [view.next.some((n) => n.id === id) ? Status.CLUSTER_BUSY : Status.OK, { epoch: view.epoch, view }];
+      if (view.nodes.length === 1) return [Status.BAD_OP, { epoch: view.epoch, view }];
+      next = { epoch: view.epoch + 1, nodes: view.nodes, next: without(view.nodes, id) };
+    } else if (action === 'remove') {
+      const id = String(payload['id']);
+      if (!this.rings.members().some((n) => n.id === id)) return [Status.NOT_FOUND, { epoch: view.epoch, view }];
+      const nodes = without(view.nodes, id);
+      let rest = view.next === undefined ? undefined : without(view.next, id);
+      if (nodes.length === 0 || rest?.length === 0) return [Status.BAD_OP, { epoch: view.epoch, view }];
+      if (rest !== undefined && rest.length === nodes.length && rest.every((n) => nodes.some((m) => m.id === n.id))) rest = undefined;
+      next = { epoch: view.epoch + 1, nodes, next: rest };
+      if (rest === undefined) delete next.next;
+    } else {
+      throw new Error(`unknown admin action ${JSON.stringify(action)}`);
+    }
+    this.log(`admin ${String(action)}: epoch ${next.epoch}`);
+    this.adopt(next, `admin ${String(action)}`);
+    this.pushView();
+    return [Status.OK, { epoch: next.epoch, view: next }];
+  }
+
+  // ---- views ----
+
+  private adopt(candidate: ClusterView, source: string): boolean {
+    const view = checkView(candidate);
+    if (!isNewer(view, this.rings.view)) return false;
+    this.rings = new ViewRings(view);
+    const members = this.rings.members();
+    const describe = (nodes: RingNode[]): string => nodes.map((n) => n.id).join(',');
+    this.log(`view epoch ${view.epoch} (${source}): nodes ${describe(view.nodes)}${view.next ? `; moving to ${describe(view.next)}` : ''}`);
+    this.reconcileLinks(members);
+    this.reconcileMigration();
+    const member = members.some((n) => n.id === this.self);
+    if (this.was_member && !member) {
+      this.log('this node has left the cluster');
+      this.left = true;
+      queueMicrotask(this.onLeft);
+    }
+    this.was_member = member;
+    this.checkCompletion();
+    return true;
+  }
+
+  private reconcileLinks(members: RingNode[]): void {
+    const config = this.config!;
+    const wanted = new Map(members.filter((n) => n.id !== this.self).map((n) => [n.id, n]));
+    for (const [id, link] of this.links) {
+      if (wanted.get(id)?.url !== link.node.url) {
+        link.close();
+        this.links.delete(id);
+      }
+    }
+    for (const [id, node] of wanted) {
+      if (this.links.has(id)) continue;
+      const link = new PeerLink(node, config, {
+        heartbeatPayload: () => this.codec.encodeValue({ from: this.self, epoch: this.rings.view.epoch }),
+        onHeartbeatReply: (from, value) => {
+          const reply = this.codec.decodeValue(value) as { epoch?: number };
+          if (typeof reply.epoch === 'number' && reply.epoch > this.rings.view.epoch) this.pull(from);
+        },
+        onUp: (peer) => void peer.control(Op.CLUSTER_VIEW, this.codec.encodeValue(this.rings.view)).catch(() => {}),
+        log: this.log,
+      });
+      this.links.set(id, link);
+      link.tick();
+    }
+  }
+
+  private reconcileMigration(): void {
+    const view = this.rings.view;
+    const current = this.migration;
+    if (current !== null && view.next !== undefined && current.epoch === view.epoch) return;
+    if (current !== null) {
+      this.last_migration = current.progress();
+      current.stop();
+      this.migration = null;
+    }
+    if (view.next === undefined || !view.nodes.some((n) => n.id === this.self)) return;
+    this.migration = new Migration(view.epoch, this.self, this.rings.active!, this.rings.next!, this.partitions,
+      (id) => this.links.get(id), (epoch) => this.onDrained(epoch), this.log);
+  }
+
+  private pushView(): void {
+    const payload = this.codec.encodeValue(this.rings.view);
+    for (const link of this.links.values()) void link.control(Op.CLUSTER_VIEW, payload).catch(() => {});
+  }
+
+  private pull(link: PeerLink): void {
+    if (this.pulling.has(link.node.id)) return;
+    this.pulling.add(link.node.id);
+    link.control(Op.RING, EMPTY).then(
+      ({ status, value }) => {
+        this.pulling.delete(link.node.id);
+        if (status === Status.OK) this.adopt(checkView(this.codec.decodeValue(value)), `pulled from ${link.node.id}`);
+      },
+      () => this.pulling.delete(link.node.id),
+    );
+  }
+
+  // ---- completion of a data move ----
+
+  private onDrained(epoch: number): void {
+    this.recordDrained(this.self, epoch);
+    this.broadcastDrained(epoch);
+  }
+
+  private broadcastDrained(epoch: number): void {
+    const payload = this.codec.encodeValue({ from: this.self, epoch });
+    for (const link of this.links.values()) void link.control(Op.CLUSTER_DRAINED, payload).catch(() => {});
+  }
+
+  private recordDrained(from: string, epoch: number): void {
+    let set = this.drained.get(epoch);
+    if (set === undefined) this.drained.set(epoch, (set = new Set()));
+    set.add(from);
+    this.checkCompletion();
+  }
+
+  /** Once every old member has handed off, the change is done: adopt {epoch + 1, nodes: next}. */
+  private checkCompletion(): void {
+    const view = this.rings.view;
+    if (view.next === undefined) return;
+    const set = this.drained.get(view.epoch);
+    if (set === undefined || !view.nodes.every((n) => set.has(n.id))) return;
+    for (const epoch of this.drained.keys()) if (epoch <= view.epoch) this.drained.delete(epoch);
+    this.adopt({ epoch: view.epoch + 1, nodes: view.next }, 'all old owners drained');
+  }
+
+  // ---- heartbeat tick ----
+
+  private tick(): void {
+    for (const link of this.links.values()) link.tick();
+    const view = this.rings.view;
+    // Re-send DRAINED until the change completes: a peer may have been unreachable the first time.
+    if (view.next !== undefined && this.migration?.state === 'drained') this.broadcastDrained(view.epoch);
+    if (!this.left && !this.was_member) this.tryJoin();
+  }
+
+  private tryJoin(): void {
+    const config = this.config!;
+    if (this.joining || config.join.length === 0 || Date.now() - this.last_join_ms < JOIN_RETRY_MS) return;
+    this.joining = true;
+    this.last_join_ms = Date.now();
+    const seed = config.join[Math.floor(Math.random() * config.join.length)]!;
+    const payload = this.codec.encodeValue({ action: 'join', node: this.selfNode() });
+    connect(seed, { connect_timeout_ms: 2_000, request_timeout_ms: config.forward_timeout_ms, headers: { [AUTH_HEADER]: peerAuthHeader(config.cluster_secret) } })
+      .then(async (client) => {
+        try {
+          const results = await client.batchColumns(single(Op.CLUSTER_ADMIN, payload));
+          const reply = this.codec.decodeValue(results.values) as { view?: unknown };
+          if (results.status[0] === Status.OK && reply.view !== undefined) this.adopt(checkView(reply.view), `joined via ${seed}`);
+          else this.log(`join via ${seed}: status ${results.status[0]}; retrying`);
+        } finally {
+          await client.close();
+        }
+      })
+      .catch((error: Error) => this.log(`join via ${seed} failed: ${error.message}; retrying`))
+      .finally(() => (this.joining = false));
+  }
+
+  // ---- status ----
+
+  private status(): Record<string, unknown> {
+    let keys = 0;
+    for (const partition of this.partitions) keys += partition.table.keys;
+    return {
+      node_id: this.self,
+      url: this.config?.advertise ?? this.listenUrl(),
+      epoch: this.view.epoch,
+      view: this.view,
+      member: this.config === null || this.rings.members().some((n) => n.id === this.self),
+      keys,
+      ops_forwarded: this.forwarder.ops_forwarded,
+      frames_forwarded: this.forwarder.frames_forwarded,
+      peers: [...this.links.values()].map((link) => ({
+        id: link.node.id, url: link.node.url, up: link.up, last_answer_ms_ago: link.last_answer_ms_ago, ops_failed: link.ops_failed,
+      })),
+      migration: this.migration?.progress() ?? null,
+      last_migration: this.last_migration,
+    };
+  }
+
+  private selfNode(): RingNode {
+    return { id: this.self, url: this.config!.advertise, weight: this.config!.weight };
+  }
+
+  private settleWith(request: PendingRequest, index: number, status: number, value: unknown): void {
+    const bytes = this.codec.encodeValue(value);
+    if (status !== Status.OK) {
+      request.settle(index, status);
+      return;
+    }
+    request.settleValue(index, request.addSource(bytes), 0, bytes.length);
+  }
+}

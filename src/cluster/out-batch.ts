@@ -1,0 +1,138 @@
+/**
+ * Ops on their way to one peer, collected during one event-loop turn and sent as one frame.
+ *
+ * Each op remembers the client request and op index it answers (or null for data-move ops
+ * nobody waits for), so the peer's reply settles every op of every request by index, the
+ * same way a partition's reply does (server/pending-request.ts). Keys and values are copied
+ * in, so the client's frame may be dropped. Bounded: a batch holds at most OUT_BATCH_OPS_MAX
+ * ops and about OUT_BATCH_BYTES_MAX bytes; the caller starts a new one when it is full.
+ */
+import type { ColumnBatch } from '../client/client.js';
+import { Status } from '../protocol/constants.js';
+import type { PendingRequest } from '../server/pending-request.js';
+
+export const OUT_BATCH_OPS_MAX = 8192;
+export const OUT_BATCH_BYTES_MAX = 4 * 1024 * 1024;
+const BYTES_INITIAL = 4096;
+
+export class OutBatch {
+  op_count = 0;
+  readonly owners: (PendingRequest | null)[] = [];
+  readonly indices: number[] = [];
+  private op = new Uint8Array(64);
+  private key_lengths = new Uint32Array(64);
+  private value_lengths = new Uint32Array(64);
+  private keys: Buffer = Buffer.allocUnsafe(BYTES_INITIAL);
+  private values: Buffer = Buffer.allocUnsafe(BYTES_INITIAL);
+  private key_bytes = 0;
+  private value_bytes = 0;
+
+  get full(): boolean {
+    return this.op_count >= OUT_BATCH_OPS_MAX || this.key_bytes + this.value_bytes >= OUT_BATCH_BYTES_MAX;
+  }
+
+  get bytes(): number {
+    return this.key_bytes + this.value_bytes;
+  }
+
+  add(owner: PendingRequest | null, index: number, op: number, keys: Uint8Array, key_offset: number, key_length: number, values: Uint8Array, value_offset: number, value_length: number): void {
+    if (this.op_count === this.op.length) this.growColumns();
+    const i = this.op_count++;
+    this.op[i] = op;
+    this.key_lengths[i] = key_length;
+    this.value_lengths[i] = value_length;
+    this.keys = ensure(this.keys, this.key_bytes + key_length, this.key_bytes);
+    this.keys.set(keys.subarray(key_offset, key_offset + key_length), this.key_bytes);
+    this.key_bytes += key_length;
+    if (value_length > 0) {
+      this.values = ensure(this.values, this.value_bytes + value_length, this.value_bytes);
+      this.values.set(values.subarray(value_offset, value_offset + value_length), this.value_bytes);
+      this.value_bytes += value_length;
+    }
+    this.owners.push(owner);
+    this.indices.push(index);
+  }
+
+  /** Appends every op of `other`, in order (a held batch joining a stream). */
+  append(other: OutBatch): void {
+    const columns = other.columns();
+    let key_offset = 0;
+    let value_offset = 0;
+    for (let i = 0; i < other.op_count; i++) {
+      const key_length = columns.key_lengths[i]!;
+      const value_length = columns.value_lengths[i]!;
+      this.add(other.owners[i]!, other.indices[i]!, columns.op[i]!, columns.keys, key_offset, key_length, columns.values, value_offset, value_length);
+      key_offset += key_length;
+      value_offset += value_length;
+    }
+  }
+
+  columns(): ColumnBatch {
+    return {
+      op: this.op.subarray(0, this.op_count),
+      key_lengths: this.key_lengths.subarray(0, this.op_count),
+      value_lengths: this.value_lengths.subarray(0, this.op_count),
+      keys: this.keys.subarray(0, this.key_bytes),
+      values: this.values.subarray(0, this.value_bytes),
+    };
+  }
+
+  private growColumns(): void {
+    const length = this.op.length * 2;
+    const op = new Uint8Array(length);
+    op.set(this.op);
+    const key_lengths = new Uint32Array(length);
+    key_lengths.set(this.key_lengths);
+    const value_lengths = new Uint32Array(length);
+    value_lengths.set(this.value_lengths);
+    this.op = op;
+    this.key_lengths = key_lengths;
+    this.value_lengths = value_lengths;
+  }
+}
+
+function ensure(buffer: Buffer, needed: number, used: number): Buffer {
+  if (needed <= buffer.length) return buffer;
+  const grown = Buffer.allocUnsafe(Math.max(needed, buffer.length * 2));
+  buffer.copy(grown, 0, 0, used);
+  return grown;
+}
+
+/**
+ * Settles every waiting op of `batch` from a peer's reply, by index. Returns how many ops
+ * nobody waits for (data-move ops) failed, so a stream can notice a failed transfer.
+ */
+export function settleBatch(batch: OutBatch, status: Uint8Array, value_lengths: Uint32Array, values: Uint8Array): number {
+  if (status.length !== batch.op_count) {
+    failBatch(batch, Status.INTERNAL);
+    return batch.op_count;
+  }
+  const source = Buffer.from(values.buffer, values.byteOffset, values.byteLength);
+  let source_owner: PendingRequest | null = null;
+  let source_index = 0;
+  let offset = 0;
+  let unowned_failures = 0;
+  for (let i = 0; i < batch.op_count; i++) {
+    const owner = batch.owners[i]!;
+    const code = status[i]!;
+    const length = value_lengths[i]!;
+    if (owner === null) {
+      if (code !== Status.OK && code !== Status.NOT_FOUND) unowned_failures++;
+    } else if (code === Status.OK && length > 0) {
+      if (owner !== source_owner) {
+        source_owner = owner;
+        source_index = owner.addSource(source);
+      }
+      owner.settleValue(batch.indices[i]!, source_index, offset, length);
+    } else {
+      owner.settle(batch.indices[i]!, code);
+    }
+    offset += length;
+  }
+  return unowned_failures;
+}
+
+/** Settles every waiting op of `batch` with one status (the peer is down, or did not answer). */
+export function failBatch(batch: OutBatch, status: number): void {
+  for (let i = 0; i < batch.op_count; i++) batch.owners[i]?.settle(batch.indices[i]!, status);
+}

@@ -1,0 +1,157 @@
+/**
+ * One persistent, authenticated link to one peer node: a PikvClient that reconnects with
+ * exponential backoff, and the heartbeat that decides whether the peer is up.
+ *
+ * The link is "up" while its socket is open and a heartbeat was answered within
+ * heartbeats_missed_max intervals; a closed socket (a killed process, a reset) makes it down
+ * at once. Ops for a down peer fail fast with NODE_DOWN (forwarder.ts); every request on the
+ * link is bounded by forward_timeout_ms (PikvClient's request timeout).
+ */
+import { connect, type ColumnBatch, type ColumnResults, PikvClient } from '../client/client.js';
+import { Op, Status } from '../protocol/constants.js';
+import { ErrorCode, PikvError } from '../protocol/errors.js';
+import { AUTH_HEADER, peerAuthHeader } from './auth.js';
+import type { RingNode } from './ring.js';
+
+const BACKOFF_MIN_MS = 100;
+const BACKOFF_MAX_MS = 2_000;
+const EMPTY = new Uint8Array(0);
+
+export interface PeerLinkSettings {
+  cluster_secret: string;
+  heartbeat_interval_ms: number;
+  heartbeats_missed_max: number;
+  forward_timeout_ms: number;
+}
+
+export interface PeerLinkHooks {
+  /** The CLUSTER_HEARTBEAT payload: CBOR {from, epoch}. */
+  heartbeatPayload(): Uint8Array;
+  /** The peer answered a heartbeat with this value (CBOR {epoch}). */
+  onHeartbeatReply(link: PeerLink, value: Uint8Array): void;
+  onUp(link: PeerLink): void;
+  log(message: string): void;
+}
+
+export class PeerLink {
+  readonly node: RingNode;
+  private readonly settings: PeerLinkSettings;
+  private readonly hooks: PeerLinkHooks;
+  private client: PikvClient | null = null;
+  private connecting = false;
+  private backoff_ms = BACKOFF_MIN_MS;
+  private next_attempt_ms = 0;
+  private last_answer_ms = 0;
+  private heartbeat_inflight = false;
+  private closed = false;
+  private was_up = false;
+  /** Forwarded ops that failed because the peer was down or too slow; shown in cluster status. */
+  ops_failed = 0;
+
+  constructor(node: RingNode, settings: PeerLinkSettings, hooks: PeerLinkHooks) {
+    this.node = node;
+    this.settings = settings;
+    this.hooks = hooks;
+  }
+
+  get up(): boolean {
+    const client = this.client;
+    if (client === null || client.failed !== null) return false;
+    return Date.now() - this.last_answer_ms <= this.settings.heartbeat_interval_ms * this.settings.heartbeats_missed_max;
+  }
+
+  get last_answer_ms_ago(): number | null {
+    return this.last_answer_ms === 0 ? null : Date.now() - this.last_answer_ms;
+  }
+
+  /** Called every heartbeat interval: reconnects when due, otherwise sends a heartbeat. */
+  tick(): void {
+    if (this.closed) return;
+    const client = this.client;
+    if (client === null || client.failed !== null) {
+      if (client !== null) {
+        this.client = null;
+        if (this.was_up) this.hooks.log(`peer ${this.node.id} (${this.node.url}) is down: ${client.failed?.message ?? ''}`);
+        this.was_up = false;
+      }
+      this.reconnect();
+      return;
+    }
+    if (!this.up && this.was_up) {
+      this.was_up = false;
+      this.hooks.log(`peer ${this.node.id} missed ${this.settings.heartbeats_missed_max} heartbeats; shown down`);
+    }
+    if (this.heartbeat_inflight) return;
+    this.heartbeat_inflight = true;
+    const payload = this.hooks.heartbeatPayload();
+    client.batchColumns(single(Op.CLUSTER_HEARTBEAT, payload)).then(
+      (results) => {
+        this.heartbeat_inflight = false;
+        if (results.status[0] !== Status.OK) return;
+        this.last_answer_ms = Date.now();
+        if (!this.was_up) {
+          this.was_up = true;
+          this.hooks.onUp(this);
+        }
+        this.hooks.onHeartbeatReply(this, results.values);
+      },
+      () => {
+        this.heartbeat_inflight = false;
+      },
+    );
+  }
+
+  /** Sends one frame; rejects with NODE_DOWN when the link is not up. */
+  send(batch: ColumnBatch): Promise<ColumnResults> {
+    const client = this.client;
+    if (client === null || !this.up) return Promise.reject(new PikvError(ErrorCode.NODE_DOWN, `node ${this.node.id} is down`));
+    return client.batchColumns(batch);
+  }
+
+  /** Sends one control op and resolves with its status and value. */
+  async control(op: number, payload: Uint8Array): Promise<{ status: number; value: Uint8Array }> {
+    const client = this.client;
+    if (client === null || client.failed !== null) throw new PikvError(ErrorCode.NODE_DOWN, `node ${this.node.id} is not connected`);
+    const results = await client.batchColumns(single(op, payload));
+    return { status: results.status[0]!, value: results.values };
+  }
+
+  close(): void {
+    this.closed = true;
+    void this.client?.close();
+    this.client = null;
+  }
+
+  private reconnect(): void {
+    if (this.connecting || Date.now() < this.next_attempt_ms) return;
+    this.connecting = true;
+    connect(this.node.url, {
+      connect_timeout_ms: Math.max(500, this.settings.forward_timeout_ms),
+      request_timeout_ms: this.settings.forward_timeout_ms,
+      headers: { [AUTH_HEADER]: peerAuthHeader(this.settings.cluster_secret) },
+    }).then(
+      (client) => {
+        this.connecting = false;
+        if (this.closed) {
+          void client.close();
+          return;
+        }
+        this.client = client;
+        this.backoff_ms = BACKOFF_MIN_MS;
+        // Up from the first heartbeat answer on; send it now instead of waiting a tick.
+        this.tick();
+      },
+      (error: PikvError) => {
+        this.connecting = false;
+        if (error.code === ErrorCode.AUTH_FAILED) this.hooks.log(`peer ${this.node.id} refused our cluster secret (AUTH_FAILED)`);
+        this.next_attempt_ms = Date.now() + this.backoff_ms;
+        this.backoff_ms = Math.min(BACKOFF_MAX_MS, this.backoff_ms * 2);
+      },
+    );
+  }
+}
+
+/** A one-op columnar batch whose payload travels as the key. */
+export function single(op: number, payload: Uint8Array): ColumnBatch {
+  return { op: Uint8Array.of(op), key_lengths: Uint32Array.of(payload.length), value_lengths: new Uint32Array(1), keys: payload, values: EMPTY };
+}
