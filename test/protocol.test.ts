@@ -209,3 +209,13 @@ describe('readRequestMap (the fast request reader)', () => {
     for (const frame of outside) assert.equal(readRequestMap(frame), null, frame.toString('hex'));
   });
 });
+
+describe('readRequestMap with cluster fields', () => {
+  it('reads the ring epoch and the data-move flag of peer requests', () => {
+    const frame = codec.encodeRequest({ id: 4, op: Uint8Array.of(Op.GET), key_lengths: Uint32Array.of(1), value_lengths: Uint32Array.of(0), keys: Buffer.from('k'), values: Buffer.alloc(0), ring_epoch: 7, migrate: true });
+    const fast = readRequestMap(frame);
+    assert.ok(fast !== null);
+    assert.equal(fast['re'], 7);
+    assert.equal(fast['mg'], true);
+  });
+});

@@ -1,7 +1,7 @@
 /**
  * A fast reader for the CBOR subset that request frames use in practice (docs/PROTOCOL.md):
- * one definite-length map of short text keys to unsigned integers, byte strings and RFC 8746
- * typed arrays (tags 64, 69, 70). It yields the same kind of object cbor-x would (fields the
+ * one definite-length map of short text keys to unsigned integers, booleans, byte strings and
+ * RFC 8746 typed arrays (tags 64, 69, 70). It yields the same kind of object cbor-x would (fields the
  * protocol does not define are skipped, as validation ignores them anyway), so
  * WireCodec validates both the same way, and answers null for anything outside the subset
  * (floats, big integers, indefinite lengths, nesting, trailing bytes ...), which then goes to
@@ -18,6 +18,8 @@ const MAJOR_BYTES = 2;
 const MAJOR_TEXT = 3;
 const MAJOR_MAP = 5;
 const MAJOR_TAG = 6;
+const SIMPLE_FALSE = 0xf4;
+const SIMPLE_TRUE = 0xf5;
 const TAG_UINT8_ARRAY = 64;
 const TAG_UINT16_LE_ARRAY = 69;
 const TAG_UINT32_LE_ARRAY = 70;
@@ -107,7 +109,10 @@ export function readRequestMap(frame: Buffer): Record<string, unknown> | null {
   const entries = cursor.argument(initial & 31);
   if (entries < 0 || entries > MAP_ENTRIES_MAX) return null;
   // Every field present up front: one object shape, not a dictionary-mode object per frame.
-  const map: Record<string, unknown> = { v: undefined, id: undefined, op: undefined, kl: undefined, vl: undefined, keys: undefined, vals: undefined };
+  const map: Record<string, unknown> = {
+    v: undefined, id: undefined, op: undefined, kl: undefined, vl: undefined, keys: undefined, vals: undefined,
+    re: undefined, mg: undefined,
+  };
   for (let entry = 0; entry < entries; entry++) {
     if (cursor.position >= frame.length) return null;
     const key_head = frame[cursor.position++]!;
@@ -127,6 +132,9 @@ export function readRequestMap(frame: Buffer): Record<string, unknown> | null {
       const bytes = cursor.bytes();
       if (bytes === null) return null;
       if (key !== null) map[key] = bytes;
+    } else if (head === SIMPLE_FALSE || head === SIMPLE_TRUE) {
+      cursor.position++;
+      if (key !== null) map[key] = head === SIMPLE_TRUE;
     } else if (major === MAJOR_TAG) {
       cursor.position++;
       const tag = cursor.argument(head & 31);
