@@ -27,17 +27,19 @@ const counters = new Float64Array(init.stats_memory);
 /** With --data-dir: writes are logged before they are applied (src/persistence/partition-log.ts). */
 const persistence = init.persistence === undefined ? null : new PartitionLog(init.persistence, init.partition, table, counters);
 
-let reply_data = new Uint8Array(REPLY_DATA_BYTES_INITIAL);
 /** Keeps prefetch() loads observable so the JIT cannot drop them. */
 let prefetch_sink = 0;
 
-function ensureReplyData(bytes_needed: number): void {
-  if (bytes_needed <= reply_data.length) return;
-  let length = reply_data.length * 2;
-  while (length < bytes_needed) length *= 2;
-  const grown = new Uint8Array(length);
-  grown.set(reply_data);
-  reply_data = grown;
+/**
+ * A reply packet with room for at least `bytes_needed` of values, keeping the first
+ * `bytes_used`. Values are copied from the table straight into the packet that is sent, so a
+ * 1 MiB value is copied once here, not into a scratch buffer and again into the reply.
+ */
+function growReply(reply: ReplyPacket, op_count: number, bytes_used: number, bytes_needed: number): ReplyPacket {
+  if (bytes_needed <= reply.data.length) return reply;
+  const grown = ReplyPacket.create(op_count, Math.max(bytes_needed, reply.data.length * 2));
+  grown.data.set(reply.data.subarray(0, bytes_used));
+  return grown;
 }
 
 function execute(request: RequestPacket): ReplyPacket {
@@ -48,6 +50,7 @@ function execute(request: RequestPacket): ReplyPacket {
   let gets = 0, hits = 0, puts = 0, deletes = 0, out_of_memory = 0;
   let data_offset = 0;
   let reply_bytes = 0;
+  let reply = ReplyPacket.create(count, Math.min(REPLY_DATA_BYTES_INITIAL, count * 128));
   let prefetched_end = 0;
   // Log-then-apply: if the batch's writes could not be logged, none of them is applied.
   const log_failed = persistence !== null && !persistence.appendBatch(request);
@@ -76,8 +79,8 @@ function execute(request: RequestPacket): ReplyPacket {
         status[i] = Status.RESPONSE_TOO_LARGE;
         continue;
       }
-      ensureReplyData(reply_bytes + length);
-      table.copyValue(ref, reply_data, reply_bytes);
+      reply = growReply(reply, count, reply_bytes, reply_bytes + length);
+      table.copyValue(ref, reply.data, reply_bytes);
       reply_bytes += length;
       value_length[i] = length;
     } else if (op === Op.PUT) {
@@ -115,12 +118,10 @@ function execute(request: RequestPacket): ReplyPacket {
   counters[WorkerCounter.DELETES]! += deletes;
   counters[WorkerCounter.OUT_OF_MEMORY]! += out_of_memory;
 
-  const reply = ReplyPacket.create(count, reply_bytes);
   reply.header[HEADER_OP_COUNT] = count;
   reply.header[HEADER_DATA_BYTES] = reply_bytes;
   reply.status.set(status);
   reply.value_length.set(value_length);
-  reply.data.set(reply_data.subarray(0, reply_bytes));
   return reply;
 }
 
