@@ -1,6 +1,7 @@
 /**
  * A 3-node cluster on loopback: forwarding, the ring-aware client, stale-ring retries, auth
- * refusals, a join and a leave under writes, and a node killed with SIGKILL.
+ * refusals, a join and a leave under writes, and a node killed with SIGKILL; then old copies
+ * deleted after a move, and no deleted key coming back when its range moves back.
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
@@ -11,7 +12,7 @@ import { Op, Status } from '../src/protocol/constants.js';
 import { ErrorCode, PikvError } from '../src/protocol/errors.js';
 import { delay } from './helpers/raw-socket.js';
 import { runCli, startServer, type ServerProcess } from './helpers/server-process.js';
-import { clusterOp, ringOf, SECRET, startNode, waitForMembers } from './helpers/cluster.js';
+import { clusterOp, ringOf, SECRET, startNode, waitForClean, waitForMembers } from './helpers/cluster.js';
 
 const KEYS = 2000;
 
@@ -155,6 +156,61 @@ describe('a 3-node cluster', () => {
     await client.close();
     const status = await runCli(['cluster', 'status', '--url', a.url]);
     assert.match(status.stdout, /^c\s+\S+\s+down/m);
+  });
+});
+
+describe('old copies after a move', () => {
+  const nodes: ServerProcess[] = [];
+
+  after(async () => {
+    await Promise.all(nodes.map((node) => node.stop('SIGKILL')));
+  });
+
+  it('are deleted, so a range moving back brings back no deleted key', async () => {
+    const p = await startNode('p');
+    nodes.push(p);
+    nodes.push(...(await Promise.all([startNode('q', [p.url]), startNode('r', [p.url])])));
+    const [, q, r] = nodes as [ServerProcess, ServerProcess, ServerProcess];
+    await waitForMembers([p.url, q.url, r.url], ['p', 'q', 'r']);
+    const count = 3000;
+    const kv = await connectCluster([p.url]);
+    const expected = new Map(Array.from({ length: count }, (_, i) => [`m${i}`, `v${i}`]));
+    assert.ok((await kv.batch([...expected].map(([key, value]) => ({ op: 'put' as const, key, value })))).every((x) => x.code === 'OK'));
+    const before_join = await waitForClean([p.url, q.url, r.url]);
+
+    const s = await startNode('s', [q.url]);
+    nodes.push(s);
+    const view = await waitForMembers([p.url, q.url, r.url, s.url], ['p', 'q', 'r', 's']);
+    // At once, while the old owners may still be cleaning: delete a third of the moved keys, update a third.
+    const ring = new HashRing(view.nodes);
+    const moved = [...expected.keys()].filter((key) => ring.ownerOfKey(key).id === 's');
+    assert.ok(moved.length > count / 8, `keys moved to s (${moved.length})`);
+    const deleted = moved.filter((_, i) => i % 3 === 0);
+    const updated = moved.filter((_, i) => i % 3 === 1);
+    const results = await kv.batch([...deleted.map((key) => ({ op: 'delete' as const, key })), ...updated.map((key) => ({ op: 'put' as const, key, value: `u-${key}` }))]);
+    assert.ok(results.every((x) => x.code === 'OK'), JSON.stringify(results.find((x) => x.code !== 'OK')));
+    for (const key of deleted) expected.delete(key);
+    for (const key of updated) expected.set(key, `u-${key}`);
+
+    const after_join = await waitForClean([p.url, q.url, r.url, s.url]);
+    assert.equal(after_join.reduce((sum, x) => sum + x.keys, 0), expected.size, `each key is held once: ${after_join.map((x) => x.keys)}`);
+    after_join.slice(0, 3).forEach((x, i) => assert.ok(x.keys < before_join[i]!.keys, 'the old owners dropped their copies'));
+
+    const leave = await runCli(['cluster', 'leave', '--url', s.url, '--cluster-secret', SECRET, '--wait-ms', '20000']);
+    assert.equal(leave.code, 0, leave.stderr);
+    await waitForMembers([p.url, q.url, r.url], ['p', 'q', 'r']);
+    assert.equal(await s.exited, 0);
+    await kv.close();
+    const reader = await connectCluster([p.url]);
+    const reads = await reader.batch(Array.from({ length: count }, (_, i) => ({ op: 'get' as const, key: `m${i}` })));
+    const wrong = reads.map((x, i) => [`m${i}`, x] as const).filter(([key, x]) => {
+      const want = expected.get(key);
+      return want === undefined ? x.code !== 'NOT_FOUND' : x.code !== 'OK' || Buffer.from(x.value!).toString() !== want;
+    });
+    assert.deepEqual(wrong.map(([key, x]) => `${key}:${x.code}`), [], 'deleted keys stay deleted, updated keys keep their last value');
+    const final = await waitForClean([p.url, q.url, r.url]);
+    assert.equal(final.reduce((sum, x) => sum + x.keys, 0), expected.size);
+    await reader.close();
   });
 });
 

@@ -3,7 +3,9 @@
  *
  * status needs no secret; join, leave and remove are admin ops sent with the cluster secret
  * (--cluster-secret or $PIKV_CLUSTER_SECRET) and wait until the change has finished moving
- * data (the view has no `next` and shows the change) or --wait-ms passes.
+ * data (the view has no `next` and shows the change) or --wait-ms passes. A change refused
+ * with CLUSTER_BUSY (another change moving data, or nodes still deleting old copies after the
+ * last one) is asked again until it is accepted or --wait-ms passes.
  */
 import { connect, type PikvClient } from '../client/client.js';
 import { AUTH_HEADER, peerAuthHeader } from '../cluster/auth.js';
@@ -32,6 +34,18 @@ interface NodeStatus {
   keys: number;
   peers: { id: string; up: boolean; last_answer_ms_ago: number | null }[];
   migration: null | { state: string; ranges_moving: number; partitions_scanned: number; partitions: number; keys_sent: number; keys_acked: number; bytes_sent: number; failure: string | null };
+  cleanup?: null | { epoch: number; state: string; partitions_scanned: number; partitions: number; keys_deleted: number };
+  clean_epoch?: number;
+  keys_cleaned_total?: number;
+}
+
+/** The clean-up column: `clean` once the node holds no key outside its ranges at its epoch. */
+function cleanupText(status: NodeStatus | null): string {
+  if (status === null || status.clean_epoch === undefined) return '-';
+  const total = status.keys_cleaned_total ?? 0;
+  if (status.clean_epoch === status.epoch) return `clean (deleted ${total})`;
+  const c = status.cleanup;
+  return c ? `${c.state} partitions ${c.partitions_scanned}/${c.partitions} deleted ${c.keys_deleted}` : 'not clean';
 }
 
 async function ask(client: PikvClient, op: number, payload: Uint8Array = EMPTY): Promise<unknown> {
@@ -60,7 +74,7 @@ export async function runClusterStatus(options: { url: string; json?: boolean; t
     return;
   }
   const lines = [`epoch ${view.epoch}${view.next ? `  (changing: ${view.nodes.map((n) => n.id).join(',')} -> ${view.next.map((n) => n.id).join(',')})` : ''}  asked ${here.node_id}`, ''];
-  lines.push('node         url                          state   epoch         keys  data move');
+  lines.push('node         url                          state   epoch         keys  clean-up                  data move');
   members.forEach((node, i) => {
     const status = statuses[i];
     const seen = here.node_id === node.id ? true : here.peers.find((p) => p.id === node.id)?.up ?? false;
@@ -69,7 +83,7 @@ export async function runClusterStatus(options: { url: string; json?: boolean; t
     const move = status?.migration
       ? `${status.migration.state} ranges ${status.migration.ranges_moving} partitions ${status.migration.partitions_scanned}/${status.migration.partitions} keys ${status.migration.keys_acked}/${status.migration.keys_sent} bytes ${status.migration.bytes_sent}${status.migration.failure ? ` FAILED: ${status.migration.failure}` : ''}`
       : '-';
-    lines.push(`${(node.id + role).padEnd(12)} ${node.url.padEnd(28)} ${state.padEnd(7)} ${String(status?.epoch ?? '-').padStart(5)} ${String(status?.keys ?? '-').padStart(12)}  ${move}`);
+    lines.push(`${(node.id + role).padEnd(12)} ${node.url.padEnd(28)} ${state.padEnd(7)} ${String(status?.epoch ?? '-').padStart(5)} ${String(status?.keys ?? '-').padStart(12)}  ${cleanupText(status ?? null).padEnd(25)} ${move}`);
   });
   process.stdout.write(`${lines.join('\n')}\n`);
 }
@@ -83,9 +97,19 @@ function secretOf(options: AdminOptions): string {
 async function admin(options: AdminOptions, payload: Record<string, unknown>, done: (view: ClusterView) => boolean): Promise<void> {
   const client = await connect(options.url, { headers: { [AUTH_HEADER]: peerAuthHeader(secretOf(options)) }, token: options.token ?? '' });
   try {
-    const reply = (await ask(client, Op.CLUSTER_ADMIN, codec.encodeValue(payload))) as { epoch: number };
-    process.stdout.write(`${String(payload['action'])} accepted at epoch ${reply.epoch}; waiting for data to move\n`);
     const deadline_ms = Date.now() + Number(options.waitMs);
+    let reply: { epoch: number };
+    for (let busy_said = false; ; busy_said = true) {
+      try {
+        reply = (await ask(client, Op.CLUSTER_ADMIN, codec.encodeValue(payload))) as { epoch: number };
+        break;
+      } catch (error) {
+        if ((error as PikvError).code !== ErrorCode.CLUSTER_BUSY || Date.now() > deadline_ms) throw error;
+        if (!busy_said) process.stdout.write('cluster busy (a change or a clean-up is running); asking again\n');
+        await new Promise((resolve) => setTimeout(resolve, POLL_MS));
+      }
+    }
+    process.stdout.write(`${String(payload['action'])} accepted at epoch ${reply.epoch}; waiting for data to move\n`);
     for (;;) {
       const view = (await ask(client, Op.RING)) as ClusterView;
       if (view.next === undefined && view.epoch >= reply.epoch) {

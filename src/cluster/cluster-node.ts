@@ -8,6 +8,10 @@
  * node that sees a higher epoch pulls the view (RING) from that peer, so a node that missed
  * a push catches up within a heartbeat or two. A change that moves data is two epochs: E
  * with `next` (data moving, migration.ts) and E + 1 once every old member reported DRAINED.
+ * After a view that takes ranges away from this node, it deletes its old copies (cleanup.ts);
+ * heartbeats carry the epoch each node is clean at, and a join or leave is refused with
+ * CLUSTER_BUSY until every member is clean at the current epoch, so a range never moves back
+ * to a node that still holds stale copies of it.
  *
  * Without cluster settings (config null) the node is a one-node view and routes nothing:
  * the dispatcher skips every hook but RING and CLUSTER_STATUS.
@@ -21,6 +25,7 @@ import type { OpRouter } from '../server/dispatcher.js';
 import type { PendingRequest } from '../server/pending-request.js';
 import type { ReplyPacket, RequestPacket } from '../server/packet.js';
 import { AUTH_HEADER, peerAuthHeader } from './auth.js';
+import { Cleanup, losesRanges, type CleanupProgress } from './cleanup.js';
 import type { ClusterConfig } from './cluster-config.js';
 import { Forwarder } from './forwarder.js';
 import { Migration, type MigrationProgress } from './migration.js';
@@ -48,6 +53,14 @@ export class ClusterNode implements OpRouter {
   private readonly forwarder: Forwarder;
   private migration: Migration | null = null;
   private last_migration: MigrationProgress | null = null;
+  private cleanup: Cleanup | null = null;
+  private last_cleanup: CleanupProgress | null = null;
+  /** The epoch at which this node holds no key outside its ranges; -1 until its first clean-up finished. */
+  private clean_epoch = -1;
+  private keys_cleaned_total = 0;
+  /** Each peer's clean epoch, from heartbeats both ways. */
+  private readonly peer_clean = new Map<string, number>();
+  private last_busy_log = '';
   private readonly drained = new Map<number, Set<string>>();
   private timer: NodeJS.Timeout | null = null;
   private joining = false;
@@ -90,6 +103,7 @@ export class ClusterNode implements OpRouter {
   stop(): void {
     if (this.timer !== null) clearInterval(this.timer);
     this.migration?.stop();
+    this.cleanup?.stop();
     for (const link of this.links.values()) link.close();
     this.links.clear();
   }
@@ -167,6 +181,7 @@ export class ClusterNode implements OpRouter {
   /** Partition hook: hands applied writes to the data move in progress. */
   private onApplied(partition: Partition, request: RequestPacket, reply: ReplyPacket): void {
     this.migration?.onApplied(partition, request, reply);
+    this.cleanup?.onApplied(partition);
   }
 
   // ---- cluster ops ----
@@ -177,7 +192,8 @@ export class ClusterNode implements OpRouter {
       case Op.CLUSTER_HEARTBEAT: {
         const from = this.links.get(String(payload['from']));
         if (typeof payload['epoch'] === 'number' && payload['epoch'] > epoch && from !== undefined) this.pull(from);
-        return [Status.OK, { epoch, id: this.self }];
+        if (from !== undefined) this.notePeer(from.node.id, payload['epoch'], payload['clean']);
+        return [Status.OK, { epoch, id: this.self, clean: this.clean_epoch }];
       }
       case Op.CLUSTER_VIEW:
         this.adopt(checkView(payload), 'push');
@@ -201,13 +217,14 @@ export class ClusterNode implements OpRouter {
     if (action === 'join') {
       const node = checkView({ epoch: 0, nodes: [payload['node']] }).nodes[0]!;
       if (view.nodes.some((n) => n.id === node.id) || view.next?.some((n) => n.id === node.id)) return [Status.OK, { epoch: view.epoch, view }];
-      if (view.next !== undefined) return [Status.CLUSTER_BUSY, { epoch: view.epoch, view }];
+      if (view.next !== undefined || !this.clusterClean('join')) return [Status.CLUSTER_BUSY, { epoch: view.epoch, view }];
       next = { epoch: view.epoch + 1, nodes: view.nodes, next: [...view.nodes, node] };
     } else if (action === 'leave') {
       const id = String(payload['id']);
       if (!view.nodes.some((n) => n.id === id)) return [Status.NOT_FOUND, { epoch: view.epoch, view }];
       if (view.next !== undefined) return [view.next.some((n) => n.id === id) ? Status.CLUSTER_BUSY : Status.OK, { epoch: view.epoch, view }];
       if (view.nodes.length === 1) return [Status.BAD_OP, { epoch: view.epoch, view }];
+      if (!this.clusterClean('leave')) return [Status.CLUSTER_BUSY, { epoch: view.epoch, view }];
       next = { epoch: view.epoch + 1, nodes: view.nodes, next: without(view.nodes, id) };
     } else if (action === 'remove') {
       const id = String(payload['id']);
@@ -232,6 +249,7 @@ export class ClusterNode implements OpRouter {
   private adopt(candidate: ClusterView, source: string): boolean {
     const view = checkView(candidate);
     if (!isNewer(view, this.rings.view)) return false;
+    const before = this.rings;
     this.rings = new ViewRings(view);
     const members = this.rings.members();
     const describe = (nodes: RingNode[]): string => nodes.map((n) => n.id).join(',');
@@ -239,6 +257,7 @@ export class ClusterNode implements OpRouter {
     this.reconcileLinks(members);
     this.reconcileMigration();
     const member = members.some((n) => n.id === this.self);
+    this.reconcileCleanup(before, member);
     if (this.was_member && !member) {
       this.log('this node has left the cluster');
       this.left = true;
@@ -261,10 +280,11 @@ export class ClusterNode implements OpRouter {
     for (const [id, node] of wanted) {
       if (this.links.has(id)) continue;
       const link = new PeerLink(node, config, {
-        heartbeatPayload: () => this.codec.encodeValue({ from: this.self, epoch: this.rings.view.epoch }),
+        heartbeatPayload: () => this.codec.encodeValue({ from: this.self, epoch: this.rings.view.epoch, clean: this.clean_epoch }),
         onHeartbeatReply: (from, value) => {
-          const reply = this.codec.decodeValue(value) as { epoch?: number };
+          const reply = this.codec.decodeValue(value) as { epoch?: number; clean?: number };
           if (typeof reply.epoch === 'number' && reply.epoch > this.rings.view.epoch) this.pull(from);
+          this.notePeer(from.node.id, reply.epoch, reply.clean);
         },
         onUp: (peer) => void peer.control(Op.CLUSTER_VIEW, this.codec.encodeValue(this.rings.view)).catch(() => {}),
         log: this.log,
@@ -286,6 +306,52 @@ export class ClusterNode implements OpRouter {
     if (view.next === undefined || !view.nodes.some((n) => n.id === this.self)) return;
     this.migration = new Migration(view.epoch, this.self, this.rings.active!, this.rings.next!, this.partitions,
       (id) => this.links.get(id), (epoch) => this.onDrained(epoch), this.log);
+  }
+
+  /**
+   * Starts deleting old copies when this view takes ranges away from this node (or it is the
+   * first view since start: tables loaded from disk may hold anything). Otherwise a node that
+   * was clean stays clean at the new epoch.
+   */
+  private reconcileCleanup(before: ViewRings, member: boolean): void {
+    const view = this.rings.view;
+    const current = this.cleanup;
+    if (current !== null) {
+      this.last_cleanup = current.progress();
+      if (current.state !== 'done') this.keys_cleaned_total += current.keys_deleted;
+      current.stop();
+      this.cleanup = null;
+    }
+    if (!member) return;
+    if (this.clean_epoch === before.view.epoch && this.clean_epoch !== -1 && !losesRanges(before, this.rings, this.self)) {
+      this.clean_epoch = view.epoch;
+      return;
+    }
+    this.clean_epoch = -1;
+    const peers = this.rings.members().map((n) => n.id);
+    this.cleanup = new Cleanup(view.epoch, this.self, this.rings.active, this.rings.next, peers, this.partitions, (epoch) => {
+      if (this.cleanup?.epoch !== epoch) return;
+      this.keys_cleaned_total += this.cleanup.keys_deleted;
+      this.clean_epoch = epoch;
+    }, this.log);
+  }
+
+  /** Records what a peer's heartbeat says: its epoch (lets a waiting clean-up start) and its clean epoch. */
+  private notePeer(id: string, epoch: unknown, clean: unknown): void {
+    if (typeof clean === 'number') this.peer_clean.set(id, clean);
+    if (typeof epoch === 'number') this.cleanup?.confirm(id, epoch);
+  }
+
+  /** True when this node and every other node of the settled view are clean at its epoch (a change may start). */
+  private clusterClean(action: string): boolean {
+    const view = this.rings.view;
+    const dirty = view.nodes.filter((n) => (n.id === this.self ? this.clean_epoch : this.peer_clean.get(n.id)) !== view.epoch).map((n) => n.id);
+    if (dirty.length === 0) return true;
+    const message = `admin ${action} refused (CLUSTER_BUSY): clean-up at epoch ${view.epoch} not finished on ${dirty.join(',')}`;
+    // The CLI asks again every 200 ms: say it once per situation.
+    if (message !== this.last_busy_log) this.log(message);
+    this.last_busy_log = message;
+    return false;
   }
 
   private pushView(): void {
@@ -385,6 +451,9 @@ export class ClusterNode implements OpRouter {
       })),
       migration: this.migration?.progress() ?? null,
       last_migration: this.last_migration,
+      cleanup: this.cleanup?.progress() ?? this.last_cleanup,
+      clean_epoch: this.clean_epoch,
+      keys_cleaned_total: this.keys_cleaned_total + (this.cleanup !== null && this.cleanup.state !== 'done' ? this.cleanup.keys_deleted : 0),
     };
   }
 

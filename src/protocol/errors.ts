@@ -84,7 +84,7 @@ const MESSAGES: Readonly<Record<ErrorCodeName, string>> = {
   STALE_RING: 'this node does not own the key in its ring view; refresh the ring and resend',
   NODE_DOWN: 'the node that owns this key is down or did not answer in time; the op may or may not have been applied',
   AUTH_FAILED: 'missing or wrong cluster secret or client token',
-  CLUSTER_BUSY: 'another membership change is still moving data; retry when it has finished',
+  CLUSTER_BUSY: 'another membership change is still moving data, or nodes are still deleting old copies after one; retry when it has finished',
   BAD_FRAME: 'frame is not valid CBOR',
   BAD_REQUEST: 'request does not have the shape described in docs/PROTOCOL.md',
   UNSUPPORTED_VERSION: 'protocol version not supported',

@@ -45,3 +45,14 @@ export async function waitForMembers(urls: string[], ids: string[], timeout_ms =
     await delay(100);
   }
 }
+
+/** Waits until every node at `urls` holds no key outside its ranges at its current epoch (cleanup.ts). */
+export async function waitForClean(urls: string[], timeout_ms = 20_000): Promise<{ keys: number; epoch: number; clean_epoch: number }[]> {
+  const deadline_ms = Date.now() + timeout_ms;
+  for (;;) {
+    const statuses = (await Promise.all(urls.map((url) => clusterOp(url, Op.CLUSTER_STATUS)))) as { keys: number; epoch: number; clean_epoch: number }[];
+    if (statuses.every((s) => s.clean_epoch === s.epoch)) return statuses;
+    if (Date.now() > deadline_ms) throw new Error(`clean-up did not finish: ${JSON.stringify(statuses.map((s) => [s.epoch, s.clean_epoch]))}`);
+    await delay(100);
+  }
+}
