@@ -95,7 +95,7 @@ describe('a 3-node cluster', () => {
     assert.equal((await ringOf(a.url)).nodes.length, 3);
   });
 
-  it('moves exactly the right keys on a join and a leave while writes continue', async () => {
+  it('moves exactly the right keys on a join, a leave and a remove of a live node while writes continue', async () => {
     const kv = await connectCluster([a.url]);
     const latest = new Map<string, string>();
     /** Keys whose last write failed (e.g. NODE_DOWN): it may or may not have been applied. */
@@ -125,6 +125,14 @@ describe('a 3-node cluster', () => {
     assert.equal(leave.code, 0, leave.stderr);
     await waitForMembers([a.url, c.url, d.url], ['a', 'c', 'd']);
     assert.equal(await b.exited, 0, 'the node that left stops by itself');
+    const received = (await clusterOp(d.url, Op.CLUSTER_STATUS)) as { keys: number };
+    assert.ok(received.keys > 0, 'the new node received keys');
+    // `remove` is for dead boards; a node that is up is handed off as a leave, losing nothing.
+    await waitForClean([a.url, c.url, d.url]);
+    const remove = await runCli(['cluster', 'remove', 'd', '--url', a.url, '--cluster-secret', SECRET, '--wait-ms', '30000']);
+    assert.equal(remove.code, 0, remove.stderr);
+    await waitForMembers([a.url, c.url], ['a', 'c']);
+    assert.equal(await d.exited, 0, 'the removed live node handed off and stopped');
     writing = false;
     await writer;
     assert.ok(round > 10, `writes continued (${round} rounds)`);
@@ -136,8 +144,6 @@ describe('a 3-node cluster', () => {
     assert.deepEqual(wrong, [], 'every acknowledged write reads back with its latest value');
     const old = await reader.batch(Array.from({ length: KEYS }, (_, i) => ({ op: 'get' as const, key: `k${i}` })));
     old.forEach((r, i) => assert.equal(Buffer.from(r.value!).toString(), `v${i}`));
-    const status = (await clusterOp(d.url, Op.CLUSTER_STATUS)) as { keys: number };
-    assert.ok(status.keys > 0, 'the new node received keys');
     await Promise.all([kv.close(), reader.close()]);
   });
 

@@ -208,10 +208,20 @@ export class ClusterNode implements OpRouter {
     }
   }
 
-  /** join {node}, leave {id}, remove {id}: makes the next view, adopts it and pushes it to every peer. */
+  /**
+   * join {node}, leave {id}, remove {id}: makes the next view, adopts it and pushes it to every
+   * peer. A remove of a node that is up is carried out as a leave.
+   */
   private admin(payload: Record<string, unknown>): [number, unknown] {
     const view = this.rings.view;
-    const action = payload['action'];
+    let action = payload['action'];
+    const target = String(payload['id']);
+    // `remove` is for dead boards: it drops a node without hand-off. Asked to remove one that
+    // is up, hand its keys off first (a leave), so no acknowledged write goes with it.
+    if (action === 'remove' && view.nodes.some((n) => n.id === target) && (target === this.self || this.links.get(target)?.up === true)) {
+      this.log(`admin remove: ${target} is up, so it leaves with a hand-off instead of being dropped`);
+      action = 'leave';
+    }
     const without = (nodes: readonly RingNode[], id: string): RingNode[] => nodes.filter((n) => n.id !== id);
     let next: ClusterView;
     if (action === 'join') {
