@@ -8,7 +8,7 @@
  */
 import WebSocket from 'ws';
 import { Op, REQUEST_ID_MAX } from '../protocol/constants.js';
-import { isErrorResponse, WireCodec, type ResponseBatch } from '../protocol/codec.js';
+import { isErrorResponse, WireCodec, type RequestBatch, type ResponseBatch } from '../protocol/codec.js';
 import { ErrorCode, PikvError, type ErrorCodeName } from '../protocol/errors.js';
 import {
   BatchSink, OP_CODES, SingleSink, checkBytes, deleteResult, getResult, putResult,
@@ -57,18 +57,8 @@ interface ColumnsFrame {
 
 type FrameInFlight = OpsFrame | ColumnsFrame;
 
-/** A batch already laid out the way the wire wants it (see docs/PROTOCOL.md). */
-export interface ColumnBatch {
-  op: Uint8Array;
-  key_lengths: Uint32Array | Uint16Array;
-  value_lengths: Uint32Array;
-  keys: Uint8Array;
-  values: Uint8Array;
-  /** Ring epoch for a ring-aware request: ops for keys the node does not own come back STALE_RING. */
-  ring_epoch?: number | undefined;
-  /** Data-move stream (cluster peers only). */
-  migrate?: boolean | undefined;
-}
+/** A batch already laid out the way the wire wants it (see docs/PROTOCOL.md); the client picks the id. */
+export type ColumnBatch = Omit<RequestBatch, 'id' | 'peer'>;
 
 /** Per-op status bytes (Status) and result values, as the server sent them. */
 export interface ColumnResults {
