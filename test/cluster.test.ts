@@ -118,6 +118,25 @@ describe('a 3-node cluster', () => {
         await delay(5);
       }
     })();
+    // A plain client on one node, next to the ring-aware one: the node forwards for it, and
+    // sends again what an owner refuses with STALE_RING while the views converge.
+    const plain = await connect(a.url);
+    const plain_codes = new Map<string, number>();
+    const plain_latest = new Map<string, string>();
+    const plain_writer = (async () => {
+      let plain_round = 0;
+      while (writing) {
+        plain_round++;
+        const ops = Array.from({ length: 100 }, (_, i) => ({ op: 'put' as const, key: `p${(plain_round * 13 + i) % 700}`, value: `q${plain_round}` }));
+        const results = await plain.batch(ops);
+        results.forEach((r, i) => {
+          plain_codes.set(r.code, (plain_codes.get(r.code) ?? 0) + 1);
+          if (r.code === 'OK') plain_latest.set(ops[i]!.key, ops[i]!.value);
+          else plain_latest.delete(ops[i]!.key);
+        });
+        await delay(5);
+      }
+    })();
     const d = await startNode('d', [c.url]);
     nodes.push(d);
     await waitForMembers([a.url, b.url, c.url, d.url], ['a', 'b', 'c', 'd']);
@@ -135,6 +154,12 @@ describe('a 3-node cluster', () => {
     assert.equal(await d.exited, 0, 'the removed live node handed off and stopped');
     writing = false;
     await writer;
+    await plain_writer;
+    assert.equal(plain_codes.get('STALE_RING') ?? 0, 0, `plain client results: ${JSON.stringify([...plain_codes])}`);
+    const plain_keys = [...plain_latest.keys()];
+    const plain_reads = await plain.batch(plain_keys.map((key) => ({ op: 'get' as const, key })));
+    plain_keys.forEach((key, i) => assert.equal(Buffer.from(plain_reads[i]!.value ?? []).toString(), plain_latest.get(key), key));
+    await plain.close();
     assert.ok(round > 10, `writes continued (${round} rounds)`);
     const reader = await connectCluster([a.url]);
     const keys = [...latest.keys()].filter((key) => !uncertain.has(key));

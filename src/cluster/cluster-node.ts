@@ -79,7 +79,10 @@ export class ClusterNode implements OpRouter {
     this.listenUrl = listenUrl;
     this.onLeft = onLeft;
     this.rings = new ViewRings({ epoch: 0, nodes: [] });
-    this.forwarder = new Forwarder((id) => this.links.get(id), () => this.rings.view.epoch);
+    this.forwarder = new Forwarder((id) => this.links.get(id), () => this.rings.view.epoch, (hash) => {
+      const owner = this.rings.active?.ownerOf(hash) ?? null;
+      return owner === null || owner.id === this.self ? null : owner;
+    });
   }
 
   get view(): ClusterView {
@@ -455,6 +458,7 @@ export class ClusterNode implements OpRouter {
       member: this.config === null || this.rings.members().some((n) => n.id === this.self),
       keys,
       ops_forwarded: this.forwarder.ops_forwarded,
+      ops_resent_after_stale_ring: this.forwarder.ops_resent,
       frames_forwarded: this.forwarder.frames_forwarded,
       peers: [...this.links.values()].map((link) => ({
         id: link.node.id, url: link.node.url, up: link.up, last_answer_ms_ago: link.last_answer_ms_ago, ops_failed: link.ops_failed,

@@ -7,15 +7,27 @@
  *
  * Ops for a peer that is down settle at once with NODE_DOWN; a frame the peer does not
  * answer within forward_timeout_ms (the link's request timeout) settles NODE_DOWN too.
+ *
+ * During a view change the owner may refuse a forwarded op with STALE_RING when the views
+ * disagree (it did not apply it). Plain clients cannot act on that, so the op is sent again
+ * after FORWARD_RETRY_DELAY_MS to whoever owns it in this node's view by then, up to
+ * FORWARD_RETRIES_MAX times (2 s: a few heartbeats, which is how fast views converge); only then,
+ * or if this node now owns it itself, does STALE_RING reach the client.
  */
 import { Status } from '../protocol/constants.js';
 import { ErrorCode, type PikvError } from '../protocol/errors.js';
 import type { PendingRequest } from '../server/pending-request.js';
+import { KEY_HASH_SEED, murmur3_x86_32 } from '../routing/murmur3.js';
 import { failBatch, OutBatch, settleBatch } from './out-batch.js';
 import type { PeerLink } from './peer-link.js';
 import type { RingNode } from './ring.js';
 
 const PEER_FAILURES: ReadonlySet<string> = new Set([ErrorCode.TIMEOUT, ErrorCode.CONNECTION_LOST, ErrorCode.NODE_DOWN, ErrorCode.CLIENT_CLOSED]);
+const FORWARD_RETRIES_MAX = 20;
+const FORWARD_RETRY_DELAY_MS = 100;
+
+/** The owner of a key hash in this node's current view, or null if this node owns it. */
+export type OwnerLookup = (hash: number) => RingNode | null;
 
 export class Forwarder {
   ops_forwarded = 0;
@@ -24,13 +36,17 @@ export class Forwarder {
   private flush_scheduled = false;
   private readonly links: (id: string) => PeerLink | undefined;
   private readonly epoch: () => number;
+  private readonly ownerOf: OwnerLookup;
+  /** Ops sent again after a STALE_RING refusal, ever. */
+  ops_resent = 0;
 
-  constructor(links: (id: string) => PeerLink | undefined, epoch: () => number) {
+  constructor(links: (id: string) => PeerLink | undefined, epoch: () => number, ownerOf: OwnerLookup) {
     this.links = links;
     this.epoch = epoch;
+    this.ownerOf = ownerOf;
   }
 
-  forward(owner: RingNode, request: PendingRequest, index: number, op: number, keys: Uint8Array, key_offset: number, key_length: number, values: Uint8Array, value_offset: number, value_length: number): void {
+  forward(owner: RingNode, request: PendingRequest, index: number, op: number, keys: Uint8Array, key_offset: number, key_length: number, values: Uint8Array, value_offset: number, value_length: number, attempt = 0): void {
     const link = this.links(owner.id);
     if (link === undefined || !link.up) {
       if (link !== undefined) link.ops_failed++;
@@ -42,7 +58,7 @@ export class Forwarder {
       batch = new OutBatch();
       this.pending.set(owner.id, batch);
     }
-    batch.add(request, index, op, keys, key_offset, key_length, values, value_offset, value_length);
+    batch.add(request, index, op, keys, key_offset, key_length, values, value_offset, value_length, attempt);
     if (batch.full) {
       this.pending.delete(owner.id);
       this.send(link, batch);
@@ -66,11 +82,48 @@ export class Forwarder {
     this.ops_forwarded += batch.op_count;
     this.frames_forwarded++;
     link.send({ ...batch.columns(), ring_epoch: this.epoch() }).then(
-      (results) => settleBatch(batch, results.status, results.value_lengths, results.values),
+      (results) => settleBatch(batch, results.status, results.value_lengths, results.values, this.holdStale(batch, results.status)),
       (error: PikvError) => {
         link.ops_failed += batch.op_count;
         failBatch(batch, PEER_FAILURES.has(error.code) ? Status.NODE_DOWN : Status.INTERNAL);
       },
     );
+  }
+
+  /** Marks the ops refused with STALE_RING that may be sent again, and schedules that; null if none. */
+  private holdStale(batch: OutBatch, status: Uint8Array): Uint8Array | null {
+    let held: Uint8Array | null = null;
+    for (let i = 0; i < batch.op_count && i < status.length; i++) {
+      if (status[i] !== Status.STALE_RING || batch.owners[i] === null || batch.attempts[i]! >= FORWARD_RETRIES_MAX) continue;
+      held ??= new Uint8Array(batch.op_count);
+      held[i] = 1;
+    }
+    if (held !== null) {
+      const retry = held;
+      setTimeout(() => this.resend(batch, retry), FORWARD_RETRY_DELAY_MS).unref();
+    }
+    return held;
+  }
+
+  private resend(batch: OutBatch, held: Uint8Array): void {
+    const columns = batch.columns();
+    let key_offset = 0;
+    let value_offset = 0;
+    for (let i = 0; i < batch.op_count; i++) {
+      const key_length = columns.key_lengths[i]!;
+      const value_length = columns.value_lengths[i]!;
+      if (held[i] === 1) {
+        const request = batch.owners[i]!;
+        const owner = this.ownerOf(murmur3_x86_32(columns.keys, key_offset, key_length, KEY_HASH_SEED));
+        if (owner === null) {
+          request.settle(batch.indices[i]!, Status.STALE_RING);
+        } else {
+          this.ops_resent++;
+          this.forward(owner, request, batch.indices[i]!, columns.op[i]!, columns.keys, key_offset, key_length, columns.values, value_offset, value_length, batch.attempts[i]! + 1);
+        }
+      }
+      key_offset += key_length;
+      value_offset += value_length;
+    }
   }
 }

@@ -19,6 +19,8 @@ export class OutBatch {
   op_count = 0;
   readonly owners: (PendingRequest | null)[] = [];
   readonly indices: number[] = [];
+  /** Times each op was already refused with STALE_RING and sent again (forwarder.ts). */
+  readonly attempts: number[] = [];
   private op = new Uint8Array(64);
   private key_lengths = new Uint32Array(64);
   private value_lengths = new Uint32Array(64);
@@ -35,7 +37,7 @@ export class OutBatch {
     return this.key_bytes + this.value_bytes;
   }
 
-  add(owner: PendingRequest | null, index: number, op: number, keys: Uint8Array, key_offset: number, key_length: number, values: Uint8Array, value_offset: number, value_length: number): void {
+  add(owner: PendingRequest | null, index: number, op: number, keys: Uint8Array, key_offset: number, key_length: number, values: Uint8Array, value_offset: number, value_length: number, attempt = 0): void {
     if (this.op_count === this.op.length) this.growColumns();
     const i = this.op_count++;
     this.op[i] = op;
@@ -51,6 +53,7 @@ export class OutBatch {
     }
     this.owners.push(owner);
     this.indices.push(index);
+    this.attempts.push(attempt);
   }
 
   /** Appends every op of `other`, in order (a held batch joining a stream). */
@@ -102,7 +105,7 @@ function ensure(buffer: Buffer, needed: number, used: number): Buffer {
  * Settles every waiting op of `batch` from a peer's reply, by index. Returns how many ops
  * nobody waits for (data-move ops) failed, so a stream can notice a failed transfer.
  */
-export function settleBatch(batch: OutBatch, status: Uint8Array, value_lengths: Uint32Array, values: Uint8Array): number {
+export function settleBatch(batch: OutBatch, status: Uint8Array, value_lengths: Uint32Array, values: Uint8Array, held: Uint8Array | null = null): number {
   if (status.length !== batch.op_count) {
     failBatch(batch, Status.INTERNAL);
     return batch.op_count;
@@ -116,7 +119,9 @@ export function settleBatch(batch: OutBatch, status: Uint8Array, value_lengths: 
     const owner = batch.owners[i]!;
     const code = status[i]!;
     const length = value_lengths[i]!;
-    if (owner === null) {
+    if (held !== null && held[i] === 1) {
+      // The caller settles this op later (it is being sent again).
+    } else if (owner === null) {
       if (code !== Status.OK && code !== Status.NOT_FOUND) unowned_failures++;
     } else if (code === Status.OK && length > 0) {
       if (owner !== source_owner) {
