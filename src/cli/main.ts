@@ -7,10 +7,31 @@
  */
 import { Command, Option } from 'commander';
 import { PikvError } from '../protocol/errors.js';
-import { runDel, runGet, runKillWorker, runPut, runStats } from './commands.js';
-import { runLoad } from './load.js';
-import { runClusterJoin, runClusterLeave, runClusterRemove, runClusterStatus } from './cluster.js';
-import { runServe } from './serve.js';
+
+/**
+ * Command modules are loaded when their command runs: `pikv get` should not pay for loading
+ * the server, the loader and the cluster code (startup was ~170 ms with all of them).
+ */
+type Action = (...args: never[]) => Promise<void>;
+function lazy<M, K extends keyof M>(load: () => Promise<M>, name: K): (...args: unknown[]) => Promise<void> {
+  return async (...args: unknown[]) => {
+    const module = await load();
+    await (module[name] as unknown as Action)(...(args as never[]));
+  };
+}
+const commands = (): Promise<typeof import('./commands.js')> => import('./commands.js');
+const cluster_commands = (): Promise<typeof import('./cluster.js')> => import('./cluster.js');
+const runServe = lazy(() => import('./serve.js'), 'runServe');
+const runLoad = lazy(() => import('./load.js'), 'runLoad');
+const runGet = lazy(commands, 'runGet');
+const runPut = lazy(commands, 'runPut');
+const runDel = lazy(commands, 'runDel');
+const runStats = lazy(commands, 'runStats');
+const runKillWorker = lazy(commands, 'runKillWorker');
+const runClusterStatus = lazy(cluster_commands, 'runClusterStatus');
+const runClusterJoin = lazy(cluster_commands, 'runClusterJoin');
+const runClusterLeave = lazy(cluster_commands, 'runClusterLeave');
+const runClusterRemove = lazy(cluster_commands, 'runClusterRemove');
 
 export const DEFAULT_URL = 'ws://127.0.0.1:7070';
 const EXIT_ERROR = 2;
