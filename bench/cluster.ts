@@ -28,7 +28,7 @@ import { cpuSeconds } from './lib/proc.js';
 import { spawnTracked, stopProcess } from './lib/processes.js';
 import { PIKV_CLI_PATH } from './lib/servers.js';
 import { keyOf, type KeySpec } from './lib/ycsb.js';
-import { HashRing } from '../src/cluster/ring.js';
+import { HashRing } from '../src/routing/ring.js';
 import { KEY_HASH_SEED, murmur3_x86_32 } from '../src/routing/murmur3.js';
 import { systemInfo } from './lib/sysinfo.js';
 

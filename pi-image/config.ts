@@ -6,10 +6,10 @@
  *
  * A card file is checked in two steps: first against this schema (types, ranges, fields that
  * belong together), then the settings it gives pikv are run through pikv's own parsers
- * (src/server/config.ts, src/cluster/cluster-config.ts), so a file that passes here is a file
+ * (src/node/config.ts, src/cluster/cluster-config.ts), so a file that passes here is a file
  * `pikv serve --config` accepts. Every problem is reported, not only the first.
  */
-import { applySettings, defaultConfig, validateConfig } from '../src/server/config.js';
+import { applySettings, defaultConfig, validateConfig } from '../src/node/config.js';
 import { extractClusterSettings, parseClusterConfig } from '../src/cluster/cluster-config.js';
 
 export type FieldKind = 'string' | 'port' | 'count' | 'size' | 'strings' | 'peers' | 'wifi' | 'object';

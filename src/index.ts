@@ -5,8 +5,8 @@
 export { connect, PikvClient, type ClientOptions, type ColumnBatch, type ColumnResults } from './client/client.js';
 export type { BatchOp, Bytes, OpResult } from './client/ops.js';
 export { connectCluster, PikvClusterClient } from './client/cluster-client.js';
-export { HashRing, type RingNode } from './cluster/ring.js';
-export type { ClusterView } from './cluster/view.js';
+export { HashRing, type RingNode } from './routing/ring.js';
+export type { ClusterView } from './routing/view.js';
 export { ErrorCode, PikvError, RETRYABLE_CODES, type ErrorCodeName } from './protocol/errors.js';
 export { Op, Status, PROTOCOL_VERSION } from './protocol/constants.js';
 export { WireCodec, type RequestBatch, type ResponseBatch, type ErrorResponse } from './protocol/codec.js';

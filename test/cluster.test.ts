@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { connect, connectCluster, PikvClusterClient, type PikvClient } from '../src/index.js';
 import { AUTH_HEADER, peerAuthHeader } from '../src/cluster/auth.js';
-import { HashRing } from '../src/cluster/ring.js';
+import { HashRing } from '../src/routing/ring.js';
 import { Op, Status } from '../src/protocol/constants.js';
 import { ErrorCode, PikvError } from '../src/protocol/errors.js';
 import { delay } from './helpers/raw-socket.js';

@@ -2,10 +2,10 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { Forwarder } from '../src/cluster/forwarder.js';
 import type { PeerLink } from '../src/cluster/peer-link.js';
-import type { RingNode } from '../src/cluster/ring.js';
+import type { RingNode } from '../src/routing/ring.js';
 import type { ColumnBatch, ColumnResults } from '../src/client/client.js';
 import { Op, Status } from '../src/protocol/constants.js';
-import { PendingRequest } from '../src/server/pending-request.js';
+import { PendingRequest } from '../src/engine/pending-request.js';
 
 const PEER: RingNode = { id: 'b', url: 'ws://127.0.0.1:1', weight: 1 };
 

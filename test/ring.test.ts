@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { HashRing, type RingNode } from '../src/cluster/ring.js';
+import { HashRing, type RingNode } from '../src/routing/ring.js';
 import { KEY_HASH_SEED, murmur3_x86_32 } from '../src/routing/murmur3.js';
 
 function nodes(count: number, weight = 1): RingNode[] {

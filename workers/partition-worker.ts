@@ -4,14 +4,14 @@
  * The table lives in a SharedArrayBuffer that the main thread allocated and keeps, so when
  * this thread dies the main thread starts a new one on the same memory; `recover()` repairs
  * whatever a kill in mid-operation left half done. Work arrives as transferred request
- * packets (src/server/packet.ts) and is executed in arrival order, which is what keeps ops on
+ * packets (src/engine/packet.ts) and is executed in arrival order, which is what keeps ops on
  * one key in the order a connection sent them.
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { HashTable, PREFETCH_OPS_MAX, PUT_OK, PUT_OUT_OF_MEMORY } from '../src/hashmap/index.js';
 import { PartitionLog } from '../src/persistence/partition-log.js';
 import { Op, Status } from '../src/protocol/constants.js';
-import { HEADER_DATA_BYTES, HEADER_OP_COUNT, ReplyPacket, RequestPacket, WorkerCounter, type WorkerInit, type WorkerToMain } from '../src/server/packet.js';
+import { HEADER_DATA_BYTES, HEADER_OP_COUNT, ReplyPacket, RequestPacket, WorkerCounter, type WorkerInit, type WorkerToMain } from '../src/engine/packet.js';
 
 /** Migration slots moved per batch on top of the table's own per-write steps, so growth also finishes under read-mostly load. */
 const MIGRATION_SLOTS_PER_BATCH = 256;

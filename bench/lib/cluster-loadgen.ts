@@ -18,8 +18,8 @@
 import { createInterface } from 'node:readline';
 import WebSocket from 'ws';
 import { connect } from '../../src/client/client.js';
-import { HashRing } from '../../src/cluster/ring.js';
-import { checkView, type ClusterView } from '../../src/cluster/view.js';
+import { HashRing } from '../../src/routing/ring.js';
+import { checkView, type ClusterView } from '../../src/routing/view.js';
 import { WireCodec } from '../../src/protocol/codec.js';
 import { Op, Status } from '../../src/protocol/constants.js';
 import { KEY_HASH_SEED, murmur3_x86_32 } from '../../src/routing/murmur3.js';

@@ -10,7 +10,7 @@
 import { connect, type PikvClient } from '../client/client.js';
 import { AUTH_HEADER, peerAuthHeader } from '../cluster/auth.js';
 import { single } from '../cluster/peer-link.js';
-import type { ClusterView } from '../cluster/view.js';
+import type { ClusterView } from '../routing/view.js';
 import { WireCodec } from '../protocol/codec.js';
 import { Op, Status } from '../protocol/constants.js';
 import { ErrorCode, PikvError, statusName } from '../protocol/errors.js';

@@ -2,8 +2,8 @@
  * `pikv serve`: merges defaults, --config and flags, starts a node, and stops it gracefully
  * on SIGINT or SIGTERM (exit 0 once in-flight requests are answered).
  */
-import { applySettings, defaultConfig, loadConfigFile, validateConfig } from '../server/config.js';
-import { PikvServer } from '../server/server.js';
+import { applySettings, defaultConfig, loadConfigFile, validateConfig } from '../node/config.js';
+import { PikvServer } from '../node/server.js';
 import { extractClusterSettings, parseClusterConfig } from '../cluster/cluster-config.js';
 
 type ServeFlags = Record<string, string | undefined> & { config?: string };

@@ -2,7 +2,7 @@
  * The ring-aware client: one connection per node, each op sent straight to its key's owner.
  *
  * connectCluster(urls) reads the view (RING) from the first node that answers, builds the
- * same HashRing the nodes use (src/cluster/ring.ts), and splits every batch by owner into
+ * same HashRing the nodes use (src/routing/ring.ts), and splits every batch by owner into
  * one ring-aware request per node (carrying the view's epoch), merging results back into
  * call order. A node that does not own a key in its own view answers STALE_RING; those ops
  * alone are retried after the view is read again (up to STALE_RETRIES_MAX times), so a
@@ -12,8 +12,8 @@ import { Op, Status } from '../protocol/constants.js';
 import { ErrorCode, PikvError, statusName } from '../protocol/errors.js';
 import { WireCodec } from '../protocol/codec.js';
 import { KEY_HASH_SEED, murmur3_x86_32 } from '../routing/murmur3.js';
-import { HashRing } from '../cluster/ring.js';
-import { checkView, type ClusterView } from '../cluster/view.js';
+import { HashRing } from '../routing/ring.js';
+import { checkView, type ClusterView } from '../routing/view.js';
 import { connect, type ClientOptions, type PikvClient } from './client.js';
 import { checkBytes, OP_CODES, type BatchOp, type Bytes, type OpResult } from './ops.js';
 

@@ -21,9 +21,9 @@
 import { SCAN_END } from '../hashmap/index.js';
 import { Op, Status } from '../protocol/constants.js';
 import { KEY_HASH_SEED, murmur3_x86_32 } from '../routing/murmur3.js';
-import type { Partition } from '../server/partition.js';
-import { PendingRequest } from '../server/pending-request.js';
-import type { HashRing } from './ring.js';
+import type { Partition } from '../engine/partition.js';
+import { PendingRequest } from '../engine/pending-request.js';
+import type { HashRing } from '../routing/ring.js';
 
 /** Entries one scan step visits per partition: about 1 ms of main-thread work. */
 const SCAN_ENTRIES_PER_STEP = 1024;

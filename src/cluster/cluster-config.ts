@@ -1,15 +1,15 @@
 /**
  * Cluster settings of `pikv serve`: flags, the `cluster` section of a config file, and
  * PIKV_CLUSTER_SECRET. They are taken out before the node's own settings are parsed
- * (src/server/config.ts knows nothing of them); with none of them set the node is a
+ * (src/node/config.ts knows nothing of them); with none of them set the node is a
  * single node exactly as before.
  *
  * Config file: { "node_id": "pi1", "advertise": "ws://10.0.0.1:7070", "cluster_secret": "...",
  *                "peers": [{"id": "pi1", "url": "ws://10.0.0.1:7070"}, ...] }
  * `peers` is a static initial membership (epoch 1); nodes started with the same list agree.
  */
-import { NODE_WEIGHT_MAX, type RingNode } from './ring.js';
-import { checkView, ViewError } from './view.js';
+import { NODE_WEIGHT_MAX, type RingNode } from '../routing/ring.js';
+import { checkView, ViewError } from '../routing/view.js';
 
 export interface ClusterConfig {
   node_id: string;

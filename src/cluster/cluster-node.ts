@@ -20,18 +20,18 @@ import { connect } from '../client/client.js';
 import { WireCodec } from '../protocol/codec.js';
 import type { RequestBatch } from '../protocol/codec.js';
 import { Op, Status } from '../protocol/constants.js';
-import type { Partition } from '../server/partition.js';
-import type { OpRouter } from '../server/dispatcher.js';
-import type { PendingRequest } from '../server/pending-request.js';
-import type { ReplyPacket, RequestPacket } from '../server/packet.js';
+import type { Partition } from '../engine/partition.js';
+import type { OpRouter } from '../node/dispatcher.js';
+import type { PendingRequest } from '../engine/pending-request.js';
+import type { ReplyPacket, RequestPacket } from '../engine/packet.js';
 import { AUTH_HEADER, peerAuthHeader } from './auth.js';
 import { Cleanup, losesRanges, type CleanupProgress } from './cleanup.js';
 import type { ClusterConfig } from './cluster-config.js';
 import { Forwarder } from './forwarder.js';
 import { Migration, type MigrationProgress } from './migration.js';
 import { PeerLink, single } from './peer-link.js';
-import type { RingNode } from './ring.js';
-import { checkView, isNewer, ViewRings, type ClusterView } from './view.js';
+import type { RingNode } from '../routing/ring.js';
+import { checkView, isNewer, ViewRings, type ClusterView } from '../routing/view.js';
 
 /** Seconds between admission attempts of a node started with --join. */
 const JOIN_RETRY_MS = 1_000;

@@ -16,11 +16,11 @@
  */
 import { Status } from '../protocol/constants.js';
 import { ErrorCode, type PikvError } from '../protocol/errors.js';
-import type { PendingRequest } from '../server/pending-request.js';
+import type { PendingRequest } from '../engine/pending-request.js';
 import { KEY_HASH_SEED, murmur3_x86_32 } from '../routing/murmur3.js';
 import { failBatch, OutBatch, settleBatch } from './out-batch.js';
 import type { PeerLink } from './peer-link.js';
-import type { RingNode } from './ring.js';
+import type { RingNode } from '../routing/ring.js';
 
 const PEER_FAILURES: ReadonlySet<string> = new Set([ErrorCode.TIMEOUT, ErrorCode.CONNECTION_LOST, ErrorCode.NODE_DOWN, ErrorCode.CLIENT_CLOSED]);
 const FORWARD_RETRIES_MAX = 20;

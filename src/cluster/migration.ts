@@ -20,16 +20,16 @@
  * A stream failure while scanning restarts the scan (a rescan re-sends current values, and
  * captures keep flowing); after the switch it cannot be repaired and the move is 'failed'.
  */
-import type { PendingRequest } from '../server/pending-request.js';
-import type { Partition } from '../server/partition.js';
-import type { ReplyPacket, RequestPacket } from '../server/packet.js';
+import type { PendingRequest } from '../engine/pending-request.js';
+import type { Partition } from '../engine/partition.js';
+import type { ReplyPacket, RequestPacket } from '../engine/packet.js';
 import { SCAN_END } from '../hashmap/index.js';
 import { Op, Status } from '../protocol/constants.js';
 import { KEY_HASH_SEED, murmur3_x86_32 } from '../routing/murmur3.js';
 import { failBatch, OutBatch } from './out-batch.js';
 import { MoveStream } from './move-stream.js';
 import type { PeerLink } from './peer-link.js';
-import type { HashRing, RingNode } from './ring.js';
+import type { HashRing, RingNode } from '../routing/ring.js';
 
 /** Entries one scan step visits per partition: about 1 ms of main-thread work. */
 const SCAN_ENTRIES_PER_STEP = 1024;

@@ -12,7 +12,7 @@
 import { Status } from '../protocol/constants.js';
 import { failBatch, OutBatch, settleBatch } from './out-batch.js';
 import type { PeerLink } from './peer-link.js';
-import type { RingNode } from './ring.js';
+import type { RingNode } from '../routing/ring.js';
 
 export const STREAM_FRAMES_INFLIGHT_MAX = 4;
 

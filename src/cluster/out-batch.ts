@@ -9,7 +9,7 @@
  */
 import type { ColumnBatch } from '../client/client.js';
 import { Status } from '../protocol/constants.js';
-import type { PendingRequest } from '../server/pending-request.js';
+import type { PendingRequest } from '../engine/pending-request.js';
 
 export const OUT_BATCH_OPS_MAX = 8192;
 export const OUT_BATCH_BYTES_MAX = 4 * 1024 * 1024;

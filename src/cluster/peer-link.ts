@@ -11,7 +11,7 @@ import { connect, type ColumnBatch, type ColumnResults, PikvClient } from '../cl
 import { Op, Status } from '../protocol/constants.js';
 import { ErrorCode, PikvError } from '../protocol/errors.js';
 import { AUTH_HEADER, peerAuthHeader } from './auth.js';
-import type { RingNode } from './ring.js';
+import type { RingNode } from '../routing/ring.js';
 
 const BACKOFF_MIN_MS = 100;
 const BACKOFF_MAX_MS = 2_000;

@@ -24,7 +24,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { HashTable } from '../hashmap/index.js';
 import { Op, Status } from '../protocol/constants.js';
-import { WorkerCounter, type RequestPacket } from '../server/packet.js';
+import { WorkerCounter, type RequestPacket } from '../engine/packet.js';
 import { fsyncDirectory, listDataFiles, partitionDiskBytes, partitionFiles, removeFiles } from './data-dir.js';
 import { FILE_HEADER_BYTES, fileName, LOG_MAGIC, RECORD_ABORT, RECORD_BATCH } from './format.js';
 import { LogFile } from './log-file.js';

@@ -18,7 +18,7 @@
 import { truncateSync } from 'node:fs';
 import { join } from 'node:path';
 import type { HashTable } from '../hashmap/index.js';
-import { WorkerCounter } from '../server/packet.js';
+import { WorkerCounter } from '../engine/packet.js';
 import {
   ensureDirectory, fsyncDirectory, listDataFiles, partitionFiles, readManifest, removeFiles, writeManifest,
 } from './data-dir.js';

@@ -5,7 +5,7 @@
 import { connect } from '../../src/client/client.js';
 import { Op, Status } from '../../src/protocol/constants.js';
 import { WireCodec } from '../../src/protocol/codec.js';
-import type { ClusterView } from '../../src/cluster/view.js';
+import type { ClusterView } from '../../src/routing/view.js';
 import { startServer, type ServerProcess } from './server-process.js';
 import { delay } from './raw-socket.js';
 

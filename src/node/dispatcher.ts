@@ -14,8 +14,8 @@
 import { Op, Status } from '../protocol/constants.js';
 import type { RequestBatch } from '../protocol/codec.js';
 import { KEY_HASH_SEED, murmur3_x86_32 } from '../routing/murmur3.js';
-import type { Partition } from './partition.js';
-import { PendingRequest, type RequestDone } from './pending-request.js';
+import type { Partition } from '../engine/partition.js';
+import { PendingRequest, type RequestDone } from '../engine/pending-request.js';
 
 /** Requests of at most this many GETs may take the main-thread read path. */
 const FAST_PATH_OPS_MAX = 16;

@@ -4,8 +4,8 @@
  * worker is updating may be one batch stale; nothing else about them can be wrong.
  */
 import { PROTOCOL_VERSION } from '../protocol/constants.js';
-import { WorkerCounter } from './packet.js';
-import type { Partition } from './partition.js';
+import { WorkerCounter } from '../engine/packet.js';
+import type { Partition } from '../engine/partition.js';
 import type { ServerConfig } from './config.js';
 
 export interface WorkerStats {

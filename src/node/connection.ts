@@ -13,7 +13,7 @@ import { RequestDecodeError, type WireCodec } from '../protocol/codec.js';
 import { responseFrameBytes, writeResponseHead } from '../protocol/response-writer.js';
 import type { ServerConfig } from './config.js';
 import type { Dispatcher } from './dispatcher.js';
-import type { PendingRequest } from './pending-request.js';
+import type { PendingRequest } from '../engine/pending-request.js';
 
 /** What a connection needs from the node it belongs to. */
 export interface ConnectionHost {

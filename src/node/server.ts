@@ -16,7 +16,7 @@ import { ClusterNode } from '../cluster/cluster-node.js';
 import type { ServerConfig } from './config.js';
 import { Connection, type ConnectionHost } from './connection.js';
 import { Dispatcher } from './dispatcher.js';
-import { Partition, type Logger } from './partition.js';
+import { Partition, type Logger } from '../engine/partition.js';
 import { collectStats, type NodeStats } from './stats.js';
 
 /** Cluster settings for a node (src/cluster/); all optional: a lone node needs none. */
