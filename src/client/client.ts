@@ -26,6 +26,12 @@ export interface ClientOptions {
   token?: string;
   /** Extra headers for the WebSocket upgrade (cluster peer links send their auth here). */
   headers?: Record<string, string>;
+  /**
+   * Ask the node to ping this connection every keepalive_ms (0 = no keepalive). The node
+   * closes a connection that misses a pong, so a vanished client frees its slot; the client
+   * answers pings by itself.
+   */
+  keepalive_ms?: number;
 }
 
 const DEFAULTS: Required<ClientOptions> = {
@@ -35,6 +41,7 @@ const DEFAULTS: Required<ClientOptions> = {
   pending_ops_max: 4_000_000,
   token: '',
   headers: {},
+  keepalive_ms: 0,
 };
 
 /** A frame of auto-batched calls: each op reports to its own sink. */
@@ -380,6 +387,7 @@ export function connect(url: string, options: ClientOptions = {}): Promise<PikvC
     try {
       const headers: Record<string, string> = { ...merged.headers };
       if (merged.token !== '') headers['x-pikv-client-token'] = merged.token;
+      if (merged.keepalive_ms > 0) headers['x-pikv-keepalive-ms'] = String(merged.keepalive_ms);
       ws = new WebSocket(url, { perMessageDeflate: false, maxPayload: 0, headers });
     } catch (error) {
       return reject(new PikvError(ErrorCode.CONNECT_FAILED, `cannot connect to ${url}: ${(error as Error).message}`));

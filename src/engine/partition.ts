@@ -53,6 +53,8 @@ export class Partition {
   /** Ops ever enqueued here, and ever answered or lost by the worker: the cluster hand-off barrier compares them. */
   ops_enqueued_total = 0;
   ops_done_total = 0;
+  /** Ops never executed because their client had gone before they reached the worker. */
+  ops_dropped = 0;
 
   private readonly stats_memory: SharedArrayBuffer;
   private readonly reply_bytes_max: number;
@@ -149,10 +151,54 @@ export class Partition {
         entry = this.filling;
         this.filling = null;
       }
+      if (!this.dropCancelled(entry)) continue;
       entry.op_count_sent = entry.packet.op_count;
       this.inflight.push(entry);
       this.worker.postMessage(entry.packet.buffer, [entry.packet.buffer]);
     }
+  }
+
+  /**
+   * Removes the ops of requests whose client has gone (PendingRequest.cancel) from a packet
+   * about to be sent, so nothing runs for a closed connection: a client that pipelined 20,000
+   * GETs of 1 MiB and vanished used to keep the worker copying gigabytes nobody would read.
+   * Keeps the order of the rest. Returns false when nothing is left to send.
+   */
+  private dropCancelled(entry: PacketInFlight): boolean {
+    const packet = entry.packet;
+    const owners = entry.owners;
+    const op_count = packet.op_count;
+    let kept = 0;
+    let data_read = 0;
+    let data_kept = 0;
+    for (let i = 0; i < op_count; i++) {
+      const bytes = packet.key_length[i]! + packet.value_length[i]!;
+      if (!owners[i]!.cancelled) {
+        if (kept !== i) {
+          packet.op[kept] = packet.op[i]!;
+          packet.hash[kept] = packet.hash[i]!;
+          packet.key_length[kept] = packet.key_length[i]!;
+          packet.value_length[kept] = packet.value_length[i]!;
+          packet.data.copyWithin(data_kept, data_read, data_read + bytes);
+          owners[kept] = owners[i]!;
+          entry.op_indices[kept] = entry.op_indices[i]!;
+        }
+        kept++;
+        data_kept += bytes;
+      }
+      data_read += bytes;
+    }
+    if (kept === op_count) return true;
+    owners.length = kept;
+    packet.op_count = kept;
+    packet.data_bytes = data_kept;
+    this.ops_done_total += op_count - kept;
+    this.ops_dropped += op_count - kept;
+    if (kept > 0) return true;
+    if (packet.buffer.byteLength === RequestPacket.byteLength(PACKET_OPS_MAX, PACKET_DATA_BYTES) && this.pool.length < PACKET_POOL_MAX) {
+      this.pool.push(packet.buffer);
+    }
+    return false;
   }
 
   /** Test hook: kills the worker thread wherever it is. */

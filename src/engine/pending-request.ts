@@ -12,6 +12,14 @@ const COPY_LOOP_BYTES_MAX = 32;
 
 export type RequestDone = (request: PendingRequest) => void;
 
+/**
+ * Who pays for the values a request collects: the connection it came in on counts them
+ * against its send budget as they are found, before the response exists.
+ */
+export interface ResponseBudget {
+  response_bytes_found: number;
+}
+
 export class PendingRequest {
   readonly id: number;
   readonly op_count: number;
@@ -25,6 +33,16 @@ export class PendingRequest {
   private ops_unsettled: number;
   private readonly value_bytes_max: number;
   private readonly done: RequestDone;
+  /**
+   * Set when the client has gone: ops not yet handed to a worker are dropped
+   * (Partition.flush), and ops that still settle are discarded, not answered.
+   */
+  cancelled = false;
+  /** Value bytes found for this request so far; also added to budget as they are found. */
+  value_bytes_found = 0;
+  budget: ResponseBudget | null = null;
+  /** GETs in this request, for the connection's estimate of what its answers will weigh. */
+  gets = 0;
 
   constructor(id: number, op_count: number, frame_bytes: number, value_bytes_max: number, done: RequestDone) {
     this.id = id;
@@ -45,6 +63,7 @@ export class PendingRequest {
 
   /** Registers a buffer that values will be copied from; returns its index for settleValue. */
   addSource(source: Buffer): number {
+    if (this.cancelled) return 0;
     this.sources.push(source);
     return this.sources.length - 1;
   }
@@ -52,14 +71,30 @@ export class PendingRequest {
   settle(op_index: number, status: number): void {
     this.status[op_index] = status;
     this.ops_unsettled--;
+    if (this.ops_unsettled < 0) throw new Error(`request ${this.id}: op ${op_index} settled after every op had settled`);
     if (this.ops_unsettled === 0) this.done(this);
   }
 
   settleValue(op_index: number, source_index: number, offset: number, length: number): void {
     this.value_length[op_index] = length;
+    this.value_bytes_found += length;
+    if (this.budget !== null) this.budget.response_bytes_found += length;
     this.source_index[op_index] = source_index;
     this.source_offset[op_index] = offset;
     this.settle(op_index, Status.OK);
+  }
+
+  /**
+   * The client is gone: stop paying for this request. Its budget no longer counts it, its
+   * queued ops are skipped, and its sources are released now rather than when the last op
+   * settles (a worker may still hold some of them for a while).
+   */
+  cancel(): void {
+    if (this.cancelled) return;
+    this.cancelled = true;
+    if (this.budget !== null) this.budget.response_bytes_found -= this.value_bytes_found;
+    this.budget = null;
+    this.sources.length = 0;
   }
 
   /** Checks the invariant the dispatcher relies on: an empty request completes at once. */

@@ -24,9 +24,24 @@ export interface ServerConfig {
   response_bytes_max: number;
   /** Requests read from one connection but not yet answered; beyond it the socket is not read. */
   connection_requests_inflight_max: number;
-  /** Response bytes queued for one slow reader; beyond it the socket is not read. */
+  /**
+   * Response bytes one connection may have queued or on their way: bytes ws has not written
+   * yet, values already found for its unanswered requests, and an estimate for GETs not yet
+   * executed. Beyond it the socket is not read. One response is always admitted, so this
+   * need not cover response_bytes_max.
+   */
   connection_send_bytes_max: number;
+  /** A connection that stays past connection_send_bytes_max this long is closed (1008 SLOW_CLIENT). */
+  slow_client_timeout_ms: number;
+  /** A socket that has not finished its WebSocket upgrade in this time is closed. */
+  handshake_timeout_ms: number;
+  /** A connection holding part of a frame for this long is closed (1008 FRAME_TIMEOUT). */
+  frame_timeout_ms: number;
+  /** A client connection with nothing sent or in flight for this long is closed (1000 IDLE); 0 = never. */
+  idle_timeout_ms: number;
   connections_max: number;
+  /** Sockets (handshaking or open) from one IP address; 0 = no per-address limit. */
+  connections_per_ip_max: number;
   /** Request bytes being worked on across the node; beyond it no socket is read. */
   node_inflight_bytes_max: number;
   /** Request-level errors one connection may cause per second before it is closed. */
@@ -59,7 +74,12 @@ export function defaultConfig(): ServerConfig {
     response_bytes_max: 64 * 1024 * 1024,
     connection_requests_inflight_max: 64,
     connection_send_bytes_max: 16 * 1024 * 1024,
+    slow_client_timeout_ms: 10_000,
+    handshake_timeout_ms: 5_000,
+    frame_timeout_ms: 30_000,
+    idle_timeout_ms: 0,
     connections_max: 1024,
+    connections_per_ip_max: 0,
     node_inflight_bytes_max: 256 * 1024 * 1024,
     connection_errors_per_second_max: 100,
     shutdown_timeout_ms: 10_000,
@@ -78,7 +98,8 @@ const SIZE_FIELDS = new Set<keyof ServerConfig>([
 ]);
 const COUNT_FIELDS = new Set<keyof ServerConfig>([
   'port', 'workers', 'batch_ops_max', 'connection_requests_inflight_max', 'connections_max',
-  'connection_errors_per_second_max', 'shutdown_timeout_ms',
+  'connection_errors_per_second_max', 'shutdown_timeout_ms', 'slow_client_timeout_ms', 'handshake_timeout_ms',
+  'frame_timeout_ms', 'idle_timeout_ms', 'connections_per_ip_max',
 ]);
 /** Friendlier aliases accepted in config files, matching the CLI flags. */
 const ALIASES: Readonly<Record<string, keyof ServerConfig>> = {
@@ -159,6 +180,10 @@ export function validateConfig(config: ServerConfig): ServerConfig {
   check(config.connection_requests_inflight_max >= 1, 'connection_requests_inflight_max must be at least 1');
   check(config.frame_bytes_max >= 1024, 'frame_bytes_max must be at least 1024');
   check(config.connections_max >= 1, 'connections_max must be at least 1');
+  check(config.connection_send_bytes_max >= 64 * 1024, 'connection_send_bytes_max must be at least 64kb');
+  check(config.slow_client_timeout_ms >= 100, 'slow_client_timeout_ms must be at least 100');
+  check(config.handshake_timeout_ms >= 100, 'handshake_timeout_ms must be at least 100');
+  check(config.frame_timeout_ms >= 100, 'frame_timeout_ms must be at least 100');
   check(config.response_bytes_max >= config.value_bytes_max, 'response_bytes_max must be at least value_bytes_max, or a largest value could never be read');
   check(config.response_bytes_max <= 1024 ** 3, 'response_bytes_max must be at most 1 GiB');
   const partition_bytes = Math.floor(config.memory_bytes_max / config.workers);

@@ -2,8 +2,21 @@
  * One client's WebSocket: reads request frames, answers them, and applies backpressure.
  *
  * A connection stops being read (ws.pause) while it has too many requests in flight, too many
- * response bytes the client has not taken, or while the whole node is over its in-flight
+ * response bytes on their way to the client, or while the whole node is over its in-flight
  * byte budget; it is read again once those drop. Nothing is ever buffered without bound.
+ *
+ * Response bytes on their way are: what ws has not written yet (bufferedAmount), values
+ * already found for unanswered requests (counted by their real sizes as workers find them),
+ * and, for GETs not yet executed, an estimate learnt from this connection's recent answers.
+ * The first request is always admitted, so one legal response always fits. A client that
+ * stays past the limit for slow_client_timeout_ms is closed, as Redis's
+ * client-output-buffer-limit does.
+ *
+ * When the socket goes, everything it owned goes with it at once: frames not yet read are
+ * dropped, its requests are cancelled (ops still queued for a partition never execute; ops
+ * inside a worker finish and their answers are discarded), and its share of the node's
+ * budgets is released.
+ *
  * Bad frames are answered with an error and the connection stays open, unless it keeps
  * sending them faster than connection_errors_per_second_max, when it is closed with 1008.
  */
@@ -13,7 +26,8 @@ import { RequestDecodeError, type WireCodec } from '../protocol/codec.js';
 import { responseFrameBytes, writeResponseHead } from '../protocol/response-writer.js';
 import type { ServerConfig } from './config.js';
 import type { Dispatcher } from './dispatcher.js';
-import type { PendingRequest } from '../engine/pending-request.js';
+import type { PendingRequest, ResponseBudget } from '../engine/pending-request.js';
+import { Op } from '../protocol/constants.js';
 
 /** What a connection needs from the node it belongs to. */
 export interface ConnectionHost {
@@ -29,19 +43,67 @@ export interface ConnectionHost {
 }
 
 /** WebSocket close codes (RFC 6455). */
+const CLOSE_NORMAL = 1000;
 const CLOSE_POLICY_VIOLATION = 1008;
 const CLOSE_INTERNAL_ERROR = 1011;
 const SEND_OPTIONS = { binary: true } as const;
+/** A closed connection that has not finished its closing handshake by then is torn down. */
+const CLOSE_GRACE_MS = 1_000;
+/** The GET size estimate falls at most this fast (a shift of 2 quarters it per answer). */
+const ESTIMATE_DECAY_SHIFT = 2;
+/**
+ * The estimate never falls below this, so a run of misses cannot open the gate to thousands of
+ * GETs of unknown size; 16 requests of 1,024 GETs still fit the default 16 MiB budget.
+ */
+const GET_BYTES_ESTIMATE_MIN = 1024;
 
-export class Connection {
+/** What ws keeps of a frame it has not fully received (ws 8 Receiver internals; read only). */
+interface ReceiverInternals {
+  _bufferedBytes?: number;
+  _fragments?: unknown[];
+}
+
+export class Connection implements ResponseBudget {
   readonly ws: WebSocket;
+  /** Remote IP address, for the per-address limit. */
+  readonly address: string;
   requests_inflight = 0;
+  /** Values found so far for this connection's unanswered requests (PendingRequest.settleValue adds). */
+  response_bytes_found = 0;
+  /**
+   * Expected bytes of one GET's value, learnt from answers: starts at value_bytes_max so that a
+   * fresh connection cannot pipeline many large GETs before the first answer teaches it.
+   */
+  private get_bytes_estimate: number;
+  /** GETs in unanswered requests, counted at get_bytes_estimate each. */
+  private gets_inflight = 0;
+  private readonly inflight = new Set<PendingRequest>();
+  private gone = false;
+  private last_activity_ms = Date.now();
+  /** When bufferedAmount last went past connection_send_bytes_max; 0 while under it. */
+  private over_send_limit_since_ms = 0;
+  /** When the frame now being received began; 0 when no partial frame is held. */
+  private partial_frame_since_ms = 0;
+  /** Keepalive the client asked for (x-pikv-keepalive-ms); 0 = none. */
+  private readonly keepalive_ms: number;
+  private keepalive_timer: NodeJS.Timeout | null = null;
+  private pong_pending = false;
   private paused = false;
   private errors_this_second = 0;
   private error_window_start_ms = 0;
   private readonly host: ConnectionHost;
   private readonly onDone = (request: PendingRequest): void => this.respond(request);
-  private readonly onDrained = (): void => this.maybeResume();
+  /**
+   * Completion of a send. An error means the socket failed: the client is gone, and nothing
+   * it left queued may run (resuming here used to run thousands of held GETs for a dead socket).
+   */
+  private readonly onDrained = (error?: Error): void => {
+    if (error !== undefined && error !== null) {
+      this.onGone();
+      return;
+    }
+    this.maybeResume();
+  };
   /**
    * Frames ws delivered after ws.pause(). It stops reading the socket, but still emits every
    * frame of the chunk it has already read: that can be hundreds of small requests. Answering
@@ -56,13 +118,108 @@ export class Connection {
   /** Authenticated with the cluster secret (src/cluster/auth.ts): may send cluster and data-move ops. */
   private readonly peer: boolean;
 
-  constructor(ws: WebSocket, host: ConnectionHost, peer = false) {
+  constructor(ws: WebSocket, host: ConnectionHost, options: { peer: boolean; address: string; keepalive_ms: number }) {
     this.ws = ws;
-    this.peer = peer;
+    this.peer = options.peer;
+    this.address = options.address;
+    this.keepalive_ms = options.keepalive_ms;
     this.host = host;
+    this.get_bytes_estimate = host.config.value_bytes_max;
     ws.on('message', (data: Buffer, is_binary: boolean) => this.onMessage(data, is_binary));
     // ws reports protocol violations (bad opcodes, oversized frames) here and closes the socket itself.
     ws.on('error', (error: Error & { code?: string }) => host.log(`connection error: ${error.code ?? ''} ${error.message}`));
+    ws.on('close', () => this.onGone());
+    if (this.keepalive_ms > 0) {
+      ws.on('pong', () => {
+        this.pong_pending = false;
+      });
+      this.keepalive_timer = setInterval(() => this.keepalive(), this.keepalive_ms);
+      this.keepalive_timer.unref();
+    }
+    // After ws's own 'data' listener has parsed the chunk: is part of a frame left over?
+    const socket = (ws as unknown as { _socket?: { on(event: 'data', listener: () => void): void } })._socket;
+    socket?.on('data', () => this.onSocketData());
+  }
+
+  /** True once the socket has closed or failed; nothing more is read, run or sent for it. */
+  get is_gone(): boolean {
+    return this.gone;
+  }
+
+  /**
+   * The client is gone: drop what it sent but we have not run, cancel what is running, and
+   * give back its share of the node's budgets now, not when the workers finish.
+   */
+  private onGone(): void {
+    if (this.gone) return;
+    this.gone = true;
+    if (this.keepalive_timer !== null) clearInterval(this.keepalive_timer);
+    this.held.length = 0;
+    for (const request of this.inflight) {
+      request.cancel();
+      this.host.inflight_bytes -= request.frame_bytes;
+    }
+    this.inflight.clear();
+    this.requests_inflight = 0;
+    this.gets_inflight = 0;
+    if (this.response_bytes_found !== 0) throw new Error(`connection gone with ${this.response_bytes_found} response bytes still counted`);
+    this.host.onRequestDone();
+  }
+
+  private onSocketData(): void {
+    this.last_activity_ms = Date.now();
+    const receiver = (this.ws as unknown as { _receiver?: ReceiverInternals })._receiver;
+    const partial = receiver !== undefined && ((receiver._bufferedBytes ?? 0) > 0 || (receiver._fragments?.length ?? 0) > 0);
+    if (!partial) this.partial_frame_since_ms = 0;
+    else if (this.partial_frame_since_ms === 0) this.partial_frame_since_ms = this.last_activity_ms;
+  }
+
+  /**
+   * Called about once a second by the server: closes this connection if it broke a time limit
+   * (slow reader, partial frame, idle).
+   */
+  checkTimers(now_ms: number): void {
+    if (this.gone || this.ws.readyState !== this.ws.OPEN) return;
+    const config = this.host.config;
+    if (this.ws.bufferedAmount >= config.connection_send_bytes_max) {
+      if (this.over_send_limit_since_ms === 0) this.over_send_limit_since_ms = now_ms;
+      else if (now_ms - this.over_send_limit_since_ms >= config.slow_client_timeout_ms) {
+        this.closeFor(CLOSE_POLICY_VIOLATION, 'SLOW_CLIENT', `its unread answers stayed over ${config.connection_send_bytes_max} bytes for ${config.slow_client_timeout_ms} ms`);
+        return;
+      }
+    } else {
+      this.over_send_limit_since_ms = 0;
+    }
+    // A paused socket is not read, so a partial frame there is our doing, not the client's.
+    if (this.partial_frame_since_ms !== 0 && !this.paused && now_ms - this.partial_frame_since_ms >= config.frame_timeout_ms) {
+      this.closeFor(CLOSE_POLICY_VIOLATION, 'FRAME_TIMEOUT', `it held a partial frame for ${config.frame_timeout_ms} ms`);
+      return;
+    }
+    if (config.idle_timeout_ms > 0 && !this.peer && this.requests_inflight === 0 && now_ms - this.last_activity_ms >= config.idle_timeout_ms) {
+      this.closeFor(CLOSE_NORMAL, 'IDLE', `it was idle for ${config.idle_timeout_ms} ms`);
+      return;
+    }
+  }
+
+  /** Every keepalive_ms: closes the connection if the last ping went unanswered, else pings. */
+  private keepalive(): void {
+    if (this.gone || this.ws.readyState !== this.ws.OPEN) return;
+    if (this.pong_pending) {
+      this.closeFor(CLOSE_POLICY_VIOLATION, 'KEEPALIVE_TIMEOUT', `it did not answer a ping within ${this.keepalive_ms} ms`);
+      return;
+    }
+    this.pong_pending = true;
+    this.ws.ping();
+  }
+
+  /** Closes with a code the client can read (if it still reads), and tears the socket down soon after. */
+  private closeFor(code: number, reason: string, why: string): void {
+    this.host.log(`closing a connection from ${this.address} (${reason}): ${why}`);
+    this.ws.close(code, reason);
+    const ws = this.ws;
+    setTimeout(() => ws.terminate(), CLOSE_GRACE_MS).unref();
+    // Its requests are of no use any more; release them now rather than after the grace.
+    this.onGone();
   }
 
   get is_paused(): boolean {
@@ -71,7 +228,7 @@ export class Connection {
 
   /** Resumes reading if this connection is paused and no limit holds it back any more. */
   maybeResume(): void {
-    if (!this.paused || this.mustPause()) return;
+    if (this.gone || !this.paused || this.mustPause()) return;
     this.paused = false;
     // Answering a held frame can call back into maybeResume (via onRequestDone); the loop
     // further up the stack then carries on.
@@ -89,9 +246,15 @@ export class Connection {
     const config = this.host.config;
     return (
       this.requests_inflight >= config.connection_requests_inflight_max ||
+      (this.requests_inflight > 0 && this.responseBytesOnTheirWay() >= config.connection_send_bytes_max) ||
       this.ws.bufferedAmount >= config.connection_send_bytes_max ||
       this.host.overBudget()
     );
+  }
+
+  /** Unwritten bytes, values found for unanswered requests, and the estimate for GETs not yet run. */
+  private responseBytesOnTheirWay(): number {
+    return this.ws.bufferedAmount + this.response_bytes_found + this.gets_inflight * this.get_bytes_estimate;
   }
 
   private onMessage(frame: Buffer, is_binary: boolean): void {
@@ -99,7 +262,8 @@ export class Connection {
     // close frame arrives). Their answers could not be sent, and for a connection closed for
     // TOO_MANY_ERRORS each one used to be decoded and log another line: a 50k-frame flood
     // wrote 50k lines to stderr. Drop them unread.
-    if (this.ws.readyState !== this.ws.OPEN) return;
+    if (this.gone || this.ws.readyState !== this.ws.OPEN) return;
+    this.last_activity_ms = Date.now();
     if (this.paused || this.held.length > 0) {
       this.held.push({ frame, is_binary });
       return;
@@ -108,7 +272,7 @@ export class Connection {
   }
 
   private handleFrame(frame: Buffer, is_binary: boolean): void {
-    if (this.ws.readyState !== this.ws.OPEN) return;
+    if (this.gone || this.ws.readyState !== this.ws.OPEN) return;
     if (!is_binary) {
       this.rejectFrame(null, ErrorCode.TEXT_FRAME, 'text frames are not accepted; send binary CBOR frames');
       return;
@@ -126,10 +290,21 @@ export class Connection {
       return;
     }
     if (this.peer) batch.peer = true;
+    let gets = 0;
+    const ops = batch.op;
+    for (let i = 0; i < ops.length; i++) if (ops[i] === Op.GET) gets++;
     this.requests_inflight++;
     this.host.inflight_bytes += frame.length;
     try {
-      this.host.dispatcher.submit(batch, frame.length, this.onDone);
+      const request = this.host.dispatcher.submit(batch, frame.length, this.onDone);
+      // A request answered inside submit() (fast path, ping) has already been released by respond().
+      if (!request.settled) {
+        request.gets = gets;
+        this.gets_inflight += gets;
+        request.budget = this;
+        this.response_bytes_found += request.value_bytes_found;
+        this.inflight.add(request);
+      }
     } catch (error) {
       // A bug, not bad input: input errors never throw past the codec. The node holds every
       // key in memory, so one bad request must not take the process down: answer INTERNAL,
@@ -150,8 +325,14 @@ export class Connection {
   }
 
   private respond(request: PendingRequest): void {
+    // A cancelled request's share was released by onGone(); its late answers go nowhere.
+    if (request.cancelled) return;
+    this.inflight.delete(request);
     this.requests_inflight--;
     this.host.inflight_bytes -= request.frame_bytes;
+    if (request.budget !== null) this.response_bytes_found -= request.value_bytes_found;
+    request.budget = null;
+    this.learnGetSize(request);
     if (this.ws.readyState === this.ws.OPEN) {
       // limitValues() first: it may turn ops past the response size limit into RESPONSE_TOO_LARGE.
       const values_bytes = request.limitValues();
@@ -161,6 +342,19 @@ export class Connection {
       this.send(frame);
     }
     this.host.onRequestDone();
+  }
+
+  /**
+   * Updates the GET size estimate from an answered request: up at once to its largest value,
+   * down slowly, so a run of large values is never under-counted for long.
+   */
+  private learnGetSize(request: PendingRequest): void {
+    this.gets_inflight -= request.gets;
+    if (this.gets_inflight < 0) throw new Error(`connection: ${this.gets_inflight} GETs in flight`);
+    if (request.gets === 0) return;
+    let largest = 0;
+    for (let i = 0; i < request.op_count; i++) largest = Math.max(largest, request.value_length[i]!);
+    this.get_bytes_estimate = Math.max(largest, GET_BYTES_ESTIMATE_MIN, this.get_bytes_estimate >>> ESTIMATE_DECAY_SHIFT);
   }
 
   /**
@@ -176,6 +370,9 @@ export class Connection {
       return;
     }
     this.ws.send(frame, SEND_OPTIONS, this.onDrained);
+    if (this.ws.bufferedAmount >= this.host.config.connection_send_bytes_max && this.over_send_limit_since_ms === 0) {
+      this.over_send_limit_since_ms = Date.now();
+    }
     this.pauseIfNeeded();
   }
 

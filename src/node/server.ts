@@ -5,7 +5,7 @@
  * thread owns one hash table. See docs/ARCHITECTURE.md for the data path of one batch.
  */
 import { createServer, type IncomingMessage, type Server as HttpServer, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import { WebSocketServer, type WebSocket } from 'ws';
 import type { PersistenceOptions } from '../persistence/options.js';
 import { describeRecovery, recoverNode } from '../persistence/recovery.js';
@@ -32,6 +32,13 @@ export interface ClusterOptions {
 const CLOSE_GOING_AWAY = 1001;
 const CLOSE_TRY_AGAIN_LATER = 1013;
 const SHUTDOWN_POLL_MS = 10;
+/** The timer sweep runs at least this often, and at most every SWEEP_MS_MIN. */
+const SWEEP_MS_MAX = 1_000;
+const SWEEP_MS_MIN = 25;
+/** The keepalive a client may ask for (x-pikv-keepalive-ms) is clamped to this range. */
+const KEEPALIVE_MS_MIN = 100;
+const KEEPALIVE_MS_MAX = 3_600_000;
+export const KEEPALIVE_HEADER = 'x-pikv-keepalive-ms';
 
 export class PikvServer implements ConnectionHost {
   readonly config: ServerConfig;
@@ -44,6 +51,11 @@ export class PikvServer implements ConnectionHost {
   private readonly http: HttpServer;
   private readonly wss: WebSocketServer;
   private readonly connections = new Set<Connection>();
+  /** Sockets still in their HTTP upgrade, with when they connected; closed past handshake_timeout_ms. */
+  private readonly handshaking = new Map<Socket, number>();
+  /** Open sockets per remote address, when connections_per_ip_max is set. */
+  private readonly sockets_per_ip = new Map<string, number>();
+  private sweep_timer: NodeJS.Timeout | null = null;
   private readonly paused = new Set<Connection>();
   private readonly logger: Logger;
   /** Null without --data-dir: then nothing is read or written on disk. */
@@ -67,6 +79,7 @@ export class PikvServer implements ConnectionHost {
     this.auth = { cluster_secret: cluster.config?.cluster_secret ?? '', client_token: cluster.client_token ?? cluster.config?.client_token ?? '' };
     this.dispatcher = new Dispatcher(this.partitions, config, () => this.codec.encodeValue(this.stats()), this.cluster);
     this.http = createServer((request, response) => this.onHttpRequest(request, response));
+    this.http.on('connection', (socket: Socket) => this.onSocket(socket));
     this.wss = new WebSocketServer({ server: this.http, maxPayload: config.frame_bytes_max, perMessageDeflate: false, clientTracking: false,
       verifyClient: (info: { req: IncomingMessage }, callback: (ok: boolean, code?: number, message?: string) => void) => this.verifyClient(info.req, callback),
     });
@@ -89,7 +102,54 @@ export class PikvServer implements ConnectionHost {
       });
     });
     this.cluster.start();
+    const config = this.config;
+    const timeouts_ms = [config.handshake_timeout_ms, config.frame_timeout_ms, config.slow_client_timeout_ms];
+    if (config.idle_timeout_ms > 0) timeouts_ms.push(config.idle_timeout_ms);
+    const sweep_ms = Math.max(SWEEP_MS_MIN, Math.min(SWEEP_MS_MAX, Math.floor(Math.min(...timeouts_ms) / 4)));
+    this.sweep_timer = setInterval(() => this.sweep(), sweep_ms);
+    this.sweep_timer.unref();
     return this.url;
+  }
+
+  /**
+   * Every raw TCP socket, before any HTTP: enforces the per-address limit and bounds the number
+   * of sockets still handshaking, so slow or half-open handshakes cannot hold the node's sockets.
+   */
+  private onSocket(socket: Socket): void {
+    const address = socket.remoteAddress ?? '?';
+    if (this.config.connections_per_ip_max > 0) {
+      const count = this.sockets_per_ip.get(address) ?? 0;
+      if (count >= this.config.connections_per_ip_max) {
+        this.log(`refused a socket from ${address}: over connections_per_ip_max (${this.config.connections_per_ip_max})`);
+        socket.destroy();
+        return;
+      }
+      this.sockets_per_ip.set(address, count + 1);
+      socket.once('close', () => {
+        const left = (this.sockets_per_ip.get(address) ?? 1) - 1;
+        if (left <= 0) this.sockets_per_ip.delete(address);
+        else this.sockets_per_ip.set(address, left);
+      });
+    }
+    if (this.handshaking.size >= this.config.connections_max) {
+      this.log(`refused a socket from ${address}: ${this.handshaking.size} handshakes already pending`);
+      socket.destroy();
+      return;
+    }
+    this.handshaking.set(socket, Date.now());
+    socket.once('close', () => this.handshaking.delete(socket));
+  }
+
+  /** Closes sockets and connections past their time limits (handshake, frame, slow reader, idle). */
+  private sweep(): void {
+    const now_ms = Date.now();
+    for (const [socket, since_ms] of this.handshaking) {
+      if (now_ms - since_ms < this.config.handshake_timeout_ms) continue;
+      this.handshaking.delete(socket);
+      this.log(`closing a socket from ${socket.remoteAddress ?? '?'}: no WebSocket upgrade within ${this.config.handshake_timeout_ms} ms (HANDSHAKE_TIMEOUT)`);
+      socket.destroy();
+    }
+    for (const connection of this.connections) connection.checkTimers(now_ms);
   }
 
   get url(): string {
@@ -136,6 +196,7 @@ export class PikvServer implements ConnectionHost {
   private async stopNow(): Promise<void> {
     this.shutting_down = true;
     this.http.close();
+    if (this.sweep_timer !== null) clearInterval(this.sweep_timer);
     this.cluster.stop();
     const deadline_ms = Date.now() + this.config.shutdown_timeout_ms;
     while (this.requestsInflight() > 0 && Date.now() < deadline_ms) {
@@ -178,7 +239,12 @@ export class PikvServer implements ConnectionHost {
       this.refuse(ws, CLOSE_TRY_AGAIN_LATER, 'TOO_MANY_CONNECTIONS');
       return;
     }
-    const connection = new Connection(ws, this, this.peer_requests.has(request));
+    this.handshaking.delete(request.socket);
+    const connection = new Connection(ws, this, {
+      peer: this.peer_requests.has(request),
+      address: request.socket.remoteAddress ?? '?',
+      keepalive_ms: keepaliveAsked(request),
+    });
     this.connections.add(connection);
     ws.on('close', () => {
       this.connections.delete(connection);
@@ -202,4 +268,12 @@ export class PikvServer implements ConnectionHost {
     response.writeHead(426, { 'content-type': 'text/plain', upgrade: 'websocket' });
     response.end('pikv speaks WebSocket with binary CBOR frames; see docs/PROTOCOL.md\n');
   }
+}
+
+/** The ping period a client asked for in its handshake, clamped; 0 when it asked for none. */
+function keepaliveAsked(request: IncomingMessage): number {
+  const raw = request.headers[KEEPALIVE_HEADER];
+  const value = Number(Array.isArray(raw) ? raw[0] : raw);
+  if (!Number.isFinite(value) || value <= 0) return 0;
+  return Math.min(KEEPALIVE_MS_MAX, Math.max(KEEPALIVE_MS_MIN, Math.floor(value)));
 }

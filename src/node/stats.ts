@@ -47,7 +47,9 @@ export interface NodeStats {
   bytes_used: number;
   bytes_capacity: number;
   ops: number;
-  memory: { rss_bytes: number; heap_used_bytes: number; external_bytes: number };
+  memory: { rss_bytes: number; heap_used_bytes: number; external_bytes: number; array_buffers_bytes: number };
+  /** Ops dropped unexecuted because their client had gone. */
+  ops_dropped: number;
   limits: Record<string, number>;
   per_worker: WorkerStats[];
 }
@@ -113,7 +115,8 @@ export function collectStats(source: StatsSource, connections: number, requests_
     bytes_used: per_worker.reduce((sum, w) => sum + w.bytes_used, 0),
     bytes_capacity: per_worker.reduce((sum, w) => sum + w.bytes_capacity, 0),
     ops: per_worker.reduce((sum, w) => sum + w.ops, 0),
-    memory: { rss_bytes: memory.rss, heap_used_bytes: memory.heapUsed, external_bytes: memory.external },
+    memory: { rss_bytes: memory.rss, heap_used_bytes: memory.heapUsed, external_bytes: memory.external, array_buffers_bytes: memory.arrayBuffers },
+    ops_dropped: source.partitions.reduce((total, partition) => total + partition.ops_dropped, 0),
     limits: {
       key_bytes_max: config.key_bytes_max,
       value_bytes_max: config.value_bytes_max,
