@@ -1,46 +1,115 @@
 /**
  * The consistent-hash ring: which node owns a key.
  *
- * Every node contributes `vnodes_per_weight × weight` points ("virtual nodes") on a 32-bit
- * circle, at murmur3_x86_32("<node id>#<i>", RING_SEED). A key hashes to
- * murmur3_x86_32(key, KEY_HASH_SEED) — the same hash that picks its partition inside a node —
- * and belongs to the first point at or after it, wrapping at 2^32. Many points per node keep
- * shares even (ThunderDB's one point per node gave one of 3 nodes 61% of the keys) and spread
- * a joining node's load over every other node.
+ * A key hashes to murmur3_x86_32(key, KEY_HASH_SEED) — the same hash that picks its partition
+ * inside a node. The circle of 2^32 hashes is cut into RING_SLOTS = 2^16 equal slots (slot =
+ * hash >>> 16), and each slot belongs to the node with the highest score for it (rendezvous,
+ * or highest-random-weight, hashing):
  *
- * Points are kept in one sorted Uint32Array with a parallel array of owner indices, so a
- * lookup is a binary search with no allocation. Nodes, the client library and the CLI all use
- * this one implementation; it depends only on the view it is built from, so any two builds
- * of the same view agree exactly.
+ * - Node x's scores are one pseudo-random permutation P_x of 0..RING_SLOTS-1, shuffled by a
+ *   generator seeded from murmur3_x86_32(x's id). A permutation rather than independent random
+ *   scores means each node has exactly one score in every band, so no node is lucky over many
+ *   slots at once: slot counts spread less than with independent scores, and 2^16 slots
+ *   give every size from 2 to 16 equal nodes at most 1.03x the fair share in our runs
+ *   (`node dist/bench/ring-spread.js` prints the table). 128 random virtual nodes per node,
+ *   the previous placement, gave up to 1.25x (one of 4 nodes owned 28.7%).
+ * - A node of weight w scores slot i by the best of w entries of its permutation,
+ *   P_x[(i + k × RING_SLOTS/16) mod RING_SLOTS] for k < w: the max of w draws, so its chance of
+ *   winning a slot is proportional to w, with integer arithmetic only.
+ * - Ties (two nodes with the same score for a slot) go to the smaller id.
+ *
+ * A slot's owner is thus the maximum of a ranking of node ids that depends only on the slot,
+ * never on which other nodes are present. That is what makes the ring consistent: a joining
+ * node takes exactly the slots where it ranks first, all from other nodes and nothing moves
+ * between them (≈1/(n+1) of the keys); a leaving node's slots go to their runner-up, spread
+ * over all the others; raising a node's weight only moves slots to it.
+ *
+ * Ownership is a table of RING_SLOTS owner indices, so a lookup is one shift and one load
+ * (128 KiB, fits in cache). Runs of slots with one owner are also listed as sorted arc ends
+ * (`points`, `owners`), so the ring still reads as arcs: a key belongs to the first point at
+ * or after its hash, wrapping — migration and clean-up walk those arcs. A preference list is
+ * the first N distinct owners clockwise from the key's slot.
+ *
+ * Building costs one shuffle per node plus RING_SLOTS × total weight comparisons (~11 ms for
+ * 16 nodes on x86, once per view). Nodes, the client library and the CLI all use this one
+ * implementation; it depends only on the view it is built from, so any two builds of the same
+ * view agree exactly (exact integer arithmetic, ids sorted first).
  */
 import { KEY_HASH_SEED, murmur3_x86_32 } from '../routing/murmur3.js';
 
-/** Seed for virtual-node positions ("RING" in ASCII). Changing it moves every key. */
+/** Seed for node scores ("RING" in ASCII). Changing it moves every key. */
 export const RING_SEED = 0x52494e47;
-export const VNODES_PER_WEIGHT_DEFAULT = 128;
-/** Bounds that keep a ring's arrays small on a Pi: 64 nodes × weight 16 × 128 points = 131k points. */
+/** Second seed, so two ids collide only if both 32-bit hashes do. */
+const RING_SEED_2 = 0x534c4f54; // "SLOT"
+export const RING_SLOT_BITS = 16;
+/** Equal slots of the hash circle; changing it moves every key. */
+export const RING_SLOTS = 1 << RING_SLOT_BITS;
+const SLOT_SHIFT = 32 - RING_SLOT_BITS;
+const SLOT_MASK = RING_SLOTS - 1;
 export const RING_NODES_MAX = 64;
 export const NODE_WEIGHT_MAX = 16;
+/** Offset between the permutation entries a weighted node takes the best of; distinct for k < NODE_WEIGHT_MAX. */
+const WEIGHT_STRIDE_SLOTS = RING_SLOTS / NODE_WEIGHT_MAX;
+/** Hash of the last byte of slot i: its arc end. */
+const SLOT_HASHES = 2 ** SLOT_SHIFT;
 
 export interface RingNode {
-  /** Stable, unique name; its points are derived from it. */
+  /** Stable, unique name; its scores are derived from it. */
   id: string;
   /** Where clients and peers reach it, e.g. ws://10.0.0.2:7070. */
   url: string;
-  /** Relative capacity; 1 is a typical board. Points scale with it. */
+  /** Relative capacity; 1 is a typical board. Its share of slots scales with it. */
   weight: number;
 }
 
 const encoder = new TextEncoder();
 
+function check(condition: boolean, message: string): asserts condition {
+  if (!condition) throw new Error(`ring invariant: ${message}`);
+}
+
+/** murmur3's 32-bit finalizer: a bijection that mixes every input bit into every output bit. */
+function fmix32(value: number): number {
+  let h = value;
+  h ^= h >>> 16;
+  h = Math.imul(h, 0x85ebca6b);
+  h ^= h >>> 13;
+  h = Math.imul(h, 0xc2b2ae35);
+  h ^= h >>> 16;
+  return h >>> 0;
+}
+
+/**
+ * Fills `permutation` with node `id`'s scores: a Fisher-Yates shuffle of 0..RING_SLOTS-1
+ * driven by a counter-based generator keyed by two hashes of the id. Index draws use
+ * floor(r × (i + 1) / 2^32), exact in doubles (r < 2^32, i < 2^16); its bias, under 2^-16,
+ * does not matter here.
+ */
+function fillPermutation(id: string, permutation: Uint32Array): void {
+  const label = encoder.encode(id);
+  const key_a = murmur3_x86_32(label, 0, label.length, RING_SEED);
+  const key_b = murmur3_x86_32(label, 0, label.length, RING_SEED_2);
+  for (let i = 0; i < RING_SLOTS; i++) permutation[i] = i;
+  for (let i = RING_SLOTS - 1; i > 0; i--) {
+    const random = fmix32(fmix32((key_a ^ Math.imul(i, 0x9e3779b1)) >>> 0) ^ key_b);
+    const j = Math.floor((random * (i + 1)) / 4294967296);
+    const swap = permutation[i]!;
+    permutation[i] = permutation[j]!;
+    permutation[j] = swap;
+  }
+}
+
 export class HashRing {
+  /** Nodes sorted by id; owner indices point into this. */
   readonly nodes: readonly RingNode[];
-  /** Point positions, ascending. */
+  /** Owner index (into `nodes`) of each slot: the lookup table. */
+  readonly slot_owners: Uint16Array;
+  /** Arc ends, ascending: the last hash of each run of slots with one owner. */
   readonly points: Uint32Array;
-  /** Index into `nodes` of each point's owner. */
+  /** Index into `nodes` of each arc's owner. */
   readonly owners: Uint16Array;
 
-  constructor(nodes: readonly RingNode[], vnodes_per_weight = VNODES_PER_WEIGHT_DEFAULT) {
+  constructor(nodes: readonly RingNode[]) {
     if (nodes.length === 0) throw new RangeError('a ring needs at least one node');
     if (nodes.length > RING_NODES_MAX) throw new RangeError(`a ring holds at most ${RING_NODES_MAX} nodes`);
     const ids = new Set<string>();
@@ -51,38 +120,57 @@ export class HashRing {
         throw new RangeError(`node "${node.id}": weight must be a whole number from 1 to ${NODE_WEIGHT_MAX}`);
       }
     }
-    // Sorting by id first makes the result independent of the order nodes were listed in.
+    // Sorting by id makes the result independent of the order nodes were listed in, and makes
+    // "lower index wins a tie" mean "smaller id wins", a rule that does not depend on the set.
     this.nodes = [...nodes].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
-    const entries: { position: number; owner: number }[] = [];
+
+    const slot_owners = new Uint16Array(RING_SLOTS);
+    const best_scores = new Int32Array(RING_SLOTS).fill(-1);
+    const permutation = new Uint32Array(RING_SLOTS);
     this.nodes.forEach((node, owner) => {
-      const count = vnodes_per_weight * node.weight;
-      for (let i = 0; i < count; i++) {
-        const label = encoder.encode(`${node.id}#${i}`);
-        entries.push({ position: murmur3_x86_32(label, 0, label.length, RING_SEED), owner });
+      fillPermutation(node.id, permutation);
+      for (let slot = 0; slot < RING_SLOTS; slot++) {
+        let score = permutation[slot]!;
+        for (let k = 1; k < node.weight; k++) {
+          const other = permutation[(slot + k * WEIGHT_STRIDE_SLOTS) & SLOT_MASK]!;
+          if (other > score) score = other;
+        }
+        // Strictly greater: on a tie the earlier (smaller) id keeps the slot.
+        if (score > best_scores[slot]!) {
+          best_scores[slot] = score;
+          slot_owners[slot] = owner;
+        }
       }
     });
-    // Equal positions (rare) are ordered by owner, which is ordered by id: deterministic.
-    entries.sort((a, b) => a.position - b.position || a.owner - b.owner);
-    this.points = Uint32Array.from(entries, (entry) => entry.position);
-    this.owners = Uint16Array.from(entries, (entry) => entry.owner);
-  }
+    for (const score of best_scores) check(score >= 0, 'every slot has an owner');
+    this.slot_owners = slot_owners;
 
-  /** Index of the first point at or after `hash`, wrapping to 0. */
-  private pointAfter(hash: number): number {
-    const points = this.points;
-    let low = 0;
-    let high = points.length;
-    while (low < high) {
-      const middle = (low + high) >>> 1;
-      if (points[middle]! < hash) low = middle + 1;
-      else high = middle;
+    // An arc ends at every slot whose successor has another owner. With one owner for all
+    // slots there is no such slot; one point at the top of the circle then covers it all.
+    let arc_count = 0;
+    for (let slot = 0; slot < RING_SLOTS; slot++) if (slot_owners[slot] !== slot_owners[(slot + 1) & SLOT_MASK]) arc_count++;
+    const points = new Uint32Array(Math.max(arc_count, 1));
+    const owners = new Uint16Array(points.length);
+    if (arc_count === 0) {
+      points[0] = 0xffffffff;
+      owners[0] = slot_owners[0]!;
+    } else {
+      let arc = 0;
+      for (let slot = 0; slot < RING_SLOTS; slot++) {
+        if (slot_owners[slot] === slot_owners[(slot + 1) & SLOT_MASK]) continue;
+        points[arc] = (slot + 1) * SLOT_HASHES - 1;
+        owners[arc] = slot_owners[slot]!;
+        arc++;
+      }
+      check(arc === arc_count, 'arc count');
     }
-    return low === points.length ? 0 : low;
+    this.points = points;
+    this.owners = owners;
   }
 
   /** Index into `nodes` of the owner of a key hash. */
   ownerIndex(hash: number): number {
-    return this.owners[this.pointAfter(hash >>> 0)]!;
+    return this.slot_owners[hash >>> SLOT_SHIFT]!;
   }
 
   ownerOf(hash: number): RingNode {
@@ -97,14 +185,15 @@ export class HashRing {
 
   /**
    * Up to `count` distinct nodes for a key hash, in ring order starting with its owner: the
-   * replicas a replicated write would go to.
+   * replicas a replicated write would go to. A node that owns no slot (possible only for a
+   * weight-1 node among many heavy ones, and then very unlikely) is never listed.
    */
   preferenceList(hash: number, count: number): RingNode[] {
     const wanted = Math.min(count, this.nodes.length);
     const chosen: number[] = [];
-    const start = this.pointAfter(hash >>> 0);
-    for (let step = 0; step < this.points.length && chosen.length < wanted; step++) {
-      const owner = this.owners[(start + step) % this.points.length]!;
+    const start = hash >>> SLOT_SHIFT;
+    for (let step = 0; step < RING_SLOTS && chosen.length < wanted; step++) {
+      const owner = this.slot_owners[(start + step) & SLOT_MASK]!;
       if (!chosen.includes(owner)) chosen.push(owner);
     }
     return chosen.map((index) => this.nodes[index]!);
