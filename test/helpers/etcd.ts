@@ -13,7 +13,7 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { get } from 'node:http';
-import { createServer } from 'node:net';
+import { connect, createServer, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -157,4 +157,68 @@ export async function startEtcd(options: EtcdOptions = {}): Promise<EtcdProcess>
       dirs.delete(data_dir);
     },
   };
+}
+
+/**
+ * A TCP proxy in front of etcd for one client, so a test can cut that client off (a watch
+ * that falls behind) while other clients keep writing. `cut()` closes every connection and
+ * refuses new ones until `restore()`.
+ */
+export interface EtcdProxy {
+  readonly client_url: string;
+  cut(): void;
+  restore(): void;
+  close(): Promise<void>;
+}
+
+export async function startEtcdProxy(target_url: string): Promise<EtcdProxy> {
+  const target = new URL(target_url);
+  const sockets = new Set<Socket>();
+  let refusing = false;
+  const server = createServer((inbound) => {
+    if (refusing) {
+      inbound.destroy();
+      return;
+    }
+    const outbound = connect(Number(target.port), target.hostname);
+    sockets.add(inbound).add(outbound);
+    const drop = (): void => {
+      inbound.destroy();
+      outbound.destroy();
+      sockets.delete(inbound);
+      sockets.delete(outbound);
+    };
+    inbound.on('error', drop).on('close', drop);
+    outbound.on('error', drop).on('close', drop);
+    inbound.pipe(outbound);
+    outbound.pipe(inbound);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const address = server.address();
+  const port = typeof address === 'object' && address !== null ? address.port : 0;
+  const cut = (): void => {
+    refusing = true;
+    for (const socket of sockets) socket.destroy();
+    sockets.clear();
+  };
+  return {
+    client_url: `http://127.0.0.1:${port}`,
+    cut,
+    restore(): void {
+      refusing = false;
+    },
+    async close(): Promise<void> {
+      cut();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}
+
+/** Polls `check` every `every_ms` until it returns true or `timeout_ms` passes (then throws with `what`). */
+export async function waitUntil(what: string, check: () => boolean | Promise<boolean>, timeout_ms = 10_000, every_ms = 20): Promise<void> {
+  const give_up_ms = Date.now() + timeout_ms;
+  while (!(await check())) {
+    if (Date.now() > give_up_ms) throw new Error(`timed out after ${timeout_ms} ms waiting for: ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, every_ms));
+  }
 }
