@@ -20,7 +20,7 @@ import { Prng } from '../src/hashmap/fixtures/prng.js';
 import { temporaryDataDir } from './helpers/persistence.js';
 import { startServer, type ServerProcess } from './helpers/server-process.js';
 
-/** One open socket that sends DEBUG_KILL_WORKER on demand (the client library has no call for it). */
+/** One open socket that sends DEBUG_KILL_WORKER on demand, one request at a time (the client library has no call for it). */
 class WorkerKiller {
   private readonly codec = new WireCodec();
   private next_id = 1;
@@ -102,12 +102,15 @@ interface RoundCounts {
 }
 
 /** One round: a big mixed batch on the round's keys, a worker killed during it; checks every answer against what is read afterwards. */
-async function round(kv: PikvClient, killer: WorkerKiller, scenario: Scenario, round_index: number, keys: string[], prng: Prng, counts: RoundCounts): Promise<(string | null)[]> {
+async function round(kv: PikvClient, killers: WorkerKiller[], scenario: Scenario, round_index: number, keys: string[], prng: Prng, counts: RoundCounts): Promise<(string | null)[]> {
   const before = await readAll(kv, keys);
   const ops: WriteOp[] = keys.map((key) => (prng.chance(scenario.delete_share) ? { op: 'delete', key } : { op: 'put', key, value: valueFor(key, round_index, scenario.value_bytes) }));
   const results_promise = kv.batch(ops);
-  await new Promise((resolve) => setTimeout(resolve, prng.below(scenario.kill_delay_ms_max + 1)));
-  await killer.kill(round_index % scenario.workers);
+  // Every worker is killed once per round, each after its own random delay, to raise the odds of a kill in mid-apply.
+  await Promise.all(killers.map(async (killer, partition) => {
+    await new Promise((resolve) => setTimeout(resolve, prng.below(scenario.kill_delay_ms_max + 1)));
+    await killer.kill(partition);
+  }));
   const results = await results_promise;
   const after = await readAll(kv, keys);
   results.forEach((result, i) => {
@@ -140,10 +143,10 @@ async function runScenario(t: TestContext, scenario: Scenario, seed: number): Pr
   let server: ServerProcess = await startServer(flags, { PIKV_TEST_HOOKS: '1' });
   try {
     const kv = await connect(server.url, { request_timeout_ms: 20_000 });
-    const killer = await WorkerKiller.open(server.url);
+    const killers = await Promise.all(Array.from({ length: scenario.workers }, () => WorkerKiller.open(server.url)));
     await preload(kv, all_keys, scenario.value_bytes);
-    for (let r = 0; r < scenario.rounds; r++) seen.push(...(await round(kv, killer, scenario, r, rounds_keys[r]!, prng, counts)));
-    killer.close();
+    for (let r = 0; r < scenario.rounds; r++) seen.push(...(await round(kv, killers, scenario, r, rounds_keys[r]!, prng, counts)));
+    for (const killer of killers) killer.close();
     await kv.close();
     const replays = (server.output().match(/re-applied the \d+ ops of a batch/g) ?? []).length;
     t.diagnostic(`${counts.restarted_ops} ops answered WORKER_RESTARTED, ${counts.out_of_memory_ops} OUT_OF_MEMORY; ${replays} interrupted batches re-applied by a new worker`);
@@ -171,13 +174,13 @@ async function runScenario(t: TestContext, scenario: Scenario, seed: number): Pr
 describe('an op\'s reported outcome is its real outcome (worker killed mid-packet, then kill -9)', { timeout: 240_000 }, () => {
   it('mixed PUT/DELETE packets: memory matches the log after every worker restart', { timeout: 120_000 }, async (t) => {
     await runScenario(t, {
-      name: 'mixed', workers: 2, max_memory: '256mb', rounds: 12, keys_per_round: 40_000, value_bytes: 24, delete_share: 0.5, kill_delay_ms_max: 30,
+      name: 'mixed', workers: 2, max_memory: '256mb', rounds: 10, keys_per_round: 30_000, value_bytes: 24, delete_share: 0.5, kill_delay_ms_max: 30,
     }, 14);
   });
 
   it('under a small --max-memory: an OUT_OF_MEMORY PUT never reappears, also when the worker dies mid-packet', { timeout: 120_000 }, async (t) => {
     await runScenario(t, {
-      name: 'oom', workers: 2, max_memory: '4mb', rounds: 12, keys_per_round: 12_000, value_bytes: 400, delete_share: 0.5, kill_delay_ms_max: 30,
+      name: 'oom', workers: 2, max_memory: '4mb', rounds: 10, keys_per_round: 12_000, value_bytes: 400, delete_share: 0.5, kill_delay_ms_max: 30,
     }, 15);
   });
 });
