@@ -184,3 +184,40 @@ describe('an op\'s reported outcome is its real outcome (worker killed mid-packe
     }, 15);
   });
 });
+
+describe('an ABORT record that cannot be written at once', { timeout: 60_000 }, () => {
+  it('holds the OUT_OF_MEMORY answers until it is in the log; the failed puts stay absent after kill -9 + recovery', async () => {
+    const dir = temporaryDataDir('abort');
+    const flags = ['--workers', '1', '--data-dir', dir, '--fsync', 'always', '--max-memory', '1mb'];
+    const ABORT_WRITE_FAILURES = 4; // 10 + 20 + 40 + 80 ms of backoff before the fifth attempt lands
+    const keys = Array.from({ length: 2000 }, (_, i) => `big:${i}`);
+    const value = 'x'.repeat(2000); // 2000 x 2 KB cannot fit in 1 MiB
+    const stored = new Map<string, boolean>();
+    let server = await startServer(flags, { PIKV_TEST_HOOKS: '1', PIKV_TEST_ABORT_WRITE_FAILURES: String(ABORT_WRITE_FAILURES) });
+    try {
+      const kv = await connect(server.url, { request_timeout_ms: 20_000 });
+      const results = await kv.batch(keys.map((key) => ({ op: 'put' as const, key, value })));
+      results.forEach((result, i) => {
+        assert.ok(result.code === 'OK' || result.code === 'OUT_OF_MEMORY', result.code);
+        stored.set(keys[i]!, result.code === 'OK');
+      });
+      assert.ok([...stored.values()].some((ok) => !ok), 'no put failed with OUT_OF_MEMORY');
+      const read = await readAll(kv, keys);
+      keys.forEach((key, i) => assert.equal(read[i] !== null, stored.get(key), `${key} read ${read[i] === null ? 'absent' : 'present'}`));
+      await kv.close();
+      assert.match(server.output(), /writing an ABORT record failed \(.*test hook.*\); the partition waits and retries until it works/);
+      assert.match(server.output(), /writing an ABORT record succeeded; serving again/);
+    } finally {
+      await server.stop('SIGKILL');
+    }
+    server = await startServer(flags);
+    try {
+      const kv = await connect(server.url);
+      const read = await readAll(kv, keys);
+      keys.forEach((key, i) => assert.equal(read[i] !== null, stored.get(key), `${key} after recovery`));
+      await kv.close();
+    } finally {
+      await server.stop('SIGKILL');
+    }
+  });
+});

@@ -72,10 +72,13 @@ export class PartitionLog {
   private compaction_not_before_ms = 0;
   private next_trigger_check_bytes = 0;
   private last_error = '';
+  /** Test hook: ABORT writes still to fail on purpose (PersistenceOptions.test_abort_write_failures). */
+  private abort_failures_left: number;
 
   constructor(options: PersistenceOptions, partition: number, table: HashTable, counters: Float64Array, warn: Warn) {
     this.options = options;
     this.warn = warn;
+    this.abort_failures_left = options.test_abort_write_failures;
     this.partition = partition;
     this.table = table;
     this.counters = counters;
@@ -247,7 +250,13 @@ export class PartitionLog {
     buffer.beginRecord(RECORD_ABORT);
     for (const index of failed) buffer.appendU32(index);
     buffer.endRecord();
-    this.retryUntil('writing an ABORT record', () => this.write(false));
+    this.retryUntil('writing an ABORT record', () => {
+      if (this.abort_failures_left > 0) {
+        this.abort_failures_left--;
+        return this.failed(new Error('failed on purpose (test hook PIKV_TEST_ABORT_WRITE_FAILURES)'));
+      }
+      return this.write(false);
+    });
   }
 
   /**
