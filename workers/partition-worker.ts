@@ -24,8 +24,18 @@ const init = workerData as WorkerInit;
 const table = new HashTable(init.table_memory);
 table.recover();
 const counters = new Float64Array(init.stats_memory);
+function warn(message: string): void {
+  const warning: WorkerToMain = { kind: 'warning', message };
+  port!.postMessage(warning);
+}
 /** With --data-dir: writes are logged before they are applied (src/persistence/partition-log.ts). */
-const persistence = init.persistence === undefined ? null : new PartitionLog(init.persistence, init.partition, table, counters);
+const persistence = init.persistence === undefined ? null : new PartitionLog(init.persistence, init.partition, table, counters, warn);
+/**
+ * A predecessor killed mid-packet may have left logged ops unapplied: apply them before 'ready'
+ * (the main thread reads the table only once this worker is ready and idle). Without
+ * --data-dir there is no log to match, and its in-flight ops may stay partly applied.
+ */
+const reapplied_ops = persistence === null ? -1 : persistence.finishInterruptedBatch();
 
 /** Keeps prefetch() loads observable so the JIT cannot drop them. */
 let prefetch_sink = 0;
@@ -47,7 +57,7 @@ function execute(request: RequestPacket): ReplyPacket {
   const status = new Uint8Array(count);
   const value_length = new Uint32Array(count);
   const data = request.data;
-  let gets = 0, hits = 0, puts = 0, deletes = 0, out_of_memory = 0;
+  let gets = 0, hits = 0, puts = 0, deletes = 0, out_of_memory = 0, puts_failed = 0;
   let data_offset = 0;
   let reply_bytes = 0;
   let reply = ReplyPacket.create(count, Math.min(REPLY_DATA_BYTES_INITIAL, count * 128));
@@ -93,9 +103,11 @@ function execute(request: RequestPacket): ReplyPacket {
       if (result === PUT_OUT_OF_MEMORY) {
         status[i] = Status.OUT_OF_MEMORY;
         out_of_memory++;
+        puts_failed++;
       } else if (result !== PUT_OK) {
         // The main thread enforces key and value limits below the table's own, so this is a bug.
         status[i] = Status.INTERNAL;
+        puts_failed++;
       }
     } else if (op === Op.DELETE) {
       deletes++;
@@ -107,7 +119,9 @@ function execute(request: RequestPacket): ReplyPacket {
   }
   table.step(MIGRATION_SLOTS_PER_BATCH);
   if (persistence !== null) {
-    if (out_of_memory > 0) persistence.abortFailedPuts(request, status);
+    // The failed puts are in the log: cancel them there before their error is answered.
+    if (puts_failed > 0) persistence.abortFailedPuts(request, status);
+    persistence.batchApplied();
     persistence.afterBatch();
   }
   counters[WorkerCounter.PREFETCH_SINK] = prefetch_sink;
@@ -132,5 +146,5 @@ port.on('message', (buffer: ArrayBuffer) => {
   port.postMessage(message, [reply.buffer, buffer]);
 });
 
-const ready: WorkerToMain = { kind: 'ready' };
+const ready: WorkerToMain = { kind: 'ready', reapplied_ops };
 port.postMessage(ready);

@@ -135,7 +135,10 @@ export interface WorkerInit {
   persistence?: PersistenceOptions;
 }
 export type WorkerToMain =
-  | { kind: 'ready' }
+  /** `reapplied_ops`: ops of a batch the previous worker logged but had not finished applying, re-applied before this message (-1: none). */
+  | { kind: 'ready'; reapplied_ops: number }
+  /** Something the operator should see (e.g. a write held back until the disk takes its ABORT record). */
+  | { kind: 'warning'; message: string }
   | { kind: 'reply'; reply: ArrayBuffer; request: ArrayBuffer };
 
 /** Per-worker counters in a Float64Array over a SharedArrayBuffer; the worker writes, main reads. */
@@ -161,5 +164,18 @@ export const WorkerCounter = {
   DISK_ERRORS: 14,
   FSYNCS: 15,
   COMPACTIONS: 16,
-  COUNT: 17,
+  /**
+   * Not statistics: log-then-apply bookkeeping that outlives a killed worker (the memory is the
+   * main thread's). A packet's BATCH record is announced here (its byte range in the current
+   * log generation, then BATCHES_LOGGED = BATCHES_APPLIED + 1) before it is written; it is
+   * in the log only once LOG_BYTES_* covers LAST_BATCH_END. BATCHES_APPLIED catches up after
+   * the whole packet is applied (and its ABORT, if any, written). A new worker that finds
+   * BATCHES_LOGGED > BATCHES_APPLIED with the record in the log re-applies it before 'ready'
+   * (PartitionLog.finishInterruptedBatch), so memory matches the log before anything is served.
+   */
+  BATCHES_LOGGED: 17,
+  BATCHES_APPLIED: 18,
+  LAST_BATCH_START: 19,
+  LAST_BATCH_END: 20,
+  COUNT: 21,
 } as const;

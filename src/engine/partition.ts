@@ -229,7 +229,12 @@ export class Partition {
   }
 
   private onMessage(message: WorkerToMain): void {
+    if (message.kind === 'warning') {
+      this.log(message.message);
+      return;
+    }
     if (message.kind === 'ready') {
+      if (message.reapplied_ops >= 0) this.log(`partition ${this.index}: re-applied the ${message.reapplied_ops} ops of a batch the previous worker had logged but not finished applying`);
       this.ready = true;
       this.flush();
       return;

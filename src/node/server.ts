@@ -73,7 +73,10 @@ export class PikvServer implements ConnectionHost {
     const table_bytes = Math.floor(config.memory_bytes_max / config.workers / 8) * 8;
     this.partitions = [];
     this.persistence = config.data_dir === '' ? null
-      : { data_dir: config.data_dir, fsync: config.fsync, compact_min_bytes: config.compact_min_bytes, workers: config.workers };
+      : {
+        data_dir: config.data_dir, fsync: config.fsync, compact_min_bytes: config.compact_min_bytes, workers: config.workers,
+        test_abort_write_failures: config.test_hooks ? Number(process.env['PIKV_TEST_ABORT_WRITE_FAILURES'] ?? 0) : 0,
+      };
     for (let i = 0; i < config.workers; i++) this.partitions.push(new Partition(i, table_bytes, config.response_bytes_max, logger, this.persistence));
     this.cluster = new ClusterNode(cluster.config ?? null, this.partitions, logger, () => this.url, cluster.onLeft ?? (() => {}));
     this.auth = { cluster_secret: cluster.config?.cluster_secret ?? '', client_token: cluster.client_token ?? cluster.config?.client_token ?? '' };

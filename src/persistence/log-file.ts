@@ -79,6 +79,17 @@ export class LogFile {
     this.cutBack();
   }
 
+  /** True once nothing is left past `valid_bytes`: at once, unless a failed write's cut is still pending, which this retries. */
+  cutBackNow(): boolean {
+    if (!this.needs_truncate) return true;
+    try {
+      this.truncate();
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
   close(): void {
     if (this.fd < 0) return;
     try {

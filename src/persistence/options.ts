@@ -14,4 +14,6 @@ export interface PersistenceOptions {
   compact_min_bytes: number;
   /** Partitions (workers) of this node: part of every file name and header. */
   workers: number;
+  /** Test hook (PIKV_TEST_HOOKS=1 and PIKV_TEST_ABORT_WRITE_FAILURES=N): each worker's first N attempts at writing an ABORT record fail. 0 otherwise. */
+  test_abort_write_failures: number;
 }

@@ -8,11 +8,16 @@
  * what the log does not hold was never applied, so nothing acknowledged can be lost, and the
  * next packet tries again (space freed = writes resume). A PUT that then fails in the table
  * with OUT_OF_MEMORY is cancelled by an ABORT record written right after its BATCH, before the
- * reply goes out; replay skips it.
+ * reply goes out; replay skips it. No error is answered before the log agrees with it: the
+ * ABORT is retried (the packet's replies wait) until it is written, and a failed BATCH write is
+ * cut off the file before its ops answer DISK_ERROR.
  *
  * Where to append lives in the worker's shared counters (LOG_GENERATION, LOG_BYTES_*), written
  * after every successful write: a worker restarted on the same table reopens that log and cuts
- * it back to that length (the dead worker's last, unapplied record, if any), and never replays.
+ * it back to that length (the dead worker's last record, if it was never published). A worker
+ * killed after publishing a BATCH but before applying all of it leaves the log ahead of memory;
+ * the counters BATCHES_LOGGED/BATCHES_APPLIED tell the new worker, which re-applies that one
+ * record before it serves anything (finishInterruptedBatch).
  *
  * Compaction: once the partition's files pass max(compact_min_bytes, 2 x payload), a new log
  * generation is started (all later writes go there), then a SnapshotWriter copies the table in
@@ -20,13 +25,18 @@
  * under its final name, files of older generations are removed. Recovery = newest snapshot,
  * then every log from its generation on.
  */
-import { existsSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readSync } from 'node:fs';
 import { join } from 'node:path';
 import type { HashTable } from '../hashmap/index.js';
+import { PUT_OK } from '../hashmap/index.js';
 import { Op, Status } from '../protocol/constants.js';
+import { crc32c } from './crc32c.js';
 import { WorkerCounter, type RequestPacket } from '../engine/packet.js';
 import { fsyncDirectory, listDataFiles, partitionDiskBytes, partitionFiles, removeFiles } from './data-dir.js';
-import { FILE_HEADER_BYTES, fileName, LOG_MAGIC, RECORD_ABORT, RECORD_BATCH } from './format.js';
+import {
+  FILE_HEADER_BYTES, fileName, LOG_MAGIC, O_HASH, O_KEY_BYTES, O_OP, O_VALUE_BYTES, OP_DELETE, OP_HEADER_BYTES, OP_PUT,
+  R_COUNT, R_CRC, R_PAYLOAD_BYTES, R_TYPE, readU32, RECORD_ABORT, RECORD_BATCH, RECORD_HEADER_BYTES,
+} from './format.js';
 import { LogFile } from './log-file.js';
 import type { PersistenceOptions } from './options.js';
 import { RecordBuffer } from './record-buffer.js';
@@ -37,6 +47,17 @@ const EVERYSEC_INTERVAL_MS = 1000;
 const COMPACTION_RETRY_MS = 5000;
 /** Re-check the compaction trigger (which reads table stats) at most every this many log bytes. */
 const TRIGGER_CHECK_BYTES = 1024 * 1024;
+/** Backoff between attempts at a write that must land before the packet may be answered. */
+const RETRY_DELAY_MS_FIRST = 10;
+const RETRY_DELAY_MS_MAX = 1000;
+
+/** Blocks this worker thread (Atomics.wait on a cell nobody notifies): the packet's replies must wait, and nothing else may run on the table meanwhile. */
+const sleep_cell = new Int32Array(new SharedArrayBuffer(4));
+function sleepMs(duration_ms: number): void {
+  Atomics.wait(sleep_cell, 0, 0, duration_ms);
+}
+
+export type Warn = (message: string) => void;
 
 export class PartitionLog {
   private readonly options: PersistenceOptions;
@@ -45,16 +66,19 @@ export class PartitionLog {
   private readonly counters: Float64Array;
   private readonly buffer = new RecordBuffer();
   private file: LogFile | null = null;
+  private readonly warn: Warn;
   private generation: number;
-  /** An ABORT record that could not be written yet; it must precede the next record. */
-  private pending_abort: Uint8Array | null = null;
   private snapshot: SnapshotWriter | null = null;
   private compaction_not_before_ms = 0;
   private next_trigger_check_bytes = 0;
   private last_error = '';
+  /** Test hook: ABORT writes still to fail on purpose (PersistenceOptions.test_abort_write_failures). */
+  private abort_failures_left: number;
 
-  constructor(options: PersistenceOptions, partition: number, table: HashTable, counters: Float64Array) {
+  constructor(options: PersistenceOptions, partition: number, table: HashTable, counters: Float64Array, warn: Warn) {
     this.options = options;
+    this.warn = warn;
+    this.abort_failures_left = options.test_abort_write_failures;
     this.partition = partition;
     this.table = table;
     this.counters = counters;
@@ -72,11 +96,13 @@ export class PartitionLog {
     if (options.fsync === 'everysec') setInterval(() => this.syncIfDirty(), EVERYSEC_INTERVAL_MS).unref();
   }
 
-  /** Logs the packet's writes as one record. False: nothing was logged; apply none of them. */
+  /**
+   * Logs the packet's writes as one record. False: nothing was logged (and nothing of it is left
+   * in the file); apply none of them. After applying, call `batchApplied`.
+   */
   appendBatch(request: RequestPacket): boolean {
     const buffer = this.buffer;
     buffer.reset();
-    if (this.pending_abort !== null) buffer.appendRaw(this.pending_abort);
     buffer.beginRecord(RECORD_BATCH);
     const count = request.op_count;
     const data = request.data;
@@ -95,37 +121,111 @@ export class PartitionLog {
     const ops = buffer.in_record_items;
     if (ops === 0) {
       buffer.cancelRecord();
-      if (buffer.length === 0) return true;
-    } else {
-      buffer.endRecord();
+      return true;
     }
-    if (!this.write()) return false;
-    this.pending_abort = null;
+    buffer.endRecord();
+    if (!this.write(true)) {
+      // The ops will answer DISK_ERROR, so the record must not survive in the file: a cut that
+      // failed is retried now (a record left past the published end would be replayed by a
+      // recovery after a crash). Then withdraw the announcement.
+      this.retryUntil('cutting a failed write off the log', () => this.file === null || this.file.cutBackNow());
+      this.counters[WorkerCounter.BATCHES_LOGGED] = this.counters[WorkerCounter.BATCHES_APPLIED]!;
+      return false;
+    }
     this.counters[WorkerCounter.LOGGED_OPS]! += ops;
     this.counters[WorkerCounter.LOGGED_PAYLOAD_BYTES]! += payload_bytes;
     return true;
   }
 
-  /** After apply: cancels the logged PUTs that failed with OUT_OF_MEMORY (status per packet op). */
+  /** After the whole packet is applied (and its ABORT written): the log and memory agree again. One store. */
+  batchApplied(): void {
+    this.counters[WorkerCounter.BATCHES_APPLIED] = this.counters[WorkerCounter.BATCHES_LOGGED]!;
+  }
+
+  /**
+   * After apply: cancels the logged PUTs that failed (OUT_OF_MEMORY, or INTERNAL) with an ABORT
+   * record right after their BATCH. Returns only once the ABORT is written (and fdatasynced
+   * under `always`), retrying with backoff: answering OUT_OF_MEMORY before that would let a
+   * recovery resurrect the put. `status` is per packet op.
+   */
   abortFailedPuts(request: RequestPacket, status: Uint8Array): void {
-    const buffer = this.buffer;
-    buffer.reset();
-    buffer.beginRecord(RECORD_ABORT);
+    const failed: number[] = [];
     let logged_index = 0;
     for (let i = 0; i < request.op_count; i++) {
       const op = request.op[i]!;
       if (op !== Op.PUT && op !== Op.DELETE) continue;
-      if (op === Op.PUT && status[i] === Status.OUT_OF_MEMORY) buffer.appendU32(logged_index);
+      if (op === Op.PUT && status[i] !== Status.OK) failed.push(logged_index);
       logged_index++;
     }
-    if (buffer.in_record_items === 0) {
-      buffer.cancelRecord();
-      return;
+    this.writeAbort(failed);
+  }
+
+  /**
+   * Called once by a new worker before it serves anything. If the previous worker died after
+   * its last BATCH record was published but before the packet was fully applied, memory lacks
+   * some of the logged ops; this re-applies the whole record (puts and deletes are absolute,
+   * so ops that did land are rewritten with the same result) and writes the ABORT for puts
+   * that fail now. Returns the ops re-applied, or -1 when there was nothing to finish.
+   */
+  finishInterruptedBatch(): number {
+    const counters = this.counters;
+    const logged = counters[WorkerCounter.BATCHES_LOGGED]!;
+    const applied = counters[WorkerCounter.BATCHES_APPLIED]!;
+    if (logged === applied) return -1;
+    if (logged !== applied + 1) throw new Error(`partition ${this.partition}: batches logged ${logged}, applied ${applied}: at most one may be unfinished`);
+    const start = counters[WorkerCounter.LAST_BATCH_START]!;
+    const end = counters[WorkerCounter.LAST_BATCH_END]!;
+    let file = this.file;
+    this.retryUntil('reopening the log', () => (file = this.file ?? this.openLog()) !== null);
+    const published_bytes = file!.valid_bytes;
+    if (end > published_bytes) {
+      // Announced but never published: the reopened log no longer holds it, and apply only starts after publishing.
+      this.batchApplied();
+      return -1;
     }
-    buffer.endRecord();
-    // Kept aside first: if this write fails, the next one must start with it.
-    this.pending_abort = buffer.bytes.slice(0, buffer.length);
-    if (this.write()) this.pending_abort = null;
+    let bytes: Uint8Array = new Uint8Array(0);
+    // The record after the BATCH, if any, can only be its ABORT (nothing else is written before batchApplied).
+    const read_bytes = Math.min(published_bytes, end + RECORD_HEADER_BYTES) - start;
+    this.retryUntil('reading the interrupted batch back from the log', () => {
+      try {
+        bytes = readRange(this.logPath(this.generation), start, read_bytes);
+        return true;
+      } catch (error) {
+        return this.failed(error);
+      }
+    });
+    const record_bytes = end - start;
+    checkBatchRecord(bytes, record_bytes, this.partition);
+    if (read_bytes > record_bytes) {
+      if (bytes[record_bytes + R_TYPE] !== RECORD_ABORT) throw new Error(`partition ${this.partition}: the record after the unfinished batch is not its ABORT`);
+      // Its ABORT is written only after the whole packet was applied: nothing is missing.
+      this.batchApplied();
+      return 0;
+    }
+    const failed: number[] = [];
+    const count = readU32(bytes, R_COUNT);
+    let at = RECORD_HEADER_BYTES;
+    for (let i = 0; i < count; i++) {
+      const op = bytes[at + O_OP]!;
+      const key_length = bytes[at + O_KEY_BYTES]! | (bytes[at + O_KEY_BYTES + 1]! << 8);
+      const value_length = readU32(bytes, at + O_VALUE_BYTES);
+      const hash = readU32(bytes, at + O_HASH);
+      const key_offset = at + OP_HEADER_BYTES;
+      at = key_offset + key_length + value_length;
+      if (op === OP_PUT) {
+        // An overwrite with a value of the same length is in place and cannot fail, so a put
+        // that fails here did not leave its value in the table the first time either.
+        if (this.table.put(hash, bytes, key_offset, key_length, bytes, key_offset + key_length, value_length) !== PUT_OK) failed.push(i);
+      } else if (op === OP_DELETE) {
+        this.table.delete(hash, bytes, key_offset, key_length);
+      } else {
+        throw new Error(`partition ${this.partition}: op ${op} in a logged batch`);
+      }
+    }
+    if (at !== record_bytes) throw new Error(`partition ${this.partition}: the unfinished batch's ops do not add up`);
+    this.writeAbort(failed);
+    this.batchApplied();
+    return count;
   }
 
   /** Called after every packet: starts a compaction when the files have grown enough. */
@@ -134,7 +234,7 @@ export class PartitionLog {
     if (this.snapshot !== null || disk_bytes < this.next_trigger_check_bytes) return;
     this.next_trigger_check_bytes = disk_bytes + Math.min(TRIGGER_CHECK_BYTES, this.options.compact_min_bytes / 4);
     const threshold = Math.max(this.options.compact_min_bytes, 2 * this.table.stats().payload_bytes);
-    if (disk_bytes > threshold && this.pending_abort === null && Date.now() >= this.compaction_not_before_ms) this.startCompaction();
+    if (disk_bytes > threshold && Date.now() >= this.compaction_not_before_ms) this.startCompaction();
   }
 
   /** The last disk error, for the worker to report. */
@@ -142,11 +242,58 @@ export class PartitionLog {
     return this.last_error;
   }
 
-  /** Writes the buffer to the current log under the fsync policy. False on any failure (the log is left as before). */
-  private write(): boolean {
+  /** ABORT record for the logged op indices `failed` (none: nothing written); returns once it is in the log. */
+  private writeAbort(failed: number[]): void {
+    if (failed.length === 0) return;
+    const buffer = this.buffer;
+    buffer.reset();
+    buffer.beginRecord(RECORD_ABORT);
+    for (const index of failed) buffer.appendU32(index);
+    buffer.endRecord();
+    this.retryUntil('writing an ABORT record', () => {
+      if (this.abort_failures_left > 0) {
+        this.abort_failures_left--;
+        return this.failed(new Error('failed on purpose (test hook PIKV_TEST_ABORT_WRITE_FAILURES)'));
+      }
+      return this.write(false);
+    });
+  }
+
+  /**
+   * Calls `attempt` until it returns true, sleeping with backoff in between, and warns once
+   * while it keeps failing. For the writes an answer depends on: blocking the partition (its
+   * GETs included) is the price of never reporting an outcome the log contradicts.
+   */
+  private retryUntil(what: string, attempt: () => boolean): void {
+    let delay_ms = RETRY_DELAY_MS_FIRST;
+    let warned = false;
+    while (!attempt()) {
+      if (!warned) {
+        this.warn(`partition ${this.partition}: ${what} failed (${this.last_error.trim()}); the partition waits and retries until it works`);
+        warned = true;
+      }
+      sleepMs(delay_ms);
+      delay_ms = Math.min(delay_ms * 2, RETRY_DELAY_MS_MAX);
+    }
+    if (warned) this.warn(`partition ${this.partition}: ${what} succeeded; serving again`);
+  }
+
+  /**
+   * Writes the buffer to the current log under the fsync policy. False on any failure (the log
+   * is left as before, or its cut is pending: LogFile.cutBackNow). `announce_batch`: the buffer
+   * is one BATCH record; its place is stored in the shared counters BEFORE the write, so a
+   * worker killed anywhere after the publishing store leaves its successor able to find it.
+   */
+  private write(announce_batch: boolean): boolean {
     const buffer = this.buffer;
     const file = this.file ?? this.openLog();
     if (file === null) return false;
+    if (announce_batch) {
+      const counters = this.counters;
+      counters[WorkerCounter.LAST_BATCH_START] = file.valid_bytes;
+      counters[WorkerCounter.LAST_BATCH_END] = file.valid_bytes + buffer.length;
+      counters[WorkerCounter.BATCHES_LOGGED] = counters[WorkerCounter.BATCHES_APPLIED]! + 1;
+    }
     try {
       file.append(buffer.bytes, buffer.length);
     } catch (error) {
@@ -223,6 +370,8 @@ export class PartitionLog {
 
   /** Switches to a new log generation, then snapshots the table in steps. */
   private startCompaction(): void {
+    // finishInterruptedBatch looks for an unfinished batch in the current generation only.
+    if (this.counters[WorkerCounter.BATCHES_LOGGED] !== this.counters[WorkerCounter.BATCHES_APPLIED]) throw new Error('compaction started with a batch not yet applied');
     const generation = this.generation + 1;
     let snapshot: SnapshotWriter;
     try {
@@ -274,5 +423,31 @@ export class PartitionLog {
       this.failed(error);
     }
     this.next_trigger_check_bytes = 0;
+  }
+}
+
+/** Bytes [offset, offset + length) of the file at `path`. Throws on failure or a short file. */
+function readRange(path: string, offset: number, length: number): Uint8Array {
+  const bytes = new Uint8Array(length);
+  const fd = openSync(path, 'r');
+  try {
+    let filled = 0;
+    while (filled < length) {
+      const got = readSync(fd, bytes, filled, length - filled, offset + filled);
+      if (got === 0) throw new Error(`${path}: ends before byte ${offset + length}`);
+      filled += got;
+    }
+  } finally {
+    closeSync(fd);
+  }
+  return bytes;
+}
+
+/** Throws unless bytes[0, record_bytes) is one intact BATCH record (the previous worker published it, so anything else is a bug or a damaged disk). */
+function checkBatchRecord(bytes: Uint8Array, record_bytes: number, partition: number): void {
+  const header_crc = crc32c(0, bytes, 0, R_CRC);
+  if (bytes[R_TYPE] !== RECORD_BATCH || readU32(bytes, R_PAYLOAD_BYTES) !== record_bytes - RECORD_HEADER_BYTES ||
+    crc32c(header_crc, bytes, RECORD_HEADER_BYTES, record_bytes) !== readU32(bytes, R_CRC)) {
+    throw new Error(`partition ${partition}: the unfinished batch at the log tail is not an intact BATCH record`);
   }
 }

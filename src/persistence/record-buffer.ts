@@ -80,14 +80,6 @@ export class RecordBuffer {
     this.record_count++;
   }
 
-  /** Appends already-encoded records (outside any open record). */
-  appendRaw(bytes: Uint8Array): void {
-    if (this.record_start >= 0) throw new Error('RecordBuffer: raw bytes inside a record');
-    this.ensure(bytes.length);
-    this.bytes.set(bytes, this.length);
-    this.length += bytes.length;
-  }
-
   /** Appends one u32 item (ABORT records). */
   appendU32(value: number): void {
     this.ensure(4);

@@ -3,6 +3,13 @@
  *
  * Callers branch on `code`, never on message text. Per-op codes map one-to-one onto the
  * status bytes in constants.ts; request-level and client-side codes have no status byte.
+ *
+ * An op answered with an error code was not applied and never will be (not even by crash
+ * recovery replaying the log): the node answers only once its log agrees. The exceptions mean
+ * "may or may not have been applied": WORKER_RESTARTED (the only such status a single node
+ * sends; with --data-dir the op's fate is settled before the partition serves anything
+ * again, so reads show it consistently), NODE_DOWN (a forward whose owner went silent), and
+ * on the client side TIMEOUT and CONNECTION_LOST. docs/PROTOCOL.md, "What an answer promises".
  */
 import { Status, type StatusCode } from './constants.js';
 
@@ -75,12 +82,12 @@ const MESSAGES: Readonly<Record<ErrorCodeName, string>> = {
   VALUE_TOO_LARGE: 'value is longer than the server allows',
   OUT_OF_MEMORY: 'the partition has reached its memory limit; puts fail until memory is freed',
   UNKNOWN_OP: 'unknown op code',
-  WORKER_RESTARTED: 'the partition worker restarted while this op was in flight; it may or may not have been applied; safe to retry',
+  WORKER_RESTARTED: 'the partition worker restarted while this op was in flight; it may or may not have been applied (reads show which, and recovery agrees); safe to retry',
   SHUTTING_DOWN: 'the server is shutting down',
   INTERNAL: 'internal server error',
   BAD_OP: 'op is malformed (e.g. a value on an op that takes none)',
   RESPONSE_TOO_LARGE: 'the results of this request would exceed the response size limit; ask for fewer or smaller values at once',
-  DISK_ERROR: 'the write could not be logged to disk (disk full or failing) and was not applied; retry once space is freed',
+  DISK_ERROR: 'the write could not be logged to disk (disk full or failing) and was not applied, nor will it be after a restart; retry once space is freed',
   STALE_RING: 'this node does not own the key in its ring view; refresh the ring and resend',
   NODE_DOWN: 'the node that owns this key is down or did not answer in time; the op may or may not have been applied',
   AUTH_FAILED: 'missing or wrong cluster secret or client token',
