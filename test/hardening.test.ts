@@ -116,7 +116,7 @@ describe('a client that pipelines 1 MiB GETs and never reads', { timeout: 90_000
   });
 
   it('closes a reader that stays over its send limit past slow_client_timeout_ms', async () => {
-    const slow = await startServer(['--workers', '1', '--slow-client-timeout-ms', '500', '--connection-send-bytes-max', '4mb']);
+    const slow = await startServer(['--workers', '1', '--slow-client-timeout-ms', '500', '--connection-send-bytes-max', '4mb', '--value-bytes-max', '1mb', '--response-bytes-max', '1mb']);
     try {
       const writer = await connect(slow.url);
       await writer.put('big', Buffer.alloc(MIB, 1));

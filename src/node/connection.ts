@@ -181,7 +181,9 @@ export class Connection implements ResponseBudget {
   checkTimers(now_ms: number): void {
     if (this.gone || this.ws.readyState !== this.ws.OPEN) return;
     const config = this.host.config;
-    if (this.ws.bufferedAmount >= config.connection_send_bytes_max) {
+    // One legal response (up to response_bytes_max) being written never makes a client slow
+    // by itself; only what is queued beyond it counts against the limit.
+    if (this.ws.bufferedAmount >= Math.max(config.connection_send_bytes_max, config.response_bytes_max)) {
       if (this.over_send_limit_since_ms === 0) this.over_send_limit_since_ms = now_ms;
       else if (now_ms - this.over_send_limit_since_ms >= config.slow_client_timeout_ms) {
         this.closeFor(CLOSE_POLICY_VIOLATION, 'SLOW_CLIENT', `its unread answers stayed over ${config.connection_send_bytes_max} bytes for ${config.slow_client_timeout_ms} ms`);
@@ -370,9 +372,6 @@ export class Connection implements ResponseBudget {
       return;
     }
     this.ws.send(frame, SEND_OPTIONS, this.onDrained);
-    if (this.ws.bufferedAmount >= this.host.config.connection_send_bytes_max && this.over_send_limit_since_ms === 0) {
-      this.over_send_limit_since_ms = Date.now();
-    }
     this.pauseIfNeeded();
   }
 
