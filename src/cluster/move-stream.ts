@@ -40,6 +40,8 @@ export class MoveStream {
   private readonly queue: OutBatch[] = [new OutBatch()];
   /** Sent and not yet acknowledged, oldest first. */
   private readonly unacked: OutBatch[] = [];
+  /** Frames of `unacked` answered OK while an older frame is still unanswered. */
+  private readonly answered = new Set<OutBatch>();
   private generation = 0;
   private resend_timer: NodeJS.Timeout | null = null;
   private stopped = false;
@@ -101,17 +103,32 @@ export class MoveStream {
     link.send({ ...batch.columns(), migrate: true }).then(
       (results) => {
         if (generation !== this.generation || this.stopped) return;
-        if (this.unacked[0] !== batch) throw new Error(`stream to ${this.dest.id}: acknowledgements out of order`);
         const failed = countFailed(results.status);
         if (failed > 0) {
           // OUT_OF_MEMORY or a refusal at the destination: nothing after this frame may be
-          // applied before it is, so resend from here (the controller sees the move stall).
+          // applied before it is, so resend from the oldest unacknowledged one (the controller
+          // sees the move stall).
           this.fail(`${failed} moved ops refused at ${this.dest.id} (e.g. OUT_OF_MEMORY)`);
           return;
         }
-        this.unacked.shift();
+        // Answers may come out of order: the receiver answers a frame once every partition it
+        // touches has applied its ops, so a later frame for idle partitions can be answered
+        // first. A frame counts as acknowledged only once every frame sent before it is: a
+        // failure resends from the oldest unacknowledged frame, and the frames after it must go
+        // again too (resending an older frame alone could put an old value over a newer one).
+        if (!this.unacked.includes(batch)) {
+          // Cannot happen (a failure clears unacked and bumps the generation). Never throw
+          // here: this is a promise callback, and a throw would kill the node.
+          this.fail(`stream to ${this.dest.id}: answer for a frame not in flight`);
+          return;
+        }
+        this.answered.add(batch);
+        while (this.unacked.length > 0 && this.answered.has(this.unacked[0]!)) {
+          const done = this.unacked.shift()!;
+          this.answered.delete(done);
+          this.keys_acked += done.op_count;
+        }
         settleBatch(batch, results.status, results.value_lengths, results.values);
-        this.keys_acked += batch.op_count;
         this.flush();
         this.onChange();
       },
@@ -128,6 +145,7 @@ export class MoveStream {
     this.failures++;
     this.failure = reason;
     const back = this.unacked.splice(0);
+    this.answered.clear();
     if (this.queue.length === 1 && this.queue[0]!.op_count === 0) this.queue.length = 0;
     this.queue.unshift(...back);
     if (this.queue.length === 0) this.queue.push(new OutBatch());
