@@ -29,6 +29,8 @@ describe('a 3-node cluster', () => {
 
   after(async () => {
     await Promise.all(nodes.map((node) => node.stop('SIGKILL')));
+    // PIKV_TEST_LOGS=1 prints every node's output (a crashed node shows its error here).
+    if (process.env['PIKV_TEST_LOGS'] === '1') for (const node of nodes) console.log(`---- node ${node.url} ----\n${node.output()}`);
   });
 
   it('forwards ops for keys another node owns, and answers in request order', async () => {
@@ -97,6 +99,8 @@ describe('a 3-node cluster', () => {
 
   it('moves exactly the right keys on a join, a leave and a remove of a live node while writes continue', async () => {
     const kv = await connectCluster([a.url]);
+    // The first test writes k0..k1999; write them again so this test also runs alone (--test-name-pattern).
+    assert.ok((await kv.batch(Array.from({ length: KEYS }, (_, i) => ({ op: 'put' as const, key: `k${i}`, value: `v${i}` })))).every((r) => r.code === 'OK'));
     const latest = new Map<string, string>();
     /** Keys whose last write failed (e.g. NODE_DOWN): it may or may not have been applied. */
     const uncertain = new Set<string>();

@@ -2,7 +2,7 @@
  * Moving data for one membership change (view epoch E: active ring `from`, target ring `to`).
  *
  * This node sends every key it owns in `from` but not in `to` to its `to` owner, without
- * stopping writes:
+ * stopping writes until the very end (docs/MEMBERSHIP.md, invariant I3):
  *   1. scanning: each partition's table is scanned in bounded steps (HashTable.scan), only
  *      at moments its worker holds no packet (right after a reply, or while idle), so the
  *      main thread reads a table nobody writes. Every PUT or DELETE applied for a moving key
@@ -10,15 +10,17 @@
  *      stream (move-stream.ts). A scanned value is therefore never older than a capture
  *      sent before it, and a capture sent after it is newer: the receiver ends at the latest.
  *      This node stays authoritative: it serves reads and writes of moving keys itself.
- *   2. holding: once every partition is scanned, new ops for moving keys are held, and the
- *      node waits until every op enqueued to a partition before that moment was executed
- *      and captured (the barrier: ops_done_total catches up with ops_enqueued_total).
- *   3. forwarding: held ops join the streams behind the last capture; from now on ops for
- *      moving keys are forwarded through the stream, so the new owner is authoritative.
- *   4. drained: every stream is idle (all acknowledged). The node reports CLUSTER_DRAINED;
- *      once all nodes of `from` have, every node adopts {E + 1, nodes: to} (cluster-node.ts).
- * A stream failure while scanning restarts the scan (a rescan re-sends current values, and
- * captures keep flowing); after the switch it cannot be repaired and the move is 'failed'.
+ *   2. sealing: once every partition is scanned, the moving ranges are sealed: new ops for
+ *      moving keys are held, not executed, and the node waits until every op enqueued to a
+ *      partition before that moment was executed and captured (the barrier: ops_done_total
+ *      catches up with ops_enqueued_total).
+ *   3. drained: every stream is idle (all acknowledged). The node reports it (onDrained; in
+ *      etcd mode a `moves/E/<id>` key) and keeps holding. Only the switch view {E + 1, nodes:
+ *      to}, committed once every old owner drained, releases the held ops: they go to the new
+ *      owners (release()). Nothing acknowledged here can come after the new owner starts.
+ * A stream that fails resends every unacknowledged frame in order (move-stream.ts), in any
+ * state: the move never fails for good and never drops a captured write. A stream that falls
+ * too far behind makes writes of its keys fail with the retryable CLUSTER_BUSY.
  */
 import type { PendingRequest } from '../engine/pending-request.js';
 import type { Partition } from '../engine/partition.js';
@@ -35,9 +37,10 @@ import type { HashRing, RingNode } from '../routing/ring.js';
 const SCAN_ENTRIES_PER_STEP = 1024;
 const TIMER_BUSY_MS = 1;
 const TIMER_IDLE_MS = 20;
-const RESCAN_DELAY_MS = 500;
+/** Ops held in sealed ranges before further ones are refused with CLUSTER_BUSY (retryable). */
+export const HELD_OPS_MAX = 65_536;
 
-export type MigrationState = 'scanning' | 'holding' | 'forwarding' | 'drained' | 'failed';
+export type MigrationState = 'scanning' | 'sealing' | 'drained';
 
 export interface MigrationProgress {
   epoch: number;
@@ -45,8 +48,9 @@ export interface MigrationProgress {
   ranges_moving: number;
   partitions_scanned: number;
   partitions: number;
-  scans: number;
   keys_sent: number;
+  ops_held: number;
+  stream_failures: number;
   keys_acked: number;
   bytes_sent: number;
   failure: string | null;
@@ -69,8 +73,7 @@ export class Migration {
   private readonly log: (message: string) => void;
   private timer: NodeJS.Timeout | null = null;
   private flush_scheduled = false;
-  private scans = 1;
-  private failure: string | null = null;
+  private ops_held = 0;
   private stopped = false;
   readonly ranges_moving: number;
   private key_buffer = Buffer.allocUnsafe(64 * 1024);
@@ -104,27 +107,40 @@ export class Migration {
     return target.id === this.self ? null : target;
   }
 
-  /** True once ops for moving keys no longer execute here (held, then forwarded). */
+  /** True once ops for moving keys no longer execute here: the range is sealed until the switch. */
   handsOff(hash: number): boolean {
     return this.state !== 'scanning' && this.destination(hash) !== null;
   }
 
-  /** Takes a client op for a handed-off key: held until the barrier, then streamed to its new owner. */
+  /** True when a write of this key must be refused for now: its stream is too far behind. */
+  overloaded(hash: number): boolean {
+    const dest = this.destination(hash);
+    return dest !== null && this.streams.get(dest.id)?.overloaded === true;
+  }
+
+  /** Takes a client op for a sealed key: held (bounded) until the switch view releases it. */
   routeHandedOff(request: PendingRequest, index: number, op: number, hash: number, keys: Uint8Array, key_offset: number, key_length: number, values: Uint8Array, value_offset: number, value_length: number): void {
     const dest = this.destination(hash)!;
-    if (this.state === 'holding') {
-      let held = this.held.get(dest.id);
-      if (held === undefined) this.held.set(dest.id, (held = new OutBatch()));
-      held.add(request, index, op, keys, key_offset, key_length, values, value_offset, value_length);
+    if (this.ops_held >= HELD_OPS_MAX) {
+      request.settle(index, Status.CLUSTER_BUSY);
       return;
     }
-    const link = this.links(dest.id);
-    if (link === undefined || !link.up) {
-      request.settle(index, Status.NODE_DOWN);
-      return;
-    }
-    this.stream(dest).tail.add(request, index, op, keys, key_offset, key_length, values, value_offset, value_length);
-    this.scheduleFlush();
+    let held = this.held.get(dest.id);
+    if (held === undefined) this.held.set(dest.id, (held = new OutBatch()));
+    held.add(request, index, op, keys, key_offset, key_length, values, value_offset, value_length);
+    this.ops_held++;
+  }
+
+  /**
+   * The switch view arrived: the new owners are authoritative. Held ops go to them through
+   * `forward` (they were never executed here), and the move ends.
+   */
+  release(forward: (dest: RingNode, held: OutBatch) => void): void {
+    if (this.state !== 'drained') throw new Error(`epoch ${this.epoch}: switch view arrived in state ${this.state}, before this node drained`);
+    this.stopStreams();
+    for (const [id, held] of this.held) forward(this.to.nodes.find((n) => n.id === id)!, held);
+    this.held.clear();
+    this.ops_held = 0;
   }
 
   /** Partition hook: capture applied writes of moving keys, then maybe scan while the worker is empty. */
@@ -132,7 +148,7 @@ export class Migration {
     if (this.stopped || this.state === 'drained') return;
     this.capture(request, reply);
     if (this.state === 'scanning' && partition.packets_inflight === 0) this.scanStep(partition);
-    if (this.state === 'holding') this.checkBarrier();
+    if (this.state === 'sealing') this.checkBarrier();
     this.scheduleFlush();
   }
 
@@ -144,19 +160,37 @@ export class Migration {
       bytes_sent += s.bytes_sent;
       return { to: s.dest.id, keys_sent: s.keys_sent, keys_acked: s.keys_acked, bytes_sent: s.bytes_sent };
     });
+    let failures = 0;
+    let failure: string | null = null;
+    for (const stream of this.streams.values()) {
+      failures += stream.failures;
+      failure ??= stream.failure;
+    }
     return {
       epoch: this.epoch, state: this.state, ranges_moving: this.ranges_moving,
-      partitions_scanned: this.cursors.filter((c) => c >= SCAN_END).length, partitions: this.cursors.length, scans: this.scans,
-      keys_sent, keys_acked, bytes_sent, failure: this.failure, streams,
+      partitions_scanned: this.cursors.filter((c) => c >= SCAN_END).length, partitions: this.cursors.length,
+      keys_sent, keys_acked, bytes_sent, ops_held: this.ops_held, stream_failures: failures, failure, streams,
     };
   }
 
-  /** Abandons the move (a newer view replaced it). Held ops are answered STALE_RING, so clients resend. */
+  /**
+   * Abandons the move: a newer start view replaced it before its switch, so this node is
+   * still the owner of every range it was moving. Held ops were never executed; they are
+   * answered STALE_RING and clients resend them under the new view.
+   */
   stop(): void {
     this.stopped = true;
     if (this.timer !== null) clearTimeout(this.timer);
+    this.stopStreams();
     for (const held of this.held.values()) failBatch(held, Status.STALE_RING);
     this.held.clear();
+    this.ops_held = 0;
+  }
+
+  private stopStreams(): void {
+    this.stopped = true;
+    if (this.timer !== null) clearTimeout(this.timer);
+    for (const stream of this.streams.values()) stream.stop();
   }
 
   private stream(dest: RingNode): MoveStream {
@@ -200,7 +234,7 @@ export class Migration {
       table.copyValue(ref, this.value_buffer, 0);
       this.stream(dest).tail.add(null, 0, Op.PUT, this.key_buffer, 0, key_length, this.value_buffer, 0, value_length);
     });
-    if (this.cursors.every((c) => c >= SCAN_END)) this.startHolding();
+    if (this.cursors.every((c) => c >= SCAN_END)) this.startSealing();
   }
 
   /** Scanning starts only once every new owner is reachable, so the hand-off never begins toward a node that is not. */
@@ -216,47 +250,30 @@ export class Migration {
     return false;
   }
 
-  private startHolding(): void {
-    this.state = 'holding';
+  private startSealing(): void {
+    this.state = 'sealing';
     this.barrier = this.partitions.map((p) => p.ops_enqueued_total);
+    this.log(`epoch ${this.epoch}: scan done; moving ranges sealed until the switch`);
     this.checkBarrier();
   }
 
+  /** Past the barrier, every write applied to a moving key is captured and queued. */
+  private barrierPassed(): boolean {
+    const barrier = this.barrier;
+    return barrier !== null && this.partitions.every((p, i) => p.ops_done_total >= barrier[i]!);
+  }
+
   private checkBarrier(): void {
-    const barrier = this.barrier!;
-    if (!this.partitions.every((p, i) => p.ops_done_total >= barrier[i]!)) return;
-    for (const [id, held] of this.held) {
-      const dest = this.to.nodes.find((n) => n.id === id)!;
-      this.stream(dest).tail.append(held);
-    }
-    this.held.clear();
-    this.state = 'forwarding';
-    this.log(`epoch ${this.epoch}: scan done; ops for moving ranges now go to their new owners`);
-    this.scheduleFlush();
+    this.onStreamChange();
   }
 
   private onStreamChange(): void {
-    if (this.stopped) return;
-    const failed = [...this.streams.values()].find((s) => s.failure !== null);
-    if (failed !== undefined) {
-      if (this.state === 'scanning') {
-        this.log(`epoch ${this.epoch}: stream to ${failed.dest.id} failed (${failed.failure}); scanning again`);
-        for (const stream of this.streams.values()) stream.failure = null;
-        this.cursors.fill(0);
-        this.scans++;
-        this.schedule(RESCAN_DELAY_MS);
-      } else if (this.state !== 'failed') {
-        this.failure = `stream to ${failed.dest.id} failed after the hand-off: ${failed.failure}`;
-        this.log(`epoch ${this.epoch}: ${this.failure}; writes acknowledged by ${failed.dest.id} may be lost if it does not come back`);
-        this.state = 'failed';
-      }
-      return;
-    }
-    if (this.state === 'forwarding' && [...this.streams.values()].every((s) => s.idle)) {
-      this.state = 'drained';
-      this.log(`epoch ${this.epoch}: all moved keys acknowledged by their new owners`);
-      this.onDrained(this.epoch);
-    }
+    if (this.stopped || this.state !== 'sealing') return;
+    if (!this.barrierPassed()) return;
+    for (const stream of this.streams.values()) if (!stream.idle) return;
+    this.state = 'drained';
+    this.log(`epoch ${this.epoch}: all moved keys acknowledged by their new owners; waiting for the switch`);
+    this.onDrained(this.epoch);
   }
 
   private scheduleFlush(): void {
@@ -278,11 +295,11 @@ export class Migration {
 
   private onTimer(): void {
     this.timer = null;
-    if (this.stopped || this.state === 'drained' || this.state === 'failed') return;
+    if (this.stopped || this.state === 'drained') return;
     if (this.state === 'scanning') {
       for (const partition of this.partitions) if (partition.isIdle()) this.scanStep(partition);
     }
-    if (this.state === 'holding') this.checkBarrier();
+    if (this.state === 'sealing') this.checkBarrier();
     this.scheduleFlush();
     this.schedule(this.state === 'scanning' && !this.congested() ? TIMER_BUSY_MS : TIMER_IDLE_MS);
   }

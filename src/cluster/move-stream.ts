@@ -5,26 +5,46 @@
  *
  * One FIFO on one WebSocket is what makes the move safe: the receiver applies frames in the
  * order they were sent, so a captured write always lands after any older scanned value of
- * its key, and a handed-off op after every write this node applied before the switch.
- * At most STREAM_FRAMES_INFLIGHT_MAX frames are unanswered; the scan waits while the
- * stream is congested (captured writes and handed-off ops are never dropped).
+ * its key. At most STREAM_FRAMES_INFLIGHT_MAX frames are unanswered; the scan waits while the
+ * stream is congested.
+ *
+ * A failed frame (timeout, reset, peer restart) never drops anything: every frame not yet
+ * acknowledged goes back to the front of the queue, in order, and is sent again once the link
+ * is up. Re-applying a suffix of the stream in order ends in the same state, because before
+ * the switch nothing but this stream writes the moving keys at the receiver. Frames from
+ * before the failure that answer late are ignored (generation), so counts stay exact.
  */
 import { Status } from '../protocol/constants.js';
-import { failBatch, OutBatch, settleBatch } from './out-batch.js';
+import { OutBatch, settleBatch } from './out-batch.js';
 import type { PeerLink } from './peer-link.js';
 import type { RingNode } from '../routing/ring.js';
 
 export const STREAM_FRAMES_INFLIGHT_MAX = 4;
+/**
+ * Batches queued before writes of keys moving to this node are refused (CLUSTER_BUSY,
+ * retryable) instead of captured: a destination that is unreachable or slow must slow the
+ * writers of its ranges, not grow this node's memory (64 batches of at most 4 MiB).
+ */
+export const STREAM_QUEUE_BATCHES_MAX = 64;
+/** Wait before resending after a failure, so a dead link is not hammered. */
+const RESEND_DELAY_MS = 200;
 
 export class MoveStream {
   readonly dest: RingNode;
   keys_sent = 0;
   bytes_sent = 0;
   keys_acked = 0;
-  /** Set on the first failed frame; the migration decides what to do (migration.ts). */
+  /** The last failure, for status; the stream resends by itself. */
   failure: string | null = null;
+  failures = 0;
   private readonly queue: OutBatch[] = [new OutBatch()];
-  private frames_inflight = 0;
+  /** Sent and not yet acknowledged, oldest first. */
+  private readonly unacked: OutBatch[] = [];
+  /** Frames of `unacked` answered OK while an older frame is still unanswered. */
+  private readonly answered = new Set<OutBatch>();
+  private generation = 0;
+  private resend_timer: NodeJS.Timeout | null = null;
+  private stopped = false;
   private readonly link: () => PeerLink | undefined;
   private readonly onChange: () => void;
 
@@ -45,52 +65,101 @@ export class MoveStream {
   }
 
   get congested(): boolean {
-    return this.frames_inflight >= STREAM_FRAMES_INFLIGHT_MAX || this.queue.length > 2;
+    return this.unacked.length >= STREAM_FRAMES_INFLIGHT_MAX || this.queue.length > 2;
+  }
+
+  /** Too much queued: writes of keys moving here are refused until the stream catches up. */
+  get overloaded(): boolean {
+    return this.queue.length >= STREAM_QUEUE_BATCHES_MAX;
   }
 
   /** Nothing queued and nothing unanswered: everything sent so far is applied at the destination. */
   get idle(): boolean {
-    return this.frames_inflight === 0 && this.queue.length === 1 && this.queue[0]!.op_count === 0;
+    return this.unacked.length === 0 && this.queue.length === 1 && this.queue[0]!.op_count === 0;
   }
 
   flush(): void {
     // A link not up yet (just created for a joining node) or briefly down: keep the queue, in order.
-    if (this.link()?.up !== true) return;
-    while (this.frames_inflight < STREAM_FRAMES_INFLIGHT_MAX && this.queue[0]!.op_count > 0) {
+    if (this.stopped || this.resend_timer !== null || this.link()?.up !== true) return;
+    while (this.unacked.length < STREAM_FRAMES_INFLIGHT_MAX && this.queue[0]!.op_count > 0) {
       const batch = this.queue.shift()!;
       if (this.queue.length === 0) this.queue.push(new OutBatch());
       this.send(batch);
     }
   }
 
+  /** The move is over (switched, or replaced by a newer view): send nothing more. */
+  stop(): void {
+    this.stopped = true;
+    if (this.resend_timer !== null) clearTimeout(this.resend_timer);
+  }
+
   private send(batch: OutBatch): void {
-    const link = this.link();
-    if (link === undefined || !link.up) {
-      this.fail(batch, `node ${this.dest.id} is down`);
-      return;
-    }
-    this.frames_inflight++;
+    const link = this.link()!;
+    const generation = this.generation;
+    this.unacked.push(batch);
     this.keys_sent += batch.op_count;
     this.bytes_sent += batch.bytes;
     link.send({ ...batch.columns(), migrate: true }).then(
       (results) => {
-        this.frames_inflight--;
-        const failed = settleBatch(batch, results.status, results.value_lengths, results.values);
-        this.keys_acked += batch.op_count - failed;
-        if (failed > 0) this.failure ??= `${failed} moved ops failed at ${this.dest.id} (e.g. OUT_OF_MEMORY)`;
+        if (generation !== this.generation || this.stopped) return;
+        const failed = countFailed(results.status);
+        if (failed > 0) {
+          // OUT_OF_MEMORY or a refusal at the destination: nothing after this frame may be
+          // applied before it is, so resend from the oldest unacknowledged one (the controller
+          // sees the move stall).
+          this.fail(`${failed} moved ops refused at ${this.dest.id} (e.g. OUT_OF_MEMORY)`);
+          return;
+        }
+        // Answers may come out of order: the receiver answers a frame once every partition it
+        // touches has applied its ops, so a later frame for idle partitions can be answered
+        // first. A frame counts as acknowledged only once every frame sent before it is: a
+        // failure resends from the oldest unacknowledged frame, and the frames after it must go
+        // again too (resending an older frame alone could put an old value over a newer one).
+        if (!this.unacked.includes(batch)) {
+          // Cannot happen (a failure clears unacked and bumps the generation). Never throw
+          // here: this is a promise callback, and a throw would kill the node.
+          this.fail(`stream to ${this.dest.id}: answer for a frame not in flight`);
+          return;
+        }
+        this.answered.add(batch);
+        while (this.unacked.length > 0 && this.answered.has(this.unacked[0]!)) {
+          const done = this.unacked.shift()!;
+          this.answered.delete(done);
+          this.keys_acked += done.op_count;
+        }
+        settleBatch(batch, results.status, results.value_lengths, results.values);
         this.flush();
         this.onChange();
       },
       (error: Error) => {
-        this.frames_inflight--;
-        this.fail(batch, error.message);
+        if (generation !== this.generation || this.stopped) return;
+        this.fail(error.message);
       },
     );
   }
 
-  private fail(batch: OutBatch, reason: string): void {
-    failBatch(batch, Status.NODE_DOWN);
-    this.failure ??= reason;
+  /** Puts every unacknowledged frame back in front of the queue, in order, and resends later. */
+  private fail(reason: string): void {
+    this.generation++;
+    this.failures++;
+    this.failure = reason;
+    const back = this.unacked.splice(0);
+    this.answered.clear();
+    if (this.queue.length === 1 && this.queue[0]!.op_count === 0) this.queue.length = 0;
+    this.queue.unshift(...back);
+    if (this.queue.length === 0) this.queue.push(new OutBatch());
+    this.resend_timer = setTimeout(() => {
+      this.resend_timer = null;
+      this.flush();
+    }, RESEND_DELAY_MS);
+    this.resend_timer.unref();
     this.onChange();
   }
+}
+
+function countFailed(status: Uint8Array): number {
+  let failed = 0;
+  for (let i = 0; i < status.length; i++) if (status[i] !== Status.OK && status[i] !== Status.NOT_FOUND) failed++;
+  return failed;
 }

@@ -58,6 +58,8 @@ export const Status = {
   AUTH_FAILED: 22,
   /** A membership change while another one is still moving data. */
   CLUSTER_BUSY: 23,
+  /** Cluster mode: this node does not hold the current view from etcd (starting, or its etcd session is lost). */
+  CLUSTER_UNAVAILABLE: 24,
 } as const;
 export type StatusCode = (typeof Status)[keyof typeof Status];
 

@@ -30,6 +30,7 @@ export const ErrorCode = {
   NODE_DOWN: 'NODE_DOWN',
   AUTH_FAILED: 'AUTH_FAILED',
   CLUSTER_BUSY: 'CLUSTER_BUSY',
+  CLUSTER_UNAVAILABLE: 'CLUSTER_UNAVAILABLE',
   // Whole-request errors, sent as {err, msg}.
   BAD_FRAME: 'BAD_FRAME',
   BAD_REQUEST: 'BAD_REQUEST',
@@ -50,6 +51,7 @@ export type ErrorCodeName = (typeof ErrorCode)[keyof typeof ErrorCode];
 /** Codes after which the same op may safely be sent again (it was not executed, or is idempotent to retry). */
 export const RETRYABLE_CODES: ReadonlySet<string> = new Set([
   ErrorCode.WORKER_RESTARTED, ErrorCode.SHUTTING_DOWN, ErrorCode.DISK_ERROR, ErrorCode.STALE_RING, ErrorCode.NODE_DOWN, ErrorCode.CLUSTER_BUSY,
+  ErrorCode.CLUSTER_UNAVAILABLE,
 ]);
 
 const STATUS_NAMES: ReadonlyMap<number, ErrorCodeName> = new Map<number, ErrorCodeName>([
@@ -68,6 +70,7 @@ const STATUS_NAMES: ReadonlyMap<number, ErrorCodeName> = new Map<number, ErrorCo
   [Status.NODE_DOWN, ErrorCode.NODE_DOWN],
   [Status.AUTH_FAILED, ErrorCode.AUTH_FAILED],
   [Status.CLUSTER_BUSY, ErrorCode.CLUSTER_BUSY],
+  [Status.CLUSTER_UNAVAILABLE, ErrorCode.CLUSTER_UNAVAILABLE],
 ]);
 
 /** The stable code of a status byte; unknown bytes from a newer server read as INTERNAL. */
@@ -91,6 +94,7 @@ const MESSAGES: Readonly<Record<ErrorCodeName, string>> = {
   STALE_RING: 'this node does not own the key in its ring view; refresh the ring and resend',
   NODE_DOWN: 'the node that owns this key is down or did not answer in time; the op may or may not have been applied',
   AUTH_FAILED: 'missing or wrong cluster secret or client token',
+  CLUSTER_UNAVAILABLE: 'this node does not hold the current cluster view from etcd (starting, or cut off from etcd); it serves nothing until it does; retry, or try another node',
   CLUSTER_BUSY: 'another membership change is still moving data, or nodes are still deleting old copies after one; retry when it has finished',
   BAD_FRAME: 'frame is not valid CBOR',
   BAD_REQUEST: 'request does not have the shape described in docs/PROTOCOL.md',

@@ -1,0 +1,169 @@
+/**
+ * This node's membership in an etcd-backed cluster (docs/MEMBERSHIP.md): its lease and member
+ * key, the view it routes by (read and watched from etcd, never from peers), its reports to
+ * the controller (a move drained, its clean-up done), and the admin requests it submits.
+ *
+ * The serving gate (invariant I5): `serving()` is true only while this node's lease fence
+ * holds and it has read the view in its current etcd session. A node that starts, restarts or
+ * loses its session answers CLUSTER_UNAVAILABLE until then, so it never serves an old ring.
+ */
+import type { Etcd3 } from 'etcd3';
+import { checkView, type ClusterView } from '../routing/view.js';
+import type { RingNode } from '../routing/ring.js';
+import { ClusterKeys, createEtcdClient, EtcdSession, Members, ViewStore, type AdminRequest, type MemberRegistration, type ViewWatch } from './etcd/index.js';
+import { Controller } from './controller.js';
+
+export interface EtcdMembershipOptions {
+  hosts: string[];
+  cluster: string;
+  secret: string;
+  self: RingNode;
+  lease_ttl_ms: number;
+  controller_tick_ms: number;
+  log: (message: string) => void;
+  /** Every committed view, in epoch order (possibly skipping some after a watch resync). */
+  onView: (view: ClusterView) => void;
+}
+
+/** Delay between attempts to reach etcd at start. */
+const START_RETRY_MS = 500;
+
+export class EtcdMembership {
+  readonly keys: ClusterKeys;
+  private readonly options: EtcdMembershipOptions;
+  private readonly client: Etcd3;
+  private session: EtcdSession | null = null;
+  private store: ViewStore<ClusterView> | null = null;
+  private registration: MemberRegistration | null = null;
+  private watch: ViewWatch | null = null;
+  private controller: Controller | null = null;
+  /** The session (lease id) in which the view was last read; serving needs it to be the current one. */
+  private view_lease: string | null = null;
+  private stopped = false;
+  private last_join_request_epoch = -1;
+
+  constructor(options: EtcdMembershipOptions) {
+    this.options = options;
+    this.keys = new ClusterKeys(options.cluster);
+    this.client = createEtcdClient({ hosts: options.hosts });
+  }
+
+  /** Connects, registers, reads the view (creating the first one if there is none), and watches it. Retries until etcd answers. */
+  async start(): Promise<void> {
+    for (;;) {
+      if (this.stopped) return;
+      try {
+        await this.startOnce();
+        return;
+      } catch (error) {
+        this.options.log(`etcd: cannot start the session (${(error as Error).message}); retrying in ${START_RETRY_MS} ms`);
+        await new Promise((resolve) => setTimeout(resolve, START_RETRY_MS));
+      }
+    }
+  }
+
+  private async startOnce(): Promise<void> {
+    const { options } = this;
+    const session = this.session ?? await EtcdSession.start({ client: this.client, lease_ttl_ms: options.lease_ttl_ms, log: options.log });
+    this.session = session;
+    session.on('lost', () => {
+      this.view_lease = null;
+      options.log('etcd: lease lost; serving nothing until the view is read again in a new session');
+    });
+    session.on('session', () => void this.readAgain());
+    const members = new Members({ client: this.client, cluster: options.cluster, log: options.log });
+    this.registration ??= await members.register(session, options.self.id, { url: options.self.url, weight: options.self.weight });
+    const store = new ViewStore<ClusterView>({ client: this.client, cluster: options.cluster, secret: options.secret, check: checkView, log: options.log });
+    this.store = store;
+    let stored = await store.readView();
+    if (stored === null) {
+      const first: ClusterView = { epoch: 1, nodes: [options.self] };
+      const created = await store.casView(0, first);
+      if (created.ok) options.log(`etcd: created cluster "${options.cluster}" with this node alone (epoch 1)`);
+      stored = await store.readView();
+    }
+    if (stored === null) throw new Error('the view vanished right after it was created');
+    this.deliver(stored.view, session);
+    this.watch = store.watchView((next) => this.deliver(next.view, this.session));
+    this.controller = new Controller({
+      client: this.client, session, store, members, keys: this.keys, node_id: options.self.id,
+      tick_ms: options.controller_tick_ms, log: options.log,
+    });
+    this.controller.start();
+  }
+
+  private async readAgain(): Promise<void> {
+    const store = this.store;
+    const session = this.session;
+    if (store === null || session === null) return;
+    try {
+      const stored = await store.readView();
+      if (stored !== null) this.deliver(stored.view, session);
+    } catch (error) {
+      this.options.log(`etcd: reading the view after a new session failed: ${(error as Error).message}`);
+    }
+  }
+
+  private deliver(view: ClusterView, session: EtcdSession | null): void {
+    if (this.stopped || session === null) return;
+    if (session.isLive()) this.view_lease = session.lease_id;
+    this.options.onView(view);
+    this.requestJoinIfAbsent(view);
+  }
+
+  /** A node that is not in the view (nor joining) asks to join, once per epoch it sees. */
+  private requestJoinIfAbsent(view: ClusterView): void {
+    const self = this.options.self;
+    if (view.nodes.some((n) => n.id === self.id) || view.next?.some((n) => n.id === self.id)) return;
+    if (this.last_join_request_epoch === view.epoch || this.left) return;
+    this.last_join_request_epoch = view.epoch;
+    void this.submit({ kind: 'join', node_id: self.id, url: self.url, weight: self.weight })
+      .catch((error: Error) => this.options.log(`etcd: join request failed: ${error.message}`));
+  }
+
+  /** Set once this node has left: it never asks to join again. */
+  left = false;
+
+  /** True while this node may serve data ops (I5 and the lease fence). */
+  serving(): boolean {
+    const session = this.session;
+    return session !== null && session.isLive() && this.view_lease !== null && this.view_lease === session.lease_id;
+  }
+
+  /** Writes an admin request for the controller; one key per kind and node, so a repeat is idempotent. */
+  async submit(request: AdminRequest): Promise<void> {
+    const id = request.kind === 'set-replicas' ? 'set-replicas' : `${request.kind}-${request.node_id}`;
+    await this.client.put(this.keys.request(id)).value(JSON.stringify(request));
+  }
+
+  /** This node has handed off everything it owes for the change at `epoch` (I3). */
+  async reportDrained(epoch: number): Promise<void> {
+    await this.client.put(`${this.keys.prefix}moves/${epoch}/${this.options.self.id}`).value('drained');
+  }
+
+  /** This node holds no key outside its ranges at `epoch` (bound to its lease: a dead node reports nothing). */
+  async reportClean(epoch: number): Promise<void> {
+    const lease = this.session?.lease_id;
+    if (lease === null || lease === undefined) return;
+    await this.client.put(`${this.keys.prefix}clean/${this.options.self.id}`).value(String(epoch)).lease(lease);
+  }
+
+  /** Ids of members whose lease is alive. */
+  async liveMembers(): Promise<Set<string>> {
+    const members = await new Members({ client: this.client, cluster: this.options.cluster, log: this.options.log }).list();
+    return new Set(members.keys());
+  }
+
+  get controller_state(): Record<string, unknown> {
+    return { controller: this.controller?.is_leader === true, fence_ms_left: this.session === null ? 0 : Math.max(0, Math.round(this.session.fenceDeadlineMs() - performance.now())) };
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    this.controller?.stop();
+    await this.watch?.close().catch(() => {});
+    await this.registration?.close().catch(() => {});
+    this.session?.close();
+    this.client.close();
+  }
+}
