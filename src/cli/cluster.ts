@@ -109,10 +109,13 @@ async function admin(options: AdminOptions, payload: Record<string, unknown>, do
         await new Promise((resolve) => setTimeout(resolve, POLL_MS));
       }
     }
-    process.stdout.write(`${String(payload['action'])} accepted at epoch ${reply.epoch}; waiting for data to move\n`);
+    const queued = (reply as { queued?: boolean }).queued === true;
+    process.stdout.write(queued
+      ? `${String(payload['action'])} requested (etcd); the controller carries it out after any change ahead of it; waiting\n`
+      : `${String(payload['action'])} accepted at epoch ${reply.epoch}; waiting for data to move\n`);
     for (;;) {
       const view = (await ask(client, Op.RING)) as ClusterView;
-      if (view.next === undefined && view.epoch >= reply.epoch) {
+      if (view.next === undefined && view.epoch >= reply.epoch && (done(view) || !queued)) {
         if (!done(view)) throw new PikvError(ErrorCode.CLUSTER_BUSY, `the change was overtaken by another one (epoch ${view.epoch}); check pikv cluster status`);
         process.stdout.write(`done: epoch ${view.epoch}, nodes ${view.nodes.map((n) => n.id).join(',')}\n`);
         return;
@@ -135,6 +138,6 @@ export async function runClusterLeave(id: string | undefined, options: AdminOpti
   await admin(options, { action: 'leave', id: target }, (view) => !view.nodes.some((n) => n.id === target));
 }
 
-export async function runClusterRemove(id: string, options: AdminOptions): Promise<void> {
-  await admin(options, { action: 'remove', id }, (view) => !view.nodes.some((n) => n.id === id));
+export async function runClusterRemove(id: string, options: AdminOptions & { force?: boolean }): Promise<void> {
+  await admin(options, { action: 'remove', id, ...(options.force === true ? { force: true } : {}) }, (view) => !view.nodes.some((n) => n.id === id));
 }

@@ -69,7 +69,11 @@ program
   .option('--compact-min-bytes <size>', 'with --data-dir: compact a worker\'s files once past this and 2x its data (default 64mb)')
   .option('--node-id <id>', 'cluster: this node\'s stable name (turns on cluster mode; see docs/CLUSTER.md)')
   .option('--advertise <url>', 'cluster: the ws://host:port peers and clients reach this node at (default: the listen address)')
-  .option('--join <urls>', 'cluster: ask these nodes (comma-separated) to admit this one')
+  .option('--etcd <urls>', 'cluster: etcd client URLs (comma-separated); the view and membership live there (docs/MEMBERSHIP.md)')
+  .option('--cluster-name <name>', 'cluster: with --etcd, the key prefix in etcd, so clusters can share one (default pikv)')
+  .option('--lease-ttl-ms <ms>', 'cluster: with --etcd, the etcd lease TTL; the node stops acknowledging writes before it runs out (default 3000)')
+  .option('--controller-tick-ms <ms>', 'cluster: with --etcd, how often the elected controller looks for work (default 200)')
+  .option('--join <urls>', 'cluster (gossip, without --etcd): ask these nodes (comma-separated) to admit this one')
   .option('--cluster-secret <secret>', 'cluster: shared secret for peer links and admin ops (default: $PIKV_CLUSTER_SECRET)')
   .option('--weight <n>', 'cluster: relative capacity, 1..16 (default 1)')
   .option('--client-token <token>', 'clients must send this token (x-pikv-client-token)')
@@ -122,7 +126,8 @@ cluster
   .action(runClusterStatus);
 adminOptions(cluster.command('join').description('admit node ID, reachable at URL (it must run with the same --cluster-secret)').argument('<id>').argument('<node-url>').option('--weight <n>', 'relative capacity 1..16', '1')).action(runClusterJoin);
 adminOptions(cluster.command('leave').description('hand off the keys of node ID (default: the node at --url), which then stops').argument('[id]')).action(runClusterLeave);
-adminOptions(cluster.command('remove').description('drop node ID without hand-off (a dead node; its keys are lost)').argument('<id>')).action(runClusterRemove);
+adminOptions(cluster.command('remove').description('drop node ID without hand-off (a dead node; its keys are lost); with etcd, refused while its lease is alive unless --force')
+  .argument('<id>').option('--force', 'with etcd: remove a node whose lease is alive, by handing its keys off first (as a leave)')).action(runClusterRemove);
 
 program.parseAsync(process.argv).catch((error: unknown) => {
   const code = error instanceof PikvError ? ` [${error.code}]` : '';

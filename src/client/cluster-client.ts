@@ -78,6 +78,9 @@ export class PikvClusterClient {
     let pending = ops.map((_, i) => i);
     for (let attempt = 0; pending.length > 0; attempt++) {
       const stale = await this.sendOnce(ops, keys, pending, results, attempt === STALE_RETRIES_MAX);
+      // An owner that did not answer may have left the view: re-read it so the next call goes
+      // to the new owner. The op itself is not resent: it may have been applied.
+      if (stale.length === 0 && pending.some((index) => results[index]?.code === ErrorCode.NODE_DOWN)) void this.refresh().catch(() => {});
       if (stale.length === 0) break;
       await new Promise((resolve) => setTimeout(resolve, STALE_RETRY_DELAY_MS * Math.min(attempt + 1, 4)));
       await this.refresh();
@@ -144,7 +147,9 @@ export class PikvClusterClient {
       indices.forEach((index, i) => {
         const status = reply.status[i]!;
         const length = reply.value_lengths[i]!;
-        if (status === Status.STALE_RING && !last) stale.push(index);
+        // Refused before execution: safe to send again once the view is re-read.
+        const refused = status === Status.STALE_RING || status === Status.CLUSTER_UNAVAILABLE || status === Status.CLUSTER_BUSY;
+        if (refused && !last) stale.push(index);
         else if (status === Status.OK && ops[index]!.op === 'get') results[index] = { code: 'OK', value: reply.values.subarray(offset, offset + length) };
         else results[index] = { code: statusName(status) };
         offset += length;

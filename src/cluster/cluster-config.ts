@@ -27,6 +27,17 @@ export interface ClusterConfig {
   heartbeats_missed_max: number;
   /** Bound on every forwarded request. */
   forward_timeout_ms: number;
+  /**
+   * etcd client URLs: non-empty turns on etcd membership (docs/MEMBERSHIP.md), where the view
+   * comes only from etcd and `join`/`peers` are not used.
+   */
+  etcd: string[];
+  /** Key prefix in etcd (/pikv/<cluster_name>/), so clusters can share one etcd. */
+  cluster_name: string;
+  /** Requested etcd lease TTL; the node fences on the TTL etcd grants (docs/ETCD.md). */
+  lease_ttl_ms: number;
+  /** How often the controller (if this node is it) looks for work. */
+  controller_tick_ms: number;
 }
 
 export class ClusterConfigError extends Error {
@@ -34,7 +45,8 @@ export class ClusterConfigError extends Error {
 }
 
 /** Flag and file names of the cluster settings (snake_case; flags arrive camelCase). */
-const NAMES = ['node_id', 'advertise', 'join', 'cluster_secret', 'client_token', 'weight', 'peers', 'heartbeat_interval_ms', 'forward_timeout_ms'] as const;
+const NAMES = ['node_id', 'advertise', 'join', 'cluster_secret', 'client_token', 'weight', 'peers', 'heartbeat_interval_ms', 'forward_timeout_ms',
+  'etcd', 'cluster_name', 'lease_ttl_ms', 'controller_tick_ms'] as const;
 
 function snake(name: string): string {
   return name.replace(/[A-Z]/g, (letter) => `_${letter.toLowerCase()}`).replace(/-/g, '_');
@@ -96,6 +108,12 @@ export function parseClusterConfig(settings: Record<string, unknown>, env: NodeJ
     if (!peers.some((peer) => peer.id === node_id)) throw new ClusterConfigError(`peers must list this node ("${node_id}")`);
   }
   const heartbeat_interval_ms = whole(settings['heartbeat_interval_ms'], 'heartbeat_interval_ms', 500, 50, 60_000);
+  const etcd_value = settings['etcd'];
+  const etcd = etcd_value === undefined ? [] : Array.isArray(etcd_value) ? etcd_value.map((u) => text(u, 'etcd')) : text(etcd_value, 'etcd').split(',').filter((u) => u !== '');
+  for (const url of etcd) if (!/^https?:\/\/[^/]+/.test(url)) throw new ClusterConfigError(`etcd URLs must be http://host:port, got ${JSON.stringify(url)}`);
+  if (etcd.length > 0 && (join.length > 0 || peers.length > 0)) throw new ClusterConfigError('with --etcd, membership comes from etcd: drop --join and peers');
+  const cluster_name = text(settings['cluster_name'], 'cluster_name') || 'pikv';
+  if (!/^[A-Za-z0-9_.-]{1,64}$/.test(cluster_name)) throw new ClusterConfigError(`cluster_name must be 1-64 letters, digits, '_', '.' or '-', got ${JSON.stringify(cluster_name)}`);
   return {
     node_id,
     advertise: advertise.replace(/\/+$/, ''),
@@ -107,5 +125,9 @@ export function parseClusterConfig(settings: Record<string, unknown>, env: NodeJ
     heartbeat_interval_ms,
     heartbeats_missed_max: 3,
     forward_timeout_ms: whole(settings['forward_timeout_ms'], 'forward_timeout_ms', 5_000, 100, 600_000),
+    etcd,
+    cluster_name,
+    lease_ttl_ms: whole(settings['lease_ttl_ms'], 'lease_ttl_ms', 3_000, 1_000, 60_000),
+    controller_tick_ms: whole(settings['controller_tick_ms'], 'controller_tick_ms', 200, 10, 10_000),
   };
 }

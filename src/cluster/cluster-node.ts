@@ -27,6 +27,7 @@ import type { ReplyPacket, RequestPacket } from '../engine/packet.js';
 import { AUTH_HEADER, peerAuthHeader } from './auth.js';
 import { Cleanup, losesRanges, type CleanupProgress } from './cleanup.js';
 import type { ClusterConfig } from './cluster-config.js';
+import { EtcdMembership } from './etcd-membership.js';
 import { Forwarder } from './forwarder.js';
 import type { OutBatch } from './out-batch.js';
 import { Migration, type MigrationProgress } from './migration.js';
@@ -70,6 +71,12 @@ export class ClusterNode implements OpRouter {
   /** Set once this node has left: it never asks to join again. */
   private left = false;
   private readonly pulling = new Set<string>();
+  /** etcd membership (docs/MEMBERSHIP.md), or null in gossip mode and for a lone node. */
+  private readonly membership: EtcdMembership | null = null;
+  /** Epochs whose drained report etcd has acknowledged, and the clean epoch last reported. */
+  private drained_reported = -1;
+  private clean_reported = -1;
+  private reporting = false;
 
   constructor(config: ClusterConfig | null, partitions: Partition[], log: Logger, listenUrl: () => string, onLeft: () => void) {
     this.config = config;
@@ -84,6 +91,19 @@ export class ClusterNode implements OpRouter {
       const owner = this.rings.active?.ownerOf(hash) ?? null;
       return owner === null || owner.id === this.self ? null : owner;
     });
+    if (config !== null && config.etcd.length > 0) {
+      this.membership = new EtcdMembership({
+        hosts: config.etcd, cluster: config.cluster_name, secret: config.cluster_secret,
+        self: { id: config.node_id, url: config.advertise, weight: config.weight },
+        lease_ttl_ms: config.lease_ttl_ms, controller_tick_ms: config.controller_tick_ms, log,
+        onView: (view) => this.adopt(view, 'etcd'),
+      });
+    }
+  }
+
+  /** etcd mode: true while this node may serve data ops (it holds the view in its live session). */
+  private serving(): boolean {
+    return this.membership === null || this.membership.serving();
   }
 
   get view(): ClusterView {
@@ -97,7 +117,10 @@ export class ClusterNode implements OpRouter {
     if (config === null) return;
     if (config.advertise === '') config.advertise = this.listenUrl();
     for (const partition of this.partitions) partition.applied_hook = (request, reply) => this.onApplied(partition, request, reply);
-    if (config.peers.length > 0) this.adopt({ epoch: 1, nodes: config.peers }, 'config file');
+    if (this.membership !== null) {
+      this.membership.setSelfUrl(config.advertise);
+      void this.membership.start();
+    } else if (config.peers.length > 0) this.adopt({ epoch: 1, nodes: config.peers }, 'config file');
     else if (config.join.length === 0) this.adopt({ epoch: 1, nodes: [this.selfNode()] }, 'new cluster');
     this.timer = setInterval(() => this.tick(), config.heartbeat_interval_ms);
     this.timer.unref();
@@ -106,6 +129,7 @@ export class ClusterNode implements OpRouter {
 
   stop(): void {
     if (this.timer !== null) clearInterval(this.timer);
+    void this.membership?.stop();
     this.migration?.stop();
     this.cleanup?.stop();
     for (const link of this.links.values()) link.close();
@@ -115,6 +139,7 @@ export class ClusterNode implements OpRouter {
   // ---- routing hooks (dispatcher.ts) ----
 
   isLocal(hash: number): boolean {
+    if (!this.serving()) return false;
     const ring = this.rings.active;
     if (ring === null || ring.ownerOf(hash).id !== this.self) return false;
     return this.migration === null || !this.migration.handsOff(hash);
@@ -124,6 +149,10 @@ export class ClusterNode implements OpRouter {
     if (batch.migrate === true) {
       if (batch.peer === true) return false;
       request.settle(index, Status.AUTH_FAILED);
+      return true;
+    }
+    if (!this.serving()) {
+      request.settle(index, Status.CLUSTER_UNAVAILABLE);
       return true;
     }
     const rings = this.rings;
@@ -206,12 +235,17 @@ export class ClusterNode implements OpRouter {
         return [Status.OK, { epoch, id: this.self, clean: this.clean_epoch }];
       }
       case Op.CLUSTER_VIEW:
-        this.adopt(checkView(payload), 'push');
+        // With etcd, nothing but etcd changes a view (I1): a pushed view is ignored.
+        if (this.membership === null) this.adopt(checkView(payload), 'push');
         return [Status.OK, { epoch: this.rings.view.epoch }];
       case Op.CLUSTER_ADMIN:
+        if (this.membership !== null) {
+          this.adminEtcd(payload);
+          return [Status.OK, { epoch: epoch + 1, view: this.rings.view, queued: true }];
+        }
         return this.admin(payload);
       case Op.CLUSTER_DRAINED:
-        this.recordDrained(String(payload['from']), Number(payload['epoch']));
+        if (this.membership === null) this.recordDrained(String(payload['from']), Number(payload['epoch']));
         return [Status.OK, { epoch }];
       default:
         return [Status.UNKNOWN_OP, null];
@@ -281,6 +315,7 @@ export class ClusterNode implements OpRouter {
     if (this.was_member && !member) {
       this.log('this node has left the cluster');
       this.left = true;
+      if (this.membership !== null) this.membership.left = true;
       queueMicrotask(this.onLeft);
     }
     this.was_member = member;
@@ -306,7 +341,9 @@ export class ClusterNode implements OpRouter {
           if (typeof reply.epoch === 'number' && reply.epoch > this.rings.view.epoch) this.pull(from);
           this.notePeer(from.node.id, reply.epoch, reply.clean);
         },
-        onUp: (peer) => void peer.control(Op.CLUSTER_VIEW, this.codec.encodeValue(this.rings.view)).catch(() => {}),
+        onUp: (peer) => {
+          if (this.membership === null) void peer.control(Op.CLUSTER_VIEW, this.codec.encodeValue(this.rings.view)).catch(() => {});
+        },
         log: this.log,
       });
       this.links.set(id, link);
@@ -403,7 +440,7 @@ export class ClusterNode implements OpRouter {
   }
 
   private pull(link: PeerLink): void {
-    if (this.pulling.has(link.node.id)) return;
+    if (this.membership !== null || this.pulling.has(link.node.id)) return;
     this.pulling.add(link.node.id);
     link.control(Op.RING, EMPTY).then(
       ({ status, value }) => {
@@ -417,8 +454,44 @@ export class ClusterNode implements OpRouter {
   // ---- completion of a data move ----
 
   private onDrained(epoch: number): void {
+    if (this.membership !== null) {
+      this.reportToEtcd();
+      return;
+    }
     this.recordDrained(this.self, epoch);
     this.broadcastDrained(epoch);
+  }
+
+  /**
+   * etcd mode: tells the controller what it waits for, until etcd has it: this node drained
+   * the move at the current epoch (I3), and the epoch it is clean at. Called on the event and
+   * again every tick, so a failed write is retried.
+   */
+  private reportToEtcd(): void {
+    const membership = this.membership;
+    if (membership === null || this.reporting) return;
+    const epoch = this.rings.view.epoch;
+    const drained = this.migration !== null && this.migration.state === 'drained' && this.migration.epoch === epoch && this.drained_reported !== epoch;
+    const clean = this.clean_epoch === epoch && this.clean_reported !== epoch && this.rings.members().some((n) => n.id === this.self);
+    if (!drained && !clean) return;
+    this.reporting = true;
+    const writes: Promise<void>[] = [];
+    if (drained) writes.push(membership.reportDrained(epoch).then(() => void (this.drained_reported = epoch)));
+    if (clean) writes.push(membership.reportClean(epoch).then(() => void (this.clean_reported = epoch)));
+    Promise.all(writes)
+      .catch((error: Error) => this.log(`etcd: report at epoch ${epoch} failed (${error.message}); retrying`))
+      .finally(() => (this.reporting = false));
+  }
+
+  /** etcd mode: an admin op becomes a request for the controller (docs/MEMBERSHIP.md). */
+  private adminEtcd(payload: Record<string, unknown>): void {
+    const action = payload['action'];
+    const id = action === 'join' ? String((payload['node'] as { id?: unknown } | undefined)?.id) : String(payload['id']);
+    if (action === 'join') throw new Error('with etcd, a node joins by starting with --etcd; there is no join op');
+    if (action !== 'leave' && action !== 'remove') throw new Error(`unknown admin action ${JSON.stringify(action)}`);
+    const request = { kind: action, node_id: id, ...(payload['force'] === true ? { force: true } : {}) };
+    this.log(`admin ${action} ${id}${payload['force'] === true ? ' --force' : ''}: request written to etcd for the controller`);
+    void this.membership!.submit(request as never).catch((error: Error) => this.log(`admin ${action} ${id}: could not write the request to etcd: ${error.message}`));
   }
 
   private broadcastDrained(epoch: number): void {
@@ -436,7 +509,7 @@ export class ClusterNode implements OpRouter {
   /** Once every old member has handed off, the change is done: adopt {epoch + 1, nodes: next}. */
   private checkCompletion(): void {
     const view = this.rings.view;
-    if (view.next === undefined) return;
+    if (this.membership !== null || view.next === undefined) return;
     const set = this.drained.get(view.epoch);
     if (set === undefined || !view.nodes.every((n) => set.has(n.id))) return;
     for (const epoch of this.drained.keys()) if (epoch <= view.epoch) this.drained.delete(epoch);
@@ -449,6 +522,10 @@ export class ClusterNode implements OpRouter {
     for (const link of this.links.values()) link.tick();
     const view = this.rings.view;
     // Re-send DRAINED until the change completes: a peer may have been unreachable the first time.
+    if (this.membership !== null) {
+      this.reportToEtcd();
+      return;
+    }
     if (view.next !== undefined && this.migration?.state === 'drained') this.broadcastDrained(view.epoch);
     if (!this.left && !this.was_member) this.tryJoin();
   }
@@ -498,6 +575,7 @@ export class ClusterNode implements OpRouter {
       cleanup: this.cleanup?.progress() ?? this.last_cleanup,
       clean_epoch: this.clean_epoch,
       keys_cleaned_total: this.keys_cleaned_total + (this.cleanup !== null && this.cleanup.state !== 'done' ? this.cleanup.keys_deleted : 0),
+      etcd: this.membership === null ? null : { serving: this.membership.serving(), ...this.membership.controller_state },
     };
   }
 

@@ -30,7 +30,7 @@ const START_RETRY_MS = 500;
 
 export class EtcdMembership {
   readonly keys: ClusterKeys;
-  private readonly options: EtcdMembershipOptions;
+  private options: EtcdMembershipOptions;
   private readonly client: Etcd3;
   private session: EtcdSession | null = null;
   private store: ViewStore<ClusterView> | null = null;
@@ -123,6 +123,11 @@ export class EtcdMembership {
 
   /** Set once this node has left: it never asks to join again. */
   left = false;
+
+  /** The advertised URL is known only once the node listens; set it before start(). */
+  setSelfUrl(url: string): void {
+    this.options.self = { ...this.options.self, url };
+  }
 
   /** True while this node may serve data ops (I5 and the lease fence). */
   serving(): boolean {
