@@ -23,7 +23,7 @@ export interface ClientOptions {
   batch_ops_max?: number;
   /** Ops queued or in flight before further calls reject with CLIENT_OVERLOADED. */
   pending_ops_max?: number;
-  /** The node's --client-token, if it requires one (sent as the x-pikv-client-token header). */
+  /** The node's client token, if it requires one (sent as the x-pikv-client-token header). */
   token?: string;
   /** Extra headers for the WebSocket upgrade. */
   headers?: Record<string, string>;

@@ -17,6 +17,11 @@
  * inside a worker finish and their answers are discarded), and its share of the node's
  * budgets is released.
  *
+ * A connection authenticated as a cluster peer uses peer_requests_inflight_max and
+ * peer_send_bytes_max instead of the connection_* limits, and is never closed as slow, idle
+ * or for frame time: it carries a whole node's forwarded traffic, and its heartbeat decides
+ * whether it is healthy.
+ *
  * Bad frames are answered with an error and the connection stays open, unless it keeps
  * sending them faster than connection_errors_per_second_max, when it is closed with 1008.
  */
