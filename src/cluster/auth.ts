@@ -119,7 +119,7 @@ export class PeerHandshake {
       throw new PikvError(ErrorCode.PEER_AUTH_FAILED, `${url} sent an incomplete peer handshake`);
     }
     const expected = serverProof(this.identity.secret, PEER_PROTOCOL_VERSION, this.client_nonce, server_nonce, server_id, this.identity.node_id);
-    if (!equalText(proof, expected)) throw new PikvError(ErrorCode.PEER_AUTH_FAILED, `${url} could not prove the cluster secret`);
+    if (!equalText(proof, expected)) throw new PikvError(ErrorCode.PEER_AUTH_FAILED, `${url} could not prove the cluster secret (not a member, or its secret differs from ours)`);
     if (this.identity.server_id !== undefined && server_id !== this.identity.server_id) {
       // It holds the secret, but is another member than the one this link is for (moved addresses).
       throw new PikvError(ErrorCode.PEER_AUTH_FAILED, `${url} answered as node "${server_id}", expected "${this.identity.server_id}"`);
