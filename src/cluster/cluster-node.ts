@@ -24,7 +24,6 @@ import type { Partition } from '../engine/partition.js';
 import type { OpRouter } from '../node/dispatcher.js';
 import type { PendingRequest } from '../engine/pending-request.js';
 import type { ReplyPacket, RequestPacket } from '../engine/packet.js';
-import { AUTH_HEADER, peerAuthHeader } from './auth.js';
 import { Cleanup, losesRanges, type CleanupProgress } from './cleanup.js';
 import type { ClusterConfig } from './cluster-config.js';
 import { EtcdMembership } from './etcd-membership.js';
@@ -545,7 +544,7 @@ export class ClusterNode implements OpRouter {
     this.last_join_ms = Date.now();
     const seed = config.join[Math.floor(Math.random() * config.join.length)]!;
     const payload = this.codec.encodeValue({ action: 'join', node: this.selfNode() });
-    connect(seed, { connect_timeout_ms: 2_000, request_timeout_ms: config.forward_timeout_ms, headers: { [AUTH_HEADER]: peerAuthHeader(config.cluster_secret) } })
+    connect(seed, { connect_timeout_ms: 2_000, request_timeout_ms: config.forward_timeout_ms, peer: { secret: config.cluster_secret, node_id: config.node_id } })
       .then(async (client) => {
         try {
           const results = await client.batchColumns(single(Op.CLUSTER_ADMIN, payload));
