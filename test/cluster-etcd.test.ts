@@ -5,7 +5,7 @@
  * reproduces one of the bugs the gossip membership had (docs/CLUSTER.md) and shows it gone.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -86,6 +86,9 @@ describe('membership in etcd', { skip, timeout: 240_000 }, () => {
     const reader = await connectCluster([a.url]);
     for (const writer of writers) {
       const anomalies = await writer.check(reader);
+      if (anomalies.length > 0 && process.env['PIKV_TEST_LOGS'] !== undefined) {
+        for (const [id, node] of nodes) writeFileSync(`${process.env['PIKV_TEST_LOGS']}-${id}.log`, node.output());
+      }
       assert.equal(anomalies.length, 0, `${writer.summary()}: ${anomalies.length} anomalies, e.g. ${JSON.stringify(anomalies.slice(0, 5))}`);
       assert.ok(writer.ops_acked > 500, writer.summary());
     }

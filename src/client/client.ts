@@ -38,6 +38,13 @@ export interface ClientOptions {
    * answers pings by itself.
    */
   keepalive_ms?: number;
+  /**
+   * On a request timeout, tear the whole connection down (TCP reset) instead of failing just
+   * that request. Cluster peer links use it: the node discards what it had not read of a reset
+   * connection, so a frame the sender gave up on cannot be applied after the sender has moved
+   * on over a new connection (a late old write over a newer one).
+   */
+  reset_on_timeout?: boolean;
 }
 
 const DEFAULTS: Required<ClientOptions> = {
@@ -49,6 +56,7 @@ const DEFAULTS: Required<ClientOptions> = {
   headers: {},
   peer: null,
   keepalive_ms: 0,
+  reset_on_timeout: false,
 };
 
 /** A frame of auto-batched calls: each op reports to its own sink. */
@@ -311,7 +319,15 @@ export class PikvClient {
   }
 
   private frameTimer(id: number): NodeJS.Timeout {
-    const timer = setTimeout(() => this.failFrame(id, new PikvError(ErrorCode.TIMEOUT, `no response within ${this.options.request_timeout_ms} ms`)), this.options.request_timeout_ms);
+    const timer = setTimeout(() => {
+      const error = new PikvError(ErrorCode.TIMEOUT, `no response within ${this.options.request_timeout_ms} ms`);
+      if (!this.options.reset_on_timeout) {
+        this.failFrame(id, error);
+        return;
+      }
+      this.failAll(error);
+      this.ws.terminate();
+    }, this.options.request_timeout_ms);
     timer.unref();
     return timer;
   }

@@ -1,9 +1,12 @@
 /**
  * A lost-write and stale-read checker for cluster tests (Jepsen's "lost write" idea, small):
  * each writer owns its keys and writes increasing versions to them; it remembers the highest
- * version each key had acknowledged and the highest it ever attempted. A later read of a key
- * must return a version at least the acknowledged one (else an acknowledged write was lost,
- * or the read was stale) and at most the attempted one. Writers also read back a sample of
+ * version each key had acknowledged, the highest it ever attempted, and the versions whose
+ * outcome is unknown (NODE_DOWN, TIMEOUT, CONNECTION_LOST, WORKER_RESTARTED: "may or may not
+ * have been applied", possibly later, like Jepsen's :info ops). A later read of a key must
+ * return the acknowledged version or a newer attempted one, or an unknown-outcome version
+ * (else an acknowledged write was lost, or the read was stale); a version whose write failed
+ * with a definite error (refused before execution) must never be read. Writers also read back a sample of
  * their own keys as they go, so stale reads during membership changes are caught, not only
  * at the end.
  */
@@ -20,11 +23,18 @@ export interface Anomaly {
   acked: number;
 }
 
+/** Codes after which a write may or may not have been applied (docs/PROTOCOL.md). */
+const UNKNOWN_OUTCOME = new Set(['NODE_DOWN', 'TIMEOUT', 'CONNECTION_LOST', 'WORKER_RESTARTED']);
+
 export class VersionWriter {
   readonly name: string;
   readonly acked = new Map<string, number>();
   readonly attempted = new Map<string, number>();
   readonly codes = new Map<string, number>();
+  /** Per key, versions whose write may or may not have taken effect. */
+  readonly unknown = new Map<string, Set<number>>();
+  /** Per key, versions whose write definitely did not take effect. */
+  readonly refused = new Map<string, Set<number>>();
   readonly anomalies: Anomaly[] = [];
   ops_acked = 0;
   private readonly client: BatchClient;
@@ -50,8 +60,14 @@ export class VersionWriter {
       const results = await this.client.batch(ops).catch(() => ops.map((): OpResult => ({ code: 'CONNECTION_LOST' })));
       results.forEach((result, i) => {
         this.count(result.code);
-        if (result.code !== 'OK') return;
         const key = (ops[i] as { key: string }).key;
+        if (result.code !== 'OK') {
+          const into = UNKNOWN_OUTCOME.has(result.code) ? this.unknown : this.refused;
+          let versions = into.get(key);
+          if (versions === undefined) into.set(key, (versions = new Set()));
+          versions.add(round);
+          return;
+        }
         this.acked.set(key, Math.max(this.acked.get(key) ?? 0, round));
         this.ops_acked++;
       });
@@ -70,8 +86,13 @@ export class VersionWriter {
     results.forEach((result, i) => {
       if (result.code !== 'OK' && result.code !== 'NOT_FOUND') return;
       const read = result.code === 'OK' ? Number(Buffer.from(result.value!).toString()) : null;
-      if ((read ?? 0) < before[i]!) this.anomalies.push({ key: keys[i]!, kind: 'stale', read, acked: before[i]! });
+      if ((read ?? 0) < before[i]! && !this.explained(keys[i]!, read)) this.anomalies.push({ key: keys[i]!, kind: 'stale', read, acked: before[i]! });
     });
+  }
+
+  /** A read older than the acknowledged version is explained only by an unknown-outcome write taking effect late. */
+  private explained(key: string, read: number | null): boolean {
+    return read !== null && this.unknown.get(key)?.has(read) === true;
   }
 
   private count(code: string): void {
@@ -90,8 +111,9 @@ export class VersionWriter {
         const acked = this.acked.get(key)!;
         if (result.code !== 'OK' && result.code !== 'NOT_FOUND') throw new Error(`final read of ${key} failed with ${result.code}`);
         const read = result.code === 'OK' ? Number(Buffer.from(result.value!).toString()) : null;
-        if (read === null || read < acked) found.push({ key, kind: 'lost', read, acked });
-        else if (read > this.attempted.get(key)!) found.push({ key, kind: 'impossible', read, acked });
+        if (read !== null && this.refused.get(key)?.has(read) === true) found.push({ key, kind: 'impossible', read, acked });
+        else if ((read === null || read < acked) && !this.explained(key, read)) found.push({ key, kind: 'lost', read, acked });
+        else if (read !== null && read > this.attempted.get(key)!) found.push({ key, kind: 'impossible', read, acked });
       });
     }
     return found;
