@@ -27,7 +27,21 @@ export const STREAM_FRAMES_INFLIGHT_MAX = 4;
  */
 export const STREAM_QUEUE_BATCHES_MAX = 64;
 /** Wait before resending after a failure, so a dead link is not hammered. */
-const RESEND_DELAY_MS = 200;
+export const RESEND_DELAY_MS = 200;
+
+/**
+ * Runs `callback` once after `delay_ms` and returns a function that cancels it. Injected only by
+ * the simulation test (test/move-stream-sim.test.ts), whose clock must order this delay exactly
+ * among its simulated network events (node:test's mock timers do not tell when they fire next,
+ * so they cannot be merged into that event queue).
+ */
+export type Schedule = (callback: () => void, delay_ms: number) => () => void;
+
+const realSchedule: Schedule = (callback, delay_ms) => {
+  const timer = setTimeout(callback, delay_ms);
+  timer.unref();
+  return () => clearTimeout(timer);
+};
 
 export class MoveStream {
   readonly dest: RingNode;
@@ -43,15 +57,18 @@ export class MoveStream {
   /** Frames of `unacked` answered OK while an older frame is still unanswered. */
   private readonly answered = new Set<OutBatch>();
   private generation = 0;
-  private resend_timer: NodeJS.Timeout | null = null;
+  /** Cancels the pending resend; null when none is pending. */
+  private resend_timer: (() => void) | null = null;
   private stopped = false;
   private readonly link: () => PeerLink | undefined;
   private readonly onChange: () => void;
+  private readonly schedule: Schedule;
 
-  constructor(dest: RingNode, link: () => PeerLink | undefined, onChange: () => void) {
+  constructor(dest: RingNode, link: () => PeerLink | undefined, onChange: () => void, schedule: Schedule = realSchedule) {
     this.dest = dest;
     this.link = link;
     this.onChange = onChange;
+    this.schedule = schedule;
   }
 
   /** The batch to append to; a full one is closed and a new one started. */
@@ -62,6 +79,11 @@ export class MoveStream {
       this.queue.push(tail);
     }
     return tail;
+  }
+
+  /** Frames sent and not yet acknowledged (at most STREAM_FRAMES_INFLIGHT_MAX). */
+  get frames_inflight(): number {
+    return this.unacked.length;
   }
 
   get congested(): boolean {
@@ -91,7 +113,8 @@ export class MoveStream {
   /** The move is over (switched, or replaced by a newer view): send nothing more. */
   stop(): void {
     this.stopped = true;
-    if (this.resend_timer !== null) clearTimeout(this.resend_timer);
+    this.resend_timer?.();
+    this.resend_timer = null;
   }
 
   private send(batch: OutBatch): void {
@@ -149,11 +172,10 @@ export class MoveStream {
     if (this.queue.length === 1 && this.queue[0]!.op_count === 0) this.queue.length = 0;
     this.queue.unshift(...back);
     if (this.queue.length === 0) this.queue.push(new OutBatch());
-    this.resend_timer = setTimeout(() => {
+    this.resend_timer = this.schedule(() => {
       this.resend_timer = null;
       this.flush();
     }, RESEND_DELAY_MS);
-    this.resend_timer.unref();
     this.onChange();
   }
 }
