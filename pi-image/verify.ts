@@ -40,6 +40,23 @@ const UNIT_PATH = '/usr/lib/systemd/system/pikv.service';
 const UNIT_LINK = '/etc/systemd/system/multi-user.target.wants/pikv.service';
 const FIRSTBOOT_LINK = '/etc/systemd/system/sysinit.target.wants/pikv-firstboot.service';
 const NODE_PATH = '/usr/bin/node';
+/** Debian's etcd-server and etcd-client, and the image's drop-in that runs etcd on member boards only. */
+const ETCD_PATH = '/usr/bin/etcd';
+const ETCDCTL_PATH = '/usr/bin/etcdctl';
+const ETCD_UNIT_PATH = '/usr/lib/systemd/system/etcd.service';
+const ETCD_DROPIN_PATH = '/usr/lib/systemd/system/etcd.service.d/pikv.conf';
+const ETCD_LINK = '/etc/systemd/system/multi-user.target.wants/etcd.service';
+/** The drop-in lines without which etcd would run with Debian's defaults, or on every board. */
+const ETCD_DROPIN_LINES = [
+  'Environment=',
+  'EnvironmentFile=',
+  'ExecCondition=+/usr/bin/node /opt/pikv/dist/pi-image/card.js etcd-member /boot/firmware/pikv.json',
+  'ExecStartPre=+/usr/bin/node /opt/pikv/dist/pi-image/card.js etcd-config /boot/firmware/pikv.json /run/pikv-etcd/etcd.yaml',
+  'RuntimeDirectory=pikv-etcd',
+  'ExecStart=',
+  'ExecStart=/usr/bin/etcd --config-file /run/pikv-etcd/etcd.yaml',
+  'RestartPreventExitStatus=78',
+];
 const SYMLINK_HOPS_MAX = 8;
 
 interface Partition {
@@ -202,7 +219,7 @@ function checkBootPartition(fat: FatReader, add: (check: string, ok: boolean, de
 
 function checkUnits(ext4: Ext4Reader, add: (check: string, ok: boolean, detail: string) => void): void {
   const unit = ext4.read(UNIT_PATH);
-  const unit_lines = ['User=pikv', 'Restart=on-failure', 'RestartPreventExitStatus=78', 'StateDirectory=pikv'];
+  const unit_lines = ['User=pikv', 'Restart=on-failure', 'RestartPreventExitStatus=78', 'StateDirectory=pikv', 'RuntimeDirectoryMode=0700', 'After=etcd.service'];
   const missing_lines = unit === null ? unit_lines : unit_lines.filter((line) => !unit.split('\n').includes(line));
   add('pikv.service installed', unit !== null && missing_lines.length === 0, unit === null ? `${UNIT_PATH} missing` : missing_lines.length > 0 ? `lacks ${missing_lines.join(', ')}` : UNIT_PATH);
   const enabled = ext4.resolve(UNIT_LINK);
@@ -217,19 +234,40 @@ function checkUnits(ext4: Ext4Reader, add: (check: string, ok: boolean, detail: 
   add('systemd-networkd off', networkd === null && /^disable systemd-networkd\.service$/m.test(preset), networkd !== null ? 'systemd-networkd.service is enabled' : preset === '' ? 'no 10-pikv.preset' : 'disabled, and by preset on first boot');
   const interfaces = ext4.read('/etc/network/interfaces') ?? '';
   add('allow-hotplug eth0', /^allow-hotplug eth0$/m.test(interfaces) && !/^auto eth0/m.test(interfaces), '/etc/network/interfaces');
+  checkEtcd(ext4, preset, passwd, add);
+}
+
+/** etcd-server and etcd-client installed, and run by the pikv drop-in on member boards only. */
+function checkEtcd(ext4: Ext4Reader, preset: string, passwd: string, add: (check: string, ok: boolean, detail: string) => void): void {
+  const missing = [ETCD_UNIT_PATH, ETCDCTL_PATH].filter((path) => ext4.stat(path) === null);
+  if (!/^etcd:/m.test(passwd)) missing.push('user etcd');
+  add('etcd installed', missing.length === 0, missing.length === 0 ? `etcd-server and etcd-client: ${ETCD_UNIT_PATH}, ${ETCDCTL_PATH}, user etcd` : `missing ${missing.join(', ')}`);
+  const elf = aarch64Elf(ext4, ETCD_PATH);
+  add('etcd is aarch64', elf.ok, elf.detail);
+  const dropin = ext4.read(ETCD_DROPIN_PATH);
+  const dropin_lines = dropin?.split('\n') ?? [];
+  const lacking = ETCD_DROPIN_LINES.filter((line) => !dropin_lines.includes(line));
+  add('etcd drop-in', dropin !== null && lacking.length === 0, dropin === null ? `${ETCD_DROPIN_PATH} missing` : lacking.length > 0 ? `lacks ${lacking.join(', ')}` : `${ETCD_DROPIN_PATH}: member boards only, settings from pikv.json`);
+  const enabled = ext4.resolve(ETCD_LINK);
+  const preset_ok = /^enable etcd\.service$/m.test(preset);
+  add('etcd.service enabled', enabled === ETCD_UNIT_PATH && preset_ok,
+    enabled === null ? `no ${ETCD_LINK} (or it points nowhere)` : !preset_ok ? 'no "enable etcd.service" in 10-pikv.preset' : `${ETCD_LINK} -> ${enabled} (the drop-in skips it on other boards)`);
+}
+
+/** Whether a file (after symlinks) is a 64-bit little-endian aarch64 ELF, as the Pi runs. */
+function aarch64Elf(ext4: Ext4Reader, path: string): { ok: boolean; detail: string } {
+  const target = ext4.resolve(path);
+  if (target === null) return { ok: false, detail: `${path} missing` };
+  const header = ext4.head(target, 20);
+  const elf = header.length >= 20 && header.readUInt32BE(0) === 0x7f454c46;
+  const machine = elf ? header.readUInt16LE(18) : -1;
+  const ok = elf && header[4] === 2 && header[5] === 1 && machine === EM_AARCH64;
+  return { ok, detail: !elf ? `${target} is not an ELF file` : `${target}: ELF class ${header[4]}, e_machine ${machine} (aarch64 is 64-bit, ${EM_AARCH64})` };
 }
 
 function checkSystem(ext4: Ext4Reader, add: (check: string, ok: boolean, detail: string) => void): void {
-  const node = ext4.resolve(NODE_PATH);
-  if (node === null) {
-    add('node is aarch64', false, `${NODE_PATH} missing`);
-  } else {
-    const header = ext4.head(node, 20);
-    const elf = header.length >= 20 && header.readUInt32BE(0) === 0x7f454c46;
-    const machine = elf ? header.readUInt16LE(18) : -1;
-    const ok = elf && header[4] === 2 && header[5] === 1 && machine === EM_AARCH64;
-    add('node is aarch64', ok, !elf ? `${node} is not an ELF file` : `${node}: ELF class ${header[4]}, e_machine ${machine} (aarch64 is 64-bit, ${EM_AARCH64})`);
-  }
+  const node = aarch64Elf(ext4, NODE_PATH);
+  add('node is aarch64', node.ok, node.detail);
   const app = ['/opt/pikv/dist/pi-image/card.js', '/opt/pikv/dist/src/cli/main.js'].filter((path) => ext4.stat(path) === null);
   add('pikv installed', app.length === 0, app.length === 0 ? '/opt/pikv' : `missing ${app.join(', ')}`);
   const shadow = ext4.read('/etc/shadow');
