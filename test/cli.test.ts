@@ -158,10 +158,17 @@ describe('pikv CLI', { timeout: 180_000 }, () => {
       const killed = await runCli(['kill-worker', '1', '--url', hooked.url]);
       assert.equal(killed.code, 0, killed.stderr);
       const kv = await connect(hooked.url);
+      // kill-worker answers once the kill is asked for; the worker exits a moment later, and an
+      // op that reaches it meanwhile fails with the retryable WORKER_RESTARTED. Wait for the restart.
+      const deadline_ms = Date.now() + 10_000;
+      let stats = (await kv.stats()) as { per_worker: { restarts: number }[] };
+      while (stats.per_worker[1]!.restarts === 0 && Date.now() < deadline_ms) {
+        await new Promise((resolve) => setTimeout(resolve, 20));
+        stats = (await kv.stats()) as { per_worker: { restarts: number }[] };
+      }
+      assert.deepEqual(stats.per_worker.map((worker) => worker.restarts), [0, 1]);
       await kv.put('still', 'here');
       assert.equal(Buffer.from((await kv.get('still'))!).toString(), 'here');
-      const stats = (await kv.stats()) as { per_worker: { restarts: number }[] };
-      assert.deepEqual(stats.per_worker.map((worker) => worker.restarts), [0, 1]);
       await kv.close();
     } finally {
       assert.equal(await hooked.stop(), 0);
