@@ -200,12 +200,13 @@ function nodeUrl(index: number): string {
 function startNode(sandbox: Sandbox, options: Options, index: number, cgroup: string, join: string | null): Promise<Node> {
   const url = nodeUrl(index);
   const args = [PIKV_CLI_PATH, 'serve', '--host', `${SUBNET}.${index}`, '--port', String(PORT), '--advertise', url, '--node-id', `n${index}`,
-    '--cluster-secret', SECRET, '--workers', String(options.workers), '--max-memory', '512mb'];
+    '--workers', String(options.workers), '--max-memory', '512mb'];
   if (join !== null) args.push('--join', join);
   // The shell enters the cgroup first, then execs into the namespace and node: every thread
   // node ever starts is born inside the cgroup.
   const script = `echo $$ > '${cgroup}/cgroup.procs' && exec ip netns exec '${sandbox.nodeNs(index)}' "$@"`;
-  const child = spawnTracked('/bin/sh', ['-c', script, 'sh', process.execPath, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  // The secret goes in the environment: pikv refuses it on argv, where ps shows it.
+  const child = spawnTracked('/bin/sh', ['-c', script, 'sh', process.execPath, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, PIKV_CLUSTER_SECRET: SECRET } });
   sandbox.pids.add(child.pid!);
   let text = '';
   const collect = (chunk: Buffer): void => {

@@ -35,7 +35,7 @@ export const FIELDS: Readonly<Record<string, Field>> = {
   advertise: { kind: 'string', fallback: undefined, doc: 'cluster: ws://<this board\'s LAN address>:<port>, how peers and clients reach it' },
   join: { kind: 'strings', fallback: undefined, doc: 'cluster: ws:// URLs of running nodes to ask for admission' },
   peers: { kind: 'peers', fallback: undefined, doc: 'cluster: the initial membership, [{"id", "url", "weight"?}], the same on every card' },
-  cluster_secret: { kind: 'string', fallback: undefined, doc: `cluster: shared secret, the same on every card, at least ${CLUSTER_SECRET_LENGTH_MIN} characters` },
+  cluster_secret: { kind: 'string', fallback: undefined, doc: `cluster: shared secret, the same on every card, at least ${CLUSTER_SECRET_LENGTH_MIN} characters (handed to pikv in a 0600 file, never on argv)` },
   weight: { kind: 'count', fallback: undefined, doc: 'cluster: relative capacity 1..16 (default 1)' },
   max_memory: { kind: 'size', fallback: undefined, doc: 'memory for all tables, e.g. "512mb" (default: half of RAM)' },
   workers: { kind: 'count', fallback: undefined, doc: 'partition worker threads (default 4, one per core)' },

@@ -49,7 +49,8 @@ function addNamespace(name: string, host: number): void {
 }
 
 function inNamespace(name: string, args: string[]): ChildProcess {
-  const child = spawn('ip', ['netns', 'exec', name, process.execPath, ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
+  // Nodes and the CLI take the cluster secret from the environment (never argv).
+  const child = spawn('ip', ['netns', 'exec', name, process.execPath, ...args], { stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, PIKV_CLUSTER_SECRET: SECRET } });
   children.add(child);
   child.once('exit', () => children.delete(child));
   return child;
@@ -83,7 +84,7 @@ function output(child: ChildProcess): { text: () => string; waitFor: (pattern: R
 function startNode(id: string, host: number, join: number | null): ReturnType<typeof output> & { child: ChildProcess } {
   const url = `ws://${SUBNET}.${host}:${PORT}`;
   const args = [CLI_PATH, 'serve', '--host', `${SUBNET}.${host}`, '--port', String(PORT), '--advertise', url, '--node-id', id,
-    '--cluster-secret', SECRET, '--workers', '2', '--max-memory', '64mb', '--heartbeat-interval-ms', '200'];
+    '--workers', '2', '--max-memory', '64mb', '--heartbeat-interval-ms', '200'];
   if (join !== null) args.push('--join', `ws://${SUBNET}.${join}:${PORT}`);
   const child = inNamespace(`${TAG}-${id}`, args);
   return { child, ...output(child) };
@@ -131,7 +132,7 @@ describe('a cluster across network namespaces', { skip: skip ?? false }, () => {
 
     nodes.push(startNode('n4', 4, 3));
     await nodes[3]!.waitFor(/view epoch 7 \(/, 60_000);
-    await cli(['cluster', 'leave', '--url', `ws://${SUBNET}.2:${PORT}`, '--cluster-secret', SECRET, '--wait-ms', '60000']);
+    await cli(['cluster', 'leave', '--url', `ws://${SUBNET}.2:${PORT}`, '--wait-ms', '60000']);
     await new Promise((resolve) => setTimeout(resolve, 1_000));
     const status = await cli(['cluster', 'status', '--url', `ws://${SUBNET}.1:${PORT}`]);
     assert.match(status, /^n4\s+\S+\s+up/m, status);

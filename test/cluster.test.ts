@@ -6,7 +6,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { connect, connectCluster, PikvClusterClient, type PikvClient } from '../src/index.js';
-import { AUTH_HEADER, peerAuthHeader } from '../src/cluster/auth.js';
 import { HashRing } from '../src/routing/ring.js';
 import { Op, Status } from '../src/protocol/constants.js';
 import { ErrorCode, PikvError } from '../src/protocol/errors.js';
@@ -85,15 +84,17 @@ describe('a 3-node cluster', () => {
   });
 
   it('refuses peer connections and admin ops without the right secret, and logs them', async () => {
-    await assert.rejects(connect(a.url, { headers: { [AUTH_HEADER]: peerAuthHeader('wrong') } }), (error: PikvError) => error.code === ErrorCode.AUTH_FAILED);
+    // A wrong secret: the node's proof does not check out, so the client drops it unread.
+    await assert.rejects(connect(a.url, { peer: { secret: 'wrong', node_id: 'intruder' } }), (error: PikvError) => error.code === ErrorCode.PEER_AUTH_FAILED);
     const plain = await connect(a.url);
     const reply = await plain.batchColumns({ op: Uint8Array.of(Op.CLUSTER_ADMIN), key_lengths: Uint32Array.of(1), value_lengths: new Uint32Array(1), keys: Uint8Array.of(0xa0), values: new Uint8Array(0) });
     assert.equal(reply.status[0], Status.AUTH_FAILED);
     await plain.close();
-    const cli = await runCli(['cluster', 'remove', 'b', '--url', a.url, '--cluster-secret', 'wrong']);
+    const cli = await runCli(['cluster', 'remove', 'b', '--url', a.url], { PIKV_CLUSTER_SECRET: 'wrong' });
     assert.equal(cli.code, 2);
-    assert.match(cli.stderr, /AUTH_FAILED/);
-    assert.match(a.output(), /refused a connection .*AUTH_FAILED/);
+    assert.match(cli.stderr, /PEER_AUTH_FAILED/);
+    assert.match(a.output(), /peer "intruder" from .* closed before proving the cluster secret \(PEER_AUTH_FAILED\)/);
+    assert.match(a.output(), /peer "admin" from .* closed before proving the cluster secret \(PEER_AUTH_FAILED\)/);
     assert.equal((await ringOf(a.url)).nodes.length, 3);
   });
 
@@ -144,7 +145,7 @@ describe('a 3-node cluster', () => {
     const d = await startNode('d', [c.url]);
     nodes.push(d);
     await waitForMembers([a.url, b.url, c.url, d.url], ['a', 'b', 'c', 'd']);
-    const leave = await runCli(['cluster', 'leave', '--url', b.url, '--cluster-secret', SECRET, '--wait-ms', '30000']);
+    const leave = await runCli(['cluster', 'leave', '--url', b.url, '--wait-ms', '30000'], { PIKV_CLUSTER_SECRET: SECRET });
     assert.equal(leave.code, 0, leave.stderr);
     await waitForMembers([a.url, c.url, d.url], ['a', 'c', 'd']);
     assert.equal(await b.exited, 0, 'the node that left stops by itself');
@@ -152,7 +153,7 @@ describe('a 3-node cluster', () => {
     assert.ok(received.keys > 0, 'the new node received keys');
     // `remove` is for dead boards; a node that is up is handed off as a leave, losing nothing.
     await waitForClean([a.url, c.url, d.url]);
-    const remove = await runCli(['cluster', 'remove', 'd', '--url', a.url, '--cluster-secret', SECRET, '--wait-ms', '30000']);
+    const remove = await runCli(['cluster', 'remove', 'd', '--url', a.url, '--wait-ms', '30000'], { PIKV_CLUSTER_SECRET: SECRET });
     assert.equal(remove.code, 0, remove.stderr);
     await waitForMembers([a.url, c.url], ['a', 'c']);
     assert.equal(await d.exited, 0, 'the removed live node handed off and stopped');
@@ -231,7 +232,7 @@ describe('old copies after a move', () => {
     assert.equal(after_join.reduce((sum, x) => sum + x.keys, 0), expected.size, `each key is held once: ${after_join.map((x) => x.keys)}`);
     after_join.slice(0, 3).forEach((x, i) => assert.ok(x.keys < before_join[i]!.keys, 'the old owners dropped their copies'));
 
-    const leave = await runCli(['cluster', 'leave', '--url', s.url, '--cluster-secret', SECRET, '--wait-ms', '20000']);
+    const leave = await runCli(['cluster', 'leave', '--url', s.url, '--wait-ms', '20000'], { PIKV_CLUSTER_SECRET: SECRET });
     assert.equal(leave.code, 0, leave.stderr);
     await waitForMembers([p.url, q.url, r.url], ['p', 'q', 'r']);
     assert.equal(await s.exited, 0);
@@ -249,9 +250,9 @@ describe('old copies after a move', () => {
   });
 });
 
-describe('a node with --client-token', () => {
+describe('a node with a client token', () => {
   it('refuses clients without the token', async () => {
-    const node = await startServer(['--workers', '1', '--client-token', 'tok']);
+    const node = await startServer(['--workers', '1'], { PIKV_CLIENT_TOKEN: 'tok' });
     try {
       await assert.rejects(connect(node.url), (error: PikvError) => error.code === ErrorCode.AUTH_FAILED);
       await assert.rejects(connect(node.url, { token: 'nope' }), (error: PikvError) => error.code === ErrorCode.AUTH_FAILED);

@@ -1,14 +1,14 @@
 /**
  * `pikv cluster status|join|leave|remove`: look at and change the membership of a cluster.
  *
- * status needs no secret; join, leave and remove are admin ops sent with the cluster secret
- * (--cluster-secret or $PIKV_CLUSTER_SECRET) and wait until the change has finished moving
+ * status needs no secret; join, leave and remove are admin ops that prove the cluster secret
+ * ($PIKV_CLUSTER_SECRET or --cluster-secret-file; never argv, where ps shows it) and wait until the change has finished moving
  * data (the view has no `next` and shows the change) or --wait-ms passes. A change refused
  * with CLUSTER_BUSY (another change moving data, or nodes still deleting old copies after the
  * last one) is asked again until it is accepted or --wait-ms passes.
  */
 import { connect, type PikvClient } from '../client/client.js';
-import { AUTH_HEADER, peerAuthHeader } from '../cluster/auth.js';
+import { readSecretFile } from '../cluster/auth.js';
 import { single } from '../cluster/peer-link.js';
 import type { ClusterView } from '../routing/view.js';
 import { WireCodec } from '../protocol/codec.js';
@@ -20,11 +20,27 @@ const EMPTY = new Uint8Array(0);
 const STATUS_TIMEOUT_MS = 2_000;
 const POLL_MS = 200;
 
-interface AdminOptions {
+/** How the CLI names itself in the peer handshake (the node logs it). */
+const ADMIN_ID = 'admin';
+
+interface TokenOptions {
+  clientTokenFile?: string;
+}
+
+interface AdminOptions extends TokenOptions {
   url: string;
-  clusterSecret?: string;
-  token?: string;
+  clusterSecretFile?: string;
   waitMs: string;
+}
+
+const warn = (message: string): void => {
+  process.stderr.write(`pikv: warning: ${message}\n`);
+};
+
+/** The client token: --client-token-file, else $PIKV_CLIENT_TOKEN, else none. */
+function tokenOf(options: TokenOptions): string {
+  if (options.clientTokenFile !== undefined) return readSecretFile(options.clientTokenFile, 'client token', warn);
+  return process.env['PIKV_CLIENT_TOKEN'] ?? '';
 }
 
 export interface NodeStatus {
@@ -58,8 +74,8 @@ async function ask(client: PikvClient, op: number, payload: Uint8Array = EMPTY):
 }
 
 /** One node's CLUSTER_STATUS; `pikv dev-cluster` uses it to see when a cluster has settled. */
-export async function nodeStatus(url: string, token: string | undefined): Promise<NodeStatus> {
-  const client = await connect(url, { connect_timeout_ms: STATUS_TIMEOUT_MS, request_timeout_ms: STATUS_TIMEOUT_MS, token: token ?? '' });
+export async function nodeStatus(url: string, token: string): Promise<NodeStatus> {
+  const client = await connect(url, { connect_timeout_ms: STATUS_TIMEOUT_MS, request_timeout_ms: STATUS_TIMEOUT_MS, token });
   try {
     return (await ask(client, Op.CLUSTER_STATUS)) as NodeStatus;
   } finally {
@@ -67,11 +83,12 @@ export async function nodeStatus(url: string, token: string | undefined): Promis
   }
 }
 
-export async function runClusterStatus(options: { url: string; json?: boolean; token?: string }): Promise<void> {
-  const here = await nodeStatus(options.url, options.token);
+export async function runClusterStatus(options: TokenOptions & { url: string; json?: boolean }): Promise<void> {
+  const token = tokenOf(options);
+  const here = await nodeStatus(options.url, token);
   const view = here.view;
   const members = [...view.nodes, ...(view.next ?? []).filter((n) => !view.nodes.some((m) => m.id === n.id))];
-  const statuses = await Promise.all(members.map((node) => nodeStatus(node.url, options.token).catch(() => null)));
+  const statuses = await Promise.all(members.map((node) => nodeStatus(node.url, token).catch(() => null)));
   if (options.json) {
     process.stdout.write(`${JSON.stringify({ asked: here.node_id, view, nodes: members.map((node, i) => ({ ...node, status: statuses[i] })) }, null, 2)}\n`);
     return;
@@ -92,13 +109,14 @@ export async function runClusterStatus(options: { url: string; json?: boolean; t
 }
 
 function secretOf(options: AdminOptions): string {
-  const secret = options.clusterSecret ?? process.env['PIKV_CLUSTER_SECRET'] ?? '';
-  if (secret === '') throw new PikvError(ErrorCode.AUTH_FAILED, 'admin ops need --cluster-secret or PIKV_CLUSTER_SECRET');
+  if (options.clusterSecretFile !== undefined) return readSecretFile(options.clusterSecretFile, 'cluster secret', warn);
+  const secret = process.env['PIKV_CLUSTER_SECRET'] ?? '';
+  if (secret === '') throw new PikvError(ErrorCode.AUTH_FAILED, 'admin ops need the cluster secret: set PIKV_CLUSTER_SECRET or give --cluster-secret-file FILE');
   return secret;
 }
 
 async function admin(options: AdminOptions, payload: Record<string, unknown>, done: (view: ClusterView) => boolean): Promise<void> {
-  const client = await connect(options.url, { headers: { [AUTH_HEADER]: peerAuthHeader(secretOf(options)) }, token: options.token ?? '' });
+  const client = await connect(options.url, { peer: { secret: secretOf(options), node_id: ADMIN_ID }, token: tokenOf(options) });
   try {
     const deadline_ms = Date.now() + Number(options.waitMs);
     let reply: { epoch: number };
@@ -137,7 +155,7 @@ export async function runClusterJoin(id: string, url: string, options: AdminOpti
 }
 
 export async function runClusterLeave(id: string | undefined, options: AdminOptions): Promise<void> {
-  const target = id ?? (await nodeStatus(options.url, options.token)).node_id;
+  const target = id ?? (await nodeStatus(options.url, tokenOf(options))).node_id;
   await admin(options, { action: 'leave', id: target }, (view) => !view.nodes.some((n) => n.id === target));
 }
 

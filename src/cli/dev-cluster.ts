@@ -207,13 +207,23 @@ class DevCluster {
     }
   }
 
+  /**
+   * The secret goes through the environment, never argv (`ps` shows argv to every user); a
+   * PIKV_CLUSTER_SECRET of the caller's is replaced. A PIKV_CLIENT_TOKEN of the caller's is
+   * dropped: the nodes would then require it, and the readiness checks here send none.
+   */
+  private nodeEnvironment(): NodeJS.ProcessEnv {
+    const env: NodeJS.ProcessEnv = { ...process.env, PIKV_CLUSTER_SECRET: this.secret };
+    delete env['PIKV_CLIENT_TOKEN'];
+    return env;
+  }
+
   private startNode(id: string, etcd_url: string): Promise<DevNode> {
     const { settings } = this;
     const args = [CLI_PATH, 'serve', '--host', '127.0.0.1', '--port', '0', '--node-id', id, '--etcd', etcd_url,
       '--workers', String(settings.workers), '--max-memory', settings.max_memory];
     const child = spawn(process.execPath, args, {
-      // The secret goes through the environment, never argv; a PIKV_CLUSTER_SECRET of the caller's is replaced.
-      env: { ...process.env, PIKV_CLUSTER_SECRET: this.secret },
+      env: this.nodeEnvironment(),
       stdio: ['ignore', 'pipe', 'pipe'],
       detached: true,
     });
@@ -278,7 +288,7 @@ class DevCluster {
       if (this.stopping) return;
       const dead = this.nodes.find((node) => !isAlive(node.child));
       if (dead !== undefined) throw new DevClusterError('NODE_START_FAILED', `node ${dead.id} exited (${exitText(dead.child.exitCode, dead.child.signalCode)}) before the cluster was ready:\n${dead.output.trim()}`);
-      last = await Promise.all(this.nodes.map((node) => nodeStatus(node.url, undefined).catch((error: Error) => error.message)));
+      last = await Promise.all(this.nodes.map((node) => nodeStatus(node.url, '').catch((error: Error) => error.message)));
       const settled = last.every((s) => typeof s !== 'string' && s.view.next === undefined && s.migration === null && s.etcd?.serving === true
         && s.view.nodes.map((n) => n.id).sort().join(',') === wanted);
       if (settled && new Set(last.map((s) => (s as NodeStatus).epoch)).size === 1) return;

@@ -75,9 +75,11 @@ program
   .option('--lease-ttl-ms <ms>', 'cluster: with --etcd, the etcd lease TTL; the node stops acknowledging writes before it runs out (default 3000)')
   .option('--controller-tick-ms <ms>', 'cluster: with --etcd, how often the elected controller looks for work (default 200)')
   .option('--join <urls>', 'cluster (gossip, without --etcd): ask these nodes (comma-separated) to admit this one')
-  .option('--cluster-secret <secret>', 'cluster: shared secret for peer links and admin ops (default: $PIKV_CLUSTER_SECRET)')
+  .option('--cluster-secret-file <file>', 'cluster: file holding the shared secret for peer links and admin ops (default: $PIKV_CLUSTER_SECRET; never on the command line)')
   .option('--weight <n>', 'cluster: relative capacity, 1..16 (default 1)')
-  .option('--client-token <token>', 'clients must send this token (x-pikv-client-token)')
+  .option('--client-token-file <file>', 'file holding a token every client must send (x-pikv-client-token) (default: $PIKV_CLIENT_TOKEN)')
+  .option('--peer-requests-inflight-max <n>', 'cluster: unanswered requests per authenticated peer connection (default 256)')
+  .option('--peer-send-bytes-max <size>', 'cluster: response bytes queued per authenticated peer connection (default 64mb)')
   .option('--heartbeat-interval-ms <ms>', 'cluster: heartbeat period; 3 missed answers mark a peer down (default 500)')
   .option('--forward-timeout-ms <ms>', 'cluster: bound on every forwarded request (default 5000)')
   .option('--repair', 'with --data-dir: start even if files are damaged, dropping what cannot be read')
@@ -111,10 +113,13 @@ program
   .action(runLoad);
 
 const cluster = program.command('cluster').description('membership of a cluster (docs/CLUSTER.md)');
+function tokenOption(): Option {
+  return new Option('--client-token-file <file>', 'file holding the client token, if the node requires one (default: $PIKV_CLIENT_TOKEN)');
+}
 function adminOptions(command: Command): Command {
   return command
-    .addOption(new Option('--cluster-secret <secret>', 'the cluster secret').env('PIKV_CLUSTER_SECRET'))
-    .addOption(new Option('--token <token>', 'client token, if the node requires one').env('PIKV_CLIENT_TOKEN'))
+    .addOption(new Option('--cluster-secret-file <file>', 'file holding the cluster secret (default: $PIKV_CLUSTER_SECRET)'))
+    .addOption(tokenOption())
     .option('--wait-ms <ms>', 'how long to wait for data to finish moving', '300000')
     .addOption(urlOption());
 }
@@ -122,10 +127,10 @@ cluster
   .command('status')
   .description('nodes, epoch, up/down, keys per node, data-move progress')
   .option('--json', 'machine-readable output')
-  .addOption(new Option('--token <token>', 'client token, if the node requires one').env('PIKV_CLIENT_TOKEN'))
+  .addOption(tokenOption())
   .addOption(urlOption())
   .action(runClusterStatus);
-adminOptions(cluster.command('join').description('admit node ID, reachable at URL (it must run with the same --cluster-secret)').argument('<id>').argument('<node-url>').option('--weight <n>', 'relative capacity 1..16', '1')).action(runClusterJoin);
+adminOptions(cluster.command('join').description('admit node ID, reachable at URL (it must run with the same cluster secret)').argument('<id>').argument('<node-url>').option('--weight <n>', 'relative capacity 1..16', '1')).action(runClusterJoin);
 adminOptions(cluster.command('leave').description('hand off the keys of node ID (default: the node at --url), which then stops').argument('[id]')).action(runClusterLeave);
 adminOptions(cluster.command('remove').description('drop node ID without hand-off (a dead node; its keys are lost); with etcd, refused while its lease is alive unless --force')
   .argument('<id>').option('--force', 'with etcd: remove a node whose lease is alive, by handing its keys off first (as a leave)')).action(runClusterRemove);
@@ -150,6 +155,28 @@ then SIGKILL after 15 s), then etcd, deletes the temporary directory and exits 0
 Ctrl-C kills everything at once. Exit 2 if etcd is missing or the cluster does not start.
 Not for production: one etcd member and everything on one machine.`)
   .action(runDevCluster);
+
+/**
+ * Secrets on the command line show in `ps` and /proc/PID/cmdline to every user of the board,
+ * and in shell history: the flags that took them are gone, and using one is an error that says
+ * where the secret goes now (before commander, whose own error would echo the value).
+ */
+const ARGV_SECRETS: Readonly<Record<string, string>> = {
+  '--cluster-secret': 'set PIKV_CLUSTER_SECRET or give --cluster-secret-file FILE',
+  '--client-token': 'set PIKV_CLIENT_TOKEN or give --client-token-file FILE',
+  '--token': 'set PIKV_CLIENT_TOKEN or give --client-token-file FILE',
+};
+function refuseSecretsOnArgv(args: string[]): void {
+  for (const arg of args) {
+    if (arg === '--') return;
+    const flag = arg.split('=', 1)[0]!;
+    const instead = ARGV_SECRETS[flag];
+    if (instead === undefined) continue;
+    process.stderr.write(`pikv: ${flag} is no longer accepted: a secret on the command line is visible to every user in ps; ${instead} [SECRET_ON_ARGV]\n`);
+    process.exit(EXIT_ERROR);
+  }
+}
+refuseSecretsOnArgv(process.argv.slice(2));
 
 program.parseAsync(process.argv).catch((error: unknown) => {
   const code = error instanceof PikvError ? ` [${error.code}]` : '';

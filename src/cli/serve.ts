@@ -4,12 +4,20 @@
  */
 import { applySettings, defaultConfig, loadConfigFile, validateConfig } from '../node/config.js';
 import { PikvServer } from '../node/server.js';
-import { extractClusterSettings, parseClusterConfig } from '../cluster/cluster-config.js';
+import { statSync } from 'node:fs';
+import { extractClusterSettings, parseClusterConfig, resolveClientToken } from '../cluster/cluster-config.js';
 
 type ServeFlags = Record<string, string | undefined> & { config?: string };
 
 function camelToSnake(name: string): string {
   return name.replace(/[A-Z]/g, (letter) => `_${letter.toLowerCase()}`);
+}
+
+/** A config file that holds a secret inline deserves the same care as a secret file. */
+function warnIfSecretsExposed(path: string, cluster_settings: Record<string, unknown>): void {
+  if (cluster_settings['cluster_secret'] === undefined && cluster_settings['client_token'] === undefined) return;
+  const mode = statSync(path).mode;
+  if ((mode & 0o077) !== 0) console.error(`pikv: warning: the config file ${path} holds a secret and is readable by group or others (mode ${(mode & 0o777).toString(8)}); chmod 600 it, or move the secret to cluster_secret_file`);
 }
 
 export async function runServe(flags: ServeFlags): Promise<void> {
@@ -24,15 +32,17 @@ export async function runServe(flags: ServeFlags): Promise<void> {
   const flagged = extractClusterSettings(overrides);
   config = validateConfig(applySettings(config, flagged.rest, 'flags'));
   const cluster_settings = { ...file.cluster, ...flagged.cluster };
+  if (flags.config !== undefined) warnIfSecretsExposed(flags.config, file.cluster);
   const cluster = parseClusterConfig(cluster_settings, process.env);
-
+  // A lone node has no cluster config, but may still require a client token.
+  const client_token = cluster?.client_token ?? resolveClientToken(cluster_settings, process.env);
 
   // A node that left the cluster (pikv cluster leave) has handed off its keys: it stops by itself.
   const onLeft = (): void => {
     console.log('pikv: left the cluster; stopping');
     setTimeout(() => stop('leave'), 1_000).unref();
   };
-  const server = new PikvServer(config, undefined, { config: cluster, client_token: typeof cluster_settings['client_token'] === 'string' ? cluster_settings['client_token'] : '', onLeft });
+  const server = new PikvServer(config, undefined, { config: cluster, client_token, onLeft });
   // Handlers go in before the address is printed: until a handler exists, SIGTERM's default
   // action kills the process outright, and whoever read the address may signal at once.
   let stopping = false;

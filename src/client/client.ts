@@ -10,6 +10,7 @@ import WebSocket from 'ws';
 import { Op, REQUEST_ID_MAX } from '../protocol/constants.js';
 import { isErrorResponse, WireCodec, type RequestBatch, type ResponseBatch } from '../protocol/codec.js';
 import { ErrorCode, PikvError, type ErrorCodeName } from '../protocol/errors.js';
+import { ERROR_HEADER, PeerHandshake, type PeerIdentity } from '../cluster/auth.js';
 import {
   BatchSink, OP_CODES, SingleSink, checkBytes, deleteResult, getResult, putResult,
   type BatchOp, type Bytes, type OpResult, type OpSink,
@@ -22,10 +23,15 @@ export interface ClientOptions {
   batch_ops_max?: number;
   /** Ops queued or in flight before further calls reject with CLIENT_OVERLOADED. */
   pending_ops_max?: number;
-  /** The node's --client-token, if it requires one (sent as the x-pikv-client-token header). */
+  /** The node's client token, if it requires one (sent as the x-pikv-client-token header). */
   token?: string;
-  /** Extra headers for the WebSocket upgrade (cluster peer links send their auth here). */
+  /** Extra headers for the WebSocket upgrade. */
   headers?: Record<string, string>;
+  /**
+   * Connect as a cluster peer or admin tool: run the mutual handshake of src/cluster/auth.ts.
+   * The node must prove the cluster secret before anything it sends is read.
+   */
+  peer?: PeerIdentity | null;
   /**
    * Ask the node to ping this connection every keepalive_ms (0 = no keepalive). The node
    * closes a connection that misses a pong, so a vanished client frees its slot; the client
@@ -41,6 +47,7 @@ const DEFAULTS: Required<ClientOptions> = {
   pending_ops_max: 4_000_000,
   token: '',
   headers: {},
+  peer: null,
   keepalive_ms: 0,
 };
 
@@ -384,34 +391,64 @@ export function connect(url: string, options: ClientOptions = {}): Promise<PikvC
   const merged: Required<ClientOptions> = { ...DEFAULTS, ...options };
   return new Promise((resolve, reject) => {
     let ws: WebSocket;
+    let handshake: PeerHandshake | null = null;
     try {
       const headers: Record<string, string> = { ...merged.headers };
       if (merged.token !== '') headers['x-pikv-client-token'] = merged.token;
       if (merged.keepalive_ms > 0) headers['x-pikv-keepalive-ms'] = String(merged.keepalive_ms);
+      if (merged.peer !== null) {
+        handshake = new PeerHandshake(merged.peer);
+        Object.assign(headers, handshake.headers);
+      }
       ws = new WebSocket(url, { perMessageDeflate: false, maxPayload: 0, headers });
     } catch (error) {
-      return reject(new PikvError(ErrorCode.CONNECT_FAILED, `cannot connect to ${url}: ${(error as Error).message}`));
+      return reject(error instanceof PikvError ? error : new PikvError(ErrorCode.CONNECT_FAILED, `cannot connect to ${url}: ${(error as Error).message}`));
     }
     const timer = setTimeout(() => {
       ws.terminate();
       reject(new PikvError(ErrorCode.CONNECT_FAILED, `could not connect to ${url} within ${merged.connect_timeout_ms} ms`));
     }, merged.connect_timeout_ms);
+    /** The client proof, sent as the first frame once open (peer connections only). */
+    let proof: string | null = null;
+    if (handshake !== null) {
+      const peer_handshake = handshake;
+      // 'upgrade' comes before ws attaches its frame parser to the socket: refusing here means
+      // not one byte the server sent after its 101 is read, let alone acted on.
+      ws.once('upgrade', (response) => {
+        try {
+          proof = peer_handshake.accept(response, url);
+        } catch (error) {
+          clearTimeout(timer);
+          ws.on('error', () => {}); // terminate() reports the abort as an error; it is ours
+          ws.terminate();
+          reject(error);
+        }
+      });
+    }
     ws.once('open', () => {
       clearTimeout(timer);
+      // Sent before any request can be: the node reads nothing else from a peer until this.
+      if (proof !== null) ws.send(proof);
       resolve(new PikvClient(url, ws, merged));
     });
     ws.once('error', (error) => {
       clearTimeout(timer);
       reject(new PikvError(ErrorCode.CONNECT_FAILED, `cannot connect to ${url}: ${error.message}`));
     });
-    // A node refuses a wrong cluster secret or client token in the handshake, with HTTP 401.
+    // A node refuses a wrong client token, or a peer of another protocol version, in the handshake.
     ws.once('unexpected-response', (request, response) => {
       clearTimeout(timer);
       const status = response.statusCode ?? 0;
+      const raw_code = response.headers[ERROR_HEADER];
+      const code = Array.isArray(raw_code) ? raw_code[0] : raw_code;
       request.destroy();
-      reject(status === 401
-        ? new PikvError(ErrorCode.AUTH_FAILED, `${url} refused the connection (401 AUTH_FAILED): wrong or missing cluster secret or client token`)
-        : new PikvError(ErrorCode.CONNECT_FAILED, `cannot connect to ${url}: HTTP ${status}`));
+      if (code === ErrorCode.PEER_VERSION_MISMATCH) {
+        reject(new PikvError(ErrorCode.PEER_VERSION_MISMATCH, `${url} refused the connection (HTTP ${status} PEER_VERSION_MISMATCH): it speaks peer protocol ${String(response.headers['x-pikv-peer-version'] ?? 'unknown')}`));
+      } else if (status === 401) {
+        reject(new PikvError(ErrorCode.AUTH_FAILED, `${url} refused the connection (401 ${code ?? 'AUTH_FAILED'}): wrong or missing client token, or no cluster secret there`));
+      } else {
+        reject(new PikvError(ErrorCode.CONNECT_FAILED, `cannot connect to ${url}: HTTP ${status}`));
+      }
     });
   });
 }

@@ -4,10 +4,15 @@
  * (src/node/config.ts knows nothing of them); with none of them set the node is a
  * single node exactly as before.
  *
- * Config file: { "node_id": "pi1", "advertise": "ws://10.0.0.1:7070", "cluster_secret": "...",
+ * Config file: { "node_id": "pi1", "advertise": "ws://10.0.0.1:7070", "cluster_secret_file": "/etc/pikv/secret",
  *                "peers": [{"id": "pi1", "url": "ws://10.0.0.1:7070"}, ...] }
  * `peers` is a static initial membership (epoch 1); nodes started with the same list agree.
+ *
+ * Secrets never come from argv (ps shows it to every user): the cluster secret is read from
+ * cluster_secret_file (flag or file), else an inline cluster_secret in a config file, else
+ * PIKV_CLUSTER_SECRET; the client token likewise (client_token_file, client_token, PIKV_CLIENT_TOKEN).
  */
+import { readSecretFile } from './auth.js';
 import { NODE_WEIGHT_MAX, type RingNode } from '../routing/ring.js';
 import { checkView, ViewError } from '../routing/view.js';
 
@@ -45,8 +50,33 @@ export class ClusterConfigError extends Error {
 }
 
 /** Flag and file names of the cluster settings (snake_case; flags arrive camelCase). */
-const NAMES = ['node_id', 'advertise', 'join', 'cluster_secret', 'client_token', 'weight', 'peers', 'heartbeat_interval_ms', 'forward_timeout_ms',
-  'etcd', 'cluster_name', 'lease_ttl_ms', 'controller_tick_ms'] as const;
+const NAMES = [
+  'node_id', 'advertise', 'join', 'cluster_secret', 'cluster_secret_file', 'client_token', 'client_token_file', 'weight', 'peers',
+  'heartbeat_interval_ms', 'forward_timeout_ms', 'etcd', 'cluster_name', 'lease_ttl_ms', 'controller_tick_ms',
+] as const;
+/** Settings that do not by themselves turn on cluster mode (a client token works on a lone node). */
+const NOT_CLUSTER = new Set(['client_token', 'client_token_file']);
+
+type Warn = (message: string) => void;
+const warnOnStderr: Warn = (message) => console.error(`pikv: warning: ${message}`);
+
+/** One secret from `<name>_file`, an inline `<name>` (config files only) or the environment; '' if none. */
+function secretSetting(settings: Record<string, unknown>, name: string, env_value: string | undefined, what: string, warn: Warn): string {
+  const file = text(settings[`${name}_file`], `${name}_file`);
+  const inline = text(settings[name], name);
+  if (file !== '' && inline !== '') throw new ClusterConfigError(`give ${name} or ${name}_file, not both`);
+  try {
+    if (file !== '') return readSecretFile(file, what, warn);
+  } catch (error) {
+    throw new ClusterConfigError((error as Error).message);
+  }
+  return inline !== '' ? inline : (env_value ?? '');
+}
+
+/** The token clients must send, from client_token_file, client_token or PIKV_CLIENT_TOKEN; '' = none. */
+export function resolveClientToken(settings: Record<string, unknown>, env: NodeJS.ProcessEnv, warn: Warn = warnOnStderr): string {
+  return secretSetting(settings, 'client_token', env['PIKV_CLIENT_TOKEN'], 'client token', warn);
+}
 
 function snake(name: string): string {
   return name.replace(/[A-Z]/g, (letter) => `_${letter.toLowerCase()}`).replace(/-/g, '_');
@@ -86,8 +116,8 @@ function whole(value: unknown, name: string, fallback: number, min: number, max:
  * The cluster config from merged settings (file first, flags over it), or null when no
  * cluster setting was given: then the node runs alone, as before.
  */
-export function parseClusterConfig(settings: Record<string, unknown>, env: NodeJS.ProcessEnv): ClusterConfig | null {
-  const given = Object.entries(settings).some(([name, value]) => name !== 'client_token' && value !== undefined);
+export function parseClusterConfig(settings: Record<string, unknown>, env: NodeJS.ProcessEnv, warn: Warn = warnOnStderr): ClusterConfig | null {
+  const given = Object.entries(settings).some(([name, value]) => !NOT_CLUSTER.has(name) && value !== undefined);
   if (!given) return null;
   const node_id = text(settings['node_id'], 'node_id');
   if (node_id === '') throw new ClusterConfigError('cluster settings need --node-id');
@@ -96,8 +126,8 @@ export function parseClusterConfig(settings: Record<string, unknown>, env: NodeJ
   if (advertise !== '' && !/^wss?:\/\/[^/]+/.test(advertise)) throw new ClusterConfigError(`advertise must be ws://host:port, got ${JSON.stringify(advertise)}`);
   const join_value = settings['join'];
   const join = join_value === undefined ? [] : Array.isArray(join_value) ? join_value.map((u) => text(u, 'join')) : text(join_value, 'join').split(',').filter((u) => u !== '');
-  const cluster_secret = text(settings['cluster_secret'], 'cluster_secret') || (env['PIKV_CLUSTER_SECRET'] ?? '');
-  if (cluster_secret === '') throw new ClusterConfigError('a cluster node needs --cluster-secret or PIKV_CLUSTER_SECRET');
+  const cluster_secret = secretSetting(settings, 'cluster_secret', env['PIKV_CLUSTER_SECRET'], 'cluster secret', warn);
+  if (cluster_secret === '') throw new ClusterConfigError('a cluster node needs the cluster secret: set PIKV_CLUSTER_SECRET or give --cluster-secret-file FILE');
   let peers: RingNode[] = [];
   if (settings['peers'] !== undefined) {
     try {
@@ -119,7 +149,7 @@ export function parseClusterConfig(settings: Record<string, unknown>, env: NodeJ
     advertise: advertise.replace(/\/+$/, ''),
     join,
     cluster_secret,
-    client_token: text(settings['client_token'], 'client_token'),
+    client_token: resolveClientToken(settings, env, warn),
     weight: whole(settings['weight'], 'weight', 1, 1, NODE_WEIGHT_MAX),
     peers,
     heartbeat_interval_ms,

@@ -24,7 +24,6 @@ import type { Partition } from '../engine/partition.js';
 import type { OpRouter } from '../node/dispatcher.js';
 import type { PendingRequest } from '../engine/pending-request.js';
 import type { ReplyPacket, RequestPacket } from '../engine/packet.js';
-import { AUTH_HEADER, peerAuthHeader } from './auth.js';
 import { Cleanup, losesRanges, type CleanupProgress } from './cleanup.js';
 import type { ClusterConfig } from './cluster-config.js';
 import { EtcdMembership } from './etcd-membership.js';
@@ -76,6 +75,8 @@ export class ClusterNode implements OpRouter {
   /** Epochs whose drained report etcd has acknowledged, and the clean epoch last reported. */
   private drained_reported = -1;
   private clean_reported = -1;
+  /** The lease the clean report was bound to: a new lease (after etcd was unreachable) needs a new report. */
+  private clean_reported_lease: string | null = null;
   private reporting = false;
 
   constructor(config: ClusterConfig | null, partitions: Partition[], log: Logger, listenUrl: () => string, onLeft: () => void) {
@@ -472,12 +473,18 @@ export class ClusterNode implements OpRouter {
     if (membership === null || this.reporting) return;
     const epoch = this.rings.view.epoch;
     const drained = this.migration !== null && this.migration.state === 'drained' && this.migration.epoch === epoch && this.drained_reported !== epoch;
-    const clean = this.clean_epoch === epoch && this.clean_reported !== epoch && this.rings.members().some((n) => n.id === this.self);
+    const lease = membership.lease_id;
+    const clean = this.clean_epoch === epoch && (this.clean_reported !== epoch || this.clean_reported_lease !== lease) && this.rings.members().some((n) => n.id === this.self);
     if (!drained && !clean) return;
     this.reporting = true;
     const writes: Promise<void>[] = [];
     if (drained) writes.push(membership.reportDrained(epoch).then(() => void (this.drained_reported = epoch)));
-    if (clean) writes.push(membership.reportClean(epoch).then(() => void (this.clean_reported = epoch)));
+    if (clean) {
+      writes.push(membership.reportClean(epoch).then(() => {
+        this.clean_reported = epoch;
+        this.clean_reported_lease = lease;
+      }));
+    }
     Promise.all(writes)
       .catch((error: Error) => this.log(`etcd: report at epoch ${epoch} failed (${error.message}); retrying`))
       .finally(() => (this.reporting = false));
@@ -537,7 +544,7 @@ export class ClusterNode implements OpRouter {
     this.last_join_ms = Date.now();
     const seed = config.join[Math.floor(Math.random() * config.join.length)]!;
     const payload = this.codec.encodeValue({ action: 'join', node: this.selfNode() });
-    connect(seed, { connect_timeout_ms: 2_000, request_timeout_ms: config.forward_timeout_ms, headers: { [AUTH_HEADER]: peerAuthHeader(config.cluster_secret) } })
+    connect(seed, { connect_timeout_ms: 2_000, request_timeout_ms: config.forward_timeout_ms, peer: { secret: config.cluster_secret, node_id: config.node_id } })
       .then(async (client) => {
         try {
           const results = await client.batchColumns(single(Op.CLUSTER_ADMIN, payload));

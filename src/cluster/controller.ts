@@ -33,6 +33,8 @@ export interface ControllerOptions {
 
 interface PendingRequest {
   key: string;
+  /** The request's mod revision: it is deleted only if nobody rewrote it since it was read. */
+  mod_revision: string;
   request: AdminRequest & { force?: boolean };
 }
 
@@ -120,7 +122,7 @@ export class Controller {
         const rest = view.next.filter((n) => n.id !== id);
         if (nodes.length > 0 && rest.length > 0) {
           const next: ClusterView = sameMembers(nodes, rest) ? { epoch: view.epoch + 1, nodes } : { epoch: view.epoch + 1, nodes, next: rest };
-          await this.commit(stored.mod_revision, next, `remove dead ${id} during a move`, removal.key);
+          await this.commit(stored.mod_revision, next, `remove dead ${id} during a move`, removal);
           return;
         }
       }
@@ -133,7 +135,7 @@ export class Controller {
     }
     // Finished requests go; the rest wait their turn, oldest first.
     for (const pending of requests) {
-      if (isDone(pending.request, view)) await client.delete().key(pending.key);
+      if (isDone(pending.request, view)) await this.drop(pending);
     }
     const first = requests.find((r) => !isDone(r.request, view));
     if (first === undefined) return;
@@ -159,36 +161,49 @@ export class Controller {
     } else if (request.kind === 'leave' || (request.kind === 'remove' && live.has(request.node_id))) {
       if (request.kind === 'remove' && request.force !== true) {
         this.options.log(`controller: remove of ${request.node_id} refused: its lease is alive (use --force to hand its keys off as a leave)`);
-        await this.options.client.delete().key(pending.key);
+        await this.drop(pending);
         return;
       }
       if (view.nodes.length === 1) {
         this.options.log(`controller: ${request.kind} of ${request.node_id} refused: it is the last node`);
-        await this.options.client.delete().key(pending.key);
+        await this.drop(pending);
         return;
       }
       await this.commit(revision, { epoch: view.epoch + 1, nodes: view.nodes, next: without(request.node_id) }, `leave ${request.node_id}`, null);
     } else if (request.kind === 'remove') {
       const nodes = without(request.node_id);
       if (nodes.length === 0) {
-        await this.options.client.delete().key(pending.key);
+        await this.drop(pending);
         return;
       }
-      await this.commit(revision, { epoch: view.epoch + 1, nodes }, `remove dead ${request.node_id} (its keys are lost)`, pending.key);
+      await this.commit(revision, { epoch: view.epoch + 1, nodes }, `remove dead ${request.node_id} (its keys are lost)`, pending);
     } else {
       this.options.log(`controller: ${request.kind} requests are not supported yet; dropped`);
-      await this.options.client.delete().key(pending.key);
+      await this.drop(pending);
     }
   }
 
-  private async commit(revision: number, next: ClusterView, why: string, request_key: string | null): Promise<void> {
+  private async commit(revision: number, next: ClusterView, why: string, request: PendingRequest | null): Promise<void> {
     const result = await this.options.store.casView(revision, next);
     if (!result.ok) {
       this.say('controller: the view changed under this step; retrying');
       return;
     }
     this.options.log(`controller: epoch ${next.epoch}: ${why}`);
-    if (request_key !== null) await this.options.client.delete().key(request_key);
+    if (request !== null) await this.drop(request);
+  }
+
+  /**
+   * Deletes a request this step has dealt with, unless it was rewritten since it was read (a
+   * `remove --force` written over a refused `remove` must not be deleted with it).
+   */
+  private async drop(pending: { key: string; mod_revision: string }): Promise<void> {
+    const key = Buffer.from(pending.key);
+    await this.options.client.kv.txn({
+      compare: [{ key, target: 'Mod', result: 'Equal', mod_revision: pending.mod_revision }],
+      success: [{ request_delete_range: { key } }],
+      failure: [],
+    });
   }
 
   /** Admin requests, oldest first (etcd create revision). Malformed ones are logged and deleted. */
@@ -202,10 +217,10 @@ export class Controller {
         const raw = JSON.parse(kv.value.toString()) as Record<string, unknown>;
         const request = checkAdminRequest(raw) as AdminRequest & { force?: boolean };
         if (raw['force'] === true) request.force = true;
-        result.push({ key, request });
+        result.push({ key, mod_revision: kv.mod_revision, request });
       } catch (error) {
         this.options.log(`controller: dropping malformed request ${key}: ${(error as Error).message}`);
-        await client.delete().key(key);
+        await this.drop({ key, mod_revision: kv.mod_revision });
       }
     }
     return result;

@@ -153,6 +153,11 @@ export class EtcdMembership {
     await this.client.put(`${this.keys.prefix}clean/${this.options.self.id}`).value(String(epoch)).lease(lease);
   }
 
+  /** The current lease, or null: keys bound to an older lease are gone and must be written again. */
+  get lease_id(): string | null {
+    return this.session?.lease_id ?? null;
+  }
+
   /** Ids of members whose lease is alive. */
   async liveMembers(): Promise<Set<string>> {
     const members = await new Members({ client: this.client, cluster: this.options.cluster, log: this.options.log }).list();

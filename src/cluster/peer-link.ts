@@ -10,7 +10,6 @@
 import { connect, type ColumnBatch, type ColumnResults, PikvClient } from '../client/client.js';
 import { Op, Status } from '../protocol/constants.js';
 import { ErrorCode, PikvError } from '../protocol/errors.js';
-import { AUTH_HEADER, peerAuthHeader } from './auth.js';
 import type { RingNode } from '../routing/ring.js';
 
 const BACKOFF_MIN_MS = 100;
@@ -19,6 +18,8 @@ const EMPTY = new Uint8Array(0);
 
 export interface PeerLinkSettings {
   cluster_secret: string;
+  /** This node's id, proved to the peer in the handshake. */
+  node_id: string;
   heartbeat_interval_ms: number;
   heartbeats_missed_max: number;
   forward_timeout_ms: number;
@@ -45,6 +46,8 @@ export class PeerLink {
   private heartbeat_inflight = false;
   private closed = false;
   private was_up = false;
+  /** The last refused handshake logged; '' after a successful connect. */
+  private last_refusal = '';
   /** Forwarded ops that failed because the peer was down or too slow; shown in cluster status. */
   ops_failed = 0;
 
@@ -122,16 +125,30 @@ export class PeerLink {
     this.client = null;
   }
 
+  /**
+   * Logs a refused handshake once per distinct cause (the link retries every few seconds, and
+   * a fake or misconfigured member would otherwise fill the log).
+   */
+  private noteRefusal(error: PikvError): void {
+    const refused = error.code === ErrorCode.PEER_AUTH_FAILED || error.code === ErrorCode.PEER_VERSION_MISMATCH || error.code === ErrorCode.AUTH_FAILED;
+    if (!refused || error.message === this.last_refusal) return;
+    this.last_refusal = error.message;
+    this.hooks.log(`peer link to ${this.node.id} refused: ${error.message} (${error.code})`);
+  }
+
   private reconnect(): void {
     if (this.connecting || Date.now() < this.next_attempt_ms) return;
     this.connecting = true;
     connect(this.node.url, {
       connect_timeout_ms: Math.max(500, this.settings.forward_timeout_ms),
       request_timeout_ms: this.settings.forward_timeout_ms,
-      headers: { [AUTH_HEADER]: peerAuthHeader(this.settings.cluster_secret) },
+      // The peer must prove the secret and be this link's node (src/cluster/auth.ts), or the
+      // connection is dropped before anything it says is read.
+      peer: { secret: this.settings.cluster_secret, node_id: this.settings.node_id, server_id: this.node.id },
     }).then(
       (client) => {
         this.connecting = false;
+        this.last_refusal = '';
         if (this.closed) {
           void client.close();
           return;
@@ -143,7 +160,7 @@ export class PeerLink {
       },
       (error: PikvError) => {
         this.connecting = false;
-        if (error.code === ErrorCode.AUTH_FAILED) this.hooks.log(`peer ${this.node.id} refused our cluster secret (AUTH_FAILED)`);
+        this.noteRefusal(error);
         this.next_attempt_ms = Date.now() + this.backoff_ms;
         this.backoff_ms = Math.min(BACKOFF_MAX_MS, this.backoff_ms * 2);
       },

@@ -31,11 +31,17 @@ export interface ServerConfig {
    * need not cover response_bytes_max.
    */
   connection_send_bytes_max: number;
-  /** A connection that stays past connection_send_bytes_max this long is closed (1008 SLOW_CLIENT). */
+  /**
+   * The two limits above for connections authenticated as cluster peers: one peer link carries
+   * the forwarded traffic of all the other node's clients and its data moves, so it gets more.
+   */
+  peer_requests_inflight_max: number;
+  peer_send_bytes_max: number;
+  /** A client connection that stays past connection_send_bytes_max this long is closed (1008 SLOW_CLIENT); never a peer. */
   slow_client_timeout_ms: number;
   /** A socket that has not finished its WebSocket upgrade in this time is closed. */
   handshake_timeout_ms: number;
-  /** A connection holding part of a frame for this long is closed (1008 FRAME_TIMEOUT). */
+  /** A client connection holding part of a frame for this long is closed (1008 FRAME_TIMEOUT); never a peer. */
   frame_timeout_ms: number;
   /** A client connection with nothing sent or in flight for this long is closed (1000 IDLE); 0 = never. */
   idle_timeout_ms: number;
@@ -74,6 +80,8 @@ export function defaultConfig(): ServerConfig {
     response_bytes_max: 64 * 1024 * 1024,
     connection_requests_inflight_max: 64,
     connection_send_bytes_max: 16 * 1024 * 1024,
+    peer_requests_inflight_max: 256,
+    peer_send_bytes_max: 64 * 1024 * 1024,
     slow_client_timeout_ms: 10_000,
     handshake_timeout_ms: 5_000,
     frame_timeout_ms: 30_000,
@@ -94,10 +102,10 @@ export function defaultConfig(): ServerConfig {
 /** Config-file and flag names (kebab-case on the command line, snake_case in files). */
 const SIZE_FIELDS = new Set<keyof ServerConfig>([
   'memory_bytes_max', 'key_bytes_max', 'value_bytes_max', 'frame_bytes_max', 'response_bytes_max',
-  'connection_send_bytes_max', 'node_inflight_bytes_max', 'compact_min_bytes',
+  'connection_send_bytes_max', 'peer_send_bytes_max', 'node_inflight_bytes_max', 'compact_min_bytes',
 ]);
 const COUNT_FIELDS = new Set<keyof ServerConfig>([
-  'port', 'workers', 'batch_ops_max', 'connection_requests_inflight_max', 'connections_max',
+  'port', 'workers', 'batch_ops_max', 'connection_requests_inflight_max', 'peer_requests_inflight_max', 'connections_max',
   'connection_errors_per_second_max', 'shutdown_timeout_ms', 'slow_client_timeout_ms', 'handshake_timeout_ms',
   'frame_timeout_ms', 'idle_timeout_ms', 'connections_per_ip_max',
 ]);
@@ -181,6 +189,8 @@ export function validateConfig(config: ServerConfig): ServerConfig {
   check(config.frame_bytes_max >= 1024, 'frame_bytes_max must be at least 1024');
   check(config.connections_max >= 1, 'connections_max must be at least 1');
   check(config.connection_send_bytes_max >= 64 * 1024, 'connection_send_bytes_max must be at least 64kb');
+  check(config.peer_requests_inflight_max >= 1, 'peer_requests_inflight_max must be at least 1');
+  check(config.peer_send_bytes_max >= 64 * 1024, 'peer_send_bytes_max must be at least 64kb');
   check(config.slow_client_timeout_ms >= 100, 'slow_client_timeout_ms must be at least 100');
   check(config.handshake_timeout_ms >= 100, 'handshake_timeout_ms must be at least 100');
   check(config.frame_timeout_ms >= 100, 'frame_timeout_ms must be at least 100');

@@ -17,6 +17,11 @@
  * inside a worker finish and their answers are discarded), and its share of the node's
  * budgets is released.
  *
+ * A connection authenticated as a cluster peer uses peer_requests_inflight_max and
+ * peer_send_bytes_max instead of the connection_* limits, and is never closed as slow, idle
+ * or for frame time: it carries a whole node's forwarded traffic, and its heartbeat decides
+ * whether it is healthy.
+ *
  * Bad frames are answered with an error and the connection stays open, unless it keeps
  * sending them faster than connection_errors_per_second_max, when it is closed with 1008.
  */
@@ -117,10 +122,19 @@ export class Connection implements ResponseBudget {
 
   /** Authenticated with the cluster secret (src/cluster/auth.ts): may send cluster and data-move ops. */
   private readonly peer: boolean;
+  /**
+   * This connection's limits: connection_* for clients, peer_* for peers. A peer link carries
+   * all the forwarded ops of the other node's clients, so client-sized limits would throttle
+   * the whole cluster to one client's share.
+   */
+  private readonly requests_inflight_max: number;
+  private readonly send_bytes_max: number;
 
   constructor(ws: WebSocket, host: ConnectionHost, options: { peer: boolean; address: string; keepalive_ms: number }) {
     this.ws = ws;
     this.peer = options.peer;
+    this.requests_inflight_max = options.peer ? host.config.peer_requests_inflight_max : host.config.connection_requests_inflight_max;
+    this.send_bytes_max = options.peer ? host.config.peer_send_bytes_max : host.config.connection_send_bytes_max;
     this.address = options.address;
     this.keepalive_ms = options.keepalive_ms;
     this.host = host;
@@ -180,13 +194,18 @@ export class Connection implements ResponseBudget {
    */
   checkTimers(now_ms: number): void {
     if (this.gone || this.ws.readyState !== this.ws.OPEN) return;
+    // An authenticated peer is never cut for being slow, idle or mid-frame: a busy board that
+    // reads slowly or sends a large data-move frame over Wi-Fi is still healthy, and its link's
+    // heartbeat (peer-link.ts) is what decides whether it is up. Its reads still pause at
+    // peer_send_bytes_max, so what it can make this node hold stays bounded.
+    if (this.peer) return;
     const config = this.host.config;
     // One legal response (up to response_bytes_max) being written never makes a client slow
     // by itself; only what is queued beyond it counts against the limit.
-    if (this.ws.bufferedAmount >= Math.max(config.connection_send_bytes_max, config.response_bytes_max)) {
+    if (this.ws.bufferedAmount >= Math.max(this.send_bytes_max, config.response_bytes_max)) {
       if (this.over_send_limit_since_ms === 0) this.over_send_limit_since_ms = now_ms;
       else if (now_ms - this.over_send_limit_since_ms >= config.slow_client_timeout_ms) {
-        this.closeFor(CLOSE_POLICY_VIOLATION, 'SLOW_CLIENT', `its unread answers stayed over ${config.connection_send_bytes_max} bytes for ${config.slow_client_timeout_ms} ms`);
+        this.closeFor(CLOSE_POLICY_VIOLATION, 'SLOW_CLIENT', `its unread answers stayed over ${this.send_bytes_max} bytes for ${config.slow_client_timeout_ms} ms`);
         return;
       }
     } else {
@@ -197,7 +216,7 @@ export class Connection implements ResponseBudget {
       this.closeFor(CLOSE_POLICY_VIOLATION, 'FRAME_TIMEOUT', `it held a partial frame for ${config.frame_timeout_ms} ms`);
       return;
     }
-    if (config.idle_timeout_ms > 0 && !this.peer && this.requests_inflight === 0 && now_ms - this.last_activity_ms >= config.idle_timeout_ms) {
+    if (config.idle_timeout_ms > 0 && this.requests_inflight === 0 && now_ms - this.last_activity_ms >= config.idle_timeout_ms) {
       this.closeFor(CLOSE_NORMAL, 'IDLE', `it was idle for ${config.idle_timeout_ms} ms`);
       return;
     }
@@ -245,11 +264,10 @@ export class Connection implements ResponseBudget {
   }
 
   private mustPause(): boolean {
-    const config = this.host.config;
     return (
-      this.requests_inflight >= config.connection_requests_inflight_max ||
-      (this.requests_inflight > 0 && this.responseBytesOnTheirWay() >= config.connection_send_bytes_max) ||
-      this.ws.bufferedAmount >= config.connection_send_bytes_max ||
+      this.requests_inflight >= this.requests_inflight_max ||
+      (this.requests_inflight > 0 && this.responseBytesOnTheirWay() >= this.send_bytes_max) ||
+      this.ws.bufferedAmount >= this.send_bytes_max ||
       this.host.overBudget()
     );
   }
@@ -367,7 +385,7 @@ export class Connection implements ResponseBudget {
    * last of them drains: any send that can push the queue past the limit has one.
    */
   private send(frame: Buffer): void {
-    if (this.ws.bufferedAmount + frame.length < this.host.config.connection_send_bytes_max / 2) {
+    if (this.ws.bufferedAmount + frame.length < this.send_bytes_max / 2) {
       this.ws.send(frame, SEND_OPTIONS);
       return;
     }

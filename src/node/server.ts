@@ -10,7 +10,7 @@ import { WebSocketServer, type WebSocket } from 'ws';
 import type { PersistenceOptions } from '../persistence/options.js';
 import { describeRecovery, recoverNode } from '../persistence/recovery.js';
 import { WireCodec } from '../protocol/codec.js';
-import { authenticate, type AuthSettings } from '../cluster/auth.js';
+import { authenticate, checkClientProof, CLOSE_AUTH_FAILED, ERROR_HEADER, PEER_AUTH_FAILED, PEER_PROTOCOL_VERSION, PEER_VERSION_HEADER, type AuthSettings, type PeerChallenge } from '../cluster/auth.js';
 import type { ClusterConfig } from '../cluster/cluster-config.js';
 import { ClusterNode } from '../cluster/cluster-node.js';
 import type { ServerConfig } from './config.js';
@@ -32,6 +32,8 @@ export interface ClusterOptions {
 const CLOSE_GOING_AWAY = 1001;
 const CLOSE_TRY_AGAIN_LATER = 1013;
 const SHUTDOWN_POLL_MS = 10;
+/** A refused peer that does not finish the closing handshake by then is torn down. */
+const CLOSE_GRACE_MS = 1_000;
 /** The timer sweep runs at least this often, and at most every SWEEP_MS_MIN. */
 const SWEEP_MS_MAX = 1_000;
 const SWEEP_MS_MIN = 25;
@@ -64,8 +66,10 @@ export class PikvServer implements ConnectionHost {
   /** Membership, peer links and routing (src/cluster/); a one-node view without cluster settings. */
   readonly cluster: ClusterNode;
   private readonly auth: AuthSettings;
-  /** Roles decided in the handshake (verifyClient), read when the connection opens. */
-  private readonly peer_requests = new WeakSet<IncomingMessage>();
+  /** Peer challenges issued in the handshake (verifyClient), answered in the first frame. */
+  private readonly peer_challenges = new WeakMap<IncomingMessage, PeerChallenge>();
+  /** Peer sockets past the upgrade that have not yet sent their proof; closed on stop. */
+  private readonly proving = new Set<WebSocket>();
 
   constructor(config: ServerConfig, logger: Logger = (message) => console.error(`pikv: ${message}`), cluster: ClusterOptions = {}) {
     this.config = config;
@@ -79,12 +83,21 @@ export class PikvServer implements ConnectionHost {
       };
     for (let i = 0; i < config.workers; i++) this.partitions.push(new Partition(i, table_bytes, config.response_bytes_max, logger, this.persistence));
     this.cluster = new ClusterNode(cluster.config ?? null, this.partitions, logger, () => this.url, cluster.onLeft ?? (() => {}));
-    this.auth = { cluster_secret: cluster.config?.cluster_secret ?? '', client_token: cluster.client_token ?? cluster.config?.client_token ?? '' };
+    this.auth = {
+      cluster_secret: cluster.config?.cluster_secret ?? '',
+      node_id: cluster.config?.node_id ?? '',
+      client_token: cluster.client_token ?? cluster.config?.client_token ?? '',
+    };
     this.dispatcher = new Dispatcher(this.partitions, config, () => this.codec.encodeValue(this.stats()), this.cluster);
     this.http = createServer((request, response) => this.onHttpRequest(request, response));
     this.http.on('connection', (socket: Socket) => this.onSocket(socket));
     this.wss = new WebSocketServer({ server: this.http, maxPayload: config.frame_bytes_max, perMessageDeflate: false, clientTracking: false,
       verifyClient: (info: { req: IncomingMessage }, callback: (ok: boolean, code?: number, message?: string) => void) => this.verifyClient(info.req, callback),
+    });
+    // The server's half of the peer handshake rides on the 101 response (src/cluster/auth.ts).
+    this.wss.on('headers', (headers: string[], request: IncomingMessage) => {
+      const challenge = this.peer_challenges.get(request);
+      if (challenge !== undefined) headers.push(...challenge.response_headers);
     });
     this.wss.on('connection', (ws, request) => this.onConnection(ws, request));
   }
@@ -207,6 +220,7 @@ export class PikvServer implements ConnectionHost {
     }
     const unanswered = this.requestsInflight();
     if (unanswered > 0) this.log(`shutdown timeout: ${unanswered} requests were not answered`);
+    for (const ws of this.proving) ws.terminate();
     for (const connection of this.connections) connection.ws.close(CLOSE_GOING_AWAY, 'server shutting down');
     // Give close frames a moment to go out before the sockets are torn down.
     await new Promise((resolve) => setTimeout(resolve, 50));
@@ -221,15 +235,19 @@ export class PikvServer implements ConnectionHost {
     return total;
   }
 
-  /** Cluster secret or client token (src/cluster/auth.ts): refused in the handshake with 401 AUTH_FAILED, and logged. */
-  private verifyClient(request: IncomingMessage, callback: (ok: boolean, code?: number, message?: string) => void): void {
+  /**
+   * Client token or peer handshake (src/cluster/auth.ts): a wrong token, or a peer of another
+   * protocol version, is refused here with HTTP 401/400 naming the code, and logged. A peer gets
+   * its challenge in the 101 response and proves itself in its first frame (onConnection).
+   */
+  private verifyClient(request: IncomingMessage, callback: (ok: boolean, code?: number, message?: string, headers?: Record<string, string>) => void): void {
     const result = authenticate(request, this.auth);
     if ('refused' in result) {
-      this.log(`refused a connection from ${request.socket.remoteAddress ?? '?'}: ${result.refused} (AUTH_FAILED)`);
-      callback(false, 401, 'AUTH_FAILED');
+      this.log(`refused a connection from ${request.socket.remoteAddress ?? '?'}: ${result.refused} (${result.code})`);
+      callback(false, result.http_status, result.code, { [ERROR_HEADER]: result.code, [PEER_VERSION_HEADER]: String(PEER_PROTOCOL_VERSION) });
       return;
     }
-    if (result.role === 'peer') this.peer_requests.add(request);
+    if (result.role === 'peer') this.peer_challenges.set(request, result.challenge);
     callback(true);
   }
 
@@ -242,9 +260,45 @@ export class PikvServer implements ConnectionHost {
       this.refuse(ws, CLOSE_TRY_AGAIN_LATER, 'TOO_MANY_CONNECTIONS');
       return;
     }
-    this.handshaking.delete(request.socket);
+    const challenge = this.peer_challenges.get(request);
+    if (challenge === undefined) {
+      this.handshaking.delete(request.socket);
+      this.serve(ws, request, false);
+      return;
+    }
+    // Until its proof arrives the socket stays in `handshaking`, so the sweep closes it after
+    // handshake_timeout_ms like any unfinished handshake; nothing but the proof is read.
+    const address = request.socket.remoteAddress ?? '?';
+    this.proving.add(ws);
+    ws.on('error', (error: Error & { code?: string }) => this.log(`peer handshake error from ${address}: ${error.code ?? ''} ${error.message}`));
+    const onClose = (): void => {
+      this.proving.delete(ws);
+      if (!this.shutting_down) this.log(`peer "${challenge.client_id}" from ${address} closed before proving the cluster secret (${PEER_AUTH_FAILED})`);
+    };
+    ws.once('close', onClose);
+    ws.once('message', (data: Buffer, is_binary: boolean) => {
+      this.proving.delete(ws);
+      ws.off('close', onClose);
+      if (!checkClientProof(challenge, data, is_binary)) {
+        this.log(`refused peer "${challenge.client_id}" from ${address}: wrong proof of the cluster secret (${PEER_AUTH_FAILED})`);
+        ws.close(CLOSE_AUTH_FAILED, PEER_AUTH_FAILED);
+        setTimeout(() => ws.terminate(), CLOSE_GRACE_MS).unref();
+        return;
+      }
+      if (this.shutting_down) {
+        this.refuse(ws, CLOSE_GOING_AWAY, 'SHUTTING_DOWN');
+        return;
+      }
+      this.handshaking.delete(request.socket);
+      // Frames behind the proof in the same socket read are emitted after this listener returns,
+      // to the listener the Connection adds now: none is lost or reordered.
+      this.serve(ws, request, true);
+    });
+  }
+
+  private serve(ws: WebSocket, request: IncomingMessage, peer: boolean): void {
     const connection = new Connection(ws, this, {
-      peer: this.peer_requests.has(request),
+      peer,
       address: request.socket.remoteAddress ?? '?',
       keepalive_ms: keepaliveAsked(request),
     });

@@ -45,6 +45,10 @@ export const ErrorCode = {
   CLIENT_OVERLOADED: 'CLIENT_OVERLOADED',
   BAD_ARGUMENT: 'BAD_ARGUMENT',
   BAD_RESPONSE: 'BAD_RESPONSE',
+  /** Peer handshake: the other side could not prove the cluster secret on this connection. */
+  PEER_AUTH_FAILED: 'PEER_AUTH_FAILED',
+  /** Peer handshake: the two nodes speak different peer protocol versions. */
+  PEER_VERSION_MISMATCH: 'PEER_VERSION_MISMATCH',
 } as const;
 export type ErrorCodeName = (typeof ErrorCode)[keyof typeof ErrorCode];
 
@@ -108,6 +112,8 @@ const MESSAGES: Readonly<Record<ErrorCodeName, string>> = {
   CLIENT_OVERLOADED: 'too many ops pending in this client',
   BAD_ARGUMENT: 'invalid argument',
   BAD_RESPONSE: 'server sent a response this client cannot read',
+  PEER_AUTH_FAILED: 'the other end of a peer connection could not prove the cluster secret',
+  PEER_VERSION_MISMATCH: 'the two nodes speak different peer protocol versions; run the same pikv version everywhere',
 };
 
 export function defaultMessage(code: ErrorCodeName): string {

@@ -13,9 +13,10 @@ export const SECRET = 'test-secret';
 const codec = new WireCodec();
 
 export function startNode(id: string, join: string[] = [], extra: string[] = []): Promise<ServerProcess> {
-  const args = ['--workers', '2', '--max-memory', '64mb', '--node-id', id, '--cluster-secret', SECRET, '--heartbeat-interval-ms', '100', '--forward-timeout-ms', '2000', ...extra];
+  const args = ['--workers', '2', '--max-memory', '64mb', '--node-id', id, '--heartbeat-interval-ms', '100', '--forward-timeout-ms', '2000', ...extra];
   if (join.length > 0) args.push('--join', join.join(','));
-  return startServer(args);
+  // The secret travels in the environment: argv shows in ps, and pikv refuses it there.
+  return startServer(args, { PIKV_CLUSTER_SECRET: SECRET });
 }
 
 export async function clusterOp(url: string, op: number): Promise<unknown> {
