@@ -43,7 +43,7 @@ function tokenOf(options: TokenOptions): string {
   return process.env['PIKV_CLIENT_TOKEN'] ?? '';
 }
 
-interface NodeStatus {
+export interface NodeStatus {
   node_id: string;
   epoch: number;
   view: ClusterView;
@@ -53,6 +53,8 @@ interface NodeStatus {
   cleanup?: null | { epoch: number; state: string; partitions_scanned: number; partitions: number; keys_deleted: number };
   clean_epoch?: number;
   keys_cleaned_total?: number;
+  /** etcd mode only: whether the node serves (it holds the view in a live etcd session) and whether it is the controller. */
+  etcd?: null | { serving: boolean; controller: boolean };
 }
 
 /** The clean-up column: `clean` once the node holds no key outside its ranges at its epoch. */
@@ -71,7 +73,8 @@ async function ask(client: PikvClient, op: number, payload: Uint8Array = EMPTY):
   return codec.decodeValue(reply.values);
 }
 
-async function nodeStatus(url: string, token: string): Promise<NodeStatus> {
+/** One node's CLUSTER_STATUS; `pikv dev-cluster` uses it to see when a cluster has settled. */
+export async function nodeStatus(url: string, token: string): Promise<NodeStatus> {
   const client = await connect(url, { connect_timeout_ms: STATUS_TIMEOUT_MS, request_timeout_ms: STATUS_TIMEOUT_MS, token });
   try {
     return (await ask(client, Op.CLUSTER_STATUS)) as NodeStatus;

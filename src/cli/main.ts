@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 /**
- * The `pikv` command: serve a node, or talk to one (get, put, del, load, stats).
+ * The `pikv` command: serve a node, or talk to one (get, put, del, load, stats), or run a dev cluster.
  *
  * Client commands take --url, defaulting to $PIKV_URL and then ws://127.0.0.1:7070. Exit codes:
  * 0 success, 1 a key was not found (get) or a load stopped on bad input, 2 any other error.
@@ -32,6 +32,7 @@ const runClusterStatus = lazy(cluster_commands, 'runClusterStatus');
 const runClusterJoin = lazy(cluster_commands, 'runClusterJoin');
 const runClusterLeave = lazy(cluster_commands, 'runClusterLeave');
 const runClusterRemove = lazy(cluster_commands, 'runClusterRemove');
+const runDevCluster = lazy(() => import('./dev-cluster.js'), 'runDevCluster');
 
 export const DEFAULT_URL = 'ws://127.0.0.1:7070';
 const EXIT_ERROR = 2;
@@ -133,6 +134,27 @@ adminOptions(cluster.command('join').description('admit node ID, reachable at UR
 adminOptions(cluster.command('leave').description('hand off the keys of node ID (default: the node at --url), which then stops').argument('[id]')).action(runClusterLeave);
 adminOptions(cluster.command('remove').description('drop node ID without hand-off (a dead node; its keys are lost); with etcd, refused while its lease is alive unless --force')
   .argument('<id>').option('--force', 'with etcd: remove a node whose lease is alive, by handing its keys off first (as a leave)')).action(runClusterRemove);
+
+program
+  .command('dev-cluster')
+  .description('try a cluster on one machine: starts etcd and N nodes on free 127.0.0.1 ports, prints how to use them; Ctrl-C stops all')
+  .option('--nodes <n>', 'how many nodes, n1..nN (1..16)', '3')
+  .option('--workers <n>', 'partition worker threads per node', '2')
+  .option('--max-memory <size>', 'memory for the tables of each node', '256mb')
+  .addOption(new Option('--etcd-binary <path>', 'the etcd server to run (default: etcd on PATH; Debian: apt-get install etcd-server)').env('PIKV_ETCD_BINARY'))
+  .option('--ready-timeout-ms <ms>', 'how long to wait for the nodes to join and settle', '60000')
+  .option('--quiet', 'do not forward the nodes\' logs (problems are still reported)')
+  .addHelpText('after', `
+Starts a single-member etcd (temporary data dir, revision auto-compaction) and the nodes
+(pikv serve --etcd ... --node-id nI --port 0) one after the other; n1 creates the cluster and
+the others join by themselves. Once all N are in the view with no data move left, it prints
+the etcd URL, each node's URL and PID, commands to try, and the export line for this
+session's random cluster secret (the nodes get it through their environment, not argv).
+Node logs are shown prefixed with the node id. Ctrl-C or SIGTERM stops every node (SIGTERM,
+then SIGKILL after 15 s), then etcd, deletes the temporary directory and exits 0; a second
+Ctrl-C kills everything at once. Exit 2 if etcd is missing or the cluster does not start.
+Not for production: one etcd member and everything on one machine.`)
+  .action(runDevCluster);
 
 /**
  * Secrets on the command line show in `ps` and /proc/PID/cmdline to every user of the board,
