@@ -1,5 +1,5 @@
 /**
- * Peer authentication (src/cluster/auth.ts, docs/PROTOCOL.md "Authentication"): a proof
+ * Peer authentication (src/protocol/auth.ts, docs/PROTOCOL.md "Authentication"): a proof
  * captured on one connection is refused on another, a process without the secret on a
  * member's address is refused by the connecting node before anything it sends is read, a
  * peer protocol version mismatch is refused and logged on both sides, peers get their own
@@ -16,7 +16,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import WebSocket, { WebSocketServer } from 'ws';
 import { connect, ErrorCode, Op, Status, WireCodec, type PikvError } from '../src/index.js';
-import { PeerHandshake, LEGACY_AUTH_HEADER, PEER_ID_HEADER, PEER_NONCE_HEADER, PEER_PROOF_HEADER, PEER_VERSION_HEADER } from '../src/cluster/auth.js';
+import { PeerHandshake, LEGACY_AUTH_HEADER, PEER_ID_HEADER, PEER_NONCE_HEADER, PEER_PROOF_HEADER, PEER_VERSION_HEADER } from '../src/protocol/auth.js';
 import { parseClusterConfig } from '../src/cluster/cluster-config.js';
 import { PeerLink, single } from '../src/cluster/peer-link.js';
 import { defaultConfig, validateConfig, type ServerConfig } from '../src/node/config.js';

@@ -8,7 +8,7 @@
  * last one) is asked again until it is accepted or --wait-ms passes.
  */
 import { connect, type PikvClient } from '../client/client.js';
-import { readSecretFile } from '../cluster/auth.js';
+import { readSecretFile } from '../protocol/auth.js';
 import { single } from '../cluster/peer-link.js';
 import type { ClusterView } from '../routing/view.js';
 import { WireCodec } from '../protocol/codec.js';

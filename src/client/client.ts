@@ -10,7 +10,7 @@ import WebSocket from 'ws';
 import { Op, REQUEST_ID_MAX } from '../protocol/constants.js';
 import { isErrorResponse, WireCodec, type RequestBatch, type ResponseBatch } from '../protocol/codec.js';
 import { ErrorCode, PikvError, type ErrorCodeName } from '../protocol/errors.js';
-import { ERROR_HEADER, PeerHandshake, type PeerIdentity } from '../cluster/auth.js';
+import { ERROR_HEADER, PeerHandshake, type PeerIdentity } from '../protocol/auth.js';
 import {
   BatchSink, OP_CODES, SingleSink, checkBytes, deleteResult, getResult, putResult,
   type BatchOp, type Bytes, type OpResult, type OpSink,
@@ -28,7 +28,7 @@ export interface ClientOptions {
   /** Extra headers for the WebSocket upgrade. */
   headers?: Record<string, string>;
   /**
-   * Connect as a cluster peer or admin tool: run the mutual handshake of src/cluster/auth.ts.
+   * Connect as a cluster peer or admin tool: run the mutual handshake of src/protocol/auth.ts.
    * The node must prove the cluster secret before anything it sends is read.
    */
   peer?: PeerIdentity | null;

@@ -12,7 +12,7 @@
  * cluster_secret_file (flag or file), else an inline cluster_secret in a config file, else
  * PIKV_CLUSTER_SECRET; the client token likewise (client_token_file, client_token, PIKV_CLIENT_TOKEN).
  */
-import { readSecretFile } from './auth.js';
+import { readSecretFile } from '../protocol/auth.js';
 import { NODE_WEIGHT_MAX, type RingNode } from '../routing/ring.js';
 import { checkView, ViewError } from '../routing/view.js';
 

@@ -21,7 +21,7 @@ import { WireCodec } from '../protocol/codec.js';
 import type { RequestBatch } from '../protocol/codec.js';
 import { Op, Status } from '../protocol/constants.js';
 import type { Partition } from '../engine/partition.js';
-import type { OpRouter } from '../node/dispatcher.js';
+import type { OpRouter } from '../engine/op-router.js';
 import type { PendingRequest } from '../engine/pending-request.js';
 import type { ReplyPacket, RequestPacket } from '../engine/packet.js';
 import { Cleanup, losesRanges, type CleanupProgress } from './cleanup.js';

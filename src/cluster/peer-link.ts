@@ -143,7 +143,7 @@ export class PeerLink {
       connect_timeout_ms: Math.max(500, this.settings.forward_timeout_ms),
       request_timeout_ms: this.settings.forward_timeout_ms,
       reset_on_timeout: true,
-      // The peer must prove the secret and be this link's node (src/cluster/auth.ts), or the
+      // The peer must prove the secret and be this link's node (src/protocol/auth.ts), or the
       // connection is dropped before anything it says is read.
       peer: { secret: this.settings.cluster_secret, node_id: this.settings.node_id, server_id: this.node.id },
     }).then(

@@ -120,7 +120,7 @@ export class Connection implements ResponseBudget {
   private readonly held: { frame: Buffer; is_binary: boolean }[] = [];
   private draining = false;
 
-  /** Authenticated with the cluster secret (src/cluster/auth.ts): may send cluster and data-move ops. */
+  /** Authenticated with the cluster secret (src/protocol/auth.ts): may send cluster and data-move ops. */
   private readonly peer: boolean;
   /**
    * This connection's limits: connection_* for clients, peer_* for peers. A peer link carries

@@ -16,6 +16,7 @@ import type { RequestBatch } from '../protocol/codec.js';
 import { KEY_HASH_SEED, murmur3_x86_32 } from '../routing/murmur3.js';
 import type { Partition } from '../engine/partition.js';
 import { PendingRequest, type RequestDone } from '../engine/pending-request.js';
+import type { OpRouter } from '../engine/op-router.js';
 
 /** Requests of at most this many GETs may take the main-thread read path. */
 const FAST_PATH_OPS_MAX = 16;
@@ -27,19 +28,6 @@ export interface DispatchLimits {
   test_hooks: boolean;
 }
 
-/**
- * The cluster's hook (src/cluster/cluster-node.ts): with `routes`, every data op is offered to
- * route() before a partition is chosen, and ops the dispatcher does not know to settleOp().
- */
-export interface OpRouter {
-  readonly routes: boolean;
-  /** True when ops on this key hash execute on this node (the fast path may read it). */
-  isLocal(hash: number): boolean;
-  /** Takes the op if it does not execute here (forwarded, refused); false lets it run locally. */
-  route(request: PendingRequest, index: number, op: number, hash: number, batch: RequestBatch, key_offset: number, key_length: number, value_offset: number, value_length: number): boolean;
-  /** Answers cluster ops (RING, ...); false for ops it does not know. */
-  settleOp(request: PendingRequest, index: number, op: number, batch: RequestBatch, key_offset: number, key_length: number, value_length: number): boolean;
-}
 
 export class Dispatcher {
   private readonly partitions: Partition[];

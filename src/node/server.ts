@@ -10,7 +10,7 @@ import { WebSocketServer, type WebSocket } from 'ws';
 import type { PersistenceOptions } from '../persistence/options.js';
 import { describeRecovery, recoverNode } from '../persistence/recovery.js';
 import { WireCodec } from '../protocol/codec.js';
-import { authenticate, checkClientProof, CLOSE_AUTH_FAILED, ERROR_HEADER, PEER_AUTH_FAILED, PEER_PROTOCOL_VERSION, PEER_VERSION_HEADER, type AuthSettings, type PeerChallenge } from '../cluster/auth.js';
+import { authenticate, checkClientProof, CLOSE_AUTH_FAILED, ERROR_HEADER, PEER_AUTH_FAILED, PEER_PROTOCOL_VERSION, PEER_VERSION_HEADER, type AuthSettings, type PeerChallenge } from '../protocol/auth.js';
 import type { ClusterConfig } from '../cluster/cluster-config.js';
 import { ClusterNode } from '../cluster/cluster-node.js';
 import type { ServerConfig } from './config.js';
@@ -94,7 +94,7 @@ export class PikvServer implements ConnectionHost {
     this.wss = new WebSocketServer({ server: this.http, maxPayload: config.frame_bytes_max, perMessageDeflate: false, clientTracking: false,
       verifyClient: (info: { req: IncomingMessage }, callback: (ok: boolean, code?: number, message?: string) => void) => this.verifyClient(info.req, callback),
     });
-    // The server's half of the peer handshake rides on the 101 response (src/cluster/auth.ts).
+    // The server's half of the peer handshake rides on the 101 response (src/protocol/auth.ts).
     this.wss.on('headers', (headers: string[], request: IncomingMessage) => {
       const challenge = this.peer_challenges.get(request);
       if (challenge !== undefined) headers.push(...challenge.response_headers);
@@ -236,7 +236,7 @@ export class PikvServer implements ConnectionHost {
   }
 
   /**
-   * Client token or peer handshake (src/cluster/auth.ts): a wrong token, or a peer of another
+   * Client token or peer handshake (src/protocol/auth.ts): a wrong token, or a peer of another
    * protocol version, is refused here with HTTP 401/400 naming the code, and logged. A peer gets
    * its challenge in the 101 response and proves itself in its first frame (onConnection).
    */

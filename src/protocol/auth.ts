@@ -21,7 +21,7 @@
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { readFileSync, statSync } from 'node:fs';
 import type { IncomingMessage } from 'node:http';
-import { ErrorCode, PikvError } from '../protocol/errors.js';
+import { ErrorCode, PikvError } from './errors.js';
 
 /** Bumped whenever the handshake or the peer ops change incompatibly; both proofs cover it. */
 export const PEER_PROTOCOL_VERSION = 1;
