@@ -45,6 +45,8 @@ export interface ConnectionHost {
   onPaused(connection: Connection): void;
   onRequestDone(): void;
   log(message: string): void;
+  /** False once a newer connection from the same peer id was opened (see Connection.fenced). */
+  isLatestPeerConnection(peer_id: string, sequence: number): boolean;
 }
 
 /** WebSocket close codes (RFC 6455). */
@@ -122,6 +124,10 @@ export class Connection implements ResponseBudget {
 
   /** Authenticated with the cluster secret (src/protocol/auth.ts): may send cluster and data-move ops. */
   private readonly peer: boolean;
+  /** The id the peer proved in its handshake, and this connection's place among its connections. */
+  private readonly peer_id: string;
+  private readonly peer_sequence: number;
+  private fenced_logged = false;
   /**
    * This connection's limits: connection_* for clients, peer_* for peers. A peer link carries
    * all the forwarded ops of the other node's clients, so client-sized limits would throttle
@@ -130,9 +136,11 @@ export class Connection implements ResponseBudget {
   private readonly requests_inflight_max: number;
   private readonly send_bytes_max: number;
 
-  constructor(ws: WebSocket, host: ConnectionHost, options: { peer: boolean; address: string; keepalive_ms: number }) {
+  constructor(ws: WebSocket, host: ConnectionHost, options: { peer: boolean; address: string; keepalive_ms: number; peer_id?: string; peer_sequence?: number }) {
     this.ws = ws;
     this.peer = options.peer;
+    this.peer_id = options.peer_id ?? '';
+    this.peer_sequence = options.peer_sequence ?? 0;
     this.requests_inflight_max = options.peer ? host.config.peer_requests_inflight_max : host.config.connection_requests_inflight_max;
     this.send_bytes_max = options.peer ? host.config.peer_send_bytes_max : host.config.connection_send_bytes_max;
     this.address = options.address;
@@ -153,6 +161,22 @@ export class Connection implements ResponseBudget {
     // After ws's own 'data' listener has parsed the chunk: is part of a frame left over?
     const socket = (ws as unknown as { _socket?: { on(event: 'data', listener: () => void): void } })._socket;
     socket?.on('data', () => this.onSocketData());
+  }
+
+  /**
+   * A peer connection that is no longer its peer's newest one applies no data op. A peer link
+   * opens a new connection only after giving up on the old one (a reset after a timeout), so
+   * any data still arriving on the old one is a frame its sender no longer waits for: a
+   * forwarded write or a stream frame that, applied now, could put an old value over one
+   * written since through the new connection or another node (docs/MEMBERSHIP.md).
+   */
+  private fenced(): boolean {
+    if (!this.peer || this.peer_id === '' || this.host.isLatestPeerConnection(this.peer_id, this.peer_sequence)) return false;
+    if (!this.fenced_logged) {
+      this.fenced_logged = true;
+      this.host.log(`refusing data from an old connection of peer "${this.peer_id}" (a newer one is open)`);
+    }
+    return true;
   }
 
   /** True once the socket has closed or failed; nothing more is read, run or sent for it. */
@@ -311,8 +335,17 @@ export class Connection implements ResponseBudget {
     }
     if (this.peer) batch.peer = true;
     let gets = 0;
+    let data_ops = 0;
     const ops = batch.op;
-    for (let i = 0; i < ops.length; i++) if (ops[i] === Op.GET) gets++;
+    for (let i = 0; i < ops.length; i++) {
+      const op = ops[i]!;
+      if (op === Op.GET) gets++;
+      if (op === Op.GET || op === Op.PUT || op === Op.DELETE) data_ops++;
+    }
+    if (data_ops > 0 && this.fenced()) {
+      this.sendError(batch.id, ErrorCode.STALE_RING, 'a newer connection from this peer exists; data on this one is not applied');
+      return;
+    }
     this.requests_inflight++;
     this.host.inflight_bytes += frame.length;
     try {

@@ -68,6 +68,9 @@ export class PikvServer implements ConnectionHost {
   private readonly auth: AuthSettings;
   /** Peer challenges issued in the handshake (verifyClient), answered in the first frame. */
   private readonly peer_challenges = new WeakMap<IncomingMessage, PeerChallenge>();
+  /** The newest connection of each peer id (Connection.fenced): older ones apply no data op. */
+  private readonly latest_peer_connection = new Map<string, number>();
+  private peer_connections_opened = 0;
   /** Peer sockets past the upgrade that have not yet sent their proof; closed on stop. */
   private readonly proving = new Set<WebSocket>();
 
@@ -292,15 +295,26 @@ export class PikvServer implements ConnectionHost {
       this.handshaking.delete(request.socket);
       // Frames behind the proof in the same socket read are emitted after this listener returns,
       // to the listener the Connection adds now: none is lost or reordered.
-      this.serve(ws, request, true);
+      this.serve(ws, request, true, challenge.client_id);
     });
   }
 
-  private serve(ws: WebSocket, request: IncomingMessage, peer: boolean): void {
+  isLatestPeerConnection(peer_id: string, sequence: number): boolean {
+    return this.latest_peer_connection.get(peer_id) === sequence;
+  }
+
+  private serve(ws: WebSocket, request: IncomingMessage, peer: boolean, peer_id = ''): void {
+    let peer_sequence = 0;
+    if (peer && peer_id !== '') {
+      peer_sequence = ++this.peer_connections_opened;
+      this.latest_peer_connection.set(peer_id, peer_sequence);
+    }
     const connection = new Connection(ws, this, {
       peer,
       address: request.socket.remoteAddress ?? '?',
       keepalive_ms: keepaliveAsked(request),
+      peer_id,
+      peer_sequence,
     });
     this.connections.add(connection);
     ws.on('close', () => {
