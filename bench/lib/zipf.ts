@@ -8,6 +8,7 @@
  * being the lowest-numbered ones; we do the same with a 32-bit integer hash (YCSB uses
  * FNV-64 over 10^10 items), so a few keys collide exactly as YCSB's do.
  */
+import { fmix32 } from '../../src/routing/murmur3.js';
 import { prng } from './keys.js';
 
 export const ZIPF_THETA_DEFAULT = 0.99;
@@ -45,13 +46,7 @@ export function zipfianRanks(item_count: number, theta: number, seed: number): K
 
 /** A 32-bit avalanche hash (murmur3's fmix32). */
 function mix32(value: number): number {
-  let h = value >>> 0;
-  h ^= h >>> 16;
-  h = Math.imul(h, 0x85ebca6b);
-  h ^= h >>> 13;
-  h = Math.imul(h, 0xc2b2ae35);
-  h ^= h >>> 16;
-  return h >>> 0;
+  return fmix32(value >>> 0);
 }
 
 export function scrambledZipfianChooser(key_count: number, seed: number, theta = ZIPF_THETA_DEFAULT): KeyChooser {

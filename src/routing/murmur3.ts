@@ -38,13 +38,18 @@ export function murmur3_x86_32(bytes: Uint8Array, offset: number, length: number
     k1 = Math.imul(k1, C2);
     h1 ^= k1;
   }
-  h1 ^= length;
-  h1 ^= h1 >>> 16;
-  h1 = Math.imul(h1, 0x85ebca6b);
-  h1 ^= h1 >>> 13;
-  h1 = Math.imul(h1, 0xc2b2ae35);
-  h1 ^= h1 >>> 16;
-  return h1 >>> 0;
+  return fmix32(h1 ^ length);
+}
+
+/** murmur3's 32-bit finalizer: a bijection that mixes every input bit into every output bit. */
+export function fmix32(value: number): number {
+  let h = value;
+  h ^= h >>> 16;
+  h = Math.imul(h, 0x85ebca6b);
+  h ^= h >>> 13;
+  h = Math.imul(h, 0xc2b2ae35);
+  h ^= h >>> 16;
+  return h >>> 0;
 }
 
 /** The partition (worker index) that owns a key with this hash. */

@@ -35,7 +35,7 @@
  * implementation; it depends only on the view it is built from, so any two builds of the same
  * view agree exactly (exact integer arithmetic, ids sorted first).
  */
-import { KEY_HASH_SEED, murmur3_x86_32 } from '../routing/murmur3.js';
+import { fmix32, KEY_HASH_SEED, murmur3_x86_32 } from './murmur3.js';
 
 /** Seed for node scores ("RING" in ASCII). Changing it moves every key. */
 export const RING_SEED = 0x52494e47;
@@ -68,16 +68,6 @@ function check(condition: boolean, message: string): asserts condition {
   if (!condition) throw new Error(`ring invariant: ${message}`);
 }
 
-/** murmur3's 32-bit finalizer: a bijection that mixes every input bit into every output bit. */
-function fmix32(value: number): number {
-  let h = value;
-  h ^= h >>> 16;
-  h = Math.imul(h, 0x85ebca6b);
-  h ^= h >>> 13;
-  h = Math.imul(h, 0xc2b2ae35);
-  h ^= h >>> 16;
-  return h >>> 0;
-}
 
 /**
  * Fills `permutation` with node `id`'s scores: a Fisher-Yates shuffle of 0..RING_SLOTS-1
