@@ -1,0 +1,459 @@
+/**
+ * Fault tests of the etcd membership (docs/MEMBERSHIP.md, issue #9 "How it will be checked"),
+ * with real processes: a real etcd and real `pikv serve --etcd` nodes on loopback, killed with
+ * SIGKILL, frozen with SIGSTOP, restarted on the same --data-dir and port, while a ring-aware
+ * writer (connectCluster) and a plain writer (connected to a node that stays up) run through
+ * every fault, and the lost-write checker (helpers/lost-write-checker.ts) reads every key at
+ * the end.
+ *
+ * Each scenario runs its own etcd and nodes, and stops all of them by PID when it ends (and
+ * again in `after`). PIKV_TEST_LOGS=<prefix> writes every node's output (every incarnation)
+ * to <prefix>-<scenario>-<id>.log when a scenario fails.
+ */
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, describe, it } from 'node:test';
+import { Etcd3 } from 'etcd3';
+import { connect, connectCluster, Op, WireCodec, type BatchOp, type PikvClient } from '../src/index.js';
+import { ClusterKeys } from '../src/cluster/etcd/keys.js';
+import { HashRing } from '../src/routing/ring.js';
+import type { ClusterView } from '../src/routing/view.js';
+import { etcdMissing, startEtcd, type EtcdProcess } from './helpers/etcd.js';
+import { VersionWriter } from './helpers/lost-write-checker.js';
+import { runCli, startServer, type ServerProcess } from './helpers/server-process.js';
+import { delay } from './helpers/raw-socket.js';
+
+/** Polls `probe` every `every_ms` until it returns non-null; throws after `timeout_ms`. */
+async function waitFor<T>(probe: () => Promise<T | null>, timeout_ms: number, every_ms = 50): Promise<T> {
+  const deadline_ms = Date.now() + timeout_ms;
+  for (;;) {
+    const result = await probe();
+    if (result !== null) return result;
+    if (Date.now() > deadline_ms) throw new Error(`condition not reached within ${timeout_ms} ms`);
+    await delay(every_ms);
+  }
+}
+
+const SECRET = 'etcd-faults-secret';
+const ENV = { PIKV_CLUSTER_SECRET: SECRET };
+const LEASE_TTL_MS = 1000;
+const skip = etcdMissing() ?? false;
+const LOGS = process.env['PIKV_TEST_LOGS'];
+const codec = new WireCodec();
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      const port = typeof address === 'object' && address !== null ? address.port : 0;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+async function ask(url: string, op: number): Promise<unknown> {
+  const client = await connect(url, { connect_timeout_ms: 2_000, request_timeout_ms: 2_000 });
+  try {
+    const reply = await client.batchColumns({ op: Uint8Array.of(op), key_lengths: new Uint32Array(1), value_lengths: new Uint32Array(1), keys: new Uint8Array(0), values: new Uint8Array(0) });
+    return codec.decodeValue(reply.values);
+  } finally {
+    await client.close();
+  }
+}
+
+const viewOf = (url: string): Promise<ClusterView> => ask(url, Op.RING) as Promise<ClusterView>;
+
+interface NodeStatus {
+  node_id: string;
+  migration: { state: string; streams: { to: string; keys_sent: number; keys_acked: number }[] } | null;
+  etcd: { serving: boolean; controller: boolean; fence_ms_left: number } | null;
+}
+const statusOf = (url: string): Promise<NodeStatus> => ask(url, Op.CLUSTER_STATUS) as Promise<NodeStatus>;
+
+/** Waits until `url` routes by a settled view whose members are exactly `ids`. */
+async function waitForView(url: string, ids: string[], timeout_ms = 30_000): Promise<ClusterView> {
+  const want = [...ids].sort().join(',');
+  return waitFor(async () => {
+    const view = await viewOf(url).catch(() => null);
+    return view !== null && view.next === undefined && view.nodes.map((n) => n.id).sort().join(',') === want ? view : null;
+  }, timeout_ms);
+}
+
+interface Member {
+  id: string;
+  port: number;
+  dir: string | null;
+  process: ServerProcess;
+  url: string;
+}
+
+/** One etcd and its nodes; every process stopped by PID in stop(). Keeps the output of every incarnation of every node. */
+class Cluster {
+  readonly members = new Map<string, Member>();
+  /** Run first in stop(): stops writers and closes clients a failed scenario left running. */
+  readonly closers: (() => Promise<void>)[] = [];
+  private readonly logs: { id: string; process: ServerProcess }[] = [];
+  private etcd!: EtcdProcess;
+
+  constructor(readonly name: string) {}
+
+  async start(): Promise<void> {
+    this.etcd = await startEtcd();
+  }
+
+  get etcd_url(): string {
+    return this.etcd.client_url;
+  }
+
+  private spawn(id: string, port: number, dir: string | null): Promise<ServerProcess> {
+    const args = ['--workers', '2', '--max-memory', '128mb', '--port', String(port), '--node-id', id, '--etcd', this.etcd.client_url,
+      '--lease-ttl-ms', String(LEASE_TTL_MS), '--heartbeat-interval-ms', '100', '--forward-timeout-ms', '2000', '--controller-tick-ms', '50'];
+    if (dir !== null) args.push('--data-dir', dir, '--fsync', 'always');
+    return startServer(args, ENV).then((process) => {
+      this.logs.push({ id, process });
+      return process;
+    });
+  }
+
+  /** Starts node `id` (it joins by starting), on a fixed port so that a restart keeps its URL. */
+  async add(id: string, durable: boolean): Promise<Member> {
+    const port = await freePort();
+    const dir = durable ? mkdtempSync(join(tmpdir(), `pikv-faults-${id}-`)) : null;
+    const process = await this.spawn(id, port, dir);
+    const member = { id, port, dir, process, url: process.url };
+    this.members.set(id, member);
+    return member;
+  }
+
+  async kill(id: string): Promise<void> {
+    const member = this.members.get(id)!;
+    process.kill(member.process.pid, 'SIGKILL');
+    await member.process.exited;
+  }
+
+  /** Starts `id` again on the same port and data dir. */
+  async restart(id: string): Promise<void> {
+    const member = this.members.get(id)!;
+    member.process = await this.spawn(id, member.port, member.dir);
+    assert.equal(member.process.url, member.url);
+  }
+
+  get(id: string): Member {
+    return this.members.get(id)!;
+  }
+
+  urls(): string[] {
+    return [...this.members.values()].map((m) => m.url);
+  }
+
+  async controller(): Promise<string> {
+    return waitFor(async () => {
+      for (const member of this.members.values()) {
+        const status = await statusOf(member.url).catch(() => null);
+        if (status?.etcd?.controller === true) return member.id;
+      }
+      return null;
+    }, 10_000);
+  }
+
+  dumpLogs(): void {
+    if (LOGS === undefined) return;
+    const by_id = new Map<string, string>();
+    for (const { id, process } of this.logs) by_id.set(id, `${by_id.get(id) ?? ''}==== incarnation pid ${process.pid}\n${process.output()}\n`);
+    for (const [id, text] of by_id) writeFileSync(`${LOGS}-${this.name}-${id}.log`, text);
+  }
+
+  async stop(): Promise<void> {
+    for (const close of this.closers.splice(0)) await close().catch(() => undefined);
+    for (const { process: node } of this.logs) {
+      if (node.child.exitCode === null && node.child.signalCode === null) {
+        try {
+          process.kill(node.pid, 'SIGCONT');
+          process.kill(node.pid, 'SIGKILL');
+        } catch { /* already gone */ }
+        await node.exited;
+      }
+    }
+    await this.etcd?.stop();
+    for (const member of this.members.values()) if (member.dir !== null) rmSync(member.dir, { recursive: true, force: true });
+  }
+}
+
+/** Writes `count` filler keys (not checked) so that a move has something to stream for a while. */
+async function fill(url: string, count: number, value_bytes = 256): Promise<void> {
+  const client = await connect(url, { request_timeout_ms: 30_000 });
+  const value = 'f'.repeat(value_bytes);
+  try {
+    for (let start = 0; start < count; start += 2_000) {
+      const ops: BatchOp[] = [];
+      for (let i = start; i < Math.min(count, start + 2_000); i++) ops.push({ op: 'put', key: `fill${i}`, value });
+      const results = await client.batch(ops);
+      const bad = results.filter((r) => r.code !== 'OK');
+      assert.equal(bad.length, 0, `filler: ${JSON.stringify(bad.slice(0, 3))}`);
+    }
+  } finally {
+    await client.close();
+  }
+}
+
+/** A ring-aware writer and a plain one (through `plain_url`, a node that stays up), running until stop(). */
+class Writers {
+  readonly writers: VersionWriter[];
+  private running = true;
+  private runs: Promise<void>[] = [];
+
+  private constructor(readonly aware: Awaited<ReturnType<typeof connectCluster>>, readonly plain: PikvClient) {
+    this.writers = [new VersionWriter('r', aware), new VersionWriter('p', plain)];
+    this.runs = this.writers.map((writer) => writer.run(() => this.running));
+  }
+
+  static async start(cluster: Cluster, plain_url: string): Promise<Writers> {
+    const aware = await connectCluster(cluster.urls(), { request_timeout_ms: 5_000 });
+    const plain = await connect(plain_url, { request_timeout_ms: 5_000 });
+    const writers = new Writers(aware, plain);
+    cluster.closers.push(async () => {
+      await writers.stop();
+      await aware.close().catch(() => undefined);
+      await plain.close().catch(() => undefined);
+    });
+    return writers;
+  }
+
+  async stop(): Promise<void> {
+    this.running = false;
+    await Promise.all(this.runs);
+  }
+
+  /** Reads every acknowledged key through a fresh ring-aware reader (retrying while the cluster answers retryably) and asserts no anomaly. */
+  async check(cluster: Cluster, reader_url: string, exclude?: (key: string) => boolean): Promise<void> {
+    const reader = await connectCluster([reader_url], { request_timeout_ms: 5_000 });
+    try {
+      for (const writer of this.writers) {
+        const anomalies = await waitFor(async () => writer.check(reader, exclude).catch(() => null), 15_000);
+        if (anomalies.length > 0) cluster.dumpLogs();
+        assert.equal(anomalies.length, 0, `${writer.summary()}: ${anomalies.length} anomalies, e.g. ${JSON.stringify(anomalies.slice(0, 5))}`);
+        assert.ok(writer.ops_acked > 200, writer.summary());
+      }
+    } finally {
+      await reader.close();
+      await this.aware.close();
+      await this.plain.close();
+    }
+  }
+
+  summary(): string {
+    return this.writers.map((w) => w.summary()).join('; ');
+  }
+}
+
+/** Polls `url` for a view with a change in progress (`next`), as fast as it answers. */
+async function waitForNext(url: string, timeout_ms = 15_000): Promise<ClusterView> {
+  return waitFor(async () => {
+    const view = await viewOf(url).catch(() => null);
+    return view?.next !== undefined ? view : null;
+  }, timeout_ms, 5);
+}
+
+/** Runs `body` against a fresh cluster; dumps logs if it throws, and always stops everything. */
+async function withCluster(name: string, body: (cluster: Cluster) => Promise<void>): Promise<void> {
+  const cluster = new Cluster(name);
+  clusters.add(cluster);
+  try {
+    await cluster.start();
+    await body(cluster);
+  } catch (error) {
+    cluster.dumpLogs();
+    throw error;
+  } finally {
+    await cluster.stop();
+    clusters.delete(cluster);
+  }
+}
+
+const clusters = new Set<Cluster>();
+
+async function startThree(cluster: Cluster, durable: boolean): Promise<void> {
+  for (const id of ['a', 'b', 'c']) {
+    await cluster.add(id, durable);
+    await waitForView(cluster.get('a').url, [...cluster.members.keys()]);
+  }
+}
+
+describe('membership in etcd under faults', { skip, timeout: 180_000 }, () => {
+  after(async () => {
+    for (const cluster of clusters) await cluster.stop();
+  });
+
+  it('kill -9 of the controller mid-move: restarted on its data dir, the move completes and no acknowledged write is lost', { timeout: 60_000 }, async () => {
+    await withCluster('controller', async (cluster) => {
+      await startThree(cluster, true);
+      const controller = await cluster.controller();
+      const stay = [...cluster.members.keys()].find((id) => id !== controller)!;
+      const stay_url = cluster.get(stay).url;
+      await fill(stay_url, 30_000);
+      const writers = await Writers.start(cluster, stay_url);
+      await delay(500);
+      await cluster.add('d', true);
+      const moving = await waitForNext(stay_url);
+      await cluster.kill(controller);
+      assert.ok(moving.next!.some((n) => n.id === 'd'), JSON.stringify(moving));
+      const view_at_kill = await viewOf(stay_url);
+      console.log(`# controller scenario: killed controller ${controller} at epoch ${view_at_kill.epoch}${view_at_kill.next === undefined ? ' (the move had already switched)' : ' mid-move'}`);
+      // Still mid-move right after the kill: the switch needs the controller (and, if it is an old owner, its drained key).
+      await delay(300);
+      await cluster.restart(controller);
+      await waitForView(stay_url, ['a', 'b', 'c', 'd'], 40_000);
+      await waitForView(cluster.get(controller).url, ['a', 'b', 'c', 'd'], 10_000);
+      await delay(500);
+      await writers.stop();
+      await writers.check(cluster, stay_url);
+    });
+  });
+
+  it('a member frozen with SIGSTOP past its lease refuses with CLUSTER_UNAVAILABLE on waking, then serves again; nothing is lost', { timeout: 60_000 }, async () => {
+    await withCluster('frozen', async (cluster) => {
+      await startThree(cluster, false);
+      const controller = await cluster.controller();
+      const ids = [...cluster.members.keys()];
+      const frozen = ids.find((id) => id !== controller)!;
+      const stay = ids.find((id) => id !== controller && id !== frozen)!;
+      const view = await viewOf(cluster.get(stay).url);
+      const ring = new HashRing(view.nodes);
+      const probes: string[] = [];
+      for (let i = 0; probes.length < 50; i++) if (ring.ownerOfKey(`probe${i}`).id === frozen) probes.push(`probe${i}`);
+      const writers = await Writers.start(cluster, cluster.get(stay).url);
+      await delay(500);
+      const direct = await connect(cluster.get(frozen).url, { request_timeout_ms: 20_000 });
+      cluster.closers.push(() => direct.close());
+      const pid = cluster.get(frozen).process.pid;
+      process.kill(pid, 'SIGSTOP');
+      const stopped_at = Date.now();
+      let woke_at = 0;
+      let during: ReturnType<PikvClient['batch']>;
+      try {
+        // Sent well past its fence deadline (lease 1 s): it takes them when it wakes, after the deadline.
+        await delay(2_000);
+        during = direct.batch(probes.map((key) => ({ op: 'put' as const, key, value: 'zombie' })));
+        await delay(Math.max(0, 3_000 - (Date.now() - stopped_at)));
+      } finally {
+        process.kill(pid, 'SIGCONT');
+        woke_at = Date.now();
+      }
+      const taken_late = await during!;
+      assert.deepEqual([...new Set(taken_late.map((r) => r.code))], ['CLUSTER_UNAVAILABLE'], 'ops taken after the fence deadline must be refused');
+      // Until it has a new session and the view it refuses; then it serves again.
+      const seen = new Set<string>();
+      await waitFor(async () => {
+        const [result] = await direct.batch([{ op: 'put', key: 'after-wake', value: 'ok' }]);
+        seen.add(result!.code);
+        return result!.code === 'OK' ? true : null;
+      }, 15_000, 20);
+      assert.deepEqual([...seen].filter((code) => code !== 'OK' && code !== 'CLUSTER_UNAVAILABLE'), [], JSON.stringify([...seen]));
+      const served_after_ms = Date.now() - woke_at;
+      await waitForView(cluster.get(stay).url, ids, 10_000);
+      // Ring-aware writes of every key (the frozen node's too) succeed again.
+      await waitFor(async () => {
+        const results = await writers.aware.batch(Array.from({ length: 100 }, (_, i) => ({ op: 'put' as const, key: `recover${i}`, value: 'v' })));
+        return results.every((r) => r.code === 'OK') ? true : null;
+      }, 10_000);
+      // The refused probes were never applied.
+      const read = await writers.aware.batch(probes.map((key) => ({ op: 'get' as const, key })));
+      assert.deepEqual([...new Set(read.map((r) => r.code))], ['NOT_FOUND'], 'a write refused after the fence deadline was applied');
+      await delay(300);
+      await writers.stop();
+      await direct.close();
+      await writers.check(cluster, cluster.get(stay).url);
+      assert.ok(served_after_ms < 15_000, `served again ${served_after_ms} ms after SIGCONT`);
+      assert.match(cluster.get(frozen).process.output(), /lease lost|fence/i);
+    });
+  });
+
+  it('a stream link cut mid-move (the joining node killed -9 and restarted on its data dir): the move completes, nothing is lost', { timeout: 60_000 }, async () => {
+    await withCluster('stream', async (cluster) => {
+      await startThree(cluster, false);
+      const stay_url = cluster.get('a').url;
+      await fill(stay_url, 30_000);
+      const writers = await Writers.start(cluster, stay_url);
+      await delay(500);
+      await cluster.add('d', true);
+      await waitForNext(stay_url);
+      // Wait until some old owner has started streaming to d (keys sent), then cut it.
+      const streaming = await waitFor(async () => {
+        for (const id of ['a', 'b', 'c']) {
+          const status = await statusOf(cluster.get(id).url).catch(() => null);
+          const stream = status?.migration?.streams.find((s) => s.to === 'd');
+          if (stream !== undefined && stream.keys_sent > 0) return { id, ...stream };
+        }
+        return null;
+      }, 10_000, 5).catch(() => null);
+      await cluster.kill('d');
+      const view_at_kill = await viewOf(stay_url);
+      await delay(500);
+      await cluster.restart('d');
+      await waitForView(stay_url, ['a', 'b', 'c', 'd'], 40_000);
+      await delay(500);
+      await writers.stop();
+      await writers.check(cluster, stay_url);
+      // Not an assertion on timing luck, but say where the kill landed.
+      console.log(`# stream scenario: killed d ${view_at_kill.next === undefined ? 'after the switch' : streaming === null ? 'mid-move, before a key was counted sent' : `mid-move, ${streaming.keys_sent} keys sent by ${streaming.id}, ${streaming.keys_acked} acked`}`);
+    });
+  });
+
+  // Bug (see the report in the commit): a node killed right after the switch that gave it ranges leaves every old owner's
+  // clean-up of that switch waiting for a heartbeat from it (cleanup.ts waits for every peer of the view), so no live node
+  // ever reports clean at that epoch, and the controller holds the remove "until a,b,c finish deleting old copies": forever.
+  it('remove of a dead node right after a switch: its keys are lost, every other key survives, clients ride through', {
+    timeout: 60_000,
+    todo: 'bug: after a switch, old owners\' clean-up waits for a heartbeat from every view member; a member killed right after the switch never sends one, so no node reports clean and the controller never carries out `cluster remove` of it',
+  }, async () => {
+    await withCluster('remove', async (cluster) => {
+      await startThree(cluster, false);
+      const stay_url = cluster.get('a').url;
+      const writers = await Writers.start(cluster, stay_url);
+      await delay(500);
+      await cluster.add('d', false);
+      const before = await waitForView(stay_url, ['a', 'b', 'c', 'd'], 30_000);
+      await cluster.kill('d');
+      const ring = new HashRing(before.nodes);
+      const lost = (key: string): boolean => ring.ownerOfKey(key).id === 'd';
+      // Wait until etcd expired d's lease: its member key is gone.
+      const etcd = new Etcd3({ hosts: cluster.etcd_url });
+      try {
+        const member_key = new ClusterKeys('pikv').member('d');
+        await waitFor(async () => ((await etcd.get(member_key).string()) === null ? true : null), LEASE_TTL_MS + 5_000, 50);
+      } finally {
+        etcd.close();
+      }
+      const removed = await runCli(['cluster', 'remove', 'd', '--url', stay_url, '--wait-ms', '20000'], ENV);
+      if (removed.code !== 0) {
+        const cleanups = await Promise.all(['a', 'b', 'c'].map(async (id) => {
+          const status = await statusOf(cluster.get(id).url).catch(() => null) as (NodeStatus & { cleanup?: unknown; clean_epoch?: number; epoch?: number }) | null;
+          return `${id}: epoch ${status?.epoch} clean_epoch ${status?.clean_epoch} cleanup ${JSON.stringify(status?.cleanup)}`;
+        }));
+        assert.fail(`remove of dead d did not finish: ${removed.stdout}${removed.stderr}\n${cleanups.join('\n')}`);
+      }
+      const removed_at = Date.now();
+      await waitForView(stay_url, ['a', 'b', 'c'], 10_000);
+      // Ring-aware writes of surviving keys succeed again within about 5 s.
+      const surviving = Array.from({ length: 300 }, (_, i) => `r${i}`).filter((key) => !lost(key));
+      await waitFor(async () => {
+        const results = await writers.aware.batch(surviving.map((key) => ({ op: 'get' as const, key })));
+        return results.every((r) => r.code === 'OK' || r.code === 'NOT_FOUND') ? true : null;
+      }, 5_000, 50);
+      await waitFor(async () => {
+        const results = await writers.aware.batch(Array.from({ length: 100 }, (_, i) => ({ op: 'put' as const, key: `after-remove${i}`, value: 'v' })));
+        return results.every((r) => r.code === 'OK') ? true : null;
+      }, Math.max(1_000, 5_000 - (Date.now() - removed_at)), 50);
+      await delay(500);
+      await writers.stop();
+      const excluded = writers.writers.reduce((n, w) => n + [...w.acked.keys()].filter(lost).length, 0);
+      assert.ok(excluded > 0, 'd owned none of the checked keys');
+      await writers.check(cluster, stay_url, lost);
+    });
+  });
+});
