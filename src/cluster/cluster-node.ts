@@ -148,9 +148,13 @@ export class ClusterNode implements OpRouter {
 
   route(request: PendingRequest, index: number, op: number, hash: number, batch: RequestBatch, key_offset: number, key_length: number, value_offset: number, value_length: number): boolean {
     if (batch.migrate === true) {
-      if (batch.peer === true) return false;
-      request.settle(index, Status.AUTH_FAILED);
-      return true;
+      if (batch.peer !== true) {
+        request.settle(index, Status.AUTH_FAILED);
+        return true;
+      }
+      // A move from a view newer than ours: our clean-up may think these keys are not ours.
+      if (batch.ring_epoch !== undefined && batch.ring_epoch > this.rings.view.epoch) this.holdCleanup(batch.ring_epoch);
+      return false;
     }
     if (!this.serving()) {
       request.settle(index, Status.CLUSTER_UNAVAILABLE);
@@ -409,12 +413,32 @@ export class ClusterNode implements OpRouter {
       return;
     }
     this.clean_epoch = -1;
-    const peers = this.rings.members().map((n) => n.id);
+    // With etcd no change starts before every live member reported clean at this epoch
+    // (controller.ts), so no newer view can give this node ranges while the clean-up runs; a
+    // peer streaming for a newer view anyway stops it (holdCleanup). Waiting for heartbeats
+    // from every member, as gossip must, would wait forever for a member that died.
+    const peers = this.membership !== null ? [] : this.rings.members().map((n) => n.id);
     this.cleanup = new Cleanup(view.epoch, this.self, this.rings.active, this.rings.next, peers, this.partitions, (epoch) => {
       if (this.cleanup?.epoch !== epoch) return;
       this.keys_cleaned_total += this.cleanup.keys_deleted;
       this.clean_epoch = epoch;
     }, this.log);
+  }
+
+  /**
+   * Stops a clean-up that runs on a view older than one a peer is already moving data for:
+   * the keys it streams here are in neither of our rings yet, and the clean-up would delete
+   * them. The clean-up starts again (from scratch) with the next view this node adopts.
+   */
+  private holdCleanup(newer_epoch: number): void {
+    const current = this.cleanup;
+    if (current === null || current.state === 'done') return;
+    this.log(`epoch ${current.epoch}: clean-up held: a peer streams data for epoch ${newer_epoch}; it restarts with the next view`);
+    this.last_cleanup = current.progress();
+    this.keys_cleaned_total += current.keys_deleted;
+    current.stop();
+    this.cleanup = null;
+    this.clean_epoch = -1;
   }
 
   /** Records what a peer's heartbeat says: its epoch (lets a waiting clean-up start) and its clean epoch. */

@@ -71,6 +71,9 @@ export class EtcdMembership {
       options.log('etcd: lease lost; serving nothing until the view is read again in a new session');
     });
     session.on('session', () => void this.readAgain());
+    // A clean report from before a restart may still stand under the old lease: the tables
+    // this process loaded are not known clean, so the controller must not count it.
+    await this.client.delete().key(`${this.keys.prefix}clean/${options.self.id}`);
     const members = new Members({ client: this.client, cluster: options.cluster, log: options.log });
     this.registration ??= await members.register(session, options.self.id, { url: options.self.url, weight: options.self.weight });
     const store = new ViewStore<ClusterView>({ client: this.client, cluster: options.cluster, secret: options.secret, check: checkView, log: options.log });

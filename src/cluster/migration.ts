@@ -196,7 +196,7 @@ export class Migration {
   private stream(dest: RingNode): MoveStream {
     let stream = this.streams.get(dest.id);
     if (stream === undefined) {
-      stream = new MoveStream(dest, () => this.links(dest.id), () => this.onStreamChange());
+      stream = new MoveStream(dest, () => this.links(dest.id), () => this.onStreamChange(), undefined, this.epoch);
       this.streams.set(dest.id, stream);
     }
     return stream;

@@ -45,6 +45,7 @@ const realSchedule: Schedule = (callback, delay_ms) => {
 
 export class MoveStream {
   readonly dest: RingNode;
+  private readonly epoch: number;
   keys_sent = 0;
   bytes_sent = 0;
   keys_acked = 0;
@@ -64,7 +65,13 @@ export class MoveStream {
   private readonly onChange: () => void;
   private readonly schedule: Schedule;
 
-  constructor(dest: RingNode, link: () => PeerLink | undefined, onChange: () => void, schedule: Schedule = realSchedule) {
+  /**
+   * `epoch`: the start view of the move, stamped on every frame (0: none). A receiver still
+   * behind it learns that a newer view exists and holds off deleting keys it thinks are not
+   * its own (ClusterNode.route).
+   */
+  constructor(dest: RingNode, link: () => PeerLink | undefined, onChange: () => void, schedule: Schedule = realSchedule, epoch = 0) {
+    this.epoch = epoch;
     this.dest = dest;
     this.link = link;
     this.onChange = onChange;
@@ -123,7 +130,7 @@ export class MoveStream {
     this.unacked.push(batch);
     this.keys_sent += batch.op_count;
     this.bytes_sent += batch.bytes;
-    link.send({ ...batch.columns(), migrate: true }).then(
+    link.send({ ...batch.columns(), migrate: true, ...(this.epoch > 0 ? { ring_epoch: this.epoch } : {}) }).then(
       (results) => {
         if (generation !== this.generation || this.stopped) return;
         const failed = countFailed(results.status);
