@@ -15,6 +15,7 @@
  */
 import { EventEmitter } from 'node:events';
 import type { Etcd3, ICompare, IKeyValue, Watcher } from 'etcd3';
+import { resyncWatch } from './resync-watch.js';
 import { ClusterEtcdError, etcdCall } from './errors.js';
 import { ClusterKeys, checkKeyId } from './keys.js';
 import type { EtcdSession, LeaseLoss } from './session.js';
@@ -28,6 +29,9 @@ export interface ElectionOptions {
   recheck_ms?: number;
   log?: (line: string) => void;
 }
+
+/** Delay before re-reading the controller key after a watch error or a failed read. */
+const OBSERVE_RETRY_MS = 100;
 
 export const ELECTION_DEFAULTS = { recheck_ms: 1000 } as const;
 
@@ -184,44 +188,20 @@ export class ControllerElection extends EventEmitter {
 
   /** Calls `onLeader` with the holder now and on every change (null: nobody holds it). */
   observe(onLeader: (leader: Leader | null) => void): LeaderWatch {
-    let closed = false;
-    let watcher: Watcher | null = null;
-    let timer: NodeJS.Timeout | null = null;
-    const schedule = (): void => {
-      if (!closed && timer === null) timer = setTimeout(() => void resync(), 100);
-    };
-    const resync = async (): Promise<void> => {
-      timer = null;
-      if (closed) return;
-      let response;
-      try {
-        response = await this.client.kv.range({ key: this.key });
-      } catch {
-        schedule();
-        return;
-      }
-      if (closed) return;
-      const kv = response.kvs[0];
-      onLeader(kv ? this.decode(kv) : null);
-      const current = this.client.watch().key(this.key).startRevision(String(Number(response.header.revision) + 1)).watcher();
-      watcher = current;
-      current.on('put', (put) => onLeader(this.decode(put)));
-      current.on('delete', () => onLeader(null));
-      current.on('error', () => {
-        if (watcher !== current) return;
-        watcher = null;
-        void current.cancel().catch(() => {});
-        schedule();
-      });
-    };
-    void resync();
-    return {
-      async close(): Promise<void> {
-        closed = true;
-        if (timer !== null) clearTimeout(timer);
-        if (watcher !== null) await watcher.cancel().catch(() => {});
+    return resyncWatch({
+      retry_ms: OBSERVE_RETRY_MS,
+      read: async () => {
+        const response = await this.client.kv.range({ key: this.key });
+        const kv = response.kvs[0];
+        return { revision: Number(response.header.revision), deliver: () => onLeader(kv ? this.decode(kv) : null) };
       },
-    };
+      watch: (start_revision) => {
+        const watcher = this.client.watch().key(this.key).startRevision(String(start_revision)).watcher();
+        watcher.on('put', (put) => onLeader(this.decode(put)));
+        watcher.on('delete', () => onLeader(null));
+        return watcher;
+      },
+    });
   }
 
   /** Stops campaigning and observing; does not resign (call resign() first to hand over at once). */

@@ -8,7 +8,8 @@
  * The key holds `{url, weight, started_at_ms}`. When the session gets a new lease (after
  * losing one, or after etcd lost it), the registration is written again under the new lease.
  */
-import type { Etcd3, IKeyValue, Watcher } from 'etcd3';
+import type { Etcd3, IKeyValue } from 'etcd3';
+import { resyncWatch } from './resync-watch.js';
 import { etcdCall } from './errors.js';
 import { ClusterKeys, checkKeyId, type MemberInfo } from './keys.js';
 import type { EtcdSession } from './session.js';
@@ -129,57 +130,42 @@ export class Members {
 
   /** Calls `onChange` with the full live set now and after every change. Survives etcd restarts and compaction by re-listing. */
   watch(onChange: (members: ReadonlyMap<string, MemberRecord>) => void): MembersWatch {
-    let closed = false;
-    let watcher: Watcher | null = null;
-    let timer: NodeJS.Timeout | null = null;
     let members = new Map<string, MemberRecord>();
+    let closed = false;
     const emit = (): void => {
       if (!closed) onChange(new Map(members));
     };
-    const schedule = (): void => {
-      if (closed || timer !== null) return;
-      timer = setTimeout(() => void resync(), this.retry_delay_ms);
-    };
-    const resync = async (): Promise<void> => {
-      timer = null;
-      if (closed) return;
-      let listed: { members: Map<string, MemberRecord>; revision: number };
-      try {
-        listed = await this.listWithRevision();
-      } catch {
-        schedule();
-        return;
-      }
-      if (closed) return;
-      members = listed.members;
-      emit();
-      const current = this.client.watch().prefix(this.keys.members_prefix).startRevision(String(listed.revision + 1)).watcher();
-      watcher = current;
-      current.on('put', (kv) => {
-        const record = this.decode(kv);
-        if (record === null) return;
-        members.set(record.node_id, record);
-        emit();
-      });
-      current.on('delete', (kv) => {
-        const node_id = this.keys.memberIdOf(kv.key.toString());
-        if (node_id !== null && members.delete(node_id)) emit();
-      });
-      current.on('error', () => {
-        if (watcher !== current) return;
-        watcher = null;
-        void current.cancel().catch(() => {});
-        schedule();
-      });
-    };
-    void resync();
+    const watch = resyncWatch({
+      retry_ms: this.retry_delay_ms,
+      read: async () => {
+        const listed = await this.listWithRevision();
+        return {
+          revision: listed.revision,
+          deliver: () => {
+            members = listed.members;
+            emit();
+          },
+        };
+      },
+      watch: (start_revision) => {
+        const watcher = this.client.watch().prefix(this.keys.members_prefix).startRevision(String(start_revision)).watcher();
+        watcher.on('put', (kv) => {
+          const record = this.decode(kv);
+          if (record === null) return;
+          members.set(record.node_id, record);
+          emit();
+        });
+        watcher.on('delete', (kv) => {
+          const node_id = this.keys.memberIdOf(kv.key.toString());
+          if (node_id !== null && members.delete(node_id)) emit();
+        });
+        return watcher;
+      },
+    });
     return {
-      async close(): Promise<void> {
+      close: async (): Promise<void> => {
         closed = true;
-        if (timer !== null) clearTimeout(timer);
-        const current = watcher;
-        watcher = null;
-        if (current) await current.cancel().catch(() => {});
+        await watch.close();
       },
     };
   }

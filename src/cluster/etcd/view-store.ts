@@ -14,7 +14,8 @@
  * view and watches again from the revision of that read: intermediate views may be skipped,
  * the latest one never is. Views that fail the signature check are logged and dropped.
  */
-import type { Etcd3, IKeyValue, Watcher } from 'etcd3';
+import type { Etcd3, IKeyValue } from 'etcd3';
+import { resyncWatch } from './resync-watch.js';
 import { ClusterEtcdError, etcdCall } from './errors.js';
 import { ClusterKeys } from './keys.js';
 import { checkEpoch, signView, verifyView, type EpochView } from './signed-view.js';
@@ -125,76 +126,48 @@ export class ViewStore<V extends EpochView = EpochView> {
    */
   watchView(onView: (stored: StoredView<V>) => void, options: { after_mod_revision?: number } = {}): ViewWatch {
     let closed = false;
-    let watcher: Watcher | null = null;
-    let timer: NodeJS.Timeout | null = null;
-    const state = { last_mod_revision: options.after_mod_revision ?? 0, resyncs: 0 };
-
+    let last_mod_revision = options.after_mod_revision ?? 0;
     const deliver = (kv: IKeyValue): void => {
       const mod_revision = revisionOf(kv.mod_revision);
-      if (closed || mod_revision <= state.last_mod_revision) return; // replayed after a reconnect
+      if (closed || mod_revision <= last_mod_revision) return; // replayed after a reconnect
       let stored: StoredView<V>;
       try {
         stored = this.decode(kv);
       } catch (err) {
-        state.last_mod_revision = mod_revision; // dropped, not retried
+        last_mod_revision = mod_revision; // dropped, not retried
         this.log(`pikv etcd: dropped the view written at revision ${mod_revision}: ${(err as Error).message}`);
         return;
       }
-      state.last_mod_revision = mod_revision;
+      last_mod_revision = mod_revision;
       onView(stored);
     };
-
-    const watchFrom = (start_revision: number): void => {
-      const current = this.client.watch().key(this.key).startRevision(String(start_revision)).watcher();
-      watcher = current;
-      current.on('put', (kv) => deliver(kv));
-      current.on('delete', () => this.log(`pikv etcd: the view key ${this.keys.view} was deleted; keeping the last view`));
-      // A cancel from etcd (compaction, or anything else) ends this watcher: resync.
-      current.on('error', (err: Error) => {
-        if (watcher !== current) return;
-        watcher = null;
-        void current.cancel().catch(() => {});
-        this.log(`pikv etcd: view watch cancelled (${err.message}); re-reading the view`);
-        schedule();
-      });
-    };
-
-    const resync = async (): Promise<void> => {
-      timer = null;
-      if (closed) return;
-      try {
+    const watch = resyncWatch({
+      retry_ms: this.resync_delay_ms,
+      ...(options.after_mod_revision !== undefined ? { start_revision: options.after_mod_revision + 1 } : {}),
+      read: async () => {
         const response = await this.client.kv.range({ key: this.key });
-        if (closed) return;
         const kv = response.kvs[0];
-        if (kv) deliver(kv);
-        watchFrom(revisionOf(response.header.revision) + 1);
-      } catch {
-        schedule(); // etcd unavailable: try again; the watch must not die with it
-      }
-    };
-
-    const schedule = (): void => {
-      if (closed || timer !== null) return;
-      state.resyncs += 1;
-      timer = setTimeout(() => void resync(), this.resync_delay_ms);
-    };
-
-    if (options.after_mod_revision !== undefined) watchFrom(options.after_mod_revision + 1);
-    else void resync();
-
+        return { revision: revisionOf(response.header.revision), deliver: () => kv && deliver(kv) };
+      },
+      watch: (start_revision) => {
+        const watcher = this.client.watch().key(this.key).startRevision(String(start_revision)).watcher();
+        watcher.on('put', (kv) => deliver(kv));
+        watcher.on('delete', () => this.log(`pikv etcd: the view key ${this.keys.view} was deleted; keeping the last view`));
+        return watcher;
+      },
+      // A cancel from etcd (compaction, or anything else) ends a watcher: re-read the view.
+      onError: (err) => this.log(`pikv etcd: view watch cancelled (${err.message}); re-reading the view`),
+    });
     return {
       get last_mod_revision() {
-        return state.last_mod_revision;
+        return last_mod_revision;
       },
       get resyncs() {
-        return state.resyncs;
+        return watch.resyncs;
       },
       async close(): Promise<void> {
         closed = true;
-        if (timer !== null) clearTimeout(timer);
-        const current = watcher;
-        watcher = null;
-        if (current) await current.cancel().catch(() => {});
+        await watch.close();
       },
     };
   }
