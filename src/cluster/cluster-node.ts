@@ -28,7 +28,6 @@ import { Cleanup, losesRanges, type CleanupProgress } from './cleanup.js';
 import type { ClusterConfig } from './cluster-config.js';
 import { EtcdMembership } from './etcd-membership.js';
 import { Forwarder } from './forwarder.js';
-import type { OutBatch } from './out-batch.js';
 import { Migration, type MigrationProgress } from './migration.js';
 import { PeerLink, single } from './peer-link.js';
 import type { RingNode } from '../routing/ring.js';
@@ -365,7 +364,7 @@ export class ClusterNode implements OpRouter {
       // The switch of this very move: the new owners are authoritative, held ops go to them.
       // Any other newer view replaced the move before its switch: this node still owns its ranges.
       if (view.epoch === current.epoch + 1 && view.next === undefined && current.state === 'drained') {
-        current.release((dest, held) => this.forwardHeld(dest, held));
+        current.release((dest, held) => this.forwarder.forwardHeld(dest, held));
       } else {
         current.stop();
       }
@@ -374,23 +373,6 @@ export class ClusterNode implements OpRouter {
     if (view.next === undefined || !view.nodes.some((n) => n.id === this.self)) return;
     this.migration = new Migration(view.epoch, this.self, this.rings.active!, this.rings.next!, this.partitions,
       (id) => this.links.get(id), (epoch) => this.onDrained(epoch), this.log);
-  }
-
-  /** Sends ops held in a sealed range to the range's new owner, in the order they arrived. */
-  private forwardHeld(dest: RingNode, held: OutBatch): void {
-    const columns = held.columns();
-    let key_offset = 0;
-    let value_offset = 0;
-    for (let i = 0; i < held.op_count; i++) {
-      const key_length = columns.key_lengths[i]!;
-      const value_length = columns.value_lengths[i]!;
-      const owner = held.owners[i]!;
-      if (owner !== null && !owner.cancelled) {
-        this.forwarder.forward(dest, owner, held.indices[i]!, columns.op[i]!, columns.keys, key_offset, key_length, columns.values, value_offset, value_length);
-      }
-      key_offset += key_length;
-      value_offset += value_length;
-    }
   }
 
   /**

@@ -106,24 +106,43 @@ export class Forwarder {
   }
 
   private resend(batch: OutBatch, held: Uint8Array): void {
-    const columns = batch.columns();
-    let key_offset = 0;
-    let value_offset = 0;
-    for (let i = 0; i < batch.op_count; i++) {
-      const key_length = columns.key_lengths[i]!;
-      const value_length = columns.value_lengths[i]!;
-      if (held[i] === 1) {
-        const request = batch.owners[i]!;
-        const owner = this.ownerOf(murmur3_x86_32(columns.keys, key_offset, key_length, KEY_HASH_SEED));
-        if (owner === null) {
-          request.settle(batch.indices[i]!, Status.STALE_RING);
-        } else {
-          this.ops_resent++;
-          this.forward(owner, request, batch.indices[i]!, columns.op[i]!, columns.keys, key_offset, key_length, columns.values, value_offset, value_length, batch.attempts[i]! + 1);
-        }
+    eachOp(batch, (i, op, keys, key_offset, key_length, values, value_offset, value_length) => {
+      if (held[i] !== 1) return;
+      const request = batch.owners[i]!;
+      const owner = this.ownerOf(murmur3_x86_32(keys, key_offset, key_length, KEY_HASH_SEED));
+      if (owner === null) {
+        request.settle(batch.indices[i]!, Status.STALE_RING);
+      } else {
+        this.ops_resent++;
+        this.forward(owner, request, batch.indices[i]!, op, keys, key_offset, key_length, values, value_offset, value_length, batch.attempts[i]! + 1);
       }
-      key_offset += key_length;
-      value_offset += value_length;
-    }
+    });
+  }
+
+  /**
+   * Sends ops a sealed range held (migration.ts) to the range's new owner, in the order they
+   * arrived; ops of clients that have gone are dropped (they were never executed).
+   */
+  forwardHeld(dest: RingNode, held: OutBatch): void {
+    eachOp(held, (i, op, keys, key_offset, key_length, values, value_offset, value_length) => {
+      const owner = held.owners[i]!;
+      if (owner !== null && !owner.cancelled) this.forward(dest, owner, held.indices[i]!, op, keys, key_offset, key_length, values, value_offset, value_length);
+    });
+  }
+}
+
+type OpVisitor = (index: number, op: number, keys: Uint8Array, key_offset: number, key_length: number, values: Uint8Array, value_offset: number, value_length: number) => void;
+
+/** Calls `visit` for each op of `batch`, with the offsets of its key and value in the batch's columns. */
+function eachOp(batch: OutBatch, visit: OpVisitor): void {
+  const columns = batch.columns();
+  let key_offset = 0;
+  let value_offset = 0;
+  for (let i = 0; i < batch.op_count; i++) {
+    const key_length = columns.key_lengths[i]!;
+    const value_length = columns.value_lengths[i]!;
+    visit(i, columns.op[i]!, columns.keys, key_offset, key_length, columns.values, value_offset, value_length);
+    key_offset += key_length;
+    value_offset += value_length;
   }
 }
