@@ -71,12 +71,6 @@ export class ClusterNode implements OpRouter {
   private readonly pulling = new Set<string>();
   /** etcd membership (docs/MEMBERSHIP.md), or null in gossip mode and for a lone node. */
   private readonly membership: EtcdMembership | null = null;
-  /** Epochs whose drained report etcd has acknowledged, and the clean epoch last reported. */
-  private drained_reported = -1;
-  private clean_reported = -1;
-  /** The lease the clean report was bound to: a new lease (after etcd was unreachable) needs a new report. */
-  private clean_reported_lease: string | null = null;
-  private reporting = false;
 
   constructor(config: ClusterConfig | null, partitions: Partition[], log: Logger, listenUrl: () => string, onLeft: () => void) {
     this.config = config;
@@ -244,7 +238,7 @@ export class ClusterNode implements OpRouter {
         return [Status.OK, { epoch: this.rings.view.epoch }];
       case Op.CLUSTER_ADMIN:
         if (this.membership !== null) {
-          this.adminEtcd(payload);
+          this.membership.submitAdmin(payload);
           return [Status.OK, { epoch: epoch + 1, view: this.rings.view, queued: true }];
         }
         return this.admin(payload);
@@ -469,42 +463,14 @@ export class ClusterNode implements OpRouter {
     this.broadcastDrained(epoch);
   }
 
-  /**
-   * etcd mode: tells the controller what it waits for, until etcd has it: this node drained
-   * the move at the current epoch (I3), and the epoch it is clean at. Called on the event and
-   * again every tick, so a failed write is retried.
-   */
+  /** etcd mode: what the controller waits for (this node drained, this node clean); see EtcdMembership.report. */
   private reportToEtcd(): void {
-    const membership = this.membership;
-    if (membership === null || this.reporting) return;
     const epoch = this.rings.view.epoch;
-    const drained = this.migration !== null && this.migration.state === 'drained' && this.migration.epoch === epoch && this.drained_reported !== epoch;
-    const lease = membership.lease_id;
-    const clean = this.clean_epoch === epoch && (this.clean_reported !== epoch || this.clean_reported_lease !== lease) && this.rings.members().some((n) => n.id === this.self);
-    if (!drained && !clean) return;
-    this.reporting = true;
-    const writes: Promise<void>[] = [];
-    if (drained) writes.push(membership.reportDrained(epoch).then(() => void (this.drained_reported = epoch)));
-    if (clean) {
-      writes.push(membership.reportClean(epoch).then(() => {
-        this.clean_reported = epoch;
-        this.clean_reported_lease = lease;
-      }));
-    }
-    Promise.all(writes)
-      .catch((error: Error) => this.log(`etcd: report at epoch ${epoch} failed (${error.message}); retrying`))
-      .finally(() => (this.reporting = false));
-  }
-
-  /** etcd mode: an admin op becomes a request for the controller (docs/MEMBERSHIP.md). */
-  private adminEtcd(payload: Record<string, unknown>): void {
-    const action = payload['action'];
-    const id = action === 'join' ? String((payload['node'] as { id?: unknown } | undefined)?.id) : String(payload['id']);
-    if (action === 'join') throw new Error('with etcd, a node joins by starting with --etcd; there is no join op');
-    if (action !== 'leave' && action !== 'remove') throw new Error(`unknown admin action ${JSON.stringify(action)}`);
-    const request = { kind: action, node_id: id, ...(payload['force'] === true ? { force: true } : {}) };
-    this.log(`admin ${action} ${id}${payload['force'] === true ? ' --force' : ''}: request written to etcd for the controller`);
-    void this.membership!.submit(request as never).catch((error: Error) => this.log(`admin ${action} ${id}: could not write the request to etcd: ${error.message}`));
+    this.membership?.report({
+      epoch,
+      drained: this.migration !== null && this.migration.state === 'drained' && this.migration.epoch === epoch,
+      clean: this.clean_epoch === epoch && this.rings.members().some((n) => n.id === this.self),
+    });
   }
 
   private broadcastDrained(epoch: number): void {

@@ -41,6 +41,11 @@ export class EtcdMembership {
   private view_lease: string | null = null;
   private stopped = false;
   private last_join_request_epoch = -1;
+  /** The epochs whose drained and clean reports etcd has acknowledged, and the clean report's lease. */
+  private drained_reported = -1;
+  private clean_reported = -1;
+  private clean_reported_lease: string | null = null;
+  private reporting = false;
 
   constructor(options: EtcdMembershipOptions) {
     this.options = options;
@@ -136,6 +141,45 @@ export class EtcdMembership {
   serving(): boolean {
     const session = this.session;
     return session !== null && session.isLive() && this.view_lease !== null && this.view_lease === session.lease_id;
+  }
+
+  /**
+   * Tells the controller what it waits for, until etcd has it: this node drained the move at
+   * `epoch` (I3), and it is clean at `epoch`. Called on each event and again every tick, so a
+   * failed write is retried; a clean report is written again under a new lease (the old one's
+   * keys are gone with it).
+   */
+  report(state: { epoch: number; drained: boolean; clean: boolean }): void {
+    if (this.reporting) return;
+    const { epoch } = state;
+    const lease = this.lease_id;
+    const drained = state.drained && this.drained_reported !== epoch;
+    const clean = state.clean && (this.clean_reported !== epoch || this.clean_reported_lease !== lease);
+    if (!drained && !clean) return;
+    this.reporting = true;
+    const writes: Promise<void>[] = [];
+    if (drained) writes.push(this.reportDrained(epoch).then(() => void (this.drained_reported = epoch)));
+    if (clean) {
+      writes.push(this.reportClean(epoch).then(() => {
+        this.clean_reported = epoch;
+        this.clean_reported_lease = lease;
+      }));
+    }
+    Promise.all(writes)
+      .catch((error: Error) => this.options.log(`etcd: report at epoch ${epoch} failed (${error.message}); retrying`))
+      .finally(() => (this.reporting = false));
+  }
+
+  /** An admin op (CLUSTER_ADMIN payload) becomes a request for the controller (docs/MEMBERSHIP.md). */
+  submitAdmin(payload: Record<string, unknown>): void {
+    const action = payload['action'];
+    if (action === 'join') throw new Error('with etcd, a node joins by starting with --etcd; there is no join op');
+    if (action !== 'leave' && action !== 'remove') throw new Error(`unknown admin action ${JSON.stringify(action)}`);
+    const id = String(payload['id']);
+    const force = payload['force'] === true;
+    this.options.log(`admin ${action} ${id}${force ? ' --force' : ''}: request written to etcd for the controller`);
+    const request = { kind: action, node_id: id, ...(force ? { force: true } : {}) } as AdminRequest;
+    void this.submit(request).catch((error: Error) => this.options.log(`admin ${action} ${id}: could not write the request to etcd: ${error.message}`));
   }
 
   /** Writes an admin request for the controller; one key per kind and node, so a repeat is idempotent. */
