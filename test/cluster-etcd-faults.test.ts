@@ -12,12 +12,12 @@
  */
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { Etcd3 } from 'etcd3';
-import { connect, connectCluster, Op, WireCodec, type BatchOp, type PikvClient } from '../src/index.js';
+import { connect, connectCluster, Op, type BatchOp, type PikvClient } from '../src/index.js';
+import { freeLoopbackPort } from '../src/cluster/etcd/local-server.js';
 import { ClusterKeys } from '../src/cluster/etcd/keys.js';
 import { HashRing } from '../src/routing/ring.js';
 import type { ClusterView } from '../src/routing/view.js';
@@ -25,6 +25,7 @@ import { etcdMissing, startEtcd, type EtcdProcess } from './helpers/etcd.js';
 import { VersionWriter } from './helpers/lost-write-checker.js';
 import { runCli, startServer, type ServerProcess } from './helpers/server-process.js';
 import { delay } from './helpers/raw-socket.js';
+import { askNode, viewOf, waitForView } from './helpers/cluster-view.js';
 
 /** Polls `probe` every `every_ms` until it returns non-null; throws after `timeout_ms`. */
 async function waitFor<T>(probe: () => Promise<T | null>, timeout_ms: number, every_ms = 50): Promise<T> {
@@ -42,47 +43,13 @@ const ENV = { PIKV_CLUSTER_SECRET: SECRET };
 const LEASE_TTL_MS = 1000;
 const skip = etcdMissing() ?? false;
 const LOGS = process.env['PIKV_TEST_LOGS'];
-const codec = new WireCodec();
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      const port = typeof address === 'object' && address !== null ? address.port : 0;
-      server.close(() => resolve(port));
-    });
-  });
-}
-
-async function ask(url: string, op: number): Promise<unknown> {
-  const client = await connect(url, { connect_timeout_ms: 2_000, request_timeout_ms: 2_000 });
-  try {
-    const reply = await client.batchColumns({ op: Uint8Array.of(op), key_lengths: new Uint32Array(1), value_lengths: new Uint32Array(1), keys: new Uint8Array(0), values: new Uint8Array(0) });
-    return codec.decodeValue(reply.values);
-  } finally {
-    await client.close();
-  }
-}
-
-const viewOf = (url: string): Promise<ClusterView> => ask(url, Op.RING) as Promise<ClusterView>;
 
 interface NodeStatus {
   node_id: string;
   migration: { state: string; streams: { to: string; keys_sent: number; keys_acked: number }[] } | null;
   etcd: { serving: boolean; controller: boolean; fence_ms_left: number } | null;
 }
-const statusOf = (url: string): Promise<NodeStatus> => ask(url, Op.CLUSTER_STATUS) as Promise<NodeStatus>;
-
-/** Waits until `url` routes by a settled view whose members are exactly `ids`. */
-async function waitForView(url: string, ids: string[], timeout_ms = 30_000): Promise<ClusterView> {
-  const want = [...ids].sort().join(',');
-  return waitFor(async () => {
-    const view = await viewOf(url).catch(() => null);
-    return view !== null && view.next === undefined && view.nodes.map((n) => n.id).sort().join(',') === want ? view : null;
-  }, timeout_ms);
-}
+const statusOf = (url: string): Promise<NodeStatus> => askNode(url, Op.CLUSTER_STATUS) as Promise<NodeStatus>;
 
 interface Member {
   id: string;
@@ -122,7 +89,7 @@ class Cluster {
 
   /** Starts node `id` (it joins by starting), on a fixed port so that a restart keeps its URL. */
   async add(id: string, durable: boolean): Promise<Member> {
-    const port = await freePort();
+    const port = await freeLoopbackPort();
     const dir = durable ? mkdtempSync(join(tmpdir(), `pikv-faults-${id}-`)) : null;
     const process = await this.spawn(id, port, dir);
     const member = { id, port, dir, process, url: process.url };

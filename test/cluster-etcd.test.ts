@@ -10,11 +10,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { connect, connectCluster, Op, Status, type PikvClient } from '../src/index.js';
-import type { ClusterView } from '../src/routing/view.js';
 import { etcdMissing, startEtcd, type EtcdProcess } from './helpers/etcd.js';
 import { VersionWriter } from './helpers/lost-write-checker.js';
 import { runCli, startServer, type ServerProcess } from './helpers/server-process.js';
 import { delay, waitFor } from './helpers/raw-socket.js';
+import { viewOf, waitForView } from './helpers/cluster-view.js';
 
 const SECRET = 'etcd-test-secret';
 const ENV = { PIKV_CLUSTER_SECRET: SECRET };
@@ -23,26 +23,6 @@ const skip = etcdMissing() ?? false;
 function startEtcdNode(etcd: EtcdProcess, id: string, extra: string[] = []): Promise<ServerProcess> {
   return startServer(['--workers', '2', '--max-memory', '64mb', '--node-id', id, '--etcd', etcd.client_url,
     '--lease-ttl-ms', '1000', '--heartbeat-interval-ms', '100', '--forward-timeout-ms', '2000', '--controller-tick-ms', '50', ...extra], ENV);
-}
-
-async function viewOf(url: string): Promise<ClusterView> {
-  const client = await connect(url, { connect_timeout_ms: 2_000, request_timeout_ms: 2_000 });
-  try {
-    const reply = await client.batchColumns({ op: Uint8Array.of(Op.RING), key_lengths: new Uint32Array(1), value_lengths: new Uint32Array(1), keys: new Uint8Array(0), values: new Uint8Array(0) });
-    const { WireCodec } = await import('../src/index.js');
-    return new WireCodec().decodeValue(reply.values) as ClusterView;
-  } finally {
-    await client.close();
-  }
-}
-
-/** Waits until `url` routes by a settled view whose members are exactly `ids`. */
-async function waitForView(url: string, ids: string[], timeout_ms = 30_000): Promise<ClusterView> {
-  const want = [...ids].sort().join(',');
-  return waitFor(async () => {
-    const view = await viewOf(url).catch(() => null);
-    return view !== null && view.next === undefined && view.nodes.map((n) => n.id).sort().join(',') === want ? view : null;
-  }, timeout_ms);
 }
 
 describe('membership in etcd', { skip, timeout: 240_000 }, () => {

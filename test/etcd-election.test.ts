@@ -1,30 +1,19 @@
 import assert from 'node:assert/strict';
 import { performance } from 'node:perf_hooks';
-import { after, before, describe, it } from 'node:test';
-import type { Etcd3 } from 'etcd3';
-import { createEtcdClient } from '../src/cluster/etcd/client.js';
+import { describe, it } from 'node:test';
 import { ControllerElection, type Leader } from '../src/cluster/etcd/election.js';
 import { EtcdSession } from '../src/cluster/etcd/session.js';
-import { etcdMissing, startEtcd, waitUntil, type EtcdProcess } from './helpers/etcd.js';
+import { etcdFixture, etcdMissing, waitUntil } from './helpers/etcd.js';
 
 const quiet = (): void => {};
 
 describe('controller election', { skip: etcdMissing() ?? false, timeout: 60_000 }, () => {
-  let etcd: EtcdProcess;
-  let client: Etcd3;
+  const fixture = etcdFixture();
 
-  before(async () => {
-    etcd = await startEtcd();
-    client = createEtcdClient({ hosts: [etcd.client_url] });
-  });
-  after(async () => {
-    client?.close();
-    await etcd?.stop();
-  });
 
   async function candidates(cluster: string, count: number): Promise<{ sessions: EtcdSession[]; elections: ControllerElection[] }> {
-    const sessions = await Promise.all(Array.from({ length: count }, () => EtcdSession.start({ client, lease_ttl_ms: 1000, log: quiet })));
-    const elections = sessions.map((session, i) => new ControllerElection({ client, cluster, session, node_id: `n${i}`, recheck_ms: 200 }));
+    const sessions = await Promise.all(Array.from({ length: count }, () => EtcdSession.start({ client: fixture.client, lease_ttl_ms: 1000, log: quiet })));
+    const elections = sessions.map((session, i) => new ControllerElection({ client: fixture.client, cluster, session, node_id: `n${i}`, recheck_ms: 200 }));
     return { sessions, elections };
   }
 
@@ -60,11 +49,11 @@ describe('controller election', { skip: etcdMissing() ?? false, timeout: 60_000 
       assert.ok(!elections[old]!.isLeader());
       await waitUntil('the observer to see the new leader', () => observed.at(-1) === `n${next.i}`);
 
-      // The deposed leader's guard no longer matches: its writes fail in etcd itself.
+      // The deposed leader's guard no longer matches: its writes fail in fixture.etcd itself.
       const stale_guard = { key: Buffer.from(elections[0]!.keys.controller), target: 'Create' as const, result: 'Equal' as const, create_revision: first.leader.revision };
-      const stale = await client.kv.txn({ compare: [stale_guard], success: [{ request_put: { key: Buffer.from('/pikv/takeover/probe'), value: Buffer.from('x') } }] });
+      const stale = await fixture.client.kv.txn({ compare: [stale_guard], success: [{ request_put: { key: Buffer.from('/pikv/takeover/probe'), value: Buffer.from('x') } }] });
       assert.equal(stale.succeeded, false);
-      const fresh = await client.kv.txn({ compare: [elections[next.i]!.leaderGuard()], success: [{ request_put: { key: Buffer.from('/pikv/takeover/probe'), value: Buffer.from('y') } }] });
+      const fresh = await fixture.client.kv.txn({ compare: [elections[next.i]!.leaderGuard()], success: [{ request_put: { key: Buffer.from('/pikv/takeover/probe'), value: Buffer.from('y') } }] });
       assert.equal(fresh.succeeded, true);
 
       // Resigning hands over at once to the last candidate.
@@ -86,7 +75,7 @@ describe('controller election', { skip: etcdMissing() ?? false, timeout: 60_000 
     try {
       await elections[0]!.campaign();
       assert.ok(elections[0]!.isLeader());
-      await client.leaseClient.leaseRevoke({ ID: sessions[0]!.lease_id! });
+      await fixture.client.leaseClient.leaseRevoke({ ID: sessions[0]!.lease_id! });
       await waitUntil('deposed', () => deposed.length === 1, 5000);
       assert.ok(!elections[0]!.isLeader());
       assert.throws(() => elections[0]!.leaderGuard());

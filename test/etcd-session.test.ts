@@ -1,12 +1,11 @@
 import assert from 'node:assert/strict';
 import { performance } from 'node:perf_hooks';
-import { after, before, describe, it } from 'node:test';
-import type { Etcd3 } from 'etcd3';
+import { describe, it } from 'node:test';
 import { createEtcdClient } from '../src/cluster/etcd/client.js';
 import { Members, type MemberRecord } from '../src/cluster/etcd/members.js';
 import { EtcdSession, type LeaseLoss } from '../src/cluster/etcd/session.js';
 import { ViewStore } from '../src/cluster/etcd/view-store.js';
-import { etcdMissing, startEtcd, waitUntil, type EtcdProcess } from './helpers/etcd.js';
+import { etcdFixture, etcdMissing, startEtcd, waitUntil } from './helpers/etcd.js';
 
 const quiet = (): void => {};
 
@@ -38,20 +37,11 @@ describe('etcd session: granted TTL', { skip: etcdMissing() ?? false, timeout: 3
 });
 
 describe('etcd session and members', { skip: etcdMissing() ?? false, timeout: 60_000 }, () => {
-  let etcd: EtcdProcess;
-  let client: Etcd3;
+  const fixture = etcdFixture();
 
-  before(async () => {
-    etcd = await startEtcd();
-    client = createEtcdClient({ hosts: [etcd.client_url] });
-  });
-  after(async () => {
-    client?.close();
-    await etcd?.stop();
-  });
 
   it('keeps a 1 s lease alive, and the deadline tracks the last answered send time', async () => {
-    const session = await EtcdSession.start({ client, lease_ttl_ms: 1000, log: quiet });
+    const session = await EtcdSession.start({ client: fixture.client, lease_ttl_ms: 1000, log: quiet });
     try {
       assert.equal(session.granted_ttl_ms, 1000);
       const first = session.fenceDeadlineMs();
@@ -66,8 +56,8 @@ describe('etcd session and members', { skip: etcdMissing() ?? false, timeout: 60
   });
 
   it('after the keep-alive stops, the fence deadline passes before etcd expires the lease and the member key disappears within TTL + slack', async () => {
-    const members = new Members({ client, cluster: 'expiry', log: quiet });
-    const session = await EtcdSession.start({ client, lease_ttl_ms: 1000, log: quiet });
+    const members = new Members({ client: fixture.client, cluster: 'expiry', log: quiet });
+    const session = await EtcdSession.start({ client: fixture.client, lease_ttl_ms: 1000, log: quiet });
     const registration = await members.register(session, 'n1', { url: 'ws://127.0.0.1:7001', weight: 1 });
     let lost_at_ms = 0;
     session.on('lost', () => (lost_at_ms = performance.now()));
@@ -87,7 +77,7 @@ describe('etcd session and members', { skip: etcdMissing() ?? false, timeout: 60
       assert.ok(!session.isLive());
       assert.ok(deadline_ms < gone_at_ms, `fenced at +${(deadline_ms - sent_ms).toFixed(0)} ms, etcd expired the key at +${(gone_at_ms - sent_ms).toFixed(0)} ms`);
       assert.ok(gone_at_ms - sent_ms >= 1000 - 20, 'etcd never expires before sent + TTL');
-      // etcd's lessor checks expiry every 500 ms; allow that plus scheduling.
+      // fixture.etcd's lessor checks expiry every 500 ms; allow that plus scheduling.
       assert.ok(gone_at_ms - sent_ms < 1000 + 1500, `expired at +${(gone_at_ms - sent_ms).toFixed(0)} ms`);
     } finally {
       await registration.close({ remove: false }).catch(() => {});
@@ -96,14 +86,14 @@ describe('etcd session and members', { skip: etcdMissing() ?? false, timeout: 60
   });
 
   it('a lease revoked behind its back is reported lost, and the session grants a new one and re-registers', async () => {
-    const members = new Members({ client, cluster: 'revoked', log: quiet });
-    const session = await EtcdSession.start({ client, lease_ttl_ms: 1000, log: quiet });
+    const members = new Members({ client: fixture.client, cluster: 'revoked', log: quiet });
+    const session = await EtcdSession.start({ client: fixture.client, lease_ttl_ms: 1000, log: quiet });
     const registration = await members.register(session, 'n1', { url: 'ws://127.0.0.1:7001', weight: 2 });
     const losses: LeaseLoss[] = [];
     session.on('lost', (loss: LeaseLoss) => losses.push(loss));
     try {
       const old_lease = session.lease_id!;
-      await client.leaseClient.leaseRevoke({ ID: old_lease });
+      await fixture.client.leaseClient.leaseRevoke({ ID: old_lease });
       await waitUntil('a new lease', () => session.lease_id !== null && session.lease_id !== old_lease, 5000);
       assert.equal(losses[0]?.lease_id, old_lease);
       assert.match(losses[0]!.reason, /TTL 0/);
@@ -117,11 +107,11 @@ describe('etcd session and members', { skip: etcdMissing() ?? false, timeout: 60
   });
 
   it('watches members come and go', async () => {
-    const members = new Members({ client, cluster: 'watched', log: quiet });
+    const members = new Members({ client: fixture.client, cluster: 'watched', log: quiet });
     const snapshots: string[][] = [];
     const watch = members.watch((live: ReadonlyMap<string, MemberRecord>) => snapshots.push([...live.keys()].sort()));
-    const a = await EtcdSession.start({ client, lease_ttl_ms: 1000, log: quiet });
-    const b = await EtcdSession.start({ client, lease_ttl_ms: 1000, log: quiet });
+    const a = await EtcdSession.start({ client: fixture.client, lease_ttl_ms: 1000, log: quiet });
+    const b = await EtcdSession.start({ client: fixture.client, lease_ttl_ms: 1000, log: quiet });
     try {
       await members.register(a, 'a', { url: 'ws://127.0.0.1:1', weight: 1 });
       await members.register(b, 'b', { url: 'ws://127.0.0.1:2', weight: 1 });
@@ -136,9 +126,9 @@ describe('etcd session and members', { skip: etcdMissing() ?? false, timeout: 60
   });
 
   it('survives an etcd restart mid-session: the session recovers, the member is registered, view watches go on', async () => {
-    const members = new Members({ client, cluster: 'restart', log: quiet });
-    const views = new ViewStore({ client, cluster: 'restart', secret: 's', log: quiet });
-    const session = await EtcdSession.start({ client, lease_ttl_ms: 1000, log: quiet });
+    const members = new Members({ client: fixture.client, cluster: 'restart', log: quiet });
+    const views = new ViewStore({ client: fixture.client, cluster: 'restart', secret: 's', log: quiet });
+    const session = await EtcdSession.start({ client: fixture.client, lease_ttl_ms: 1000, log: quiet });
     const registration = await members.register(session, 'n1', { url: 'ws://127.0.0.1:7001', weight: 1 });
     const created = await views.casView(0, { epoch: 1 });
     assert.ok(created.ok);
@@ -146,7 +136,7 @@ describe('etcd session and members', { skip: etcdMissing() ?? false, timeout: 60
     const watch = views.watchView((stored) => epochs.push(stored.view.epoch));
     try {
       await waitUntil('epoch 1', () => epochs.at(-1) === 1);
-      await etcd.restart('SIGKILL', 1500); // down longer than the TTL: the fence deadline passes
+      await fixture.etcd.restart('SIGKILL', 1500); // down longer than the TTL: the fence deadline passes
       await waitUntil('a live session again', () => session.isLive(), 10_000);
       await waitUntil('the member key under the live lease', async () => (await members.list()).get('n1')?.lease_id === session.lease_id, 10_000);
       assert.ok(session.leases_granted >= 2, 'the old lease was given up and a new one granted');

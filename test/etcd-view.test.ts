@@ -1,13 +1,12 @@
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
-import type { Etcd3 } from 'etcd3';
+import { describe, it } from 'node:test';
 import { createEtcdClient } from '../src/cluster/etcd/client.js';
 import { isClusterEtcdError } from '../src/cluster/etcd/errors.js';
 import { ClusterKeys, checkAdminRequest } from '../src/cluster/etcd/keys.js';
 import { canonicalJson, signView, verifyView } from '../src/cluster/etcd/signed-view.js';
 import { ViewStore, type StoredView } from '../src/cluster/etcd/view-store.js';
 import { checkView, type ClusterView } from '../src/routing/view.js';
-import { etcdMissing, startEtcd, startEtcdProxy, waitUntil, type EtcdProcess } from './helpers/etcd.js';
+import { etcdFixture, etcdMissing, startEtcdProxy, waitUntil } from './helpers/etcd.js';
 
 const SECRET = 'test-secret';
 
@@ -47,20 +46,11 @@ describe('signed views (no etcd)', () => {
 });
 
 describe('view store against a real etcd', { skip: etcdMissing() ?? false, timeout: 60_000 }, () => {
-  let etcd: EtcdProcess;
-  let client: Etcd3;
+  const fixture = etcdFixture();
   const logs: string[] = [];
   const store = (cluster: string, secret = SECRET): ViewStore<ClusterView> =>
-    new ViewStore<ClusterView>({ client, cluster, secret, check: checkView, log: (line) => logs.push(line) });
+    new ViewStore<ClusterView>({ client: fixture.client, cluster, secret, check: checkView, log: (line) => logs.push(line) });
 
-  before(async () => {
-    etcd = await startEtcd();
-    client = createEtcdClient({ hosts: [etcd.client_url] });
-  });
-  after(async () => {
-    client?.close();
-    await etcd?.stop();
-  });
 
   it('creates, then of two writers racing from the same revision exactly one wins', async () => {
     const views = store('race');
@@ -103,12 +93,12 @@ describe('view store against a real etcd', { skip: etcdMissing() ?? false, timeo
       await waitUntil('the first view', () => seen.length === 1);
       const current = (await views.readView())!;
       // The forger cannot pass casView's epoch check (it cannot read the view), so it writes raw.
-      await client.put(views.keys.view).value(signView('forged', view(2, ['evil']), 'wrong-secret'));
+      await fixture.client.put(views.keys.view).value(signView('forged', view(2, ['evil']), 'wrong-secret'));
       await assert.rejects(views.readView(), (err) => isClusterEtcdError(err, 'VIEW_SIGNATURE_INVALID'));
       assert.equal((await forger.readView())!.view.nodes[0]!.id, 'evil', 'only the forger believes it');
       await waitUntil('the forged view to be logged', () => logs.some((line) => line.includes('dropped the view')));
       // Restore a valid view at the next epoch (an operator with the secret would do this).
-      await client.put(views.keys.view).value(signView('forged', view(2, ['a', 'b']), SECRET));
+      await fixture.client.put(views.keys.view).value(signView('forged', view(2, ['a', 'b']), SECRET));
       await waitUntil('the next valid view', () => seen.length === 2);
       assert.deepEqual(seen.map((s) => s.view.epoch), [1, 2]);
       assert.ok(seen.every((s) => !s.view.nodes.some((n) => n.id === 'evil')));
@@ -146,7 +136,7 @@ describe('view store against a real etcd', { skip: etcdMissing() ?? false, timeo
   });
 
   it('a watch cut off while history is compacted re-reads and resumes with the latest view', async () => {
-    const proxy = await startEtcdProxy(etcd.client_url);
+    const proxy = await startEtcdProxy(fixture.etcd.client_url);
     const watcher_client = createEtcdClient({ hosts: [proxy.client_url] });
     const views = store('compact');
     const watched = new ViewStore<ClusterView>({ client: watcher_client, cluster: 'compact', secret: SECRET, check: checkView, log: (line) => logs.push(line) });
@@ -159,9 +149,9 @@ describe('view store against a real etcd', { skip: etcdMissing() ?? false, timeo
       proxy.cut(); // the watcher falls behind: its stream is gone and it cannot reconnect
       for (let epoch = 4; epoch <= 60; epoch++) {
         mod = ((await views.casView(mod, view(epoch))) as { mod_revision: number }).mod_revision;
-        await client.put('/unrelated/noise').value(String(epoch)); // more revisions than view changes
+        await fixture.client.put('/unrelated/noise').value(String(epoch)); // more revisions than view changes
       }
-      await client.kv.compact({ revision: mod, physical: true });
+      await fixture.client.kv.compact({ revision: mod, physical: true });
       proxy.restore();
       await waitUntil('the latest view after compaction', () => seen.at(-1) === 60, 15_000);
       assert.ok(watch.resyncs >= 1, 'the watch re-read the view');
@@ -182,7 +172,7 @@ describe('view store against a real etcd', { skip: etcdMissing() ?? false, timeo
     let mod = ((await views.casView(0, view(1))) as { mod_revision: number }).mod_revision;
     const remembered = mod;
     for (let epoch = 2; epoch <= 10; epoch++) mod = ((await views.casView(mod, view(epoch))) as { mod_revision: number }).mod_revision;
-    await client.kv.compact({ revision: mod, physical: true });
+    await fixture.client.kv.compact({ revision: mod, physical: true });
     const seen: number[] = [];
     const watch = views.watchView((stored) => seen.push(stored.view.epoch), { after_mod_revision: remembered });
     try {

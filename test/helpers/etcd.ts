@@ -17,6 +17,9 @@ import { connect, createServer, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ETCD_BINARY_DEFAULT, ETCD_INSTALL_HINT, etcdProblem, freeLoopbackPort, startLocalEtcd, type LocalEtcd } from '../../src/cluster/etcd/local-server.js';
+import { after, before } from 'node:test';
+import type { Etcd3 } from 'etcd3';
+import { createEtcdClient } from '../../src/cluster/etcd/client.js';
 
 export const ETCD_BINARY = process.env.PIKV_ETCD_BINARY ?? ETCD_BINARY_DEFAULT;
 const START_TIMEOUT_MS = 15_000;
@@ -169,4 +172,31 @@ export async function waitUntil(what: string, check: () => boolean | Promise<boo
     if (Date.now() > give_up_ms) throw new Error(`timed out after ${timeout_ms} ms waiting for: ${what}`);
     await new Promise((resolve) => setTimeout(resolve, every_ms));
   }
+}
+
+/**
+ * For a describe(): starts an etcd before its tests and a client on it, and stops both after.
+ * Read `etcd` and `client` inside tests (they are set by the before hook).
+ */
+export function etcdFixture(): { readonly etcd: EtcdProcess; readonly client: Etcd3 } {
+  let etcd: EtcdProcess | null = null;
+  let client: Etcd3 | null = null;
+  before(async () => {
+    etcd = await startEtcd();
+    client = createEtcdClient({ hosts: [etcd.client_url] });
+  });
+  after(async () => {
+    client?.close();
+    await etcd?.stop();
+  });
+  return {
+    get etcd(): EtcdProcess {
+      if (etcd === null) throw new Error('etcdFixture: etcd is not started yet (use it inside a test)');
+      return etcd;
+    },
+    get client(): Etcd3 {
+      if (client === null) throw new Error('etcdFixture: the client exists only inside a test');
+      return client;
+    },
+  };
 }

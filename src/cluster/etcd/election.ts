@@ -166,7 +166,7 @@ export class ControllerElection extends EventEmitter {
       const timer = setTimeout(done, this.options.recheck_ms ?? ELECTION_DEFAULTS.recheck_ms);
       this.session.once('session', done);
       if (after_revision !== null) {
-        watcher = this.client.watch().key(this.key).startRevision(String(after_revision + 1)).only('delete').watcher();
+        watcher = this.client.watch().key(this.key).startRevision(String(after_revision + 1)).watcher();
         watcher.on('delete', done);
         watcher.on('error', done);
       }
