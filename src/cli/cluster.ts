@@ -1,5 +1,5 @@
 /**
- * `pikv cluster status|join|leave|remove`: look at and change the membership of a cluster.
+ * `pikv cluster status|join|leave|remove|set-replicas`: look at and change the membership of a cluster.
  *
  * status needs no secret; join, leave and remove are admin ops that prove the cluster secret
  * ($PIKV_CLUSTER_SECRET or --cluster-secret-file; never argv, where ps shows it) and wait until the change has finished moving
@@ -7,6 +7,7 @@
  * with CLUSTER_BUSY (another change moving data, or nodes still deleting old copies after the
  * last one) is asked again until it is accepted or --wait-ms passes.
  */
+import { REPLICAS_MAX } from '../routing/placement.js';
 import { connect, type PikvClient } from '../client/client.js';
 import { readSecretFile } from '../protocol/auth.js';
 import { single } from '../cluster/peer-link.js';
@@ -93,12 +94,14 @@ export async function runClusterStatus(options: TokenOptions & { url: string; js
     process.stdout.write(`${JSON.stringify({ asked: here.node_id, view, nodes: members.map((node, i) => ({ ...node, status: statuses[i] })) }, null, 2)}\n`);
     return;
   }
-  const lines = [`epoch ${view.epoch}${view.next ? `  (changing: ${view.nodes.map((n) => n.id).join(',')} -> ${view.next.map((n) => n.id).join(',')})` : ''}  asked ${here.node_id}`, ''];
+  const replicas = `  replicas ${view.replicas ?? 1}${view.next_replicas !== undefined && view.next_replicas !== view.replicas ? ` -> ${view.next_replicas}` : ''}`;
+  const down = view.down !== undefined && view.down.length > 0 ? `  down ${view.down.join(',')}` : '';
+  const lines = [`epoch ${view.epoch}${view.next ? `  (changing: ${view.nodes.map((n) => n.id).join(',')} -> ${view.next.map((n) => n.id).join(',')})` : ''}${replicas}${down}  asked ${here.node_id}`, ''];
   lines.push('node         url                          state   epoch         keys  clean-up                  data move');
   members.forEach((node, i) => {
     const status = statuses[i];
     const seen = here.node_id === node.id ? true : here.peers.find((p) => p.id === node.id)?.up ?? false;
-    const state = status === null ? 'down' : seen ? 'up' : 'up?';
+    const state = view.down?.includes(node.id) === true ? (status === null ? 'down' : 'back') : status === null ? 'down' : seen ? 'up' : 'up?';
     const role = view.nodes.some((n) => n.id === node.id) ? '' : ' (joining)';
     const move = status?.migration
       ? `${status.migration.state} ranges ${status.migration.ranges_moving} partitions ${status.migration.partitions_scanned}/${status.migration.partitions} keys ${status.migration.keys_acked}/${status.migration.keys_sent} bytes ${status.migration.bytes_sent}${status.migration.failure ? ` FAILED: ${status.migration.failure}` : ''}`
@@ -161,4 +164,10 @@ export async function runClusterLeave(id: string | undefined, options: AdminOpti
 
 export async function runClusterRemove(id: string, options: AdminOptions & { force?: boolean }): Promise<void> {
   await admin(options, { action: 'remove', id, ...(options.force === true ? { force: true } : {}) }, (view) => !view.nodes.some((n) => n.id === id));
+}
+
+export async function runClusterSetReplicas(n: string, options: AdminOptions): Promise<void> {
+  const replicas = Number(n);
+  if (!Number.isInteger(replicas) || replicas < 1 || replicas > REPLICAS_MAX) throw new PikvError(ErrorCode.BAD_OP, `replicas must be a whole number from 1 to ${REPLICAS_MAX}`);
+  await admin(options, { action: 'set-replicas', replicas }, (view) => (view.replicas ?? 1) === replicas);
 }

@@ -32,6 +32,7 @@ const runClusterStatus = lazy(cluster_commands, 'runClusterStatus');
 const runClusterJoin = lazy(cluster_commands, 'runClusterJoin');
 const runClusterLeave = lazy(cluster_commands, 'runClusterLeave');
 const runClusterRemove = lazy(cluster_commands, 'runClusterRemove');
+const runClusterSetReplicas = lazy(cluster_commands, 'runClusterSetReplicas');
 const runDevCluster = lazy(() => import('./dev-cluster.js'), 'runDevCluster');
 
 export const DEFAULT_URL = 'ws://127.0.0.1:7070';
@@ -74,6 +75,8 @@ program
   .option('--cluster-name <name>', 'cluster: with --etcd, the key prefix in etcd, so clusters can share one (default pikv)')
   .option('--lease-ttl-ms <ms>', 'cluster: with --etcd, the etcd lease TTL; the node stops acknowledging writes before it runs out (default 3000)')
   .option('--controller-tick-ms <ms>', 'cluster: with --etcd, how often the elected controller looks for work (default 200)')
+  .option('--replicas <n>', 'cluster: with --etcd, copies of each key (1..5) for a cluster this node creates; later: pikv cluster set-replicas (default 2)')
+  .option('--down-grace-ms <ms>', 'cluster: with --etcd and 2+ copies, how long a down node keeps its place before its copies are rebuilt on others (default 60000)')
   .option('--join <urls>', 'cluster (gossip, without --etcd): ask these nodes (comma-separated) to admit this one')
   .option('--cluster-secret-file <file>', 'cluster: file holding the shared secret for peer links and admin ops (default: $PIKV_CLUSTER_SECRET; never on the command line)')
   .option('--weight <n>', 'cluster: relative capacity, 1..16 (default 1)')
@@ -134,6 +137,8 @@ adminOptions(cluster.command('join').description('admit node ID, reachable at UR
 adminOptions(cluster.command('leave').description('hand off the keys of node ID (default: the node at --url), which then stops').argument('[id]')).action(runClusterLeave);
 adminOptions(cluster.command('remove').description('drop node ID without hand-off (a dead node; its keys are lost); with etcd, refused while its lease is alive unless --force')
   .argument('<id>').option('--force', 'with etcd: remove a node whose lease is alive, by handing its keys off first (as a leave)')).action(runClusterRemove);
+adminOptions(cluster.command('set-replicas').description('with etcd: keep N copies of every key (1..5); copies are made or trimmed in the background, then the change switches over (docs/REPLICATION.md)')
+  .argument('<n>')).action(runClusterSetReplicas);
 
 program
   .command('dev-cluster')

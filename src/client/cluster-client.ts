@@ -12,6 +12,7 @@ import { Op, Status } from '../protocol/constants.js';
 import { ErrorCode, PikvError, statusName } from '../protocol/errors.js';
 import { WireCodec } from '../protocol/codec.js';
 import { KEY_HASH_SEED, murmur3_x86_32 } from '../routing/murmur3.js';
+import { Placement } from '../routing/placement.js';
 import { HashRing } from '../routing/ring.js';
 import { checkView, type ClusterView } from '../routing/view.js';
 import { connect, type ClientOptions, type PikvClient } from './client.js';
@@ -29,7 +30,8 @@ export class PikvClusterClient {
   private readonly seeds: string[];
   private readonly codec = new WireCodec();
   private view: ClusterView;
-  private ring: HashRing;
+  /** Where each key's primary is: the node that takes its ops (docs/REPLICATION.md). */
+  private placement: Placement;
   private readonly clients = new Map<string, Promise<PikvClient>>();
   private closed = false;
   private refreshing: Promise<void> | null = null;
@@ -39,7 +41,7 @@ export class PikvClusterClient {
     this.seeds = seeds;
     this.options = options;
     this.view = view;
-    this.ring = new HashRing(view.nodes);
+    this.placement = placementOf(view);
   }
 
   get epoch(): number {
@@ -97,7 +99,7 @@ export class PikvClusterClient {
       for (const view of views) {
         if (view !== null && view.nodes.length > 0 && view.epoch > this.view.epoch) {
           this.view = view;
-          this.ring = new HashRing(view.nodes);
+          this.placement = placementOf(view);
         }
       }
     })().finally(() => (this.refreshing = null));
@@ -116,15 +118,17 @@ export class PikvClusterClient {
     const groups = new Map<string, number[]>();
     for (const index of pending) {
       const key = keys[index]!;
-      const owner = this.ring.ownerOf(murmur3_x86_32(key, 0, key.length, KEY_HASH_SEED));
-      let group = groups.get(owner.id);
-      if (group === undefined) groups.set(owner.id, (group = []));
+      const owner = this.placement.primaryOf(murmur3_x86_32(key, 0, key.length, KEY_HASH_SEED));
+      // Every copy of this key is down: any node answers NODE_DOWN, and may know a newer view.
+      const id = owner?.id ?? '';
+      let group = groups.get(id);
+      if (group === undefined) groups.set(id, (group = []));
       group.push(index);
     }
     const stale: number[] = [];
     const epoch = this.view.epoch;
     await Promise.all([...groups].map(async ([id, indices]) => {
-      const node = this.ring.nodes.find((n) => n.id === id)!;
+      const node = this.placement.ring.nodes.find((n) => n.id === id) ?? this.placement.ring.nodes[0]!;
       let client: PikvClient;
       try {
         client = await this.client(node.url);
@@ -218,4 +222,8 @@ export async function connectCluster(urls: string | string[], options: ClientOpt
     }
   }
   throw last;
+}
+
+function placementOf(view: ClusterView): Placement {
+  return new Placement(new HashRing(view.nodes), view.replicas ?? 1, new Set(view.down ?? []));
 }

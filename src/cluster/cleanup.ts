@@ -2,8 +2,9 @@
  * Deleting this node's copies of keys it no longer owns (after a membership change moved
  * their ranges to other nodes), for one adopted view.
  *
- * A key is kept if this node owns it in the view's active ring or in its `next` ring; every
- * other key is a leftover copy. Each partition's table is scanned in bounded steps
+ * A key is kept if this node is one of its replicas in the view's current placement or in the
+ * target placement of a change in progress (ViewRings.keeps); every other key is a leftover copy.
+ * A node outside the view keeps nothing: it joins again empty (docs/REPLICATION.md, R5). Each partition's table is scanned in bounded steps
  * (SCAN_ENTRIES_PER_STEP), only at moments its worker holds no packet (right after a reply,
  * or while idle), like the data-move scan (migration.ts). The leftover keys a step finds are
  * submitted as DELETE ops through the partition's ordinary queue, so the worker applies them
@@ -23,7 +24,8 @@ import { Op, Status } from '../protocol/constants.js';
 import { KEY_HASH_SEED, murmur3_x86_32 } from '../routing/murmur3.js';
 import type { Partition } from '../engine/partition.js';
 import { PendingRequest } from '../engine/pending-request.js';
-import type { HashRing } from '../routing/ring.js';
+import { RING_SLOTS } from '../routing/ring.js';
+import type { ViewRings } from '../routing/view.js';
 
 /** Entries one scan step visits per partition: about 1 ms of main-thread work. */
 const SCAN_ENTRIES_PER_STEP = 1024;
@@ -49,8 +51,7 @@ export class Cleanup {
   state: CleanupState = 'waiting';
   keys_deleted = 0;
   private readonly self: string;
-  private readonly active: HashRing | null;
-  private readonly next: HashRing | null;
+  private readonly rings: ViewRings;
   private readonly partitions: Partition[];
   private readonly cursors: number[];
   /** Delete ops submitted and not yet answered, per partition. */
@@ -69,12 +70,11 @@ export class Cleanup {
   private key_lengths: number[] = [];
   private hashes: number[] = [];
 
-  constructor(epoch: number, self: string, active: HashRing | null, next: HashRing | null, peers: string[], partitions: Partition[],
+  constructor(epoch: number, self: string, rings: ViewRings, peers: string[], partitions: Partition[],
     onDone: (epoch: number) => void, log: (message: string) => void) {
     this.epoch = epoch;
     this.self = self;
-    this.active = active;
-    this.next = next;
+    this.rings = rings;
     this.partitions = partitions;
     this.cursors = partitions.map(() => 0);
     this.deletes_pending = partitions.map(() => 0);
@@ -85,9 +85,9 @@ export class Cleanup {
     this.schedule(0);
   }
 
-  /** True if this node owns the key hash in the view's active or next ring. */
+  /** True if this node holds a replica of the key hash in the view, now or after its change. */
   keeps(hash: number): boolean {
-    return this.active?.ownerOf(hash).id === this.self || this.next?.ownerOf(hash).id === this.self;
+    return this.rings.keeps(this.self, hash);
   }
 
   /** A peer answered or sent a heartbeat at `epoch`; a newer epoch makes the node pull that view instead. */
@@ -209,15 +209,11 @@ export class Cleanup {
   }
 }
 
-/** True if some arc this node keeps in `before` (active or next ring) it keeps in neither ring of `after`. */
-export function losesRanges(before: { active: HashRing | null; next: HashRing | null }, after: { active: HashRing | null; next: HashRing | null }, self: string): boolean {
-  const keeps = (rings: { active: HashRing | null; next: HashRing | null }, point: number): boolean =>
-    rings.active?.ownerOf(point).id === self || rings.next?.ownerOf(point).id === self;
-  for (const ring of [before.active, before.next, after.active, after.next]) {
-    if (ring === null) continue;
-    // Every arc between two consecutive points of the union has one owner in each ring; any one
-    // of its points decides it, and each arc ends at some ring's point.
-    for (const point of ring.points) if (keeps(before, point) && !keeps(after, point)) return true;
+/** True if some slot this node keeps a copy of in `before` it keeps in neither placement of `after`. */
+export function losesRanges(before: ViewRings, after: ViewRings, self: string): boolean {
+  for (let slot = 0; slot < RING_SLOTS; slot++) {
+    const hash = (slot << 16) >>> 0;
+    if (before.keeps(self, hash) && !after.keeps(self, hash)) return true;
   }
   return false;
 }

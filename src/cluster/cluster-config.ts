@@ -12,6 +12,7 @@
  * cluster_secret_file (flag or file), else an inline cluster_secret in a config file, else
  * PIKV_CLUSTER_SECRET; the client token likewise (client_token_file, client_token, PIKV_CLIENT_TOKEN).
  */
+import { REPLICAS_MAX } from '../routing/placement.js';
 import { readSecretFile } from '../protocol/auth.js';
 import { NODE_WEIGHT_MAX, type RingNode } from '../routing/ring.js';
 import { checkView, ViewError } from '../routing/view.js';
@@ -43,6 +44,10 @@ export interface ClusterConfig {
   lease_ttl_ms: number;
   /** How often the controller (if this node is it) looks for work. */
   controller_tick_ms: number;
+  /** Copies of each key in a cluster this node creates (docs/REPLICATION.md); etcd mode only. */
+  replicas: number;
+  /** With N >= 2, how long a down node keeps its place before its copies are rebuilt on others. */
+  down_grace_ms: number;
 }
 
 export class ClusterConfigError extends Error {
@@ -53,6 +58,7 @@ export class ClusterConfigError extends Error {
 const NAMES = [
   'node_id', 'advertise', 'join', 'cluster_secret', 'cluster_secret_file', 'client_token', 'client_token_file', 'weight', 'peers',
   'heartbeat_interval_ms', 'forward_timeout_ms', 'etcd', 'cluster_name', 'lease_ttl_ms', 'controller_tick_ms',
+  'replicas', 'down_grace_ms',
 ] as const;
 /** Settings that do not by themselves turn on cluster mode (a client token works on a lone node). */
 const NOT_CLUSTER = new Set(['client_token', 'client_token_file']);
@@ -159,5 +165,7 @@ export function parseClusterConfig(settings: Record<string, unknown>, env: NodeJ
     cluster_name,
     lease_ttl_ms: whole(settings['lease_ttl_ms'], 'lease_ttl_ms', 3_000, 1_000, 60_000),
     controller_tick_ms: whole(settings['controller_tick_ms'], 'controller_tick_ms', 200, 10, 10_000),
+    replicas: whole(settings['replicas'], 'replicas', 2, 1, REPLICAS_MAX),
+    down_grace_ms: whole(settings['down_grace_ms'], 'down_grace_ms', 60_000, 0, 86_400_000),
   };
 }

@@ -30,6 +30,7 @@ import { EtcdMembership } from './etcd-membership.js';
 import { Forwarder } from './forwarder.js';
 import { Migration, type MigrationProgress } from './migration.js';
 import { PeerLink, single } from './peer-link.js';
+import { Replicator } from './replicator.js';
 import type { RingNode } from '../routing/ring.js';
 import { checkView, isNewer, ViewRings, type ClusterView } from '../routing/view.js';
 
@@ -66,11 +67,15 @@ export class ClusterNode implements OpRouter {
   private joining = false;
   private last_join_ms = 0;
   private was_member = false;
+  /** The last adopted view marked this node down (or admitted an older incarnation of it). */
+  private was_failed = false;
   /** Set once this node has left: it never asks to join again. */
   private left = false;
   private readonly pulling = new Set<string>();
   /** etcd membership (docs/MEMBERSHIP.md), or null in gossip mode and for a lone node. */
   private readonly membership: EtcdMembership | null = null;
+  /** Copies this node's writes to the other replicas of its slots (docs/REPLICATION.md). */
+  private readonly replicator: Replicator;
 
   constructor(config: ClusterConfig | null, partitions: Partition[], log: Logger, listenUrl: () => string, onLeft: () => void) {
     this.config = config;
@@ -82,21 +87,40 @@ export class ClusterNode implements OpRouter {
     this.onLeft = onLeft;
     this.rings = new ViewRings({ epoch: 0, nodes: [] });
     this.forwarder = new Forwarder((id) => this.links.get(id), () => this.rings.view.epoch, (hash) => {
-      const owner = this.rings.active?.ownerOf(hash) ?? null;
+      const owner = this.rings.current?.primaryOf(hash) ?? null;
       return owner === null || owner.id === this.self ? null : owner;
     });
+    this.replicator = new Replicator((id) => this.links.get(id), () => this.rings.view.epoch, () => this.migration?.onStreamChange());
     if (config !== null && config.etcd.length > 0) {
       this.membership = new EtcdMembership({
         hosts: config.etcd, cluster: config.cluster_name, secret: config.cluster_secret,
         self: { id: config.node_id, url: config.advertise, weight: config.weight },
         lease_ttl_ms: config.lease_ttl_ms, controller_tick_ms: config.controller_tick_ms, log,
+        replicas: config.replicas, down_grace_ms: config.down_grace_ms,
+        readyToJoin: () => this.clean_epoch === this.rings.view.epoch,
         onView: (view) => this.adopt(view, 'etcd'),
       });
     }
   }
 
-  /** etcd mode: true while this node may serve data ops (it holds the view in its live session). */
+  /**
+   * etcd mode: true while this node may serve data ops: it holds the view in its live session,
+   * and the view does not name an older incarnation of it (a restart before its old one was
+   * marked down, docs/REPLICATION.md).
+   */
   private serving(): boolean {
+    return this.membership === null || (this.membership.serving() && !this.replacedIncarnation(this.rings.view));
+  }
+
+  /** True if `view` admits another incarnation of this node that is not marked down. */
+  private replacedIncarnation(view: ClusterView): boolean {
+    if (this.membership === null) return false;
+    const entry = view.nodes.find((n) => n.id === this.self);
+    return entry?.incarnation !== undefined && entry.incarnation !== this.membership.incarnation && view.down?.includes(this.self) !== true;
+  }
+
+  /** Fence check when an answer leaves (R2): a node past its lease fence answers nothing it took before. */
+  answerable(): boolean {
     return this.membership === null || this.membership.serving();
   }
 
@@ -110,7 +134,7 @@ export class ClusterNode implements OpRouter {
     const config = this.config;
     if (config === null) return;
     if (config.advertise === '') config.advertise = this.listenUrl();
-    for (const partition of this.partitions) partition.applied_hook = (request, reply) => this.onApplied(partition, request, reply);
+    for (const partition of this.partitions) partition.applied_hook = (request, reply, owners, op_indices) => this.onApplied(partition, request, reply, owners, op_indices);
     if (this.membership !== null) {
       this.membership.setSelfUrl(config.advertise);
       void this.membership.start();
@@ -126,6 +150,7 @@ export class ClusterNode implements OpRouter {
     void this.membership?.stop();
     this.migration?.stop();
     this.cleanup?.stop();
+    this.replicator.stop();
     for (const link of this.links.values()) link.close();
     this.links.clear();
   }
@@ -134,8 +159,8 @@ export class ClusterNode implements OpRouter {
 
   isLocal(hash: number): boolean {
     if (!this.serving()) return false;
-    const ring = this.rings.active;
-    if (ring === null || ring.ownerOf(hash).id !== this.self) return false;
+    const primary = this.rings.current?.primaryOf(hash) ?? null;
+    if (primary === null || primary.id !== this.self || this.replicator.dirty(hash)) return false;
     return this.migration === null || !this.migration.handsOff(hash);
   }
 
@@ -145,7 +170,13 @@ export class ClusterNode implements OpRouter {
         request.settle(index, Status.AUTH_FAILED);
         return true;
       }
-      // A move from a view newer than ours: our clean-up may think these keys are not ours.
+      if (this.membership !== null) {
+        const refusal = this.refuseCopy(hash, batch);
+        if (refusal === Status.OK) return false;
+        request.settle(index, refusal);
+        return true;
+      }
+      // Gossip: a move from a view newer than ours: our clean-up may think these keys are not ours.
       if (batch.ring_epoch !== undefined && batch.ring_epoch > this.rings.view.epoch) this.holdCleanup(batch.ring_epoch);
       return false;
     }
@@ -155,22 +186,27 @@ export class ClusterNode implements OpRouter {
     }
     const rings = this.rings;
     const epoch = batch.ring_epoch;
-    // A sender ahead of us by one with our `next` finished the change already (all old owners drained).
-    const ring = epoch !== undefined && epoch > rings.view.epoch && rings.next !== null ? rings.next : rings.active;
-    if (ring === null) {
+    // A sender ahead of us by one with our target finished the change already (every primary drained).
+    const placement = epoch !== undefined && epoch > rings.view.epoch && rings.target !== null ? rings.target : rings.current;
+    if (placement === null) {
       request.settle(index, Status.STALE_RING);
       return true;
     }
-    const owner = ring.ownerOf(hash);
+    const owner = placement.primaryOf(hash);
+    if (owner === null) {
+      // Every replica of this key is down (docs/REPLICATION.md): fail fast.
+      request.settle(index, Status.NODE_DOWN);
+      return true;
+    }
     if (owner.id === this.self) {
+      if (placement !== rings.current) return false;
       const migration = this.migration;
-      if (ring !== rings.active || migration === null) return false;
-      if (!migration.handsOff(hash)) {
-        if (op === Op.GET || !migration.overloaded(hash)) return false;
-        request.settle(index, Status.CLUSTER_BUSY);
+      if (migration !== null && migration.handsOff(hash)) {
+        migration.routeHandedOff(request, index, op, hash, batch.keys, key_offset, key_length, batch.values, value_offset, value_length);
         return true;
       }
-      migration.routeHandedOff(request, index, op, hash, batch.keys, key_offset, key_length, batch.values, value_offset, value_length);
+      if (op === Op.GET || !this.replicator.overloaded(hash)) return false;
+      request.settle(index, Status.CLUSTER_BUSY);
       return true;
     }
     // Ring-aware clients and peers with our epoch or newer must resend; a peer behind us gets one more hop.
@@ -215,9 +251,23 @@ export class ClusterNode implements OpRouter {
     return true;
   }
 
-  /** Partition hook: hands applied writes to the data move in progress. */
-  private onApplied(partition: Partition, request: RequestPacket, reply: ReplyPacket): void {
-    this.migration?.onApplied(partition, request, reply);
+  /**
+   * etcd mode, R3 (docs/REPLICATION.md): a replication or data-move frame op is applied only if
+   * this node is not behind the sender and the sender is the key's primary in this node's view.
+   * OK lets it apply; anything else is the refusal, after which the sender re-sends or drops it.
+   */
+  private refuseCopy(hash: number, batch: RequestBatch): number {
+    if (!this.serving()) return Status.CLUSTER_UNAVAILABLE;
+    const view = this.rings.view;
+    if ((batch.ring_epoch ?? 0) > view.epoch || view.down?.includes(this.self) === true) return Status.STALE_RING;
+    const primary = this.rings.current?.primaryOf(hash) ?? null;
+    return primary !== null && primary.id === batch.peer_id ? Status.OK : Status.STALE_RING;
+  }
+
+  /** Partition hook: copies applied writes (replication, data moves) and drives scans. */
+  private onApplied(partition: Partition, request: RequestPacket, reply: ReplyPacket, owners: readonly PendingRequest[], op_indices: Int32Array): void {
+    this.replicator.onApplied(partition, request, reply, owners, op_indices);
+    this.migration?.onApplied(partition);
     this.cleanup?.onApplied(partition);
   }
 
@@ -305,18 +355,30 @@ export class ClusterNode implements OpRouter {
     this.rings = new ViewRings(view);
     const members = this.rings.members();
     const describe = (nodes: RingNode[]): string => nodes.map((n) => n.id).join(',');
-    this.log(`view epoch ${view.epoch} (${source}): nodes ${describe(view.nodes)}${view.next ? `; moving to ${describe(view.next)}` : ''}`);
+    const replicas = view.next_replicas !== undefined && view.next_replicas !== view.replicas ? `; replicas ${view.replicas ?? 1} -> ${view.next_replicas}` : view.replicas !== undefined ? `; replicas ${view.replicas}` : '';
+    this.log(`view epoch ${view.epoch} (${source}): nodes ${describe(view.nodes)}${view.next ? `; moving to ${describe(view.next)}` : ''}${replicas}${view.down?.length ? `; down ${view.down.join(',')}` : ''}`);
     this.reconcileLinks(members);
+    // This node marked down, or its old incarnation still admitted: it is nobody's primary, and
+    // nothing it has not committed may be acknowledged (R5).
+    const failed = view.down?.includes(this.self) === true || this.replacedIncarnation(view);
+    this.replicator.adopt(this.rings, this.self, failed);
     this.reconcileMigration();
     const member = members.some((n) => n.id === this.self);
     this.reconcileCleanup(before, member);
     if (this.was_member && !member) {
-      this.log('this node has left the cluster');
-      this.left = true;
-      if (this.membership !== null) this.membership.left = true;
-      queueMicrotask(this.onLeft);
+      if (this.membership !== null && this.was_failed) {
+        // Removed after it was marked down (docs/REPLICATION.md R5): its copies are stale.
+        // It deletes them (the clean-up of a non-member keeps nothing) and joins again empty.
+        this.log('this node was removed after it was marked down; it drops its copies and joins again');
+      } else {
+        this.log('this node has left the cluster');
+        this.left = true;
+        if (this.membership !== null) this.membership.left = true;
+        queueMicrotask(this.onLeft);
+      }
     }
     this.was_member = member;
+    this.was_failed = failed;
     this.checkCompletion();
     return true;
   }
@@ -365,7 +427,7 @@ export class ClusterNode implements OpRouter {
       this.migration = null;
     }
     if (view.next === undefined || !view.nodes.some((n) => n.id === this.self)) return;
-    this.migration = new Migration(view.epoch, this.self, this.rings.active!, this.rings.next!, this.partitions,
+    this.migration = new Migration(view.epoch, this.self, this.rings.current!, this.rings.target!, this.partitions, this.replicator,
       (id) => this.links.get(id), (epoch) => this.onDrained(epoch), this.log);
   }
 
@@ -383,7 +445,10 @@ export class ClusterNode implements OpRouter {
       current.stop();
       this.cleanup = null;
     }
-    if (!member) return;
+    // Gossip: a node outside the view keeps its tables (it may be on its way in). etcd: it
+    // deletes everything before it asks to join (EtcdMembership.requestJoinIfAbsent waits for
+    // that), so no key deleted meanwhile comes back with it.
+    if (!member && this.membership === null) return;
     if (this.clean_epoch === before.view.epoch && this.clean_epoch !== -1 && !losesRanges(before, this.rings, this.self)) {
       this.clean_epoch = view.epoch;
       return;
@@ -394,7 +459,7 @@ export class ClusterNode implements OpRouter {
     // peer streaming for a newer view anyway stops it (holdCleanup). Waiting for heartbeats
     // from every member, as gossip must, would wait forever for a member that died.
     const peers = this.membership !== null ? [] : this.rings.members().map((n) => n.id);
-    this.cleanup = new Cleanup(view.epoch, this.self, this.rings.active, this.rings.next, peers, this.partitions, (epoch) => {
+    this.cleanup = new Cleanup(view.epoch, this.self, this.rings, peers, this.partitions, (epoch) => {
       if (this.cleanup?.epoch !== epoch) return;
       this.keys_cleaned_total += this.cleanup.keys_deleted;
       this.clean_epoch = epoch;
@@ -457,6 +522,7 @@ export class ClusterNode implements OpRouter {
   private onDrained(epoch: number): void {
     if (this.membership !== null) {
       this.reportToEtcd();
+      this.membership.requestJoinIfAbsent();
       return;
     }
     this.recordDrained(this.self, epoch);
@@ -492,7 +558,7 @@ export class ClusterNode implements OpRouter {
     const set = this.drained.get(view.epoch);
     if (set === undefined || !view.nodes.every((n) => set.has(n.id))) return;
     for (const epoch of this.drained.keys()) if (epoch <= view.epoch) this.drained.delete(epoch);
-    this.adopt({ epoch: view.epoch + 1, nodes: view.next }, 'all old owners drained');
+    this.adopt({ epoch: view.epoch + 1, nodes: view.next, replicas: view.next_replicas ?? view.replicas }, 'all old owners drained');
   }
 
   // ---- heartbeat tick ----
@@ -503,6 +569,7 @@ export class ClusterNode implements OpRouter {
     // Re-send DRAINED until the change completes: a peer may have been unreachable the first time.
     if (this.membership !== null) {
       this.reportToEtcd();
+      this.membership.requestJoinIfAbsent();
       return;
     }
     if (view.next !== undefined && this.migration?.state === 'drained') this.broadcastDrained(view.epoch);
@@ -549,12 +616,26 @@ export class ClusterNode implements OpRouter {
       peers: [...this.links.values()].map((link) => ({
         id: link.node.id, url: link.node.url, up: link.up, last_answer_ms_ago: link.last_answer_ms_ago, ops_failed: link.ops_failed,
       })),
+      replication: this.replicationStatus(),
       migration: this.migration?.progress() ?? null,
       last_migration: this.last_migration,
       cleanup: this.cleanup?.progress() ?? this.last_cleanup,
       clean_epoch: this.clean_epoch,
       keys_cleaned_total: this.keys_cleaned_total + (this.cleanup !== null && this.cleanup.state !== 'done' ? this.cleanup.keys_deleted : 0),
       etcd: this.membership === null ? null : { serving: this.membership.serving(), ...this.membership.controller_state },
+    };
+  }
+
+  private replicationStatus(): Record<string, unknown> {
+    const r = this.replicator;
+    const view = this.rings.view;
+    return {
+      replicas: view.replicas ?? 1, next_replicas: view.next_replicas ?? null, down: view.down ?? [],
+      writes_replicated: r.writes_replicated, commits_done: r.commits_done, commits_failed: r.commits_failed,
+      commits_waiting: r.commits_waiting, reads_held: r.reads_held,
+      streams: [...r.allStreams()].map((s) => ({
+        to: s.dest.id, ops_sent: s.keys_sent, ops_acked: s.keys_acked, ops_queued: s.ops_appended - s.keys_acked, failures: s.failures, failure: s.failure,
+      })),
     };
   }
 

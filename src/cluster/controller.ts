@@ -6,18 +6,23 @@
  * the committed state: nothing the controller knows lives only in its memory.
  *
  * One step, from the committed view V (epoch E):
- *   - V has `next` (a move in progress): when every node of V.nodes reported
- *     `moves/E/<id> = drained`, commit the switch {E + 1, nodes: next}. If a node of the move
- *     is dead and a remove request names it, commit {E + 1} without it (the move restarts
- *     from the same owners: I4).
- *   - V is settled: once every live node reported clean at E, take the oldest request:
- *     join (the node must be registered), leave, or remove. A remove of a node whose lease is
- *     alive is refused unless forced, and a forced one is carried out as a leave.
+ *   - Failover first (docs/REPLICATION.md): a member of V.nodes whose lease is gone, or whose
+ *     live registration is another incarnation (it restarted), is marked down: {E + 1, down +
+ *     it}. A joining node that died is dropped from `next`.
+ *   - V has `next` (a change in progress): when every node of V.nodes not marked down reported
+ *     `moves/E/<id> = drained`, commit the switch {E + 1, nodes: next, replicas: next_replicas}.
+ *     If a node of the move is dead and a remove request names it, commit {E + 1} without it
+ *     (the move restarts from the same primaries: I4).
+ *   - V is settled: a down node that came back, or whose grace ran out, is dealt with
+ *     (returns(), R5). Then, once every live node reported clean at E, take the oldest request:
+ *     join (the node must be registered), leave, remove, or set-replicas. A remove of a node
+ *     whose lease is alive is refused unless forced, and a forced one is carried out as a leave.
  * A CAS that fails means someone else moved the view: the step is simply tried again.
  */
 import type { Etcd3 } from 'etcd3';
-import type { ClusterView } from '../routing/view.js';
-import type { RingNode } from '../routing/ring.js';
+import { ViewRings, type ClusterView } from '../routing/view.js';
+import { RING_SLOTS, type RingNode } from '../routing/ring.js';
+import type { MemberRecord } from './etcd/members.js';
 import { checkAdminRequest, ControllerElection, type AdminRequest, type ClusterKeys, type EtcdSession, type Members, type ViewStore } from './etcd/index.js';
 
 export interface ControllerOptions {
@@ -28,6 +33,8 @@ export interface ControllerOptions {
   keys: ClusterKeys;
   node_id: string;
   tick_ms: number;
+  /** With N >= 2, how long a down node keeps its place before its copies are rebuilt elsewhere. */
+  down_grace_ms: number;
   log: (message: string) => void;
 }
 
@@ -45,6 +52,10 @@ export class Controller {
   private stopped = false;
   private stepping = false;
   private last_message = '';
+  /** When this controller first saw each node down (its own clock; a new controller starts the grace again). */
+  private readonly down_since_ms = new Map<string, number>();
+  /** Placements of the last view looked at: building them costs tens of ms, and the controller steps every tick. */
+  private rings_cache: ViewRings | null = null;
 
   constructor(options: ControllerOptions) {
     this.options = options;
@@ -110,7 +121,13 @@ export class Controller {
     const stored = await store.readView();
     if (stored === null) return;
     const view = stored.view;
-    const live = new Set((await members.list()).keys());
+    const registered = await members.list();
+    // Live: the lease is alive and, for an admitted node, it is the admitted incarnation.
+    const live = new Set([...registered.values()].filter((m) => {
+      const admitted = [...view.nodes, ...(view.next ?? [])].find((n) => n.id === m.node_id)?.incarnation;
+      return admitted === undefined || m.incarnation === undefined || admitted === m.incarnation;
+    }).map((m) => m.node_id));
+    if (await this.failover(stored.mod_revision, view, live)) return;
     const requests = await this.requests();
     if (view.next !== undefined) {
       const drained = new Set((await client.getAll().prefix(`${keys.prefix}moves/${view.epoch}/`).keys()).map((key) => key.slice(key.lastIndexOf('/') + 1)));
@@ -121,34 +138,159 @@ export class Controller {
         const nodes = view.nodes.filter((n) => n.id !== id);
         const rest = view.next.filter((n) => n.id !== id);
         if (nodes.length > 0 && rest.length > 0) {
-          const next: ClusterView = sameMembers(nodes, rest) ? { epoch: view.epoch + 1, nodes } : { epoch: view.epoch + 1, nodes, next: rest };
+          const next: ClusterView = { ...view, epoch: view.epoch + 1, nodes, next: rest };
+          const down = (view.down ?? []).filter((d) => d !== id);
+          if (down.length > 0) next.down = down;
+          else {
+            delete next.down;
+            delete next.down_epoch;
+          }
+          if (sameMembers(nodes, rest) && (view.next_replicas ?? view.replicas) === view.replicas) {
+            delete next.next;
+            delete next.next_replicas;
+          }
           await this.commit(stored.mod_revision, next, `remove dead ${id} during a move`, removal);
           return;
         }
       }
-      if (view.nodes.every((n) => drained.has(n.id))) {
-        await this.commit(stored.mod_revision, { epoch: view.epoch + 1, nodes: view.next }, 'switch: every old owner drained', null);
+      const down = new Set(view.down ?? []);
+      const sources = view.nodes.filter((n) => !down.has(n.id));
+      if (sources.every((n) => drained.has(n.id))) {
+        await this.commit(stored.mod_revision, switchOf(view), 'switch: every primary drained', null);
         return;
       }
-      this.say(`controller: epoch ${view.epoch}: waiting for ${view.nodes.filter((n) => !drained.has(n.id)).map((n) => n.id).join(',')} to drain`);
+      this.say(`controller: epoch ${view.epoch}: waiting for ${sources.filter((n) => !drained.has(n.id)).map((n) => n.id).join(',')} to drain`);
       return;
     }
+    if (await this.returns(stored.mod_revision, view, live, registered)) return;
     // Finished requests go; the rest wait their turn, oldest first.
     for (const pending of requests) {
       if (isDone(pending.request, view)) await this.drop(pending);
     }
     const first = requests.find((r) => !isDone(r.request, view));
     if (first === undefined) return;
-    const clean = await client.getAll().prefix(`${keys.prefix}clean/`).strings();
-    const dirty = view.nodes.filter((n) => live.has(n.id) && clean[`${keys.prefix}clean/${n.id}`] !== String(view.epoch)).map((n) => n.id);
-    if (dirty.length > 0) {
-      this.say(`controller: epoch ${view.epoch}: waiting for ${dirty.join(',')} to finish deleting old copies before the next change`);
-      return;
-    }
-    await this.apply(stored.mod_revision, view, first, live);
+    if (!(await this.cleanEverywhere(view, live))) return;
+    await this.apply(stored.mod_revision, view, first, live, registered);
   }
 
-  private async apply(revision: number, view: ClusterView, pending: PendingRequest, live: Set<string>): Promise<void> {
+  /**
+   * Marks down every member of the view whose lease is gone or whose registration is another
+   * incarnation (R5), in one commit; drops joining nodes that died from `next`. True if it
+   * committed (or tried to).
+   */
+  private async failover(revision: number, view: ClusterView, live: Set<string>): Promise<boolean> {
+    const down = new Set(view.down ?? []);
+    const now_ms = Date.now();
+    for (const id of down) if (!this.down_since_ms.has(id)) this.down_since_ms.set(id, now_ms);
+    const failed = view.nodes.filter((n) => !down.has(n.id) && !live.has(n.id)).map((n) => n.id);
+    const joiners_dead = (view.next ?? []).filter((n) => !view.nodes.some((m) => m.id === n.id) && !live.has(n.id)).map((n) => n.id);
+    if (failed.length === 0 && joiners_dead.length === 0) return false;
+    const next: ClusterView = { ...view, epoch: view.epoch + 1 };
+    if (failed.length > 0) {
+      next.down = [...down, ...failed];
+      next.down_epoch = { ...(view.down_epoch ?? {}) };
+      for (const id of failed) {
+        next.down_epoch[id] = view.epoch + 1;
+        this.down_since_ms.set(id, now_ms);
+      }
+    }
+    if (joiners_dead.length > 0 && view.next !== undefined) {
+      const rest = view.next.filter((n) => !joiners_dead.includes(n.id));
+      if (sameMembers(rest, view.nodes) && (view.next_replicas ?? view.replicas) === view.replicas) {
+        delete next.next;
+        delete next.next_replicas;
+      } else {
+        next.next = rest;
+      }
+    }
+    const what = [failed.length > 0 ? `${failed.join(',')} down (lease expired or restarted)` : '', joiners_dead.length > 0 ? `joining ${joiners_dead.join(',')} gone` : ''].filter(Boolean).join('; ');
+    await this.commit(revision, next, what, null);
+    return true;
+  }
+
+  /**
+   * A down node that is back (a live new incarnation), or whose grace ran out (R5):
+   *   - every slot it holds has a live in-sync replica: with N >= 2 it is removed (a change that
+   *     copies its slots to the nodes that now rank in), and if it runs, it joins again empty;
+   *   - no slot it holds has one, and no other replica of its slots went down after it (took
+   *     no write it lacks): it is restored as it is, with its new incarnation, together with
+   *     every other such node of its slots that went down with it (they are all back);
+   *   - otherwise it waits, and the controller says why.
+   */
+  private async returns(revision: number, view: ClusterView, live: Set<string>, registered: Map<string, MemberRecord>): Promise<boolean> {
+    const down = view.down ?? [];
+    if (down.length === 0) return false;
+    if (this.rings_cache?.view.epoch !== view.epoch) this.rings_cache = new ViewRings(view);
+    const placement = this.rings_cache.current!;
+    const k = placement.replicas;
+    const down_epoch = (id: string): number => view.down_epoch?.[id] ?? 0;
+    for (const id of down) {
+      const back = registered.has(id);
+      const grace_over = Date.now() - (this.down_since_ms.get(id) ?? Date.now()) >= this.options.down_grace_ms;
+      if (!back && !(grace_over && placement.replicas >= 2)) continue;
+      let slots_live = 0, slots_alone = 0, slots_behind = 0;
+      const together = new Set<string>([id]);
+      for (let slot = 0; slot < RING_SLOTS; slot++) {
+        const hash = (slot << 16) >>> 0;
+        if (!placement.holds(id, hash)) continue;
+        let has_live = false, newer = false;
+        for (let i = 0; i < k; i++) {
+          const other = placement.ring.nodes[placement.ranked[slot * k + i]!]!.id;
+          if (other === id) continue;
+          if (!placement.isDown(other)) has_live = true;
+          else if (down_epoch(other) > down_epoch(id)) newer = true;
+        }
+        if (has_live) slots_live++;
+        else if (newer) slots_behind++;
+        else {
+          slots_alone++;
+          for (let i = 0; i < k; i++) {
+            const other = placement.ring.nodes[placement.ranked[slot * k + i]!]!.id;
+            if (other !== id && down_epoch(other) === down_epoch(id)) together.add(other);
+          }
+        }
+      }
+      if (slots_live > 0 && slots_alone === 0 && slots_behind === 0 && placement.replicas >= 2) {
+        if (!(await this.cleanEverywhere(view, live))) return true;
+        const nodes = view.nodes.filter((n) => n.id !== id);
+        if (nodes.length === 0) continue;
+        await this.commit(revision, { ...view, epoch: view.epoch + 1, next: nodes }, `remove down ${id}: its copies are rebuilt from the survivors (${back ? 'it came back' : 'grace ran out'})`, null);
+        return true;
+      }
+      if (slots_live === 0 && slots_behind === 0 && back) {
+        const missing = [...together].filter((n) => !registered.has(n));
+        if (missing.length > 0) {
+          this.say(`controller: ${id} is back; it is restored with ${missing.join(',')}, which went down with it, once they are back too`);
+          continue;
+        }
+        const next: ClusterView = { ...view, epoch: view.epoch + 1, nodes: view.nodes.map((n) => together.has(n.id) ? { ...n, url: registered.get(n.id)!.url, incarnation: registered.get(n.id)!.incarnation } : n) };
+        next.down = down.filter((n) => !together.has(n));
+        next.down_epoch = Object.fromEntries(Object.entries(view.down_epoch ?? {}).filter(([n]) => !together.has(n)));
+        if (next.down.length === 0) {
+          delete next.down;
+          delete next.down_epoch;
+        }
+        for (const n of together) this.down_since_ms.delete(n);
+        await this.commit(revision, next, `restore ${[...together].join(',')} as they are: no other copy of their slots is newer`, null);
+        return true;
+      }
+      this.say(`controller: ${id} is down${back ? ' and back' : ''}: ${slots_live} of its slots have a live copy, ${slots_alone} have none, ${slots_behind} have a newer copy on a node still down; it waits for those nodes (or an operator's remove)`);
+    }
+    return false;
+  }
+
+  /** True when every live node of the view reported clean at its epoch (a change may start). */
+  private async cleanEverywhere(view: ClusterView, live: Set<string>): Promise<boolean> {
+    const { client, keys } = this.options;
+    const clean = await client.getAll().prefix(`${keys.prefix}clean/`).strings();
+    const down = new Set(view.down ?? []);
+    const dirty = view.nodes.filter((n) => live.has(n.id) && !down.has(n.id) && clean[`${keys.prefix}clean/${n.id}`] !== String(view.epoch)).map((n) => n.id);
+    if (dirty.length === 0) return true;
+    this.say(`controller: epoch ${view.epoch}: waiting for ${dirty.join(',')} to finish deleting old copies before the next change`);
+    return false;
+  }
+
+  private async apply(revision: number, view: ClusterView, pending: PendingRequest, live: Set<string>, registered: Map<string, MemberRecord>): Promise<void> {
     const { request } = pending;
     const without = (id: string): RingNode[] => view.nodes.filter((n) => n.id !== id);
     if (request.kind === 'join') {
@@ -157,7 +299,9 @@ export class Controller {
         return;
       }
       const node: RingNode = { id: request.node_id, url: request.url, weight: request.weight };
-      await this.commit(revision, { epoch: view.epoch + 1, nodes: view.nodes, next: [...view.nodes, node] }, `join ${node.id}`, null);
+      const incarnation = registered.get(request.node_id)?.incarnation;
+      if (incarnation !== undefined) node.incarnation = incarnation;
+      await this.commit(revision, { ...view, epoch: view.epoch + 1, next: [...view.nodes, node] }, `join ${node.id}`, null);
     } else if (request.kind === 'leave' || (request.kind === 'remove' && live.has(request.node_id))) {
       if (request.kind === 'remove' && request.force !== true) {
         this.options.log(`controller: remove of ${request.node_id} refused: its lease is alive (use --force to hand its keys off as a leave)`);
@@ -169,14 +313,28 @@ export class Controller {
         await this.drop(pending);
         return;
       }
-      await this.commit(revision, { epoch: view.epoch + 1, nodes: view.nodes, next: without(request.node_id) }, `leave ${request.node_id}`, null);
+      await this.commit(revision, { ...view, epoch: view.epoch + 1, next: without(request.node_id) }, `leave ${request.node_id}`, null);
     } else if (request.kind === 'remove') {
       const nodes = without(request.node_id);
       if (nodes.length === 0) {
         await this.drop(pending);
         return;
       }
-      await this.commit(revision, { epoch: view.epoch + 1, nodes }, `remove dead ${request.node_id} (its keys are lost)`, pending);
+      const down = (view.down ?? []).filter((id) => id !== request.node_id);
+      const next: ClusterView = { ...view, epoch: view.epoch + 1, nodes, down };
+      if (next.down_epoch !== undefined) next.down_epoch = Object.fromEntries(Object.entries(next.down_epoch).filter(([id]) => id !== request.node_id));
+      if (down.length === 0) {
+        delete next.down;
+        delete next.down_epoch;
+      }
+      const copies = (view.replicas ?? 1) >= 2 ? 'keys it alone held are lost; other keys keep their copies' : 'its keys are lost';
+      await this.commit(revision, next, `remove dead ${request.node_id} (${copies})`, pending);
+    } else if (request.kind === 'set-replicas') {
+      if (request.replicas === (view.replicas ?? 1)) {
+        await this.drop(pending);
+        return;
+      }
+      await this.commit(revision, { ...view, epoch: view.epoch + 1, next: view.nodes, next_replicas: request.replicas }, `set replicas ${view.replicas ?? 1} -> ${request.replicas}`, pending);
     } else {
       this.options.log(`controller: ${request.kind} requests are not supported yet; dropped`);
       await this.drop(pending);
@@ -225,6 +383,20 @@ export class Controller {
     }
     return result;
   }
+}
+
+/** The view that ends the change in progress: its target becomes current; down nodes it keeps stay down. */
+function switchOf(view: ClusterView): ClusterView {
+  const nodes = view.next!;
+  const result: ClusterView = { epoch: view.epoch + 1, nodes };
+  const replicas = view.next_replicas ?? view.replicas;
+  if (replicas !== undefined) result.replicas = replicas;
+  const down = (view.down ?? []).filter((id) => nodes.some((n) => n.id === id));
+  if (down.length > 0) {
+    result.down = down;
+    result.down_epoch = Object.fromEntries(down.map((id) => [id, view.down_epoch?.[id] ?? view.epoch]));
+  }
+  return result;
 }
 
 function isDone(request: AdminRequest, view: ClusterView): boolean {

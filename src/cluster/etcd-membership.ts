@@ -7,10 +7,11 @@
  * holds and it has read the view in its current etcd session. A node that starts, restarts or
  * loses its session answers CLUSTER_UNAVAILABLE until then, so it never serves an old ring.
  */
+import { randomBytes } from 'node:crypto';
 import type { Etcd3 } from 'etcd3';
 import { checkView, type ClusterView } from '../routing/view.js';
 import type { RingNode } from '../routing/ring.js';
-import { ClusterKeys, createEtcdClient, EtcdSession, Members, ViewStore, type AdminRequest, type MemberRegistration, type ViewWatch } from './etcd/index.js';
+import { checkAdminRequest, ClusterKeys, createEtcdClient, EtcdSession, Members, ViewStore, type AdminRequest, type MemberRegistration, type ViewWatch } from './etcd/index.js';
 import { Controller } from './controller.js';
 
 export interface EtcdMembershipOptions {
@@ -20,6 +21,12 @@ export interface EtcdMembershipOptions {
   self: RingNode;
   lease_ttl_ms: number;
   controller_tick_ms: number;
+  /** N for a cluster this node creates (docs/REPLICATION.md). */
+  replicas: number;
+  /** With N >= 2, how long a down node keeps its place before its copies are rebuilt elsewhere. */
+  down_grace_ms: number;
+  /** True once this node, outside the view, has deleted its old copies and may ask to join. */
+  readyToJoin: () => boolean;
   log: (message: string) => void;
   /** Every committed view, in epoch order (possibly skipping some after a watch resync). */
   onView: (view: ClusterView) => void;
@@ -30,6 +37,8 @@ const START_RETRY_MS = 500;
 
 export class EtcdMembership {
   readonly keys: ClusterKeys;
+  /** This process's incarnation: a restart is a new one (docs/REPLICATION.md). */
+  readonly incarnation = randomBytes(8).toString('hex');
   private options: EtcdMembershipOptions;
   private readonly client: Etcd3;
   private session: EtcdSession | null = null;
@@ -39,6 +48,7 @@ export class EtcdMembership {
   private controller: Controller | null = null;
   /** The session (lease id) in which the view was last read; serving needs it to be the current one. */
   private view_lease: string | null = null;
+  private last_view: ClusterView | null = null;
   private stopped = false;
   private last_join_request_epoch = -1;
   /** The epochs whose drained and clean reports etcd has acknowledged, and the clean report's lease. */
@@ -80,14 +90,14 @@ export class EtcdMembership {
     // this process loaded are not known clean, so the controller must not count it.
     await this.client.delete().key(`${this.keys.prefix}clean/${options.self.id}`);
     const members = new Members({ client: this.client, cluster: options.cluster, log: options.log });
-    this.registration ??= await members.register(session, options.self.id, { url: options.self.url, weight: options.self.weight });
+    this.registration ??= await members.register(session, options.self.id, { url: options.self.url, weight: options.self.weight, incarnation: this.incarnation });
     const store = new ViewStore<ClusterView>({ client: this.client, cluster: options.cluster, secret: options.secret, check: checkView, log: options.log });
     this.store = store;
     let stored = await store.readView();
     if (stored === null) {
-      const first: ClusterView = { epoch: 1, nodes: [options.self] };
+      const first: ClusterView = { epoch: 1, nodes: [{ ...options.self, incarnation: this.incarnation }], replicas: options.replicas };
       const created = await store.casView(0, first);
-      if (created.ok) options.log(`etcd: created cluster "${options.cluster}" with this node alone (epoch 1)`);
+      if (created.ok) options.log(`etcd: created cluster "${options.cluster}" with this node alone (epoch 1, ${options.replicas} copies per key once there are enough nodes)`);
       stored = await store.readView();
     }
     if (stored === null) throw new Error('the view vanished right after it was created');
@@ -95,7 +105,7 @@ export class EtcdMembership {
     this.watch = store.watchView((next) => this.deliver(next.view, this.session));
     this.controller = new Controller({
       client: this.client, session, store, members, keys: this.keys, node_id: options.self.id,
-      tick_ms: options.controller_tick_ms, log: options.log,
+      tick_ms: options.controller_tick_ms, down_grace_ms: options.down_grace_ms, log: options.log,
     });
     this.controller.start();
   }
@@ -115,15 +125,20 @@ export class EtcdMembership {
   private deliver(view: ClusterView, session: EtcdSession | null): void {
     if (this.stopped || session === null) return;
     if (session.isLive()) this.view_lease = session.lease_id;
+    this.last_view = view;
     this.options.onView(view);
-    this.requestJoinIfAbsent(view);
+    this.requestJoinIfAbsent();
   }
 
-  /** A node that is not in the view (nor joining) asks to join, once per epoch it sees. */
-  private requestJoinIfAbsent(view: ClusterView): void {
+  /**
+   * A node that is not in the view (nor joining) asks to join, once per epoch it sees, once it
+   * has deleted its old copies (readyToJoin). Called with each view and on each tick.
+   */
+  requestJoinIfAbsent(): void {
     const self = this.options.self;
-    if (view.nodes.some((n) => n.id === self.id) || view.next?.some((n) => n.id === self.id)) return;
-    if (this.last_join_request_epoch === view.epoch || this.left) return;
+    const view = this.last_view;
+    if (view === null || view.nodes.some((n) => n.id === self.id) || view.next?.some((n) => n.id === self.id)) return;
+    if (this.last_join_request_epoch === view.epoch || this.left || !this.options.readyToJoin()) return;
     this.last_join_request_epoch = view.epoch;
     void this.submit({ kind: 'join', node_id: self.id, url: self.url, weight: self.weight })
       .catch((error: Error) => this.options.log(`etcd: join request failed: ${error.message}`));
@@ -174,6 +189,13 @@ export class EtcdMembership {
   submitAdmin(payload: Record<string, unknown>): void {
     const action = payload['action'];
     if (action === 'join') throw new Error('with etcd, a node joins by starting with --etcd; there is no join op');
+    if (action === 'set-replicas') {
+      const replicas = payload['replicas'];
+      this.options.log(`admin set-replicas ${String(replicas)}: request written to etcd for the controller`);
+      void this.submit(checkAdminRequest({ kind: 'set-replicas', replicas }))
+        .catch((error: Error) => this.options.log(`admin set-replicas: could not write the request to etcd: ${error.message}`));
+      return;
+    }
     if (action !== 'leave' && action !== 'remove') throw new Error(`unknown admin action ${JSON.stringify(action)}`);
     const id = String(payload['id']);
     const force = payload['force'] === true;

@@ -1,42 +1,49 @@
 /**
- * Moving data for one membership change (view epoch E: active ring `from`, target ring `to`).
+ * Moving data for one membership change (view epoch E: current placement `from`, target
+ * placement `to`; docs/MEMBERSHIP.md I3 and docs/REPLICATION.md R6).
  *
- * This node sends every key it owns in `from` but not in `to` to its `to` owner, without
- * stopping writes until the very end (docs/MEMBERSHIP.md, invariant I3):
+ * For every slot this node is the primary of in `from`, it sends the slot's values to the
+ * slot's targets (nodes that hold it in `to` and not in `from`, CopyPlan), and hands the
+ * slot to its `to` primary if that is another node, without stopping writes until the end:
  *   1. scanning: each partition's table is scanned in bounded steps (HashTable.scan), only
  *      at moments its worker holds no packet (right after a reply, or while idle), so the
- *      main thread reads a table nobody writes. Every PUT or DELETE applied for a moving key
- *      is captured from the worker's reply, in worker order, and appended to the same
- *      stream (move-stream.ts). A scanned value is therefore never older than a capture
- *      sent before it, and a capture sent after it is newer: the receiver ends at the latest.
- *      This node stays authoritative: it serves reads and writes of moving keys itself.
- *   2. sealing: once every partition is scanned, the moving ranges are sealed: new ops for
- *      moving keys are held, not executed, and the node waits until every op enqueued to a
- *      partition before that moment was executed and captured (the barrier: ops_done_total
- *      catches up with ops_enqueued_total).
- *   3. drained: every stream is idle (all acknowledged). The node reports it (onDrained; in
- *      etcd mode a `moves/E/<id>` key) and keeps holding. Only the switch view {E + 1, nodes:
- *      to}, committed once every old owner drained, releases the held ops: they go to the new
- *      owners (release()). Nothing acknowledged here can come after the new owner starts.
+ *      main thread reads a table nobody writes. Every write applied here meanwhile is
+ *      captured by the replicator, in worker order, onto the same per-destination streams, and
+ *      its answer waits for the targets too. A scanned value is therefore never older than a
+ *      capture sent before it, and a capture sent after it is newer: the target ends at the
+ *      latest. This node stays the primary: it serves reads and writes itself.
+ *   2. sealing: once every partition is scanned, the slots whose primary changes are sealed:
+ *      new ops for them are held, not executed, and the node waits until every op enqueued to
+ *      a partition before that moment was executed and captured (the barrier: ops_done_total
+ *      catches up with ops_enqueued_total). Then it marks how far each stream has been filled.
+ *   3. drained: every stream has been applied up to its mark. The node reports it
+ *      (onDrained; in etcd mode a `moves/E/<id>` key) and keeps holding. Only the switch view
+ *      {E + 1, nodes: to}, committed once every primary drained, releases the held ops: they
+ *      go to the new primaries (release()). Nothing acknowledged here can come after the new
+ *      primary starts, and every target holds every write acknowledged before the switch
+ *      (later ones are held until it applied them: it is a copy of the replicator).
  * A stream that fails resends every unacknowledged frame in order (move-stream.ts), in any
  * state: the move never fails for good and never drops a captured write. A stream that falls
  * too far behind makes writes of its keys fail with the retryable CLUSTER_BUSY.
  */
 import type { PendingRequest } from '../engine/pending-request.js';
 import type { Partition } from '../engine/partition.js';
-import type { ReplyPacket, RequestPacket } from '../engine/packet.js';
 import { SCAN_END } from '../hashmap/index.js';
 import { Op, Status } from '../protocol/constants.js';
 import { KEY_HASH_SEED, murmur3_x86_32 } from '../routing/murmur3.js';
+import type { Placement } from '../routing/placement.js';
+import type { RingNode } from '../routing/ring.js';
+import { COPIES_MAX, NO_PEER } from './copy-plan.js';
 import { failBatch, OutBatch } from './out-batch.js';
-import { MoveStream } from './move-stream.js';
+import type { MoveStream } from './move-stream.js';
 import type { PeerLink } from './peer-link.js';
-import type { HashRing, RingNode } from '../routing/ring.js';
+import type { Replicator } from './replicator.js';
 
 /** Entries one scan step visits per partition: about 1 ms of main-thread work. */
 const SCAN_ENTRIES_PER_STEP = 1024;
 const TIMER_BUSY_MS = 1;
 const TIMER_IDLE_MS = 20;
+const SLOT_SHIFT = 16;
 /** Ops held in sealed ranges before further ones are refused with CLUSTER_BUSY (retryable). */
 export const HELD_OPS_MAX = 65_536;
 
@@ -61,61 +68,60 @@ export class Migration {
   readonly epoch: number;
   state: MigrationState = 'scanning';
   private readonly self: string;
-  private readonly from: HashRing;
-  private readonly to: HashRing;
+  private readonly self_index: number;
+  private readonly from: Placement;
+  private readonly to: Placement;
   private readonly partitions: Partition[];
   private readonly cursors: number[];
-  private readonly streams = new Map<string, MoveStream>();
+  private readonly replicator: Replicator;
   private readonly held = new Map<string, OutBatch>();
   private barrier: number[] | null = null;
+  /** How far each stream was filled when the barrier passed: drained once each is applied that far. */
+  private marks: Map<MoveStream, number> | null = null;
   private readonly links: (id: string) => PeerLink | undefined;
   private readonly onDrained: (epoch: number) => void;
   private readonly log: (message: string) => void;
   private timer: NodeJS.Timeout | null = null;
-  private flush_scheduled = false;
   private ops_held = 0;
   private stopped = false;
+  /** Slots this node sends values of (it is their primary and they have targets) or hands to another primary. */
   readonly ranges_moving: number;
   private key_buffer = Buffer.allocUnsafe(64 * 1024);
   private value_buffer = Buffer.allocUnsafe(64 * 1024);
 
-  constructor(epoch: number, self: string, from: HashRing, to: HashRing, partitions: Partition[],
+  constructor(epoch: number, self: string, from: Placement, to: Placement, partitions: Partition[], replicator: Replicator,
     links: (id: string) => PeerLink | undefined, onDrained: (epoch: number) => void, log: (message: string) => void) {
     this.epoch = epoch;
     this.self = self;
     this.from = from;
     this.to = to;
+    this.self_index = from.indexOf(self);
     this.partitions = partitions;
+    this.replicator = replicator;
     this.links = links;
     this.onDrained = onDrained;
     this.log = log;
     this.cursors = partitions.map(() => 0);
-    this.ranges_moving = countMovingRanges(from, to, self);
+    this.ranges_moving = this.countMovingSlots();
     if (this.ranges_moving === 0) {
       this.state = 'drained';
       queueMicrotask(() => onDrained(epoch));
       return;
     }
-    this.log(`epoch ${epoch}: moving ${this.ranges_moving} ranges to their new owners`);
+    this.log(`epoch ${epoch}: copying or handing off ${this.ranges_moving} slots`);
     this.schedule(0);
   }
 
-  /** The new owner of a key this node must hand over, or null. */
+  /** The new primary of a key this node must hand over, or null. */
   destination(hash: number): RingNode | null {
-    if (this.from.ownerOf(hash).id !== this.self) return null;
-    const target = this.to.ownerOf(hash);
-    return target.id === this.self ? null : target;
+    if (!this.from.isPrimary(hash, this.self_index)) return null;
+    const target = this.to.primaryOf(hash);
+    return target === null || target.id === this.self ? null : target;
   }
 
-  /** True once ops for moving keys no longer execute here: the range is sealed until the switch. */
+  /** True once ops for handed-off keys no longer execute here: the slot is sealed until the switch. */
   handsOff(hash: number): boolean {
     return this.state !== 'scanning' && this.destination(hash) !== null;
-  }
-
-  /** True when a write of this key must be refused for now: its stream is too far behind. */
-  overloaded(hash: number): boolean {
-    const dest = this.destination(hash);
-    return dest !== null && this.streams.get(dest.id)?.overloaded === true;
   }
 
   /** Takes a client op for a sealed key: held (bounded) until the switch view releases it. */
@@ -132,40 +138,41 @@ export class Migration {
   }
 
   /**
-   * The switch view arrived: the new owners are authoritative. Held ops go to them through
-   * `forward` (they were never executed here), and the move ends.
+   * The switch view arrived: the new primaries are authoritative. Held ops go to them through
+   * `forward` (they were never executed here), and the move ends. The streams go on: they
+   * belong to the replicator.
    */
   release(forward: (dest: RingNode, held: OutBatch) => void): void {
     if (this.state !== 'drained') throw new Error(`epoch ${this.epoch}: switch view arrived in state ${this.state}, before this node drained`);
-    this.stopStreams();
-    for (const [id, held] of this.held) forward(this.to.nodes.find((n) => n.id === id)!, held);
+    this.halt();
+    for (const [id, held] of this.held) forward(this.to.ring.nodes.find((n) => n.id === id)!, held);
     this.held.clear();
     this.ops_held = 0;
   }
 
-  /** Partition hook: capture applied writes of moving keys, then maybe scan while the worker is empty. */
-  onApplied(partition: Partition, request: RequestPacket, reply: ReplyPacket): void {
+  /** Partition hook: maybe scan while the worker is empty, and check the barrier. */
+  onApplied(partition: Partition): void {
     if (this.stopped || this.state === 'drained') return;
-    this.capture(request, reply);
     if (this.state === 'scanning' && partition.packets_inflight === 0) this.scanStep(partition);
-    if (this.state === 'sealing') this.checkBarrier();
-    this.scheduleFlush();
+    if (this.state === 'sealing') this.checkDrained();
+  }
+
+  /** A stream made progress. */
+  onStreamChange(): void {
+    this.checkDrained();
   }
 
   progress(): MigrationProgress {
-    let keys_sent = 0, keys_acked = 0, bytes_sent = 0;
-    const streams = [...this.streams.values()].map((s) => {
+    let keys_sent = 0, keys_acked = 0, bytes_sent = 0, failures = 0;
+    let failure: string | null = null;
+    const streams = [...this.replicator.allStreams()].map((s) => {
       keys_sent += s.keys_sent;
       keys_acked += s.keys_acked;
       bytes_sent += s.bytes_sent;
+      failures += s.failures;
+      failure ??= s.failure;
       return { to: s.dest.id, keys_sent: s.keys_sent, keys_acked: s.keys_acked, bytes_sent: s.bytes_sent };
     });
-    let failures = 0;
-    let failure: string | null = null;
-    for (const stream of this.streams.values()) {
-      failures += stream.failures;
-      failure ??= stream.failure;
-    }
     return {
       epoch: this.epoch, state: this.state, ranges_moving: this.ranges_moving,
       partitions_scanned: this.cursors.filter((c) => c >= SCAN_END).length, partitions: this.cursors.length,
@@ -175,115 +182,87 @@ export class Migration {
 
   /**
    * Abandons the move: a newer start view replaced it before its switch, so this node is
-   * still the owner of every range it was moving. Held ops were never executed; they are
+   * still the primary of every slot it was handing off. Held ops were never executed; they are
    * answered STALE_RING and clients resend them under the new view.
    */
   stop(): void {
-    this.stopped = true;
-    if (this.timer !== null) clearTimeout(this.timer);
-    this.stopStreams();
+    this.halt();
     for (const held of this.held.values()) failBatch(held, Status.STALE_RING);
     this.held.clear();
     this.ops_held = 0;
   }
 
-  private stopStreams(): void {
+  private halt(): void {
     this.stopped = true;
     if (this.timer !== null) clearTimeout(this.timer);
-    for (const stream of this.streams.values()) stream.stop();
-  }
-
-  private stream(dest: RingNode): MoveStream {
-    let stream = this.streams.get(dest.id);
-    if (stream === undefined) {
-      stream = new MoveStream(dest, () => this.links(dest.id), () => this.onStreamChange(), undefined, this.epoch);
-      this.streams.set(dest.id, stream);
-    }
-    return stream;
-  }
-
-  private capture(request: RequestPacket, reply: ReplyPacket): void {
-    const data = request.data;
-    let offset = 0;
-    for (let i = 0; i < reply.op_count; i++) {
-      const op = request.op[i]!;
-      const key_length = request.key_length[i]!;
-      const value_length = request.value_length[i]!;
-      const key_offset = offset;
-      offset += key_length + value_length;
-      if ((op !== Op.PUT && op !== Op.DELETE) || reply.status[i] !== Status.OK) continue;
-      const dest = this.destination(request.hash[i]!);
-      if (dest === null) continue;
-      this.stream(dest).tail.add(null, 0, op, data, key_offset, key_length, data, key_offset + key_length, value_length);
-    }
   }
 
   /** One bounded scan step of one partition; only while its worker holds no packet. */
   private scanStep(partition: Partition): void {
     const cursor = this.cursors[partition.index]!;
-    if (cursor >= SCAN_END || this.congested() || !this.destinationsUp()) return;
+    if (cursor >= SCAN_END || this.congested() || !this.targetsUp()) return;
     const table = partition.table;
+    const plan = this.replicator.plan;
     this.cursors[partition.index] = table.scan(cursor, SCAN_ENTRIES_PER_STEP, (ref) => {
       const key_length = table.keyLength(ref);
-      const value_length = table.valueLength(ref);
       if (key_length > this.key_buffer.length) this.key_buffer = Buffer.allocUnsafe(key_length);
       table.copyKey(ref, this.key_buffer, 0);
-      const dest = this.destination(murmur3_x86_32(this.key_buffer, 0, key_length, KEY_HASH_SEED));
-      if (dest === null) return;
+      const hash = murmur3_x86_32(this.key_buffer, 0, key_length, KEY_HASH_SEED);
+      const base = (hash >>> SLOT_SHIFT) * COPIES_MAX;
+      if (plan.targets[base] === NO_PEER) return;
+      const value_length = table.valueLength(ref);
       if (value_length > this.value_buffer.length) this.value_buffer = Buffer.allocUnsafe(value_length);
       table.copyValue(ref, this.value_buffer, 0);
-      this.stream(dest).tail.add(null, 0, Op.PUT, this.key_buffer, 0, key_length, this.value_buffer, 0, value_length);
+      for (let i = 0; i < COPIES_MAX; i++) {
+        const peer = plan.targets[base + i]!;
+        if (peer === NO_PEER) break;
+        this.replicator.streamOf(peer).tail.add(null, 0, Op.PUT, this.key_buffer, 0, key_length, this.value_buffer, 0, value_length);
+      }
     });
+    this.replicator.scheduleFlush();
     if (this.cursors.every((c) => c >= SCAN_END)) this.startSealing();
   }
 
-  /** Scanning starts only once every new owner is reachable, so the hand-off never begins toward a node that is not. */
-  private destinationsUp(): boolean {
-    for (const node of this.to.nodes) {
-      if (node.id !== this.self && this.links(node.id)?.up !== true) return false;
+  /** Scanning starts only once every target is reachable, so the copy never begins toward a node that is not. */
+  private targetsUp(): boolean {
+    for (const node of this.replicator.plan.peers) {
+      if (this.links(node.id)?.up !== true) return false;
     }
     return true;
   }
 
   private congested(): boolean {
-    for (const stream of this.streams.values()) if (stream.congested) return true;
+    for (const stream of this.replicator.allStreams()) if (stream.congested) return true;
     return false;
   }
 
   private startSealing(): void {
     this.state = 'sealing';
     this.barrier = this.partitions.map((p) => p.ops_enqueued_total);
-    this.log(`epoch ${this.epoch}: scan done; moving ranges sealed until the switch`);
-    this.checkBarrier();
+    this.log(`epoch ${this.epoch}: scan done; slots changing primary sealed until the switch`);
+    this.checkDrained();
   }
 
-  /** Past the barrier, every write applied to a moving key is captured and queued. */
+  /** Past the barrier, every write applied to a sealed key is captured and queued. */
   private barrierPassed(): boolean {
     const barrier = this.barrier;
     return barrier !== null && this.partitions.every((p, i) => p.ops_done_total >= barrier[i]!);
   }
 
-  private checkBarrier(): void {
-    this.onStreamChange();
-  }
-
-  private onStreamChange(): void {
+  private checkDrained(): void {
     if (this.stopped || this.state !== 'sealing') return;
-    if (!this.barrierPassed()) return;
-    for (const stream of this.streams.values()) if (!stream.idle) return;
+    if (this.marks === null) {
+      if (!this.barrierPassed()) return;
+      this.marks = new Map();
+      for (const peer of this.replicator.plan.peers) {
+        const stream = this.replicator.stream(peer);
+        this.marks.set(stream, stream.ops_appended);
+      }
+    }
+    for (const [stream, mark] of this.marks) if (stream.keys_acked < mark) return;
     this.state = 'drained';
-    this.log(`epoch ${this.epoch}: all moved keys acknowledged by their new owners; waiting for the switch`);
+    this.log(`epoch ${this.epoch}: every copy and hand-off acknowledged; waiting for the switch`);
     this.onDrained(this.epoch);
-  }
-
-  private scheduleFlush(): void {
-    if (this.flush_scheduled) return;
-    this.flush_scheduled = true;
-    setImmediate(() => {
-      this.flush_scheduled = false;
-      for (const stream of this.streams.values()) stream.flush();
-      this.onStreamChange();
-    });
   }
 
   /** Drives scan steps of idle partitions and the barrier when no worker reply would. */
@@ -299,18 +278,19 @@ export class Migration {
     if (this.state === 'scanning') {
       for (const partition of this.partitions) if (partition.isIdle()) this.scanStep(partition);
     }
-    if (this.state === 'sealing') this.checkBarrier();
-    this.scheduleFlush();
+    if (this.state === 'sealing') this.checkDrained();
+    this.replicator.scheduleFlush();
     this.schedule(this.state === 'scanning' && !this.congested() ? TIMER_BUSY_MS : TIMER_IDLE_MS);
   }
-}
 
-/** Arcs of the circle this node owns in `from` and someone else owns in `to`. */
-export function countMovingRanges(from: HashRing, to: HashRing, self: string): number {
-  const bounds = [...new Set([...from.points, ...to.points])].sort((a, b) => a - b);
-  let count = 0;
-  for (const point of bounds) {
-    if (from.ownerOf(point).id === self && to.ownerOf(point).id !== self) count++;
+  /** Slots this node is the primary of in `from` that have targets or another primary in `to`. */
+  private countMovingSlots(): number {
+    let count = 0;
+    const targets = this.replicator.plan.targets;
+    for (let slot = 0; slot < 1 << 16; slot++) {
+      const hash = (slot << SLOT_SHIFT) >>> 0;
+      if (targets[slot * COPIES_MAX] !== NO_PEER || this.destination(hash) !== null) count++;
+    }
+    return count;
   }
-  return count;
 }

@@ -15,7 +15,7 @@
  * before the failure that answer late are ignored (generation), so counts stay exact.
  */
 import { Status } from '../protocol/constants.js';
-import { OutBatch, settleBatch } from './out-batch.js';
+import { OutBatch, settleBatch, type StreamCommit } from './out-batch.js';
 import type { PeerLink } from './peer-link.js';
 import type { RingNode } from '../routing/ring.js';
 
@@ -45,7 +45,7 @@ const realSchedule: Schedule = (callback, delay_ms) => {
 
 export class MoveStream {
   readonly dest: RingNode;
-  private readonly epoch: number;
+  private readonly epoch: () => number;
   keys_sent = 0;
   bytes_sent = 0;
   keys_acked = 0;
@@ -66,11 +66,11 @@ export class MoveStream {
   private readonly schedule: Schedule;
 
   /**
-   * `epoch`: the start view of the move, stamped on every frame (0: none). A receiver still
-   * behind it learns that a newer view exists and holds off deleting keys it thinks are not
-   * its own (ClusterNode.route).
+   * `epoch`: the sender's view epoch when a frame leaves, stamped on it (0: none). A receiver
+   * behind it refuses the frame until it has caught up (etcd mode, docs/REPLICATION.md R3) or
+   * holds off deleting keys it thinks are not its own (gossip, ClusterNode.route).
    */
-  constructor(dest: RingNode, link: () => PeerLink | undefined, onChange: () => void, schedule: Schedule = realSchedule, epoch = 0) {
+  constructor(dest: RingNode, link: () => PeerLink | undefined, onChange: () => void, schedule: Schedule = realSchedule, epoch: () => number = () => 0) {
     this.epoch = epoch;
     this.dest = dest;
     this.link = link;
@@ -86,6 +86,14 @@ export class MoveStream {
       this.queue.push(tail);
     }
     return tail;
+  }
+
+  /** Ops ever appended: acknowledged, in flight, or queued (a drain waits for keys_acked to reach a mark of this). */
+  get ops_appended(): number {
+    let total = this.keys_acked;
+    for (const batch of this.unacked) total += batch.op_count;
+    for (const batch of this.queue) total += batch.op_count;
+    return total;
   }
 
   /** Frames sent and not yet acknowledged (at most STREAM_FRAMES_INFLIGHT_MAX). */
@@ -124,13 +132,30 @@ export class MoveStream {
     this.resend_timer = null;
   }
 
+  /** Calls `visit` for every commit still waiting on this stream. */
+  forEachCommit(visit: (commit: StreamCommit) => void): void {
+    for (const batch of [...this.unacked, ...this.queue]) for (const commit of batch.commits) visit(commit);
+  }
+
+  /** Stops, and tells every commit still waiting on this stream that it was given up. */
+  abandon(): void {
+    this.stop();
+    this.generation++;
+    for (const batch of [...this.unacked, ...this.queue]) for (const commit of batch.commits) commit.abandoned();
+    this.unacked.length = 0;
+    this.answered.clear();
+    this.queue.length = 0;
+    this.queue.push(new OutBatch());
+  }
+
   private send(batch: OutBatch): void {
     const link = this.link()!;
     const generation = this.generation;
     this.unacked.push(batch);
     this.keys_sent += batch.op_count;
     this.bytes_sent += batch.bytes;
-    link.send({ ...batch.columns(), migrate: true, ...(this.epoch > 0 ? { ring_epoch: this.epoch } : {}) }).then(
+    const epoch = this.epoch();
+    link.send({ ...batch.columns(), migrate: true, ...(epoch > 0 ? { ring_epoch: epoch } : {}) }).then(
       (results) => {
         if (generation !== this.generation || this.stopped) return;
         const failed = countFailed(results.status);
@@ -157,6 +182,7 @@ export class MoveStream {
           const done = this.unacked.shift()!;
           this.answered.delete(done);
           this.keys_acked += done.op_count;
+          for (const commit of done.commits) commit.acked();
         }
         settleBatch(batch, results.status, results.value_lengths, results.values);
         this.flush();

@@ -12,6 +12,14 @@ import { Status } from '../protocol/constants.js';
 import type { PendingRequest } from '../engine/pending-request.js';
 
 export const OUT_BATCH_OPS_MAX = 8192;
+
+/** Something waiting for a replication stream to get this far (replicator.ts Commit). */
+export interface StreamCommit {
+  /** The destination applied it. */
+  acked(): void;
+  /** The stream was given up (its destination left every copy set); see Replicator.plan. */
+  abandoned(): void;
+}
 export const OUT_BATCH_BYTES_MAX = 4 * 1024 * 1024;
 const BYTES_INITIAL = 4096;
 
@@ -21,6 +29,11 @@ export class OutBatch {
   readonly indices: number[] = [];
   /** Times each op was already refused with STALE_RING and sent again (forwarder.ts). */
   readonly attempts: number[] = [];
+  /**
+   * Replication stream only (replicator.ts): the commits whose last write to this stream is in
+   * this batch; each is told once when the destination has applied the batch and every one before it.
+   */
+  readonly commits: StreamCommit[] = [];
   private op = new Uint8Array(64);
   private key_lengths = new Uint32Array(64);
   private value_lengths = new Uint32Array(64);

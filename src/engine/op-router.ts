@@ -16,6 +16,8 @@ export interface OpRouter {
   isLocal(hash: number): boolean;
   /** Takes the op if it does not execute here (forwarded, refused); false lets it run locally. */
   route(request: PendingRequest, index: number, op: number, hash: number, batch: RequestBatch, key_offset: number, key_length: number, value_offset: number, value_length: number): boolean;
+  /** False when this node may not answer now (its lease fence ran out): outcomes become unknown. */
+  answerable(): boolean;
   /** Answers cluster ops (RING, ...); false for ops it does not know. */
   settleOp(request: PendingRequest, index: number, op: number, batch: RequestBatch, key_offset: number, key_length: number, value_length: number): boolean;
 }

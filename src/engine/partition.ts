@@ -48,8 +48,8 @@ export class Partition {
   main_thread_gets = 0;
   main_thread_hits = 0;
   restarts = 0;
-  /** Cluster hook (src/cluster/migration.ts): sees each executed packet before its ops settle. Null when not clustered. */
-  applied_hook: ((request: RequestPacket, reply: ReplyPacket) => void) | null = null;
+  /** Cluster hook (src/cluster/replicator.ts, migration.ts): sees each executed packet, with the requests it answers, before its ops settle. Null when not clustered. */
+  applied_hook: ((request: RequestPacket, reply: ReplyPacket, owners: readonly PendingRequest[], op_indices: Int32Array) => void) | null = null;
   /** Ops ever enqueued here, and ever answered or lost by the worker: the cluster hand-off barrier compares them. */
   ops_enqueued_total = 0;
   ops_done_total = 0;
@@ -245,7 +245,7 @@ export class Partition {
     if (reply.op_count !== entry.op_count_sent) throw new Error(`partition ${this.index}: reply has ${reply.op_count} ops, packet had ${entry.op_count_sent}`);
     this.ops_done_total += reply.op_count;
     // Before the pool takes the request buffer back and before any op settles (settling can route new requests).
-    if (this.applied_hook !== null) this.applied_hook(new RequestPacket(message.request), reply);
+    if (this.applied_hook !== null) this.applied_hook(new RequestPacket(message.request), reply, entry.owners, entry.op_indices);
     if (message.request.byteLength === RequestPacket.byteLength(PACKET_OPS_MAX, PACKET_DATA_BYTES) && this.pool.length < PACKET_POOL_MAX) {
       this.pool.push(message.request);
     }

@@ -31,6 +31,8 @@ export class PendingRequest {
   private readonly source_offset: Uint32Array;
   private readonly sources: Buffer[] = [];
   private ops_unsettled: number;
+  /** Holds on the answer (replication, src/cluster/replicator.ts): it leaves only when every op settled and no hold is left. */
+  private holds = 0;
   private readonly value_bytes_max: number;
   private readonly done: RequestDone;
   /**
@@ -72,7 +74,48 @@ export class PendingRequest {
     this.status[op_index] = status;
     this.ops_unsettled--;
     if (this.ops_unsettled < 0) throw new Error(`request ${this.id}: op ${op_index} settled after every op had settled`);
-    if (this.ops_unsettled === 0) this.done(this);
+    if (this.ops_unsettled === 0 && this.holds === 0) this.done(this);
+  }
+
+  /**
+   * Keeps the answer back until release(): a write settled here is not acknowledged before its
+   * copies are (docs/REPLICATION.md, R1). Take the hold before the op settles.
+   */
+  hold(): void {
+    this.holds++;
+  }
+
+  release(): void {
+    this.holds--;
+    if (this.holds < 0) throw new Error(`request ${this.id}: released more holds than it took`);
+    if (this.holds === 0 && this.ops_unsettled === 0) this.done(this);
+  }
+
+  /**
+   * The node may no longer vouch for what it did (its lease fence ran out before the answer
+   * left, docs/REPLICATION.md R2): every op that reports an outcome becomes `status`, whose
+   * meaning is "may or may not have been applied". Refusals stay as they are.
+   */
+  failOutcomes(status: number): void {
+    for (let i = 0; i < this.op_count; i++) {
+      const code = this.status[i];
+      if (code !== Status.OK && code !== Status.NOT_FOUND) continue;
+      const length = this.value_length[i]!;
+      this.value_bytes_found -= length;
+      if (this.budget !== null) this.budget.response_bytes_found -= length;
+      this.value_length[i] = 0;
+      this.status[i] = status;
+    }
+  }
+
+  /** Replaces a settled op's result while the answer is held (a copy failed: the outcome is unknown). */
+  override(op_index: number, status: number): void {
+    if (this.holds === 0) throw new Error(`request ${this.id}: override of op ${op_index} without a hold`);
+    const length = this.value_length[op_index]!;
+    this.value_bytes_found -= length;
+    if (this.budget !== null) this.budget.response_bytes_found -= length;
+    this.value_length[op_index] = 0;
+    this.status[op_index] = status;
   }
 
   settleValue(op_index: number, source_index: number, offset: number, length: number): void {

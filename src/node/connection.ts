@@ -333,7 +333,10 @@ export class Connection implements ResponseBudget {
       this.sendError(batch.id, ErrorCode.SHUTTING_DOWN, 'the server is shutting down');
       return;
     }
-    if (this.peer) batch.peer = true;
+    if (this.peer) {
+      batch.peer = true;
+      batch.peer_id = this.peer_id;
+    }
     let gets = 0;
     let data_ops = 0;
     const ops = batch.op;

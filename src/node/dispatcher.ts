@@ -67,7 +67,14 @@ export class Dispatcher {
 
   submit(batch: RequestBatch, frame_bytes: number, done: RequestDone): PendingRequest {
     const op_count = batch.op.length;
-    const request = new PendingRequest(batch.id, op_count, frame_bytes, this.limits.response_bytes_max, done);
+    const router = this.router;
+    // Checked when the answer leaves, not only when ops are routed: an op taken just before
+    // the lease fence ran out must not be reported done after it (docs/REPLICATION.md R2).
+    const finish: RequestDone = this.routing ? (request) => {
+      if (!router!.answerable()) request.failOutcomes(Status.NODE_DOWN);
+      done(request);
+    } : done;
+    const request = new PendingRequest(batch.id, op_count, frame_bytes, this.limits.response_bytes_max, finish);
     if (op_count === 0) {
       request.completeIfEmpty();
       return request;

@@ -28,10 +28,12 @@ export interface RequestBatch {
   values: Uint8Array;
   /** Wire field `re`: the sender's ring epoch; set on ring-aware and forwarded requests (docs/CLUSTER.md). */
   ring_epoch?: number | undefined;
-  /** Wire field `mg`: a data-move stream; honoured only on authenticated peer connections. */
+  /** Wire field `mg`: a replication or data-move stream frame; honoured only on authenticated peer connections. */
   migrate?: boolean | undefined;
   /** Not on the wire: set by the server when the request came over an authenticated peer connection. */
   peer?: boolean | undefined;
+  /** Not on the wire: the node id that peer proved in its handshake (a replication stream's sender). */
+  peer_id?: string | undefined;
 }
 
 /** A successful response: one status byte and one (possibly empty) value per op, in request order. */

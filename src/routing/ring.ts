@@ -27,8 +27,8 @@
  * Ownership is a table of RING_SLOTS owner indices, so a lookup is one shift and one load
  * (128 KiB, fits in cache). Runs of slots with one owner are also listed as sorted arc ends
  * (`points`, `owners`), so the ring still reads as arcs: a key belongs to the first point at
- * or after its hash, wrapping — migration and clean-up walk those arcs. A preference list is
- * the first N distinct owners clockwise from the key's slot.
+ * or after its hash, wrapping — migration and clean-up walk those arcs. A slot's preference
+ * list (its replicas, docs/REPLICATION.md) is its nodes ranked by the same score, best first.
  *
  * Building costs one shuffle per node plus RING_SLOTS × total weight comparisons (~11 ms for
  * 16 nodes on x86, once per view). Nodes, the client library and the CLI all use this one
@@ -60,6 +60,12 @@ export interface RingNode {
   url: string;
   /** Relative capacity; 1 is a typical board. Its share of slots scales with it. */
   weight: number;
+  /**
+   * The process incarnation the cluster admitted (etcd mode, docs/REPLICATION.md): a node that
+   * restarts is a new incarnation and serves nothing until the old one is marked down. The
+   * ring ignores it.
+   */
+  incarnation?: string | undefined;
 }
 
 const encoder = new TextEncoder();
@@ -98,6 +104,8 @@ export class HashRing {
   readonly points: Uint32Array;
   /** Index into `nodes` of each arc's owner. */
   readonly owners: Uint16Array;
+  /** Top-k rankings already computed, by k (see ranking()). */
+  private readonly rankings = new Map<number, Uint16Array>();
 
   constructor(nodes: readonly RingNode[]) {
     if (nodes.length === 0) throw new RangeError('a ring needs at least one node');
@@ -174,19 +182,57 @@ export class HashRing {
   }
 
   /**
-   * Up to `count` distinct nodes for a key hash, in ring order starting with its owner: the
-   * replicas a replicated write would go to. A node that owns no slot (possible only for a
-   * weight-1 node among many heavy ones, and then very unlikely) is never listed.
+   * Each slot's preference list: the indices (into `nodes`) of its `count` best-scoring nodes,
+   * best first, at [slot × count, slot × count + count). Entry 0 is the owner (ownerIndex), so a
+   * slot's replicas are its owner and the runners-up that would own it if the ones before them
+   * were gone: when a node goes, each of its slots gains the next node of its own ranking, and
+   * re-replication spreads over every survivor. `count` is capped at the node count. Computed
+   * once per ring and count (one more pass of node scores, about as long as the build).
+   */
+  ranking(count: number): Uint16Array {
+    const k = Math.min(count, this.nodes.length);
+    let ranked = this.rankings.get(k);
+    if (ranked !== undefined) return ranked;
+    ranked = new Uint16Array(RING_SLOTS * k);
+    const scores = new Int32Array(RING_SLOTS * k).fill(-1);
+    const permutation = new Uint32Array(RING_SLOTS);
+    this.nodes.forEach((node, index) => {
+      fillPermutation(node.id, permutation);
+      for (let slot = 0; slot < RING_SLOTS; slot++) {
+        let score = permutation[slot]!;
+        for (let w = 1; w < node.weight; w++) {
+          const other = permutation[(slot + w * WEIGHT_STRIDE_SLOTS) & SLOT_MASK]!;
+          if (other > score) score = other;
+        }
+        const base = slot * k;
+        // Strictly greater moves a node ahead: on a tie the earlier (smaller) id stays ahead.
+        if (score <= scores[base + k - 1]!) continue;
+        let position = k - 1;
+        while (position > 0 && score > scores[base + position - 1]!) {
+          scores[base + position] = scores[base + position - 1]!;
+          ranked[base + position] = ranked[base + position - 1]!;
+          position--;
+        }
+        scores[base + position] = score;
+        ranked[base + position] = index;
+      }
+    });
+    for (let slot = 0; slot < RING_SLOTS; slot++) check(ranked[slot * k] === this.slot_owners[slot], 'rank 0 is the owner');
+    this.rankings.set(k, ranked);
+    return ranked;
+  }
+
+  /**
+   * Up to `count` distinct nodes for a key hash, best first (see ranking()): the replicas of
+   * its slot, starting with its owner.
    */
   preferenceList(hash: number, count: number): RingNode[] {
-    const wanted = Math.min(count, this.nodes.length);
-    const chosen: number[] = [];
-    const start = hash >>> SLOT_SHIFT;
-    for (let step = 0; step < RING_SLOTS && chosen.length < wanted; step++) {
-      const owner = this.slot_owners[(start + step) & SLOT_MASK]!;
-      if (!chosen.includes(owner)) chosen.push(owner);
-    }
-    return chosen.map((index) => this.nodes[index]!);
+    const ranked = this.ranking(count);
+    const k = Math.min(count, this.nodes.length);
+    const base = (hash >>> SLOT_SHIFT) * k;
+    const result: RingNode[] = [];
+    for (let i = 0; i < k; i++) result.push(this.nodes[ranked[base + i]!]!);
+    return result;
   }
 
   /**

@@ -1,7 +1,9 @@
 /**
  * The cluster view: which nodes form the ring, at which epoch, and the change in progress.
  *
- * A view is `{epoch, nodes, next?}`. `nodes` builds the active ring that routes every key.
+ * A view is `{epoch, nodes, next?, replicas?, next_replicas?, down?}`. `nodes`, `replicas` (N,
+ * default 1) and `down` make the current placement (placement.ts): each key's N replicas and
+ * its primary, which takes every op of the key (docs/REPLICATION.md).
  * While a membership change moves data, `next` holds the target membership: each node hands
  * the keys it owns in `nodes` but not in `next` to their `next` owners (migration.ts), and
  * once every node of `nodes` has reported that, every node adopts `{epoch + 1, nodes: next}`.
@@ -11,6 +13,7 @@
  * the one whose canonical JSON sorts higher wins; the other change is lost and its CLI
  * reports that (docs/CLUSTER.md).
  */
+import { Placement, REPLICAS_MAX } from './placement.js';
 import { HashRing, NODE_WEIGHT_MAX, RING_NODES_MAX, type RingNode } from './ring.js';
 
 export interface ClusterView {
@@ -18,6 +21,14 @@ export interface ClusterView {
   nodes: RingNode[];
   /** The membership being moved to; absent when no change is in progress. */
   next?: RingNode[] | undefined;
+  /** Copies of each key, 1..REPLICAS_MAX; absent means 1. */
+  replicas?: number | undefined;
+  /** The replication factor after the change in progress; absent means `replicas`. */
+  next_replicas?: number | undefined;
+  /** Ids of members of `nodes` whose lease expired: never primary, never sent to. */
+  down?: string[] | undefined;
+  /** The epoch at which each node of `down` was marked down (the controller orders returns by it). */
+  down_epoch?: Record<string, number> | undefined;
 }
 
 export class ViewError extends Error {
@@ -25,13 +36,25 @@ export class ViewError extends Error {
 }
 
 function canonicalNodes(nodes: readonly RingNode[]): RingNode[] {
-  return [...nodes].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0)).map((n) => ({ id: n.id, url: n.url, weight: n.weight }));
+  return [...nodes].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0)).map((n) => {
+    const node: RingNode = { id: n.id, url: n.url, weight: n.weight };
+    if (n.incarnation !== undefined) node.incarnation = n.incarnation;
+    return node;
+  });
 }
 
 /** A view with nodes sorted by id and nothing but the known fields, so equal views encode equally. */
 export function canonicalView(view: ClusterView): ClusterView {
   const result: ClusterView = { epoch: view.epoch, nodes: canonicalNodes(view.nodes) };
   if (view.next !== undefined) result.next = canonicalNodes(view.next);
+  if (view.replicas !== undefined && view.replicas !== 1) result.replicas = view.replicas;
+  if (view.next_replicas !== undefined) result.next_replicas = view.next_replicas;
+  if (view.down !== undefined && view.down.length > 0) {
+    result.down = [...view.down].sort();
+    const epochs: Record<string, number> = {};
+    for (const id of result.down) epochs[id] = view.down_epoch?.[id] ?? view.epoch;
+    result.down_epoch = epochs;
+  }
   return result;
 }
 
@@ -53,7 +76,17 @@ function checkNode(value: unknown): RingNode {
   if (typeof node.url !== 'string' || !/^wss?:\/\//.test(node.url)) throw new ViewError(`node "${node.id}": url must be ws://host:port`);
   const weight = node.weight ?? 1;
   if (!Number.isInteger(weight) || weight < 1 || weight > NODE_WEIGHT_MAX) throw new ViewError(`node "${node.id}": weight must be 1..${NODE_WEIGHT_MAX}`);
-  return { id: node.id, url: node.url, weight };
+  const result: RingNode = { id: node.id, url: node.url, weight };
+  if (node.incarnation !== undefined) {
+    if (typeof node.incarnation !== 'string' || node.incarnation.length > 64) throw new ViewError(`node "${node.id}": incarnation must be a short string`);
+    result.incarnation = node.incarnation;
+  }
+  return result;
+}
+
+function checkReplicas(value: unknown, what: string): number {
+  if (!Number.isInteger(value) || (value as number) < 1 || (value as number) > REPLICAS_MAX) throw new ViewError(`${what} must be 1..${REPLICAS_MAX}`);
+  return value as number;
 }
 
 function checkNodes(value: unknown, what: string): RingNode[] {
@@ -73,19 +106,58 @@ export function checkView(value: unknown): ClusterView {
     result.next = checkNodes(view.next, 'next');
     if (result.next.length === 0) throw new ViewError('next must keep at least one node');
   }
+  if (view.replicas !== undefined && view.replicas !== null) result.replicas = checkReplicas(view.replicas, 'replicas');
+  if (view.next_replicas !== undefined && view.next_replicas !== null) {
+    if (result.next === undefined) throw new ViewError('next_replicas needs next');
+    result.next_replicas = checkReplicas(view.next_replicas, 'next_replicas');
+  }
+  if (view.down !== undefined && view.down !== null) {
+    if (!Array.isArray(view.down) || view.down.some((id) => typeof id !== 'string' || !result.nodes.some((n) => n.id === id))) {
+      throw new ViewError('down must list ids of nodes');
+    }
+    if (view.down.length > 0) result.down = [...new Set(view.down)];
+    const epochs = view.down_epoch as unknown;
+    if (epochs !== undefined && epochs !== null) {
+      if (typeof epochs !== 'object') throw new ViewError('down_epoch must map ids to epochs');
+      const checked: Record<string, number> = {};
+      for (const id of result.down ?? []) {
+        const epoch = (epochs as Record<string, unknown>)[id];
+        if (epoch !== undefined) {
+          if (typeof epoch !== 'number' || !Number.isSafeInteger(epoch) || epoch < 0) throw new ViewError('down_epoch must map ids to epochs');
+          checked[id] = epoch;
+        }
+      }
+      result.down_epoch = checked;
+    }
+  }
   return result;
 }
 
-/** The rings of one view, built once per adopted view. `active` is null while the view has no nodes. */
+/**
+ * The rings and placements of one view, built once per adopted view. `current` is where keys
+ * live now (null while the view has no nodes); `target` is where they will live after the
+ * change in progress (null when none). Down nodes stay down in the target unless it drops them.
+ */
 export class ViewRings {
   readonly view: ClusterView;
   readonly active: HashRing | null;
   readonly next: HashRing | null;
+  readonly current: Placement | null;
+  readonly target: Placement | null;
 
   constructor(view: ClusterView) {
     this.view = view;
+    const down = new Set(view.down ?? []);
     this.active = view.nodes.length > 0 ? new HashRing(view.nodes) : null;
     this.next = view.next !== undefined ? new HashRing(view.next) : null;
+    const replicas = view.replicas ?? 1;
+    this.current = this.active === null ? null : new Placement(this.active, replicas, down);
+    this.target = this.next === null ? null : new Placement(this.next, view.next_replicas ?? replicas, down);
+  }
+
+  /** True if node `id` keeps a copy of this key hash now or after the change in progress. */
+  keeps(id: string, hash: number): boolean {
+    return this.current?.holds(id, hash) === true || this.target?.holds(id, hash) === true;
   }
 
   /** Every node named in the view, active or joining. */

@@ -8,12 +8,13 @@
  * - `view` — the authoritative cluster view, signed (signed-view.ts); changed only by a
  *   compare-and-swap on its mod_revision (view-store.ts).
  * - `members/<node_id>` — one per running node, bound to that node's session lease: exists
- *   exactly while the node's lease is alive (members.ts). JSON `{url, weight, started_at_ms}`.
+ *   exactly while the node's lease is alive (members.ts). JSON `{url, weight, started_at_ms, incarnation}`.
  * - `requests/<id>` — admin requests waiting for the controller: join, leave, remove, weight,
  *   set-replicas; one JSON object each (AdminRequest below). Not lease-bound: a request
  *   outlives the CLI that made it.
  * - `controller` — the controller election key, bound to the holder's lease (election.ts).
  */
+import { REPLICAS_MAX } from '../../routing/placement.js';
 import { NODE_WEIGHT_MAX } from '../../routing/ring.js';
 import { ClusterEtcdError } from './errors.js';
 
@@ -71,6 +72,8 @@ export interface MemberInfo {
   url: string;
   weight: number;
   started_at_ms: number;
+  /** A random id per process start: the controller admits it into the view, and a new one means a restart. */
+  incarnation?: string | undefined;
 }
 
 export type AdminRequest =
@@ -103,7 +106,7 @@ export function checkAdminRequest(value: unknown): AdminRequest {
     case 'weight':
       return { kind: 'weight', node_id: nodeId(), weight: positive('weight', NODE_WEIGHT_MAX) };
     case 'set-replicas':
-      return { kind: 'set-replicas', replicas: positive('replicas', 7) };
+      return { kind: 'set-replicas', replicas: positive('replicas', REPLICAS_MAX) };
     default:
       return fail(`unknown admin request kind ${JSON.stringify(request.kind)}`);
   }

@@ -1,0 +1,241 @@
+/**
+ * Synchronous replication from this node, as primary, to the other replicas of its slots
+ * (docs/REPLICATION.md).
+ *
+ * The primary applies a packet in its worker first. Its applied writes are captured here from
+ * the worker's reply, in worker order, and appended to one ordered stream per destination (a
+ * MoveStream: one WebSocket FIFO, one frame per peer per event-loop turn, re-sent in order on
+ * failure). The requests those writes answer are held (PendingRequest.hold) by one Commit per
+ * packet, released when every stream the packet wrote to has had its frame applied (R1). A
+ * GET whose key hash has an uncommitted write is held by that write's commit too, so no read
+ * returns a value a failover could take back.
+ *
+ * The same streams carry the data-move scan of a change in progress (migration.ts), so scanned
+ * values and captured writes reach each destination in one order (R4). Streams outlive views:
+ * a view change only changes which slots go where (CopyPlan). A stream whose destination is in
+ * no copy set any more is abandoned: its commits count as satisfied, because a view drops a
+ * destination only when it is marked down or removed in etcd, or never became in sync (R5). If
+ * this node itself is marked down, every waiting commit fails instead (NODE_DOWN: unknown).
+ */
+import type { Partition } from '../engine/partition.js';
+import type { ReplyPacket, RequestPacket } from '../engine/packet.js';
+import type { PendingRequest } from '../engine/pending-request.js';
+import { Op, Status } from '../protocol/constants.js';
+import type { RingNode } from '../routing/ring.js';
+import type { ViewRings } from '../routing/view.js';
+import { COPIES_MAX, CopyPlan, NO_PEER } from './copy-plan.js';
+import { MoveStream } from './move-stream.js';
+import type { StreamCommit } from './out-batch.js';
+import type { PeerLink } from './peer-link.js';
+
+const SLOT_SHIFT = 16;
+
+/** One packet's replicated writes: the answers it holds until every stream it wrote to applied them. */
+class Commit implements StreamCommit {
+  remaining = 0;
+  failed = false;
+  /** The ops (writes, and reads of uncommitted keys) whose answers this commit holds, one hold each. */
+  readonly held: PendingRequest[] = [];
+  readonly held_indices: number[] = [];
+  readonly hashes: number[] = [];
+  private readonly onCommitted: (commit: Commit) => void;
+
+  constructor(onCommitted: (commit: Commit) => void) {
+    this.onCommitted = onCommitted;
+  }
+
+  acked(): void {
+    this.one();
+  }
+
+  abandoned(): void {
+    this.one();
+  }
+
+  private one(): void {
+    this.remaining--;
+    if (this.remaining < 0) throw new Error('replication invariant: a commit was acknowledged more often than it was sent');
+    if (this.remaining === 0) this.onCommitted(this);
+  }
+}
+
+export class Replicator {
+  plan: CopyPlan = new CopyPlan(null, '');
+  /** Writes captured, commits released, commits failed, answers held: for status. */
+  writes_replicated = 0;
+  commits_done = 0;
+  commits_failed = 0;
+  reads_held = 0;
+  private readonly streams = new Map<string, MoveStream>();
+  /** The streams of plan.peers, by peer index; built lazily. */
+  private plan_streams: (MoveStream | undefined)[] = [];
+  /** The newest uncommitted commit of each key hash with one. */
+  private readonly uncommitted = new Map<number, Commit>();
+  private readonly touched = new Uint8Array(NO_PEER);
+  private readonly touched_list: number[] = [];
+  private readonly links: (id: string) => PeerLink | undefined;
+  private readonly epoch: () => number;
+  private readonly onStreamChange: () => void;
+  private flush_scheduled = false;
+
+  constructor(links: (id: string) => PeerLink | undefined, epoch: () => number, onStreamChange: () => void) {
+    this.links = links;
+    this.epoch = epoch;
+    this.onStreamChange = onStreamChange;
+  }
+
+  /**
+   * A new view: new copy sets. `lost_primary`: this node was marked down (or its incarnation
+   * replaced), so nothing it has not committed yet may be acknowledged.
+   */
+  adopt(rings: ViewRings, self: string, lost_primary: boolean): void {
+    if (lost_primary) this.failAll();
+    const plan = new CopyPlan(rings, self);
+    const wanted = new Set(plan.peers.map((p) => p.id));
+    for (const [id, stream] of this.streams) {
+      const node = plan.peers.find((p) => p.id === id);
+      if (wanted.has(id) && node?.url === stream.dest.url) continue;
+      stream.abandon();
+      this.streams.delete(id);
+    }
+    this.plan = plan;
+    this.plan_streams = [];
+  }
+
+  /** The stream to `node`, created on first use. */
+  stream(node: RingNode): MoveStream {
+    let stream = this.streams.get(node.id);
+    if (stream === undefined) {
+      stream = new MoveStream(node, () => this.links(node.id), this.onStreamChange, undefined, this.epoch);
+      this.streams.set(node.id, stream);
+    }
+    return stream;
+  }
+
+  streamOf(peer_index: number): MoveStream {
+    let stream = this.plan_streams[peer_index];
+    if (stream === undefined) {
+      stream = this.stream(this.plan.peers[peer_index]!);
+      this.plan_streams[peer_index] = stream;
+    }
+    return stream;
+  }
+
+  /** True if this key hash has a write applied here and not yet on every copy: its reads must wait. */
+  dirty(hash: number): boolean {
+    return this.uncommitted.size > 0 && this.uncommitted.has(hash);
+  }
+
+  /** True when a write of this key hash must be refused for now: a stream it would go to is too far behind. */
+  overloaded(hash: number): boolean {
+    if (this.plan.empty) return false;
+    const base = (hash >>> SLOT_SHIFT) * COPIES_MAX;
+    for (let i = 0; i < COPIES_MAX; i++) {
+      const peer = this.plan.copies[base + i]!;
+      if (peer === NO_PEER) return false;
+      if (this.streamOf(peer).overloaded) return true;
+    }
+    return false;
+  }
+
+  /** Partition hook, before the packet's ops settle: capture its writes, hold its answers. */
+  onApplied(_partition: Partition, request: RequestPacket, reply: ReplyPacket, owners: readonly PendingRequest[], op_indices: Int32Array): void {
+    const plan = this.plan;
+    if (plan.empty && this.uncommitted.size === 0) return;
+    const data = request.data;
+    const copies = plan.copies;
+    let commit: Commit | null = null;
+    let offset = 0;
+    for (let i = 0; i < reply.op_count; i++) {
+      const op = request.op[i]!;
+      const key_length = request.key_length[i]!;
+      const value_length = request.value_length[i]!;
+      const key_offset = offset;
+      offset += key_length + value_length;
+      const hash = request.hash[i]!;
+      if (op === Op.GET) {
+        const pending = this.uncommitted.size > 0 ? this.uncommitted.get(hash) : undefined;
+        if (pending !== undefined) {
+          owners[i]!.hold();
+          pending.held.push(owners[i]!);
+          pending.held_indices.push(op_indices[i]!);
+          this.reads_held++;
+        }
+        continue;
+      }
+      if ((op !== Op.PUT && op !== Op.DELETE) || reply.status[i] !== Status.OK || plan.empty) continue;
+      const base = (hash >>> SLOT_SHIFT) * COPIES_MAX;
+      if (copies[base] === NO_PEER) continue;
+      commit ??= new Commit(this.committed);
+      for (let c = 0; c < COPIES_MAX; c++) {
+        const peer = copies[base + c]!;
+        if (peer === NO_PEER) break;
+        this.streamOf(peer).tail.add(null, 0, op, data, key_offset, key_length, data, key_offset + key_length, value_length);
+        if (this.touched[peer] === 0) {
+          this.touched[peer] = 1;
+          this.touched_list.push(peer);
+        }
+      }
+      const owner = owners[i]!;
+      owner.hold();
+      commit.held.push(owner);
+      commit.held_indices.push(op_indices[i]!);
+      commit.hashes.push(hash);
+      this.uncommitted.set(hash, commit);
+      this.writes_replicated++;
+    }
+    if (commit === null) return;
+    for (const peer of this.touched_list) {
+      this.touched[peer] = 0;
+      this.streamOf(peer).tail.commits.push(commit);
+      commit.remaining++;
+    }
+    this.touched_list.length = 0;
+    this.scheduleFlush();
+  }
+
+  /** Sends what the streams queued, once per event-loop turn. */
+  scheduleFlush(): void {
+    if (this.flush_scheduled) return;
+    this.flush_scheduled = true;
+    setImmediate(() => {
+      this.flush_scheduled = false;
+      for (const stream of this.streams.values()) stream.flush();
+    });
+  }
+
+  /** Every stream, for status and for the data move's drain marks. */
+  allStreams(): IterableIterator<MoveStream> {
+    return this.streams.values();
+  }
+
+  get commits_waiting(): number {
+    return this.uncommitted.size;
+  }
+
+  stop(): void {
+    this.failAll();
+  }
+
+  /** Fails every commit still waiting: their writes' outcome is unknown (NODE_DOWN). */
+  private failAll(): void {
+    for (const stream of this.streams.values()) {
+      stream.forEachCommit((commit) => ((commit as Commit).failed = true));
+      stream.abandon();
+    }
+    this.streams.clear();
+    this.plan_streams = [];
+  }
+
+  private readonly committed = (commit: Commit): void => {
+    for (const hash of commit.hashes) if (this.uncommitted.get(hash) === commit) this.uncommitted.delete(hash);
+    if (commit.failed) {
+      this.commits_failed++;
+      // Writes and the reads that saw them: neither may be reported as done (unknown outcome).
+      for (let i = 0; i < commit.held.length; i++) commit.held[i]!.override(commit.held_indices[i]!, Status.NODE_DOWN);
+    } else {
+      this.commits_done++;
+    }
+    for (const request of commit.held) request.release();
+  };
+}
