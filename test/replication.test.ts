@@ -10,7 +10,7 @@
  */
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
-import { connectCluster, type BatchOp } from '../src/index.js';
+import { connect, connectCluster, type BatchOp } from '../src/index.js';
 import { KEY_HASH_SEED, murmur3_x86_32 } from '../src/routing/murmur3.js';
 import { Placement } from '../src/routing/placement.js';
 import { HashRing } from '../src/routing/ring.js';
@@ -27,14 +27,16 @@ function placementOf(view: ClusterView): Placement {
   return new Placement(new HashRing(view.nodes), view.replicas ?? 1, new Set(view.down ?? []));
 }
 
-/** `count` keys whose primary is `id` in `view`. */
-function keysOf(view: ClusterView, id: string, count: number): string[] {
+/** `count` keys whose primary is `id` in `view` (and whose second copy is on `backup`, if given). */
+function keysOf(view: ClusterView, id: string, count: number, backup?: string): string[] {
   const placement = placementOf(view);
   const keys: string[] = [];
   for (let i = 0; keys.length < count; i++) {
     const key = `probe-${id}-${i}`;
-    const bytes = Buffer.from(key);
-    if (placement.primaryOf(murmur3_x86_32(bytes, 0, bytes.length, KEY_HASH_SEED))?.id === id) keys.push(key);
+    const hash = murmur3_x86_32(Buffer.from(key), 0, Buffer.byteLength(key), KEY_HASH_SEED);
+    if (placement.primaryOf(hash)?.id !== id) continue;
+    if (backup !== undefined && !placement.holds(backup, hash)) continue;
+    keys.push(key);
   }
   return keys;
 }
@@ -166,5 +168,54 @@ describe('replication under faults', { skip, timeout: 240_000 }, () => {
       await writers.check(cluster, cluster.get('c').url);
       await checkFilled(cluster.get('c').url, FILL_KEYS);
     }, ['--replicas', '2', '--down-grace-ms', '600000']);
+  });
+
+  // Bug class: a primary that acknowledges a write before its backup applied it loses the write
+  // when it dies. The backup is frozen long enough for the primary to see its link down (so the
+  // frames are not even in the backup's socket buffer), the writes go to the primary, the primary
+  // is killed, and the backup wakes up within its lease and becomes the primary.
+  it('N=2: writes to a primary whose backup is frozen are not acknowledged before the backup has them; the primary dies; nothing acknowledged is lost', { timeout: 60_000 }, async () => {
+    await withCluster('rep-frozen-backup', async (cluster) => {
+      await startThree(cluster, false);
+      const a = cluster.get('a').url;
+      const view = await waitForSettled(a, ['a', 'b', 'c']);
+      const keys = keysOf(view, 'a', 200, 'b');
+      const direct = await connect(a, { request_timeout_ms: 1_000 });
+      cluster.closers.push(() => direct.close());
+      const before = await direct.batch(keys.map((key) => ({ op: 'put' as const, key, value: 'v1' })));
+      assert.ok(before.every((r) => r.code === 'OK'), JSON.stringify(before.slice(0, 3)));
+      const b_pid = cluster.get('b').process.pid;
+      process.kill(b_pid, 'SIGSTOP');
+      let acked: string[] = [];
+      try {
+        await delay(700); // a misses b's heartbeats: its stream to b stops sending and queues
+        const results = await Promise.all(keys.map((key) => direct.batch([{ op: 'put', key, value: 'v2' }]).then((r) => r[0]!.code, () => 'TIMEOUT')));
+        acked = keys.filter((_, i) => results[i] === 'OK');
+        console.log(`# writes while the backup was frozen: ${acked.length} of ${keys.length} acknowledged (codes ${JSON.stringify([...new Set(results)])})`);
+        await cluster.kill('a');
+      } finally {
+        process.kill(b_pid, 'SIGCONT');
+      }
+      const c = cluster.get('c').url;
+      await waitFor(async () => {
+        const v = await viewOf(c).catch(() => null);
+        return v?.down?.includes('a') === true ? true : null;
+      }, 15_000, 50);
+      const reader = await connectCluster([c], { request_timeout_ms: 5_000 });
+      try {
+        const values = await waitFor(async () => {
+          const r = await reader.batch(keys.map((key) => ({ op: 'get' as const, key }))).catch(() => null);
+          return r !== null && r.every((x) => x.code === 'OK') ? r : null;
+        }, 15_000, 100);
+        const lost = acked.filter((key) => {
+          const value = values[keys.indexOf(key)]!.value;
+          return value === undefined || Buffer.from(value).toString() !== 'v2';
+        });
+        assert.deepEqual(lost, [], `${lost.length} acknowledged writes lost after the primary died`);
+        for (const result of values) assert.ok(['v1', 'v2'].includes(Buffer.from(result.value!).toString()));
+      } finally {
+        await reader.close();
+      }
+    }, ['--replicas', '2', '--lease-ttl-ms', '3000', '--down-grace-ms', '600000']);
   });
 });
