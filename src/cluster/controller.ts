@@ -132,7 +132,10 @@ export class Controller {
     if (view.next !== undefined) {
       const drained = new Set((await client.getAll().prefix(`${keys.prefix}moves/${view.epoch}/`).keys()).map((key) => key.slice(key.lastIndexOf('/') + 1)));
       const dead = [...view.nodes, ...view.next].filter((n) => !live.has(n.id));
-      const removal = requests.find((r) => r.request.kind === 'remove' && dead.some((n) => n.id === nodeIdOf(r.request)));
+      // With one copy a dead node's keys are gone anyway: drop it at once. With more, it stays
+      // down until this change is over, and is then removed by a change that copies its slots.
+      const single = (view.replicas ?? 1) === 1 && (view.next_replicas ?? 1) === 1;
+      const removal = single ? requests.find((r) => r.request.kind === 'remove' && dead.some((n) => n.id === nodeIdOf(r.request))) : undefined;
       if (removal !== undefined) {
         const id = nodeIdOf(removal.request)!;
         const nodes = view.nodes.filter((n) => n.id !== id);
@@ -318,6 +321,12 @@ export class Controller {
       const nodes = without(request.node_id);
       if (nodes.length === 0) {
         await this.drop(pending);
+        return;
+      }
+      if ((view.replicas ?? 1) >= 2) {
+        // The other copies of its slots are rebuilt on the nodes that rank in: a change, never a
+        // plain drop, or those nodes would count as in sync without the data (R5, R6).
+        await this.commit(revision, { ...view, epoch: view.epoch + 1, next: nodes }, `remove dead ${request.node_id}: its copies are rebuilt from the survivors`, null);
         return;
       }
       const down = (view.down ?? []).filter((id) => id !== request.node_id);

@@ -94,11 +94,13 @@ export class PendingRequest {
   /**
    * The node may no longer vouch for what it did (its lease fence ran out before the answer
    * left, docs/REPLICATION.md R2): every op that reports an outcome becomes `status`, whose
-   * meaning is "may or may not have been applied". Refusals stay as they are.
+   * meaning is "may or may not have been applied". Refusals, and ops that are not data ops
+   * (RING, status), stay as they are.
    */
-  failOutcomes(status: number): void {
+  failOutcomes(status: number, is_data_op: (index: number) => boolean): void {
     for (let i = 0; i < this.op_count; i++) {
       const code = this.status[i];
+      if (!is_data_op(i)) continue;
       if (code !== Status.OK && code !== Status.NOT_FOUND) continue;
       const length = this.value_length[i]!;
       this.value_bytes_found -= length;

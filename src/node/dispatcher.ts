@@ -71,7 +71,7 @@ export class Dispatcher {
     // Checked when the answer leaves, not only when ops are routed: an op taken just before
     // the lease fence ran out must not be reported done after it (docs/REPLICATION.md R2).
     const finish: RequestDone = this.routing ? (request) => {
-      if (!router!.answerable()) request.failOutcomes(Status.NODE_DOWN);
+      if (!router!.answerable()) request.failOutcomes(Status.NODE_DOWN, (i) => isDataOp(batch.op[i]!));
       done(request);
     } : done;
     const request = new PendingRequest(batch.id, op_count, frame_bytes, this.limits.response_bytes_max, finish);
@@ -179,4 +179,8 @@ export class Dispatcher {
     }
     return true;
   }
+}
+
+function isDataOp(op: number): boolean {
+  return op === Op.GET || op === Op.PUT || op === Op.DELETE;
 }

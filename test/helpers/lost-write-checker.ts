@@ -72,7 +72,9 @@ export class VersionWriter {
         this.ops_acked++;
       });
       if (round % 5 === 0) await this.readBack(round);
-      await new Promise((resolve) => setTimeout(resolve, pause_ms));
+      // A whole batch failing (its node is gone) is retried after a pause, not in a hot loop.
+      const all_failed = results.every((r) => r.code !== 'OK');
+      await new Promise((resolve) => setTimeout(resolve, all_failed ? Math.max(pause_ms, 50) : pause_ms));
     }
   }
 
