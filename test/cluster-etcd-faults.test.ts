@@ -76,10 +76,10 @@ describe('membership in etcd under faults', { skip, timeout: 180_000 }, () => {
       let woke_at = 0;
       let during: ReturnType<PikvClient['batch']>;
       try {
-        // Sent well past its fence deadline (lease 1 s): it takes them when it wakes, after the deadline.
-        await delay(2_000);
+        // Sent well past its fence deadline (one lease TTL): it takes them when it wakes, after the deadline.
+        await delay(LEASE_TTL_MS + 1_000);
         during = direct.batch(probes.map((key) => ({ op: 'put' as const, key, value: 'zombie' })));
-        await delay(Math.max(0, 3_000 - (Date.now() - stopped_at)));
+        await delay(Math.max(0, LEASE_TTL_MS + 2_000 - (Date.now() - stopped_at)));
       } finally {
         process.kill(pid, 'SIGCONT');
         woke_at = Date.now();

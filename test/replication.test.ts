@@ -102,7 +102,7 @@ describe('replication under faults', { skip, timeout: 240_000 }, () => {
       const writers = await Writers.start(cluster, a);
       await delay(500);
       const failover_ms = await killAndTimeFailover(cluster, 'b', a);
-      console.log(`# failover after kill -9 of b: ${failover_ms} ms (lease 1000 ms)`);
+      console.log(`# failover after kill -9 of b: ${failover_ms} ms (lease 2000 ms)`);
       // The grace (1.5 s) runs out: b is removed and its copies are rebuilt on a and c.
       await waitForSettled(a, ['a', 'c'], 40_000);
       await delay(300);

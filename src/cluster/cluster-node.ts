@@ -259,7 +259,10 @@ export class ClusterNode implements OpRouter {
   private refuseCopy(hash: number, batch: RequestBatch): number {
     if (!this.serving()) return Status.CLUSTER_UNAVAILABLE;
     const view = this.rings.view;
-    if ((batch.ring_epoch ?? 0) > view.epoch || view.down?.includes(this.self) === true) return Status.STALE_RING;
+    if ((batch.ring_epoch ?? 0) > view.epoch) return Status.STALE_RING;
+    // A down node takes copies only while a change copies it back (it is not down in the target).
+    const rings = this.rings;
+    if (rings.current?.isDown(this.self) === true && (rings.target === null || rings.target.isDown(this.self))) return Status.STALE_RING;
     const primary = this.rings.current?.primaryOf(hash) ?? null;
     return primary !== null && primary.id === batch.peer_id ? Status.OK : Status.STALE_RING;
   }

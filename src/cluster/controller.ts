@@ -20,7 +20,7 @@
  * A CAS that fails means someone else moved the view: the step is simply tried again.
  */
 import type { Etcd3 } from 'etcd3';
-import { ViewRings, type ClusterView } from '../routing/view.js';
+import { targetDown, ViewRings, type ClusterView } from '../routing/view.js';
 import { RING_SLOTS, type RingNode } from '../routing/ring.js';
 import type { MemberRecord } from './etcd/members.js';
 import { checkAdminRequest, ControllerElection, type AdminRequest, type ClusterKeys, type EtcdSession, type Members, type ViewStore } from './etcd/index.js';
@@ -187,8 +187,11 @@ export class Controller {
     for (const id of down) if (!this.down_since_ms.has(id)) this.down_since_ms.set(id, now_ms);
     const failed = view.nodes.filter((n) => !down.has(n.id) && !live.has(n.id)).map((n) => n.id);
     const joiners_dead = (view.next ?? []).filter((n) => !view.nodes.some((m) => m.id === n.id) && !live.has(n.id)).map((n) => n.id);
-    if (failed.length === 0 && joiners_dead.length === 0) return false;
+    // A down node being copied back (down now, not in the target) that died again stays down.
+    const returning_dead = view.next_down === undefined ? [] : [...down].filter((id) => !view.next_down!.includes(id) && !live.has(id));
+    if (failed.length === 0 && joiners_dead.length === 0 && returning_dead.length === 0) return false;
     const next: ClusterView = { ...view, epoch: view.epoch + 1 };
+    if (view.next_down !== undefined) next.next_down = [...new Set([...view.next_down, ...failed, ...returning_dead])];
     if (failed.length > 0) {
       next.down = [...down, ...failed];
       next.down_epoch = { ...(view.down_epoch ?? {}) };
@@ -199,25 +202,34 @@ export class Controller {
     }
     if (joiners_dead.length > 0 && view.next !== undefined) {
       const rest = view.next.filter((n) => !joiners_dead.includes(n.id));
-      if (sameMembers(rest, view.nodes) && (view.next_replicas ?? view.replicas) === view.replicas) {
-        delete next.next;
-        delete next.next_replicas;
-      } else {
-        next.next = rest;
-      }
+      next.next = rest;
+      if (next.next_down !== undefined) next.next_down = next.next_down.filter((id) => rest.some((n) => n.id === id));
     }
-    const what = [failed.length > 0 ? `${failed.join(',')} down (lease expired or restarted)` : '', joiners_dead.length > 0 ? `joining ${joiners_dead.join(',')} gone` : ''].filter(Boolean).join('; ');
+    if (next.next !== undefined && isNoChange(next)) {
+      delete next.next;
+      delete next.next_replicas;
+      delete next.next_down;
+    }
+    const what = [
+      failed.length > 0 ? `${failed.join(',')} down (lease expired or restarted)` : '',
+      joiners_dead.length > 0 ? `joining ${joiners_dead.join(',')} gone` : '',
+      returning_dead.length > 0 ? `${returning_dead.join(',')} died again while being copied back` : '',
+    ].filter(Boolean).join('; ');
     await this.commit(revision, next, what, null);
     return true;
   }
 
   /**
-   * A down node that is back (a live new incarnation), or whose grace ran out (R5):
-   *   - every slot it holds has a live in-sync replica: with N >= 2 it is removed (a change that
-   *     copies its slots to the nodes that now rank in), and if it runs, it joins again empty;
-   *   - no slot it holds has one, and no other replica of its slots went down after it (took
-   *     no write it lacks): it is restored as it is, with its new incarnation, together with
-   *     every other such node of its slots that went down with it (they are all back);
+   * A down node that is back (a live registration of a new incarnation, or the same process
+   * with a new lease), or whose grace ran out (R5):
+   *   - back: a change copies it back (`next_down` without it): every primary of a slot it holds
+   *     streams the slot to it, and at the switch it is in sync again. Slots with no live copy
+   *     have no primary to stream from: it keeps its own copy of those, so it waits while any
+   *     of them has a copy on a node still down that went down later (which may be newer).
+   *     Before the change starts it must have reported clean: a down node drops its copies of
+   *     slots with a live copy (ViewRings.keeps), so nothing deleted meanwhile comes back.
+   *   - grace over, N >= 2, and every slot it holds has a live copy: a change removes it, and
+   *     the nodes that rank in get copies (re-replication). If it runs, it joins again empty.
    *   - otherwise it waits, and the controller says why.
    */
   private async returns(revision: number, view: ClusterView, live: Set<string>, registered: Map<string, MemberRecord>): Promise<boolean> {
@@ -232,10 +244,8 @@ export class Controller {
       const grace_over = Date.now() - (this.down_since_ms.get(id) ?? Date.now()) >= this.options.down_grace_ms;
       if (!back && !(grace_over && placement.replicas >= 2)) continue;
       let slots_live = 0, slots_alone = 0, slots_behind = 0;
-      const together = new Set<string>([id]);
       for (let slot = 0; slot < RING_SLOTS; slot++) {
-        const hash = (slot << 16) >>> 0;
-        if (!placement.holds(id, hash)) continue;
+        if (!placement.holds(id, (slot << 16) >>> 0)) continue;
         let has_live = false, newer = false;
         for (let i = 0; i < k; i++) {
           const other = placement.ring.nodes[placement.ranked[slot * k + i]!]!.id;
@@ -245,36 +255,23 @@ export class Controller {
         }
         if (has_live) slots_live++;
         else if (newer) slots_behind++;
-        else {
-          slots_alone++;
-          for (let i = 0; i < k; i++) {
-            const other = placement.ring.nodes[placement.ranked[slot * k + i]!]!.id;
-            if (other !== id && down_epoch(other) === down_epoch(id)) together.add(other);
-          }
-        }
+        else slots_alone++;
       }
-      if (slots_live > 0 && slots_alone === 0 && slots_behind === 0 && placement.replicas >= 2) {
+      if (back && slots_behind === 0) {
+        if (!(await this.cleanEverywhere(view, live, [id]))) return true;
+        const next_down = down.filter((d) => d !== id);
+        // Admit the incarnation that is back, so that it counts as live once it is in sync.
+        const record = registered.get(id)!;
+        const nodes = view.nodes.map((n) => (n.id === id ? { ...n, url: record.url, incarnation: record.incarnation } : n));
+        await this.commit(revision, { ...view, epoch: view.epoch + 1, nodes, next: nodes, next_down },
+          `copy ${id} back: ${slots_live} slots from their primaries, ${slots_alone} kept as it has them (no other copy is newer)`, null);
+        return true;
+      }
+      if (!back && slots_alone === 0 && slots_behind === 0) {
         if (!(await this.cleanEverywhere(view, live))) return true;
         const nodes = view.nodes.filter((n) => n.id !== id);
         if (nodes.length === 0) continue;
-        await this.commit(revision, { ...view, epoch: view.epoch + 1, next: nodes }, `remove down ${id}: its copies are rebuilt from the survivors (${back ? 'it came back' : 'grace ran out'})`, null);
-        return true;
-      }
-      if (slots_live === 0 && slots_behind === 0 && back) {
-        const missing = [...together].filter((n) => !registered.has(n));
-        if (missing.length > 0) {
-          this.say(`controller: ${id} is back; it is restored with ${missing.join(',')}, which went down with it, once they are back too`);
-          continue;
-        }
-        const next: ClusterView = { ...view, epoch: view.epoch + 1, nodes: view.nodes.map((n) => together.has(n.id) ? { ...n, url: registered.get(n.id)!.url, incarnation: registered.get(n.id)!.incarnation } : n) };
-        next.down = down.filter((n) => !together.has(n));
-        next.down_epoch = Object.fromEntries(Object.entries(view.down_epoch ?? {}).filter(([n]) => !together.has(n)));
-        if (next.down.length === 0) {
-          delete next.down;
-          delete next.down_epoch;
-        }
-        for (const n of together) this.down_since_ms.delete(n);
-        await this.commit(revision, next, `restore ${[...together].join(',')} as they are: no other copy of their slots is newer`, null);
+        await this.commit(revision, { ...view, epoch: view.epoch + 1, next: nodes }, `remove down ${id} after its grace: its copies are rebuilt from the survivors`, null);
         return true;
       }
       this.say(`controller: ${id} is down${back ? ' and back' : ''}: ${slots_live} of its slots have a live copy, ${slots_alone} have none, ${slots_behind} have a newer copy on a node still down; it waits for those nodes (or an operator's remove)`);
@@ -283,11 +280,11 @@ export class Controller {
   }
 
   /** True when every live node of the view reported clean at its epoch (a change may start). */
-  private async cleanEverywhere(view: ClusterView, live: Set<string>): Promise<boolean> {
+  private async cleanEverywhere(view: ClusterView, live: Set<string>, also: string[] = []): Promise<boolean> {
     const { client, keys } = this.options;
     const clean = await client.getAll().prefix(`${keys.prefix}clean/`).strings();
     const down = new Set(view.down ?? []);
-    const dirty = view.nodes.filter((n) => live.has(n.id) && !down.has(n.id) && clean[`${keys.prefix}clean/${n.id}`] !== String(view.epoch)).map((n) => n.id);
+    const dirty = view.nodes.filter((n) => (also.includes(n.id) || (live.has(n.id) && !down.has(n.id))) && clean[`${keys.prefix}clean/${n.id}`] !== String(view.epoch)).map((n) => n.id);
     if (dirty.length === 0) return true;
     this.say(`controller: epoch ${view.epoch}: waiting for ${dirty.join(',')} to finish deleting old copies before the next change`);
     return false;
@@ -400,12 +397,19 @@ function switchOf(view: ClusterView): ClusterView {
   const result: ClusterView = { epoch: view.epoch + 1, nodes };
   const replicas = view.next_replicas ?? view.replicas;
   if (replicas !== undefined) result.replicas = replicas;
-  const down = (view.down ?? []).filter((id) => nodes.some((n) => n.id === id));
+  const down = targetDown(view);
   if (down.length > 0) {
     result.down = down;
     result.down_epoch = Object.fromEntries(down.map((id) => [id, view.down_epoch?.[id] ?? view.epoch]));
   }
   return result;
+}
+
+/** True if a view's `next` changes nothing: same members, factor and down nodes. */
+function isNoChange(view: ClusterView): boolean {
+  const next = view.next!;
+  const down = [...(view.down ?? [])].sort().join(',');
+  return sameMembers(next, view.nodes) && (view.next_replicas ?? view.replicas) === view.replicas && [...targetDown(view)].sort().join(',') === down;
 }
 
 function isDone(request: AdminRequest, view: ClusterView): boolean {

@@ -29,6 +29,8 @@ export interface ClusterView {
   down?: string[] | undefined;
   /** The epoch at which each node of `down` was marked down (the controller orders returns by it). */
   down_epoch?: Record<string, number> | undefined;
+  /** Down nodes after the change in progress; absent means the nodes of `down` that are in `next`. A node down now and not then is being copied back. */
+  next_down?: string[] | undefined;
 }
 
 export class ViewError extends Error {
@@ -55,6 +57,7 @@ export function canonicalView(view: ClusterView): ClusterView {
     for (const id of result.down) epochs[id] = view.down_epoch?.[id] ?? view.epoch;
     result.down_epoch = epochs;
   }
+  if (view.next_down !== undefined) result.next_down = [...view.next_down].sort();
   return result;
 }
 
@@ -130,6 +133,12 @@ export function checkView(value: unknown): ClusterView {
       result.down_epoch = checked;
     }
   }
+  if (view.next_down !== undefined && view.next_down !== null) {
+    if (result.next === undefined || !Array.isArray(view.next_down) || view.next_down.some((id) => typeof id !== 'string' || !result.next!.some((n) => n.id === id))) {
+      throw new ViewError('next_down must list ids of nodes of next');
+    }
+    result.next_down = [...new Set(view.next_down)];
+  }
   return result;
 }
 
@@ -152,12 +161,17 @@ export class ViewRings {
     this.next = view.next !== undefined ? new HashRing(view.next) : null;
     const replicas = view.replicas ?? 1;
     this.current = this.active === null ? null : new Placement(this.active, replicas, down);
-    this.target = this.next === null ? null : new Placement(this.next, view.next_replicas ?? replicas, down);
+    this.target = this.next === null ? null : new Placement(this.next, view.next_replicas ?? replicas, new Set(targetDown(view)));
   }
 
-  /** True if node `id` keeps a copy of this key hash now or after the change in progress. */
+  /**
+   * True if node `id` keeps its copy of this key hash now or after the change in progress. A
+   * down node keeps only copies of slots that have no live copy elsewhere (it may be the last
+   * one); the rest are stale, and it gets them again by a full copy when it comes back
+   * (docs/REPLICATION.md R5).
+   */
   keeps(id: string, hash: number): boolean {
-    return this.current?.holds(id, hash) === true || this.target?.holds(id, hash) === true;
+    return keepsIn(this.current, id, hash) || keepsIn(this.target, id, hash);
   }
 
   /** Every node named in the view, active or joining. */
@@ -166,4 +180,15 @@ export class ViewRings {
     for (const node of [...this.view.nodes, ...(this.view.next ?? [])]) byId.set(node.id, node);
     return [...byId.values()];
   }
+}
+
+function keepsIn(placement: Placement | null, id: string, hash: number): boolean {
+  if (placement === null || !placement.holds(id, hash)) return false;
+  return !placement.isDown(id) || placement.primaryOf(hash) === null;
+}
+
+/** The down nodes of the view after its change: `next_down`, or the down nodes that stay members. */
+export function targetDown(view: ClusterView): string[] {
+  if (view.next_down !== undefined) return view.next_down;
+  return (view.down ?? []).filter((id) => view.next?.some((n) => n.id === id) === true);
 }

@@ -32,7 +32,8 @@ export async function waitFor<T>(probe: () => Promise<T | null>, timeout_ms: num
 
 export const SECRET = 'etcd-faults-secret';
 export const ENV = { PIKV_CLUSTER_SECRET: SECRET };
-export const LEASE_TTL_MS = 1000;
+/** 2 s: the fault tests stay fast, and a loaded 2-core CI box does not miss keep-alives (1 s leases did, and every miss is a failover). */
+export const LEASE_TTL_MS = 2000;
 const LOGS = process.env['PIKV_TEST_LOGS'];
 
 export interface NodeStatus {
