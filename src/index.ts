@@ -4,7 +4,7 @@
  */
 export { connect, PikvClient, type ClientOptions, type ColumnBatch, type ColumnResults } from './client/client.js';
 export type { BatchOp, Bytes, OpResult } from './client/ops.js';
-export { connectCluster, PikvClusterClient } from './client/cluster-client.js';
+export { connectCluster, PikvClusterClient, type ClusterClientOptions } from './client/cluster-client.js';
 export { HashRing, type RingNode } from './routing/ring.js';
 export type { ClusterView } from './routing/view.js';
 export { ErrorCode, PikvError, RETRYABLE_CODES, type ErrorCodeName } from './protocol/errors.js';

@@ -99,6 +99,14 @@ describe('replication under faults', { skip, timeout: 240_000 }, () => {
       const settled = await waitForSettled(a, ['a', 'b', 'c']);
       assert.equal(settled.replicas, 2, JSON.stringify(settled));
       await fill(a, FILL_KEYS);
+      // read: 'any' spreads GETs over both copies; every value must be the one written.
+      const any = await connectCluster([a], { read: 'any', request_timeout_ms: 5_000 });
+      try {
+        const results = await any.batch(Array.from({ length: 2_000 }, (_, i) => ({ op: 'get' as const, key: `fill${i}` })));
+        assert.ok(results.every((r) => r.code === 'OK' && Buffer.from(r.value!).toString() === 'f'.repeat(256)), 'read any');
+      } finally {
+        await any.close();
+      }
       const writers = await Writers.start(cluster, a);
       await delay(500);
       const failover_ms = await killAndTimeFailover(cluster, 'b', a);

@@ -12,8 +12,8 @@ import { Op, Status } from '../protocol/constants.js';
 import { ErrorCode, PikvError, statusName } from '../protocol/errors.js';
 import { WireCodec } from '../protocol/codec.js';
 import { KEY_HASH_SEED, murmur3_x86_32 } from '../routing/murmur3.js';
-import { Placement } from '../routing/placement.js';
-import { HashRing } from '../routing/ring.js';
+import { Placement, slotOf } from '../routing/placement.js';
+import { HashRing, type RingNode } from '../routing/ring.js';
 import { checkView, type ClusterView } from '../routing/view.js';
 import { connect, type ClientOptions, type PikvClient } from './client.js';
 import { checkBytes, OP_CODES, type BatchOp, type Bytes, type OpResult } from './ops.js';
@@ -36,10 +36,14 @@ export class PikvClusterClient {
   private closed = false;
   private refreshing: Promise<void> | null = null;
 
+  /** read: 'any' spreads GETs over every in-sync copy instead of the primary (docs/REPLICATION.md). */
+  private readonly read_any: boolean;
+
   /** Use connectCluster(). */
-  constructor(seeds: string[], view: ClusterView, options: ClientOptions) {
+  constructor(seeds: string[], view: ClusterView, options: ClusterClientOptions) {
     this.seeds = seeds;
     this.options = options;
+    this.read_any = options.read === 'any';
     this.view = view;
     this.placement = placementOf(view);
   }
@@ -113,12 +117,19 @@ export class PikvClusterClient {
     await Promise.all(clients.map((client) => client?.close()));
   }
 
+  /** A random in-sync copy of this key hash (read: 'any'), or null when every copy is down. */
+  private anyCopy(hash: number): RingNode | null {
+    const copies = this.placement.inSync(slotOf(hash));
+    return copies.length === 0 ? null : copies[Math.floor(Math.random() * copies.length)]!;
+  }
+
   /** Sends `pending` ops, one sub-batch per owner; returns the indices that came back STALE_RING. */
   private async sendOnce(ops: readonly BatchOp[], keys: Uint8Array[], pending: number[], results: OpResult[], last: boolean): Promise<number[]> {
     const groups = new Map<string, number[]>();
     for (const index of pending) {
       const key = keys[index]!;
-      const owner = this.placement.primaryOf(murmur3_x86_32(key, 0, key.length, KEY_HASH_SEED));
+      const hash = murmur3_x86_32(key, 0, key.length, KEY_HASH_SEED);
+      const owner = this.read_any && ops[index]!.op === 'get' ? this.anyCopy(hash) : this.placement.primaryOf(hash);
       // Every copy of this key is down: any node answers NODE_DOWN, and may know a newer view.
       const id = owner?.id ?? '';
       let group = groups.get(id);
@@ -139,7 +150,7 @@ export class PikvClusterClient {
       const batch = columns(ops, keys, indices);
       let reply;
       try {
-        reply = await client.batchColumns({ ...batch, ring_epoch: epoch });
+        reply = await client.batchColumns({ ...batch, ring_epoch: epoch, ...(this.read_any ? { read_any: true } : {}) });
       } catch (error) {
         const code = (error as PikvError).code;
         const down = code === ErrorCode.CONNECTION_LOST || code === ErrorCode.TIMEOUT || code === ErrorCode.CLIENT_CLOSED;
@@ -209,7 +220,7 @@ async function readView(url: string, options: ClientOptions, codec: WireCodec): 
 }
 
 /** Reads the ring from the first of `urls` that answers and returns a client that routes by it. */
-export async function connectCluster(urls: string | string[], options: ClientOptions = {}): Promise<PikvClusterClient> {
+export async function connectCluster(urls: string | string[], options: ClusterClientOptions = {}): Promise<PikvClusterClient> {
   const seeds = typeof urls === 'string' ? urls.split(',') : urls;
   let last: unknown = new PikvError(ErrorCode.CONNECT_FAILED, 'no node URL given');
   for (const url of seeds) {
@@ -222,6 +233,15 @@ export async function connectCluster(urls: string | string[], options: ClientOpt
     }
   }
   throw last;
+}
+
+export interface ClusterClientOptions extends ClientOptions {
+  /**
+   * 'primary' (default): every op goes to its key's primary; reads are linearizable.
+   * 'any': GETs go to a random in-sync copy. Such a read returns every write acknowledged
+   * before it started, and may return one not yet acknowledged (docs/REPLICATION.md).
+   */
+  read?: 'primary' | 'any';
 }
 
 function placementOf(view: ClusterView): Placement {

@@ -192,6 +192,9 @@ export class ClusterNode implements OpRouter {
       request.settle(index, Status.STALE_RING);
       return true;
     }
+    // read: 'any': an in-sync copy serves the GET itself (it has every acknowledged write; it may
+    // also have one not yet acknowledged, docs/REPLICATION.md).
+    if (op === Op.GET && batch.read_any === true && placement === rings.current && placement.inSyncHolder(this.self, hash)) return false;
     const owner = placement.primaryOf(hash);
     if (owner === null) {
       // Every replica of this key is down (docs/REPLICATION.md): fail fast.

@@ -32,6 +32,8 @@ export interface RequestBatch {
   migrate?: boolean | undefined;
   /** Not on the wire: set by the server when the request came over an authenticated peer connection. */
   peer?: boolean | undefined;
+  /** Wire field `ra`: this request's GETs may be served by any in-sync copy (docs/REPLICATION.md). */
+  read_any?: boolean | undefined;
   /** Not on the wire: the node id that peer proved in its handshake (a replication stream's sender). */
   peer_id?: string | undefined;
 }
@@ -99,6 +101,7 @@ export class WireCodec {
     };
     if (batch.ring_epoch !== undefined) map[Field.RING_EPOCH] = batch.ring_epoch;
     if (batch.migrate === true) map[Field.MIGRATE] = true;
+    if (batch.read_any === true) map[Field.READ_ANY] = true;
     return this.encoder.encode(map);
   }
 
@@ -162,8 +165,8 @@ export class WireCodec {
     if (ring_epoch !== undefined && !(typeof ring_epoch === 'number' && Number.isSafeInteger(ring_epoch) && ring_epoch >= 0)) {
       fail(ErrorCode.BAD_REQUEST, "'re' must be a non-negative integer (the ring epoch)");
     }
-    if (ring_epoch === undefined && map[Field.MIGRATE] === undefined) return { id, op, key_lengths, value_lengths, keys, values };
-    return { id, op, key_lengths, value_lengths, keys, values, ring_epoch: ring_epoch as number | undefined, migrate: map[Field.MIGRATE] === true };
+    if (ring_epoch === undefined && map[Field.MIGRATE] === undefined && map[Field.READ_ANY] === undefined) return { id, op, key_lengths, value_lengths, keys, values };
+    return { id, op, key_lengths, value_lengths, keys, values, ring_epoch: ring_epoch as number | undefined, migrate: map[Field.MIGRATE] === true, read_any: map[Field.READ_ANY] === true };
   }
 
   encodeResponse(response: ResponseBatch): Buffer {

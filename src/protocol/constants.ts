@@ -79,6 +79,8 @@ export const Field = {
   RING_EPOCH: 're',
   /** Optional request field, honoured from peers only: ops of a data-move stream, applied here whoever owns them. */
   MIGRATE: 'mg',
+  /** Optional request field: GETs may be served by any in-sync copy, not only the primary (docs/REPLICATION.md). */
+  READ_ANY: 'ra',
 } as const;
 
 /** Largest request id: ids must survive a round trip through a JS number exactly. */

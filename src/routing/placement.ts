@@ -70,6 +70,11 @@ export class Placement {
     return false;
   }
 
+  /** True if node `id` is one of this hash's replicas and not down: it holds every committed write. */
+  inSyncHolder(id: string, hash: number): boolean {
+    return !this.down.has(id) && this.holds(id, hash);
+  }
+
   /** The slot's replicas that are not down: its in-sync set, primary first. */
   inSync(slot: number): RingNode[] {
     const result: RingNode[] = [];
