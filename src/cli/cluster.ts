@@ -7,11 +7,12 @@
  * with CLUSTER_BUSY (another change moving data, or nodes still deleting old copies after the
  * last one) is asked again until it is accepted or --wait-ms passes.
  */
-import { REPLICAS_MAX } from '../routing/placement.js';
+import { REPLICAS_MAX, type Placement } from '../routing/placement.js';
+import { RING_SLOTS } from '../routing/ring.js';
 import { connect, type PikvClient } from '../client/client.js';
 import { readSecretFile } from '../protocol/auth.js';
 import { single } from '../cluster/peer-link.js';
-import type { ClusterView } from '../routing/view.js';
+import { ViewRings, type ClusterView } from '../routing/view.js';
 import { WireCodec } from '../protocol/codec.js';
 import { Op, Status } from '../protocol/constants.js';
 import { ErrorCode, PikvError, statusName } from '../protocol/errors.js';
@@ -108,7 +109,27 @@ export async function runClusterStatus(options: TokenOptions & { url: string; js
       : '-';
     lines.push(`${(node.id + role).padEnd(12)} ${node.url.padEnd(28)} ${state.padEnd(7)} ${String(status?.epoch ?? '-').padStart(5)} ${String(status?.keys ?? '-').padStart(12)}  ${cleanupText(status ?? null).padEnd(25)} ${move}`);
   });
+  lines.push('', copiesText(view));
   process.stdout.write(`${lines.join('\n')}\n`);
+}
+
+/** How many slots have how many live copies, now and after the change in progress (docs/REPLICATION.md). */
+function copiesText(view: ClusterView): string {
+  const rings = new ViewRings(view);
+  const count = (placement: Placement | null): string => {
+    if (placement === null) return 'no nodes';
+    const by_copies = new Map<number, number>();
+    for (let slot = 0; slot < RING_SLOTS; slot++) {
+      const live = placement.inSync(slot).length;
+      by_copies.set(live, (by_copies.get(live) ?? 0) + 1);
+    }
+    return [...by_copies].sort((a, b) => b[0] - a[0]).map(([copies, slots]) => {
+      const note = copies === 0 ? ' (unavailable: every copy down)' : copies < placement.replicas ? ' (under-replicated)' : '';
+      return `${slots} slots with ${copies} live ${copies === 1 ? 'copy' : 'copies'}${note}`;
+    }).join(', ');
+  };
+  const now = `copies: ${count(rings.current)} (of ${RING_SLOTS} slots, ${rings.current?.replicas ?? 0} wanted)`;
+  return rings.target === null ? now : `${now}\nafter the change: ${count(rings.target)}`;
 }
 
 function secretOf(options: AdminOptions): string {
