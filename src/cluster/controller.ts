@@ -23,6 +23,8 @@ import type { Etcd3 } from 'etcd3';
 import { targetDown, ViewRings, type ClusterView } from '../routing/view.js';
 import { RING_SLOTS, type RingNode } from '../routing/ring.js';
 import type { MemberRecord } from './etcd/members.js';
+import { parseCleanReport } from './etcd/keys.js';
+import { overfills, type NodeMemoryReport } from './capacity.js';
 import { checkAdminRequest, ControllerElection, type AdminRequest, type ClusterKeys, type EtcdSession, type Members, type ViewStore } from './etcd/index.js';
 
 export interface ControllerOptions {
@@ -263,7 +265,13 @@ export class Controller {
         // Admit the incarnation that is back, so that it counts as live once it is in sync.
         const record = registered.get(id)!;
         const nodes = view.nodes.map((n) => (n.id === id ? { ...n, url: record.url, incarnation: record.incarnation } : n));
-        await this.commit(revision, { ...view, epoch: view.epoch + 1, nodes, next: nodes, next_down },
+        const next: ClusterView = { ...view, epoch: view.epoch + 1, nodes, next: nodes, next_down };
+        const problem = await this.overfull(view, next, registered);
+        if (problem !== null) {
+          this.say(`controller: ${id} is back, but copying it back waits: ${problem}`);
+          continue;
+        }
+        await this.commit(revision, next,
           `copy ${id} back: ${slots_live} slots from their primaries, ${slots_alone} kept as it has them (no other copy is newer)`, null);
         return true;
       }
@@ -271,7 +279,13 @@ export class Controller {
         if (!(await this.cleanEverywhere(view, live))) return true;
         const nodes = view.nodes.filter((n) => n.id !== id);
         if (nodes.length === 0) continue;
-        await this.commit(revision, { ...view, epoch: view.epoch + 1, next: nodes }, `remove down ${id} after its grace: its copies are rebuilt from the survivors`, null);
+        const next: ClusterView = { ...view, epoch: view.epoch + 1, next: nodes };
+        const problem = await this.overfull(view, next, registered);
+        if (problem !== null) {
+          this.say(`controller: ${id}'s grace ran out, but rebuilding its copies would not fit, so it stays down: ${problem}`);
+          continue;
+        }
+        await this.commit(revision, next, `remove down ${id} after its grace: its copies are rebuilt from the survivors`, null);
         return true;
       }
       this.say(`controller: ${id} is down${back ? ' and back' : ''}: ${slots_live} of its slots have a live copy, ${slots_alone} have none, ${slots_behind} have a newer copy on a node still down; it waits for those nodes (or an operator's remove)`);
@@ -279,12 +293,39 @@ export class Controller {
     return false;
   }
 
+  /**
+   * Why `next` would overfill a node (capacity.ts), or null. Memory comes from the nodes' clean
+   * reports (used and capacity) and, for nodes not in the view yet, their registration.
+   */
+  private async overfull(view: ClusterView, next: ClusterView, registered: Map<string, MemberRecord>): Promise<string | null> {
+    const { client, keys } = this.options;
+    const clean = await client.getAll().prefix(`${keys.prefix}clean/`).strings();
+    const memory = new Map<string, NodeMemoryReport>();
+    for (const [id, record] of registered) {
+      if (record.bytes_capacity !== undefined && !view.nodes.some((n) => n.id === id)) memory.set(id, { bytes_used: 0, bytes_capacity: record.bytes_capacity });
+    }
+    for (const node of view.nodes) {
+      const report = parseCleanReport(clean[`${keys.prefix}clean/${node.id}`]);
+      if (report !== null && report.bytes_capacity > 0) memory.set(node.id, report);
+    }
+    return overfills(view, next, memory);
+  }
+
+  /** Drops `pending` with a log line if `next` would overfill a node; true if it did. */
+  private async refusedAsOverfull(view: ClusterView, next: ClusterView, registered: Map<string, MemberRecord>, pending: PendingRequest): Promise<boolean> {
+    const problem = await this.overfull(view, next, registered);
+    if (problem === null) return false;
+    this.options.log(`controller: ${pending.request.kind} refused: ${problem}`);
+    await this.drop(pending);
+    return true;
+  }
+
   /** True when every live node of the view reported clean at its epoch (a change may start). */
   private async cleanEverywhere(view: ClusterView, live: Set<string>, also: string[] = []): Promise<boolean> {
     const { client, keys } = this.options;
     const clean = await client.getAll().prefix(`${keys.prefix}clean/`).strings();
     const down = new Set(view.down ?? []);
-    const dirty = view.nodes.filter((n) => (also.includes(n.id) || (live.has(n.id) && !down.has(n.id))) && clean[`${keys.prefix}clean/${n.id}`] !== String(view.epoch)).map((n) => n.id);
+    const dirty = view.nodes.filter((n) => (also.includes(n.id) || (live.has(n.id) && !down.has(n.id))) && parseCleanReport(clean[`${keys.prefix}clean/${n.id}`])?.epoch !== view.epoch).map((n) => n.id);
     if (dirty.length === 0) return true;
     this.say(`controller: epoch ${view.epoch}: waiting for ${dirty.join(',')} to finish deleting old copies before the next change`);
     return false;
@@ -301,7 +342,9 @@ export class Controller {
       const node: RingNode = { id: request.node_id, url: request.url, weight: request.weight };
       const incarnation = registered.get(request.node_id)?.incarnation;
       if (incarnation !== undefined) node.incarnation = incarnation;
-      await this.commit(revision, { ...view, epoch: view.epoch + 1, next: [...view.nodes, node] }, `join ${node.id}`, null);
+      const next: ClusterView = { ...view, epoch: view.epoch + 1, next: [...view.nodes, node] };
+      if (await this.refusedAsOverfull(view, next, registered, pending)) return;
+      await this.commit(revision, next, `join ${node.id}`, null);
     } else if (request.kind === 'leave' || (request.kind === 'remove' && live.has(request.node_id))) {
       if (request.kind === 'remove' && request.force !== true) {
         this.options.log(`controller: remove of ${request.node_id} refused: its lease is alive (use --force to hand its keys off as a leave)`);
@@ -313,7 +356,9 @@ export class Controller {
         await this.drop(pending);
         return;
       }
-      await this.commit(revision, { ...view, epoch: view.epoch + 1, next: without(request.node_id) }, `leave ${request.node_id}`, null);
+      const next: ClusterView = { ...view, epoch: view.epoch + 1, next: without(request.node_id) };
+      if (await this.refusedAsOverfull(view, next, registered, pending)) return;
+      await this.commit(revision, next, `leave ${request.node_id}`, null);
     } else if (request.kind === 'remove') {
       const nodes = without(request.node_id);
       if (nodes.length === 0) {
@@ -323,7 +368,9 @@ export class Controller {
       if ((view.replicas ?? 1) >= 2) {
         // The other copies of its slots are rebuilt on the nodes that rank in: a change, never a
         // plain drop, or those nodes would count as in sync without the data (R5, R6).
-        await this.commit(revision, { ...view, epoch: view.epoch + 1, next: nodes }, `remove dead ${request.node_id}: its copies are rebuilt from the survivors`, null);
+        const next: ClusterView = { ...view, epoch: view.epoch + 1, next: nodes };
+        if (await this.refusedAsOverfull(view, next, registered, pending)) return;
+        await this.commit(revision, next, `remove dead ${request.node_id}: its copies are rebuilt from the survivors`, null);
         return;
       }
       const down = (view.down ?? []).filter((id) => id !== request.node_id);
@@ -340,7 +387,9 @@ export class Controller {
         await this.drop(pending);
         return;
       }
-      await this.commit(revision, { ...view, epoch: view.epoch + 1, next: view.nodes, next_replicas: request.replicas }, `set replicas ${view.replicas ?? 1} -> ${request.replicas}`, pending);
+      const next: ClusterView = { ...view, epoch: view.epoch + 1, next: view.nodes, next_replicas: request.replicas };
+      if (await this.refusedAsOverfull(view, next, registered, pending)) return;
+      await this.commit(revision, next, `set replicas ${view.replicas ?? 1} -> ${request.replicas}`, pending);
     } else {
       this.options.log(`controller: ${request.kind} requests are not supported yet; dropped`);
       await this.drop(pending);

@@ -11,7 +11,7 @@ import { randomBytes } from 'node:crypto';
 import type { Etcd3 } from 'etcd3';
 import { checkView, type ClusterView } from '../routing/view.js';
 import type { RingNode } from '../routing/ring.js';
-import { checkAdminRequest, ClusterKeys, createEtcdClient, EtcdSession, Members, ViewStore, type AdminRequest, type MemberRegistration, type ViewWatch } from './etcd/index.js';
+import { checkAdminRequest, ClusterKeys, createEtcdClient, type CleanReport, EtcdSession, Members, ViewStore, type AdminRequest, type MemberRegistration, type ViewWatch } from './etcd/index.js';
 import { Controller } from './controller.js';
 
 export interface EtcdMembershipOptions {
@@ -27,9 +27,16 @@ export interface EtcdMembershipOptions {
   down_grace_ms: number;
   /** True once this node, outside the view, has deleted its old copies and may ask to join. */
   readyToJoin: () => boolean;
+  /** Table bytes in use and in total, reported with each clean report so the controller can refuse a change that would overfill a node. */
+  memory: () => NodeMemory;
   log: (message: string) => void;
   /** Every committed view, in epoch order (possibly skipping some after a watch resync). */
   onView: (view: ClusterView) => void;
+}
+
+export interface NodeMemory {
+  bytes_used: number;
+  bytes_capacity: number;
 }
 
 /** Delay between attempts to reach etcd at start. */
@@ -90,7 +97,9 @@ export class EtcdMembership {
     // this process loaded are not known clean, so the controller must not count it.
     await this.client.delete().key(`${this.keys.prefix}clean/${options.self.id}`);
     const members = new Members({ client: this.client, cluster: options.cluster, log: options.log });
-    this.registration ??= await members.register(session, options.self.id, { url: options.self.url, weight: options.self.weight, incarnation: this.incarnation });
+    this.registration ??= await members.register(session, options.self.id, {
+      url: options.self.url, weight: options.self.weight, incarnation: this.incarnation, bytes_capacity: options.memory().bytes_capacity,
+    });
     const store = new ViewStore<ClusterView>({ client: this.client, cluster: options.cluster, secret: options.secret, check: checkView, log: options.log });
     this.store = store;
     let stored = await store.readView();
@@ -219,7 +228,8 @@ export class EtcdMembership {
   async reportClean(epoch: number): Promise<void> {
     const lease = this.session?.lease_id;
     if (lease === null || lease === undefined) return;
-    await this.client.put(`${this.keys.prefix}clean/${this.options.self.id}`).value(String(epoch)).lease(lease);
+    const report: CleanReport = { epoch, ...this.options.memory() };
+    await this.client.put(`${this.keys.prefix}clean/${this.options.self.id}`).value(JSON.stringify(report)).lease(lease);
   }
 
   /** The current lease, or null: keys bound to an older lease are gone and must be written again. */

@@ -74,6 +74,29 @@ export interface MemberInfo {
   started_at_ms: number;
   /** A random id per process start: the controller admits it into the view, and a new one means a restart. */
   incarnation?: string | undefined;
+  /** The node's table memory (--max-memory): the controller refuses changes that would overfill it. */
+  bytes_capacity?: number | undefined;
+}
+
+/** What a `clean/<id>` key holds: the epoch the node is clean at, and its table memory then. */
+export interface CleanReport {
+  epoch: number;
+  bytes_used: number;
+  bytes_capacity: number;
+}
+
+/** Reads a clean report; a bare epoch (written by the previous version) has no memory figures. */
+export function parseCleanReport(value: string | undefined): CleanReport | null {
+  if (value === undefined) return null;
+  try {
+    const parsed = JSON.parse(value) as unknown;
+    if (typeof parsed === 'number') return { epoch: parsed, bytes_used: 0, bytes_capacity: 0 };
+    const report = parsed as Partial<CleanReport>;
+    if (typeof report.epoch !== 'number') return null;
+    return { epoch: report.epoch, bytes_used: Number(report.bytes_used) || 0, bytes_capacity: Number(report.bytes_capacity) || 0 };
+  } catch {
+    return null;
+  }
 }
 
 export type AdminRequest =

@@ -62,7 +62,8 @@ export class Members {
       const info = JSON.parse(kv.value.toString()) as Partial<MemberInfo>;
       if (typeof info.url !== 'string' || typeof info.weight !== 'number' || typeof info.started_at_ms !== 'number') throw new Error('missing fields');
       const incarnation = typeof info.incarnation === 'string' ? info.incarnation : undefined;
-      return { node_id, url: info.url, weight: info.weight, started_at_ms: info.started_at_ms, incarnation, lease_id: kv.lease, mod_revision: Number(kv.mod_revision) };
+      const bytes_capacity = typeof info.bytes_capacity === 'number' ? info.bytes_capacity : undefined;
+      return { node_id, url: info.url, weight: info.weight, started_at_ms: info.started_at_ms, incarnation, bytes_capacity, lease_id: kv.lease, mod_revision: Number(kv.mod_revision) };
     } catch (err) {
       this.log(`pikv etcd: ignoring malformed member key ${kv.key.toString()}: ${(err as Error).message}`);
       return null;
@@ -70,9 +71,9 @@ export class Members {
   }
 
   /** Writes `members/<node_id>` under the session's lease now, and again after every new lease. Throws CLUSTER_UNAVAILABLE or LEASE_LOST if the first write fails. */
-  async register(session: EtcdSession, node_id: string, info: { url: string; weight: number; incarnation?: string }): Promise<MemberRegistration> {
+  async register(session: EtcdSession, node_id: string, info: { url: string; weight: number; incarnation?: string; bytes_capacity?: number }): Promise<MemberRegistration> {
     const key = Buffer.from(this.keys.member(checkKeyId(node_id, 'node id')));
-    const value = Buffer.from(JSON.stringify({ url: info.url, weight: info.weight, started_at_ms: Date.now(), incarnation: info.incarnation } satisfies MemberInfo));
+    const value = Buffer.from(JSON.stringify({ url: info.url, weight: info.weight, started_at_ms: Date.now(), incarnation: info.incarnation, bytes_capacity: info.bytes_capacity } satisfies MemberInfo));
     let closed = false;
     let writes = 0;
     let retry: NodeJS.Timeout | null = null;
