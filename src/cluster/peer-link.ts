@@ -104,11 +104,18 @@ export class PeerLink {
     );
   }
 
-  /** Sends one frame; rejects with NODE_DOWN when the link is not up. */
+  /**
+   * Sends one frame; rejects with NODE_DOWN when the link is not up. Any answer counts as a
+   * sign of life, like a heartbeat's: on a link busy with large frames (forwarding, replication
+   * streams) the heartbeat waits behind them, and a peer that answers data is not down.
+   */
   send(batch: ColumnBatch): Promise<ColumnResults> {
     const client = this.client;
     if (client === null || !this.up) return Promise.reject(new PikvError(ErrorCode.NODE_DOWN, `node ${this.node.id} is down`));
-    return client.batchColumns(batch);
+    return client.batchColumns(batch).then((results) => {
+      if (this.client === client) this.last_answer_ms = Date.now();
+      return results;
+    });
   }
 
   /** Sends one control op and resolves with its status and value. */

@@ -72,7 +72,7 @@ export class Cluster {
 
   private spawn(id: string, port: number, dir: string | null): Promise<ServerProcess> {
     const args = ['--workers', '2', '--max-memory', '128mb', '--port', String(port), '--node-id', id, '--etcd', this.etcd.client_url,
-      '--lease-ttl-ms', String(LEASE_TTL_MS), '--heartbeat-interval-ms', '100', '--forward-timeout-ms', '2000', '--controller-tick-ms', '50'];
+      '--lease-ttl-ms', String(LEASE_TTL_MS), '--heartbeat-interval-ms', '200', '--forward-timeout-ms', '2000', '--controller-tick-ms', '50'];
     args.push(...this.args);
     if (dir !== null) args.push('--data-dir', dir, '--fsync', 'always');
     return startServer(args, ENV).then((process) => {
