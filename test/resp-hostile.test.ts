@@ -263,6 +263,25 @@ describe('Hostile RESP input never crashes or wedges a node', { timeout: 180_000
     await stillServes();
   });
 
+  it('answers small commands with large replies (COMMAND DOCS) a bounded part at a time, in order', async () => {
+    // 600 x 14 bytes in, ~3.6 MiB out: more than connection_send_bytes_max (1 MiB) of replies
+    // from one read, which the node must produce in parts, not all at once.
+    const socket = await RespSocket.open(port);
+    try {
+      const commands: Buffer[] = [];
+      for (let i = 0; i < 600; i++) commands.push(Buffer.from(i % 100 === 99 ? `ECHO marker-${i}\r\n` : 'COMMAND DOCS\r\n'));
+      socket.send(Buffer.concat(commands));
+      for (let i = 0; i < 600; i++) {
+        const reply = await socket.reply();
+        if (i % 100 === 99) assert.equal(String(reply), `marker-${i}`);
+        else assert.ok(Array.isArray(reply) && reply.length > 20, `reply ${i}`);
+      }
+    } finally {
+      socket.close();
+    }
+    await stillServes();
+  });
+
   it('stops reading a client that never reads its replies, closes it, and serves the others meanwhile', async () => {
     await redis.set('slow:big', Buffer.alloc(VALUE_BYTES_MAX - 1024, 3));
     const socket = await RespSocket.open(port);

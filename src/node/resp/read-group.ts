@@ -28,6 +28,9 @@ export const ReplyKind = {
 } as const;
 export type ReplyKindCode = (typeof ReplyKind)[keyof typeof ReplyKind];
 
+/** What an INFO or DBSIZE reply is counted as before it is rendered (a full INFO is about 1.5 KiB). */
+const LATE_REPLY_BYTES_ESTIMATE = 4096;
+
 export interface ReplyPlan {
   kind: ReplyKindCode;
   /** Index of the group's batch that holds this command's ops, and where they start. */
@@ -100,6 +103,12 @@ export class ReadGroup {
   close_after = false;
   /** Close without writing anything more (an HTTP request on the RESP port). */
   drop = false;
+  /**
+   * Bytes of the replies known without the engine (FIXED) or estimated (INFO). A read of small
+   * commands can ask for far larger replies (COMMAND DOCS: 14 bytes in, 6 KiB out), so the
+   * connection stops taking commands into a group past a bound (RespConnection.readCommands).
+   */
+  local_reply_bytes = 0;
   private readonly builders: BatchBuilder[] = [];
   private readonly batch_ops_max: number;
 
@@ -112,11 +121,13 @@ export class ReadGroup {
   }
 
   fixed(reply: Buffer): void {
+    this.local_reply_bytes += reply.length;
     this.plans.push({ kind: ReplyKind.FIXED, batch: 0, first_op: 0, op_count: 0, fixed: reply, sections: null });
   }
 
   /** A reply computed when rendered (DBSIZE, INFO). */
   late(kind: typeof ReplyKind.DBSIZE | typeof ReplyKind.INFO, sections: string[] | null = null): void {
+    this.local_reply_bytes += LATE_REPLY_BYTES_ESTIMATE;
     this.plans.push({ kind, batch: 0, first_op: 0, op_count: 0, fixed: null, sections });
   }
 

@@ -65,6 +65,11 @@ export class RespConnection implements ServedConnection {
   /** Our side is ending (endSoon): nothing more is written. */
   private ending = false;
   private paused = false;
+  /**
+   * Whole commands still in the parser: the last group stopped taking commands once its local
+   * replies reached connection_send_bytes_max. They run when the connection may be read again.
+   */
+  private commands_waiting = false;
   /** Inside onData: answers that arrive meanwhile are written at the end of the read, together. */
   private in_read = false;
   private last_activity_ms = Date.now();
@@ -107,6 +112,12 @@ export class RespConnection implements ServedConnection {
     if (this.gone || this.reading_stopped) return;
     this.last_activity_ms = Date.now();
     this.parser.push(chunk);
+    this.runCommands();
+  }
+
+  /** Runs the whole commands the parser holds as one group: one batch, one write. */
+  private runCommands(): void {
+    this.commands_waiting = false;
     const group = new ReadGroup(this.host.config.batch_ops_max);
     this.in_read = true;
     try {
@@ -123,7 +134,13 @@ export class RespConnection implements ServedConnection {
       this.in_read = false;
     }
     this.flush();
-    this.pauseIfNeeded();
+    if (!this.commands_waiting) {
+      this.pauseIfNeeded();
+      return;
+    }
+    // The rest waits until these replies are on their way; other connections run meanwhile.
+    this.pause();
+    setImmediate(() => this.maybeResume());
   }
 
   /** Runs every whole command the parser holds into `group`, up to QUIT, an HTTP line or a protocol error. */
@@ -143,6 +160,10 @@ export class RespConnection implements ServedConnection {
       this.session.run(args, group);
       this.parser.authenticated = this.session.authenticated;
       if (group.close_after || group.drop) return;
+      if (group.local_reply_bytes >= this.budget.send_bytes_max) {
+        this.commands_waiting = true;
+        return;
+      }
     }
   }
 
@@ -220,7 +241,12 @@ export class RespConnection implements ServedConnection {
   }
 
   private pauseIfNeeded(): void {
-    if (this.paused || this.gone || this.reading_stopped || !this.mustPause()) return;
+    if (!this.mustPause()) return;
+    this.pause();
+  }
+
+  private pause(): void {
+    if (this.paused || this.gone || this.reading_stopped) return;
     this.paused = true;
     this.socket.pause();
     this.host.onPaused(this);
@@ -229,6 +255,11 @@ export class RespConnection implements ServedConnection {
   maybeResume(): void {
     if (this.gone || !this.paused || this.mustPause()) return;
     this.paused = false;
+    // Commands already read come before anything new from the socket.
+    if (this.commands_waiting) {
+      this.runCommands();
+      if (this.paused || this.gone || this.reading_stopped) return;
+    }
     this.socket.resume();
   }
 
