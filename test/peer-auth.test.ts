@@ -29,7 +29,7 @@ const codec = new WireCodec();
 const quiet_ms = 50;
 
 function nodeConfig(extra: Partial<ServerConfig> = {}): ServerConfig {
-  return validateConfig({ ...defaultConfig(), host: '127.0.0.1', port: 0, workers: 1, memory_bytes_max: 8 * 1024 * 1024, ...extra });
+  return validateConfig({ ...defaultConfig(), host: '127.0.0.1', port: 0, resp_port: null, workers: 1, memory_bytes_max: 8 * 1024 * 1024, ...extra });
 }
 
 /** An in-process one-node cluster "a" whose log lines are kept for the assertions. */

@@ -216,7 +216,8 @@ describe('card.js on the Pi', { timeout: 60_000 }, () => {
 
   it('serves: a good card file starts a real pikv node, which SIGTERM stops cleanly', async () => {
     const port = await freePort();
-    writeFileSync(join(dir, 'pikv.json'), JSON.stringify({ host: '127.0.0.1', port, data_dir: '', max_memory: '16mb', workers: 1 }));
+    // RESP off: a test node must not take 6379 (the default) from whatever else runs here.
+    writeFileSync(join(dir, 'pikv.json'), JSON.stringify({ host: '127.0.0.1', port, data_dir: '', max_memory: '16mb', workers: 1, serve: { resp_port: 'off' } }));
     const child = spawn(process.execPath, [card_js, 'serve', join(dir, 'pikv.json')], { stdio: ['ignore', 'pipe', 'pipe'] });
     let output = '';
     child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));

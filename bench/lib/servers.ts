@@ -86,7 +86,7 @@ export interface PikvStartOptions {
 }
 
 export async function startPikv(options: PikvStartOptions): Promise<RunningServer> {
-  const node_command = [process.execPath, ...(options.node_args ?? []), PIKV_CLI_PATH, 'serve', '--host', '127.0.0.1', '--port', '0',
+  const node_command = [process.execPath, ...(options.node_args ?? []), PIKV_CLI_PATH, 'serve', '--host', '127.0.0.1', '--port', '0', '--resp-port', 'off',
     '--workers', String(options.workers), '--max-memory', options.max_memory];
   const command = [...(options.wrapper ?? []), ...node_command];
   const child = spawnTracked(command[0]!, command.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] });

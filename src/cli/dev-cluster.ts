@@ -132,6 +132,8 @@ interface DevNode {
   child: ChildProcess;
   pid: number;
   url: string;
+  /** The node's RESP (Redis protocol) port, a free one picked at start. */
+  resp_port: number;
   output: string;
   /** It logged that it left the cluster (pikv cluster leave), so its exit is expected. */
   left: boolean;
@@ -220,14 +222,14 @@ class DevCluster {
 
   private startNode(id: string, etcd_url: string): Promise<DevNode> {
     const { settings } = this;
-    const args = [CLI_PATH, 'serve', '--host', '127.0.0.1', '--port', '0', '--node-id', id, '--etcd', etcd_url,
+    const args = [CLI_PATH, 'serve', '--host', '127.0.0.1', '--port', '0', '--resp-port', '0', '--node-id', id, '--etcd', etcd_url,
       '--workers', String(settings.workers), '--max-memory', settings.max_memory];
     const child = spawn(process.execPath, args, {
       env: this.nodeEnvironment(),
       stdio: ['ignore', 'pipe', 'pipe'],
       detached: true,
     });
-    const node: DevNode = { id, child, pid: child.pid ?? -1, url: '', output: '', left: false, exited: Promise.resolve() };
+    const node: DevNode = { id, child, pid: child.pid ?? -1, url: '', resp_port: 0, output: '', left: false, exited: Promise.resolve() };
     this.nodes.push(node);
     const enabled = (): boolean => !settings.quiet;
     const out = lineForwarder(`[${id}] `, process.stdout, enabled);
@@ -265,6 +267,8 @@ class DevCluster {
         clearTimeout(timer);
         child.stdout!.off('data', onData);
         node.url = match[1]!;
+        // serve prints its RESP address on the line before.
+        node.resp_port = Number(/RESP \(Redis protocol\) on redis:\/\/\S*:(\d+)/.exec(node.output)?.[1] ?? 0);
         resolve(node);
       };
       child.stdout!.on('data', onData);
@@ -318,6 +322,7 @@ class DevCluster {
       `  npx pikv put greeting hello --url ${first}`,
       `  npx pikv get greeting --url ${other}`,
       `  npx pikv cluster status --url ${first}`,
+      `  redis-cli -p ${nodes[0]!.resp_port} set greeting hi   # Redis protocol: ${nodes.map((n) => `${n.id} on ${n.resp_port}`).join(', ')}`,
       '',
       'From code:',
       `  import { connectCluster } from 'pikv'`,

@@ -51,6 +51,7 @@ program
   .option('--config <file>', 'JSON file with any of the settings below (flags win)')
   .option('--host <host>', 'address to listen on (default 127.0.0.1)')
   .option('--port <port>', 'port to listen on; 0 picks a free one (default 7070)')
+  .option('--resp-port <port>', 'Redis protocol (RESP2) port on the same host, for redis-cli, ioredis, redis-py; 0 picks a free one, off turns it off (default 6379; if 6379 is taken the node serves without RESP)')
   .option('--workers <n>', 'partition worker threads (default 4)')
   .option('--max-memory <size>', 'memory for all tables, e.g. 512mb (default: half of RAM)')
   .option('--key-bytes-max <size>', 'largest key (default 1kb)')

@@ -71,5 +71,10 @@ export async function runServe(flags: ServeFlags): Promise<void> {
   started = server.start();
   const url = await started;
   const memory_mib = Math.round(config.memory_bytes_max / 1024 / 1024);
+  // Before the "listening on" line, which tests and dev-cluster wait for: whoever reads that
+  // line has the RESP address too.
+  const resp = server.resp_address;
+  if (resp !== null) console.log(`pikv RESP (Redis protocol) on redis://${resp}: redis-cli -p ${resp.slice(resp.lastIndexOf(':') + 1)}`);
+  else if (config.resp_port === null) console.log('pikv RESP (Redis protocol) is off (--resp-port off)');
   console.log(`pikv listening on ${url} (${config.workers} workers, max memory ${memory_mib} MiB, pid ${process.pid})`);
 }

@@ -167,6 +167,23 @@ export class PendingRequest {
     return total;
   }
 
+  /**
+   * Copies one op's value into target[offset..] and returns its length. After limitValues().
+   * For front ends that frame each value on its own (RESP's bulk strings).
+   */
+  copyValue(op_index: number, target: Buffer, offset: number): number {
+    const length = this.value_length[op_index]!;
+    if (length === 0) return 0;
+    const source_offset = this.source_offset[op_index]!;
+    const source = this.sources[this.source_index[op_index]!]!;
+    if (length <= COPY_LOOP_BYTES_MAX) {
+      for (let j = 0; j < length; j++) target[offset + j] = source[source_offset + j]!;
+    } else {
+      source.copy(target, offset, source_offset, source_offset + length);
+    }
+    return length;
+  }
+
   /** Copies the values, in op order, into target[offset..]. After limitValues(). */
   copyValues(target: Buffer, offset: number): void {
     let position = offset;

@@ -13,6 +13,17 @@ import { FSYNC_POLICIES, type FsyncPolicy } from '../persistence/options.js';
 export interface ServerConfig {
   host: string;
   port: number;
+  /**
+   * The RESP2 (Redis protocol) listener's port on `host` (docs/RESP.md); 0 picks a free one,
+   * null is off. Flag `--resp-port`, file `resp_port`; "off" turns it off.
+   */
+  resp_port: number | null;
+  /**
+   * True when resp_port came from a flag or the config file. Only the default port may be
+   * taken without failing start-up (a Redis already on 6379 must not stop `npm start`); an
+   * explicit one that is taken is an error. Not a setting: applySettings sets it.
+   */
+  resp_port_explicit: boolean;
   workers: number;
   /** Memory for all partitions' tables together; each partition gets an equal share. */
   memory_bytes_max: number;
@@ -64,6 +75,9 @@ export interface ServerConfig {
   test_hooks: boolean;
 }
 
+/** Redis's own port: redis-cli, ioredis and redis-py reach pikv without being told a port. */
+export const DEFAULT_RESP_PORT = 6379;
+
 /** Default memory budget: half of this machine's RAM, leaving the rest to the OS, Node and buffers. */
 export const DEFAULT_MEMORY_SHARE = 0.5;
 
@@ -71,6 +85,8 @@ export function defaultConfig(): ServerConfig {
   return {
     host: '127.0.0.1',
     port: 7070,
+    resp_port: DEFAULT_RESP_PORT,
+    resp_port_explicit: false,
     workers: 4,
     memory_bytes_max: Math.floor(totalmem() * DEFAULT_MEMORY_SHARE),
     key_bytes_max: 1024,
@@ -141,14 +157,28 @@ function parseBoolean(value: unknown, name: string): boolean {
   throw new ConfigError(`${name}: expected true or false, got ${JSON.stringify(value)}`);
 }
 
+/** A port number, or "off" (also false or null in a config file) for no listener. */
+function parseOptionalPort(value: unknown, name: string): number | null {
+  if (value === 'off' || value === false || value === null) return null;
+  const port = parseCount(value, name);
+  if (port > 65_535) throw new ConfigError(`${name}: expected a port 0..65535 or "off", got ${JSON.stringify(value)}`);
+  return port;
+}
+
+/** Settings a file or flag may not set: the environment or applySettings itself sets them. */
+const INTERNAL_FIELDS = new Set<string>(['test_hooks', 'resp_port_explicit']);
+
 /** Applies `overrides` (from a file or flags; unknown names are an error) onto `config`. */
 export function applySettings(config: ServerConfig, overrides: Record<string, unknown>, source: string): ServerConfig {
   const result = { ...config };
   for (const [raw_name, value] of Object.entries(overrides)) {
     if (value === undefined) continue;
     const name = (ALIASES[raw_name] ?? raw_name.replace(/-/g, '_')) as keyof ServerConfig;
-    if (!(name in result) || name === 'test_hooks') throw new ConfigError(`${source}: unknown setting "${raw_name}"`);
-    if (SIZE_FIELDS.has(name)) (result[name] as number) = parseSize(value, `${source}: ${raw_name}`);
+    if (!(name in result) || INTERNAL_FIELDS.has(name)) throw new ConfigError(`${source}: unknown setting "${raw_name}"`);
+    if (name === 'resp_port') {
+      result.resp_port = parseOptionalPort(value, `${source}: ${raw_name}`);
+      result.resp_port_explicit = true;
+    } else if (SIZE_FIELDS.has(name)) (result[name] as number) = parseSize(value, `${source}: ${raw_name}`);
     else if (COUNT_FIELDS.has(name)) (result[name] as number) = parseCount(value, `${source}: ${raw_name}`);
     else if (name === 'repair') result.repair = parseBoolean(value, `${source}: ${raw_name}`);
     else if (typeof value === 'string') (result[name] as string) = value;

@@ -6,10 +6,9 @@
  * byte budget; it is read again once those drop. Nothing is ever buffered without bound.
  *
  * Response bytes on their way are: what ws has not written yet (bufferedAmount), values
- * already found for unanswered requests (counted by their real sizes as workers find them),
- * and, for GETs not yet executed, an estimate learnt from this connection's recent answers.
- * The first request is always admitted, so one legal response always fits. A client that
- * stays past the limit for slow_client_timeout_ms is closed, as Redis's
+ * already found for unanswered requests, and an estimate for GETs not yet executed; that
+ * accounting is the RequestBudget (request-budget.ts) the RESP front end shares. A client
+ * that stays past the limit for slow_client_timeout_ms is closed, as Redis's
  * client-output-buffer-limit does.
  *
  * When the socket goes, everything it owned goes with it at once: frames not yet read are
@@ -31,19 +30,17 @@ import { RequestDecodeError, type WireCodec } from '../protocol/codec.js';
 import { responseFrameBytes, writeResponseHead } from '../protocol/response-writer.js';
 import type { ServerConfig } from './config.js';
 import type { Dispatcher } from './dispatcher.js';
-import type { PendingRequest, ResponseBudget } from '../engine/pending-request.js';
+import type { PendingRequest } from '../engine/pending-request.js';
 import { Op } from '../protocol/constants.js';
+import { RequestBudget, type BudgetHost, type ServedConnection } from './request-budget.js';
 
 /** What a connection needs from the node it belongs to. */
-export interface ConnectionHost {
+export interface ConnectionHost extends BudgetHost {
   readonly config: ServerConfig;
   readonly codec: WireCodec;
   readonly dispatcher: Dispatcher;
   readonly shutting_down: boolean;
-  inflight_bytes: number;
-  overBudget(): boolean;
-  onPaused(connection: Connection): void;
-  onRequestDone(): void;
+  onPaused(connection: ServedConnection): void;
   log(message: string): void;
   /** False once a newer connection from the same peer id was opened (see Connection.fenced). */
   isLatestPeerConnection(peer_id: string, sequence: number): boolean;
@@ -51,18 +48,12 @@ export interface ConnectionHost {
 
 /** WebSocket close codes (RFC 6455). */
 const CLOSE_NORMAL = 1000;
+const CLOSE_GOING_AWAY = 1001;
 const CLOSE_POLICY_VIOLATION = 1008;
 const CLOSE_INTERNAL_ERROR = 1011;
 const SEND_OPTIONS = { binary: true } as const;
 /** A closed connection that has not finished its closing handshake by then is torn down. */
 const CLOSE_GRACE_MS = 1_000;
-/** The GET size estimate falls at most this fast (a shift of 2 quarters it per answer). */
-const ESTIMATE_DECAY_SHIFT = 2;
-/**
- * The estimate never falls below this, so a run of misses cannot open the gate to thousands of
- * GETs of unknown size; 16 requests of 1,024 GETs still fit the default 16 MiB budget.
- */
-const GET_BYTES_ESTIMATE_MIN = 1024;
 
 /** What ws keeps of a frame it has not fully received (ws 8 Receiver internals; read only). */
 interface ReceiverInternals {
@@ -70,25 +61,19 @@ interface ReceiverInternals {
   _fragments?: unknown[];
 }
 
-export class Connection implements ResponseBudget {
+export class Connection implements ServedConnection {
   readonly ws: WebSocket;
   /** Remote IP address, for the per-address limit. */
   readonly address: string;
-  requests_inflight = 0;
-  /** Values found so far for this connection's unanswered requests (PendingRequest.settleValue adds). */
-  response_bytes_found = 0;
   /**
-   * Expected bytes of one GET's value, learnt from answers: starts at value_bytes_max so that a
-   * fresh connection cannot pipeline many large GETs before the first answer teaches it.
+   * Requests in flight, response bytes on their way, and the node's in-flight bytes. Its limits
+   * are connection_* for clients, peer_* for peers: a peer link carries all the forwarded ops
+   * of the other node's clients, so client-sized limits would throttle the whole cluster to
+   * one client's share.
    */
-  private get_bytes_estimate: number;
-  /** GETs in unanswered requests, counted at get_bytes_estimate each. */
-  private gets_inflight = 0;
-  private readonly inflight = new Set<PendingRequest>();
+  private readonly budget: RequestBudget;
   private gone = false;
   private last_activity_ms = Date.now();
-  /** When bufferedAmount last went past connection_send_bytes_max; 0 while under it. */
-  private over_send_limit_since_ms = 0;
   /** When the frame now being received began; 0 when no partial frame is held. */
   private partial_frame_since_ms = 0;
   /** Keepalive the client asked for (x-pikv-keepalive-ms); 0 = none. */
@@ -128,25 +113,20 @@ export class Connection implements ResponseBudget {
   private readonly peer_id: string;
   private readonly peer_sequence: number;
   private fenced_logged = false;
-  /**
-   * This connection's limits: connection_* for clients, peer_* for peers. A peer link carries
-   * all the forwarded ops of the other node's clients, so client-sized limits would throttle
-   * the whole cluster to one client's share.
-   */
-  private readonly requests_inflight_max: number;
-  private readonly send_bytes_max: number;
 
   constructor(ws: WebSocket, host: ConnectionHost, options: { peer: boolean; address: string; keepalive_ms: number; peer_id?: string; peer_sequence?: number }) {
     this.ws = ws;
     this.peer = options.peer;
     this.peer_id = options.peer_id ?? '';
     this.peer_sequence = options.peer_sequence ?? 0;
-    this.requests_inflight_max = options.peer ? host.config.peer_requests_inflight_max : host.config.connection_requests_inflight_max;
-    this.send_bytes_max = options.peer ? host.config.peer_send_bytes_max : host.config.connection_send_bytes_max;
+    this.budget = new RequestBudget(host, {
+      requests_inflight_max: options.peer ? host.config.peer_requests_inflight_max : host.config.connection_requests_inflight_max,
+      send_bytes_max: options.peer ? host.config.peer_send_bytes_max : host.config.connection_send_bytes_max,
+      value_bytes_max: host.config.value_bytes_max,
+    });
     this.address = options.address;
     this.keepalive_ms = options.keepalive_ms;
     this.host = host;
-    this.get_bytes_estimate = host.config.value_bytes_max;
     ws.on('message', (data: Buffer, is_binary: boolean) => this.onMessage(data, is_binary));
     // ws reports protocol violations (bad opcodes, oversized frames) here and closes the socket itself.
     ws.on('error', (error: Error & { code?: string }) => host.log(`connection error: ${error.code ?? ''} ${error.message}`));
@@ -184,6 +164,18 @@ export class Connection implements ResponseBudget {
     return this.gone;
   }
 
+  get requests_inflight(): number {
+    return this.budget.requests_inflight;
+  }
+
+  closeForShutdown(): void {
+    this.ws.close(CLOSE_GOING_AWAY, 'server shutting down');
+  }
+
+  destroy(): void {
+    this.ws.terminate();
+  }
+
   /**
    * The client is gone: drop what it sent but we have not run, cancel what is running, and
    * give back its share of the node's budgets now, not when the workers finish.
@@ -193,15 +185,7 @@ export class Connection implements ResponseBudget {
     this.gone = true;
     if (this.keepalive_timer !== null) clearInterval(this.keepalive_timer);
     this.held.length = 0;
-    for (const request of this.inflight) {
-      request.cancel();
-      this.host.inflight_bytes -= request.frame_bytes;
-    }
-    this.inflight.clear();
-    this.requests_inflight = 0;
-    this.gets_inflight = 0;
-    if (this.response_bytes_found !== 0) throw new Error(`connection gone with ${this.response_bytes_found} response bytes still counted`);
-    this.host.onRequestDone();
+    this.budget.cancelAll();
   }
 
   private onSocketData(): void {
@@ -224,16 +208,9 @@ export class Connection implements ResponseBudget {
     // peer_send_bytes_max, so what it can make this node hold stays bounded.
     if (this.peer) return;
     const config = this.host.config;
-    // One legal response (up to response_bytes_max) being written never makes a client slow
-    // by itself; only what is queued beyond it counts against the limit.
-    if (this.ws.bufferedAmount >= Math.max(this.send_bytes_max, config.response_bytes_max)) {
-      if (this.over_send_limit_since_ms === 0) this.over_send_limit_since_ms = now_ms;
-      else if (now_ms - this.over_send_limit_since_ms >= config.slow_client_timeout_ms) {
-        this.closeFor(CLOSE_POLICY_VIOLATION, 'SLOW_CLIENT', `its unread answers stayed over ${this.send_bytes_max} bytes for ${config.slow_client_timeout_ms} ms`);
-        return;
-      }
-    } else {
-      this.over_send_limit_since_ms = 0;
+    if (this.budget.isSlow(this.ws.bufferedAmount, now_ms, config.response_bytes_max, config.slow_client_timeout_ms)) {
+      this.closeFor(CLOSE_POLICY_VIOLATION, 'SLOW_CLIENT', `its unread answers stayed over ${this.budget.send_bytes_max} bytes for ${config.slow_client_timeout_ms} ms`);
+      return;
     }
     // A paused socket is not read, so a partial frame there is our doing, not the client's.
     if (this.partial_frame_since_ms !== 0 && !this.paused && now_ms - this.partial_frame_since_ms >= config.frame_timeout_ms) {
@@ -288,17 +265,7 @@ export class Connection implements ResponseBudget {
   }
 
   private mustPause(): boolean {
-    return (
-      this.requests_inflight >= this.requests_inflight_max ||
-      (this.requests_inflight > 0 && this.responseBytesOnTheirWay() >= this.send_bytes_max) ||
-      this.ws.bufferedAmount >= this.send_bytes_max ||
-      this.host.overBudget()
-    );
-  }
-
-  /** Unwritten bytes, values found for unanswered requests, and the estimate for GETs not yet run. */
-  private responseBytesOnTheirWay(): number {
-    return this.ws.bufferedAmount + this.response_bytes_found + this.gets_inflight * this.get_bytes_estimate;
+    return this.budget.mustPause(this.ws.bufferedAmount);
   }
 
   private onMessage(frame: Buffer, is_binary: boolean): void {
@@ -349,18 +316,11 @@ export class Connection implements ResponseBudget {
       this.sendError(batch.id, ErrorCode.STALE_RING, 'a newer connection from this peer exists; data on this one is not applied');
       return;
     }
-    this.requests_inflight++;
-    this.host.inflight_bytes += frame.length;
+    this.budget.open(frame.length);
     try {
       const request = this.host.dispatcher.submit(batch, frame.length, this.onDone);
       // A request answered inside submit() (fast path, ping) has already been released by respond().
-      if (!request.settled) {
-        request.gets = gets;
-        this.gets_inflight += gets;
-        request.budget = this;
-        this.response_bytes_found += request.value_bytes_found;
-        this.inflight.add(request);
-      }
+      this.budget.track(request, gets);
     } catch (error) {
       // A bug, not bad input: input errors never throw past the codec. The node holds every
       // key in memory, so one bad request must not take the process down: answer INTERNAL,
@@ -382,13 +342,7 @@ export class Connection implements ResponseBudget {
 
   private respond(request: PendingRequest): void {
     // A cancelled request's share was released by onGone(); its late answers go nowhere.
-    if (request.cancelled) return;
-    this.inflight.delete(request);
-    this.requests_inflight--;
-    this.host.inflight_bytes -= request.frame_bytes;
-    if (request.budget !== null) this.response_bytes_found -= request.value_bytes_found;
-    request.budget = null;
-    this.learnGetSize(request);
+    if (!this.budget.finish(request)) return;
     if (this.ws.readyState === this.ws.OPEN) {
       // limitValues() first: it may turn ops past the response size limit into RESPONSE_TOO_LARGE.
       const values_bytes = request.limitValues();
@@ -401,19 +355,6 @@ export class Connection implements ResponseBudget {
   }
 
   /**
-   * Updates the GET size estimate from an answered request: up at once to its largest value,
-   * down slowly, so a run of large values is never under-counted for long.
-   */
-  private learnGetSize(request: PendingRequest): void {
-    this.gets_inflight -= request.gets;
-    if (this.gets_inflight < 0) throw new Error(`connection: ${this.gets_inflight} GETs in flight`);
-    if (request.gets === 0) return;
-    let largest = 0;
-    for (let i = 0; i < request.op_count; i++) largest = Math.max(largest, request.value_length[i]!);
-    this.get_bytes_estimate = Math.max(largest, GET_BYTES_ESTIMATE_MIN, this.get_bytes_estimate >>> ESTIMATE_DECAY_SHIFT);
-  }
-
-  /**
    * Sends a frame. While the client keeps up, frames go out with no completion callback (a
    * closure and a tick per response, on the path of every unbatched request). Once what is
    * queued for this socket (ws.bufferedAmount) reaches half of connection_send_bytes_max,
@@ -421,7 +362,7 @@ export class Connection implements ResponseBudget {
    * last of them drains: any send that can push the queue past the limit has one.
    */
   private send(frame: Buffer): void {
-    if (this.ws.bufferedAmount + frame.length < this.send_bytes_max / 2) {
+    if (this.ws.bufferedAmount + frame.length < this.budget.send_bytes_max / 2) {
       this.ws.send(frame, SEND_OPTIONS);
       return;
     }

@@ -15,6 +15,8 @@ import type { ClusterConfig } from '../cluster/cluster-config.js';
 import { ClusterNode } from '../cluster/cluster-node.js';
 import type { ServerConfig } from './config.js';
 import { Connection, type ConnectionHost } from './connection.js';
+import type { ServedConnection } from './request-budget.js';
+import { RespListener, type RespNode } from './resp/resp-listener.js';
 import { Dispatcher } from './dispatcher.js';
 import { Partition, type Logger } from '../engine/partition.js';
 import { collectStats, type NodeStats } from './stats.js';
@@ -42,7 +44,7 @@ const KEEPALIVE_MS_MIN = 100;
 const KEEPALIVE_MS_MAX = 3_600_000;
 export const KEEPALIVE_HEADER = 'x-pikv-keepalive-ms';
 
-export class PikvServer implements ConnectionHost {
+export class PikvServer implements ConnectionHost, RespNode {
   readonly config: ServerConfig;
   readonly codec = new WireCodec();
   readonly dispatcher: Dispatcher;
@@ -52,13 +54,16 @@ export class PikvServer implements ConnectionHost {
   readonly started_ms = Date.now();
   private readonly http: HttpServer;
   private readonly wss: WebSocketServer;
-  private readonly connections = new Set<Connection>();
+  /** Every open client connection, WebSocket or RESP: connections_max counts them together. */
+  private readonly connections = new Set<ServedConnection>();
   /** Sockets still in their HTTP upgrade, with when they connected; closed past handshake_timeout_ms. */
   private readonly handshaking = new Map<Socket, number>();
   /** Open sockets per remote address, when connections_per_ip_max is set. */
   private readonly sockets_per_ip = new Map<string, number>();
   private sweep_timer: NodeJS.Timeout | null = null;
-  private readonly paused = new Set<Connection>();
+  private readonly paused = new Set<ServedConnection>();
+  /** The RESP2 (Redis protocol) front end (resp/); null when resp_port is off. */
+  private readonly resp: RespListener | null;
   private readonly logger: Logger;
   /** Null without --data-dir: then nothing is read or written on disk. */
   private readonly persistence: PersistenceOptions | null;
@@ -103,6 +108,7 @@ export class PikvServer implements ConnectionHost {
       if (challenge !== undefined) headers.push(...challenge.response_headers);
     });
     this.wss.on('connection', (ws, request) => this.onConnection(ws, request));
+    this.resp = config.resp_port === null ? null : new RespListener(this, this.auth.client_token);
   }
 
   /** Starts the workers and listens; resolves with the ws:// URL once accepting connections. */
@@ -120,6 +126,7 @@ export class PikvServer implements ConnectionHost {
         resolve();
       });
     });
+    await this.resp?.listen(this.config.host, this.config.resp_port!, this.config.resp_port_explicit);
     this.cluster.start();
     const config = this.config;
     const timeouts_ms = [config.handshake_timeout_ms, config.frame_timeout_ms, config.slow_client_timeout_ms];
@@ -136,20 +143,7 @@ export class PikvServer implements ConnectionHost {
    */
   private onSocket(socket: Socket): void {
     const address = socket.remoteAddress ?? '?';
-    if (this.config.connections_per_ip_max > 0) {
-      const count = this.sockets_per_ip.get(address) ?? 0;
-      if (count >= this.config.connections_per_ip_max) {
-        this.log(`refused a socket from ${address}: over connections_per_ip_max (${this.config.connections_per_ip_max})`);
-        socket.destroy();
-        return;
-      }
-      this.sockets_per_ip.set(address, count + 1);
-      socket.once('close', () => {
-        const left = (this.sockets_per_ip.get(address) ?? 1) - 1;
-        if (left <= 0) this.sockets_per_ip.delete(address);
-        else this.sockets_per_ip.set(address, left);
-      });
-    }
+    if (!this.admitAddress(socket)) return;
     if (this.handshaking.size >= this.config.connections_max) {
       this.log(`refused a socket from ${address}: ${this.handshaking.size} handshakes already pending`);
       socket.destroy();
@@ -157,6 +151,60 @@ export class PikvServer implements ConnectionHost {
     }
     this.handshaking.set(socket, Date.now());
     socket.once('close', () => this.handshaking.delete(socket));
+  }
+
+  /**
+   * Counts a new socket (WebSocket or RESP) against connections_per_ip_max; destroys it and
+   * returns false past the limit.
+   */
+  admitAddress(socket: Socket): boolean {
+    if (this.config.connections_per_ip_max <= 0) return true;
+    const address = socket.remoteAddress ?? '?';
+    const count = this.sockets_per_ip.get(address) ?? 0;
+    if (count >= this.config.connections_per_ip_max) {
+      this.log(`refused a socket from ${address}: over connections_per_ip_max (${this.config.connections_per_ip_max})`);
+      socket.destroy();
+      return false;
+    }
+    this.sockets_per_ip.set(address, count + 1);
+    socket.once('close', () => {
+      const left = (this.sockets_per_ip.get(address) ?? 1) - 1;
+      if (left <= 0) this.sockets_per_ip.delete(address);
+      else this.sockets_per_ip.set(address, left);
+    });
+    return true;
+  }
+
+  /** False when connections_max client connections (WebSocket and RESP together) are open. */
+  hasRoomForConnection(): boolean {
+    return this.connections.size < this.config.connections_max;
+  }
+
+  /** Adds a served connection (the RESP listener's); removeConnection() when its socket closes. */
+  addConnection(connection: ServedConnection): void {
+    this.connections.add(connection);
+  }
+
+  removeConnection(connection: ServedConnection): void {
+    this.connections.delete(connection);
+    this.paused.delete(connection);
+  }
+
+  /** True in a cluster: ops may be routed to other nodes (RESP's INFO says so). */
+  get clustered(): boolean {
+    return this.cluster.routes;
+  }
+
+  /** Keys held in this node's partitions (RESP's DBSIZE). */
+  keyCount(): number {
+    let keys = 0;
+    for (const partition of this.partitions) keys += partition.table.stats().keys;
+    return keys;
+  }
+
+  /** The RESP listener's host:port, or null when it is off or its default port was taken. */
+  get resp_address(): string | null {
+    return this.resp?.address ?? null;
   }
 
   /** Closes sockets and connections past their time limits (handshake, frame, slow reader, idle). */
@@ -191,7 +239,7 @@ export class PikvServer implements ConnectionHost {
     return this.inflight_bytes >= this.config.node_inflight_bytes_max;
   }
 
-  onPaused(connection: Connection): void {
+  onPaused(connection: ServedConnection): void {
     this.paused.add(connection);
   }
 
@@ -215,6 +263,7 @@ export class PikvServer implements ConnectionHost {
   private async stopNow(): Promise<void> {
     this.shutting_down = true;
     this.http.close();
+    this.resp?.close();
     if (this.sweep_timer !== null) clearInterval(this.sweep_timer);
     this.cluster.stop();
     const deadline_ms = Date.now() + this.config.shutdown_timeout_ms;
@@ -224,10 +273,10 @@ export class PikvServer implements ConnectionHost {
     const unanswered = this.requestsInflight();
     if (unanswered > 0) this.log(`shutdown timeout: ${unanswered} requests were not answered`);
     for (const ws of this.proving) ws.terminate();
-    for (const connection of this.connections) connection.ws.close(CLOSE_GOING_AWAY, 'server shutting down');
+    for (const connection of this.connections) connection.closeForShutdown();
     // Give close frames a moment to go out before the sockets are torn down.
     await new Promise((resolve) => setTimeout(resolve, 50));
-    for (const connection of this.connections) connection.ws.terminate();
+    for (const connection of this.connections) connection.destroy();
     this.http.closeAllConnections();
     await Promise.all(this.partitions.map((partition) => partition.stop()));
   }
@@ -317,10 +366,7 @@ export class PikvServer implements ConnectionHost {
       peer_sequence,
     });
     this.connections.add(connection);
-    ws.on('close', () => {
-      this.connections.delete(connection);
-      this.paused.delete(connection);
-    });
+    ws.on('close', () => this.removeConnection(connection));
   }
 
   /**

@@ -60,7 +60,8 @@ function clientProof(secret: string, version: number, server_nonce: string, clie
   return hmac(secret, ['client', version, server_nonce, client_nonce, client_id, server_id]);
 }
 
-function equalText(a: string, b: string): boolean {
+/** Compares two secrets in time that does not depend on where they differ. */
+export function equalText(a: string, b: string): boolean {
   const left = Buffer.from(a);
   const right = Buffer.from(b);
   return left.length === right.length && timingSafeEqual(left, right);

@@ -12,6 +12,8 @@ const STOP_TIMEOUT_MS = 15_000;
 
 export interface ServerProcess {
   url: string;
+  /** The RESP (Redis protocol) port; null unless the test asked for one (`--resp-port 0`). */
+  resp_port: number | null;
   pid: number;
   child: ChildProcess;
   /** Everything the server wrote to stdout and stderr so far. */
@@ -26,8 +28,12 @@ process.on('exit', () => {
   for (const child of running) child.kill('SIGKILL');
 });
 
+/**
+ * RESP is off unless a test passes `--resp-port 0` (a later flag wins): the default 6379 would
+ * be bound by whichever test node started first, or be taken by a Redis on this machine.
+ */
 export async function startServer(args: string[] = [], env: Record<string, string> = {}): Promise<ServerProcess> {
-  const child = spawn(process.execPath, [CLI_PATH, 'serve', '--host', '127.0.0.1', '--port', '0', '--max-memory', '256mb', ...args], {
+  const child = spawn(process.execPath, [CLI_PATH, 'serve', '--host', '127.0.0.1', '--port', '0', '--resp-port', 'off', '--max-memory', '256mb', ...args], {
     env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -63,7 +69,9 @@ export async function startServer(args: string[] = [], env: Record<string, strin
     clearTimeout(timer);
     return code;
   };
-  return { url, pid: child.pid!, child, output: () => output, stop, exited };
+  // serve prints the RESP address before the line waited for above.
+  const resp = /RESP \(Redis protocol\) on redis:\/\/\S*:(\d+)/.exec(output);
+  return { url, resp_port: resp === null ? null : Number(resp[1]), pid: child.pid!, child, output: () => output, stop, exited };
 }
 
 /** Runs the CLI to completion; resolves with its exit code and output. */

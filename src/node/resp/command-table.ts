@@ -1,0 +1,127 @@
+/**
+ * The commands pikv's RESP front end serves, described the way Redis 7 describes its own:
+ * arity, flags and key positions for COMMAND / COMMAND INFO, and summary, group and arguments
+ * for COMMAND DOCS, which redis-cli 7 reads at start-up for its help and its typing hints.
+ *
+ * Only what works is listed: SET's TTL and condition options answer an error for now, so its
+ * docs show `SET key value` alone. The behaviour lives in session.ts; docs/RESP.md has the
+ * compatibility table.
+ */
+
+/** An argument as COMMAND DOCS describes it (redis-cli builds its hints from these). */
+export interface ArgumentDoc {
+  name: string;
+  type: 'key' | 'string' | 'integer' | 'pattern' | 'pure-token' | 'oneof' | 'block';
+  token?: string;
+  optional?: boolean;
+  multiple?: boolean;
+  arguments?: ArgumentDoc[];
+}
+
+export interface CommandSpec {
+  /** Lower case, as Redis reports names. */
+  name: string;
+  /** Redis's arity: N means exactly N arguments (the name included), -N at least N. */
+  arity: number;
+  flags: string[];
+  first_key: number;
+  last_key: number;
+  key_step: number;
+  acl_categories: string[];
+  summary: string;
+  since: string;
+  group: string;
+  arguments: ArgumentDoc[];
+  /** Subcommands (CLIENT SETNAME, ...), named `parent|sub` as Redis names them. */
+  subcommands?: CommandSpec[];
+}
+
+const key = (name = 'key'): ArgumentDoc => ({ name, type: 'key' });
+const keys = (): ArgumentDoc => ({ name: 'key', type: 'key', multiple: true });
+const text = (name: string, extra: Partial<ArgumentDoc> = {}): ArgumentDoc => ({ name, type: 'string', ...extra });
+
+function spec(name: string, arity: number, flags: string[], keys_at: [number, number, number], acl: string[], summary: string, since: string, group: string, args: ArgumentDoc[], subcommands?: CommandSpec[]): CommandSpec {
+  const command: CommandSpec = {
+    name, arity, flags, first_key: keys_at[0], last_key: keys_at[1], key_step: keys_at[2], acl_categories: acl, summary, since, group, arguments: args,
+  };
+  if (subcommands !== undefined) command.subcommands = subcommands;
+  return command;
+}
+
+const NO_KEYS: [number, number, number] = [0, 0, 0];
+
+export const COMMANDS: readonly CommandSpec[] = [
+  spec('ping', -1, ['fast'], NO_KEYS, ['@fast', '@connection'], 'Returns the server\'s liveliness response.', '1.0.0', 'connection', [text('message', { optional: true })]),
+  spec('echo', 2, ['fast'], NO_KEYS, ['@fast', '@connection'], 'Returns the given string.', '1.0.0', 'connection', [text('message')]),
+  spec('quit', -1, ['allow_busy', 'noscript', 'loading', 'stale', 'fast', 'no_auth'], NO_KEYS, ['@fast', '@connection'], 'Closes the connection.', '1.0.0', 'connection', []),
+  spec('select', 2, ['loading', 'stale', 'fast'], NO_KEYS, ['@fast', '@connection'], 'Changes the selected database (pikv has database 0 only).', '1.0.0', 'connection', [{ name: 'index', type: 'integer' }]),
+  spec('auth', -2, ['noscript', 'loading', 'stale', 'fast', 'no_auth'], NO_KEYS, ['@fast', '@connection'], 'Authenticates the connection with the node\'s client token.', '1.0.0', 'connection',
+    [text('username', { optional: true }), text('password')]),
+  spec('hello', -1, ['noscript', 'loading', 'stale', 'fast', 'no_auth'], NO_KEYS, ['@fast', '@connection'], 'Handshakes with the server (protocol 2 only).', '6.0.0', 'connection',
+    [{ name: 'arguments', type: 'block', optional: true, arguments: [{ name: 'protover', type: 'integer' },
+      { name: 'auth', type: 'block', token: 'AUTH', optional: true, arguments: [text('username'), text('password')] },
+      text('clientname', { token: 'SETNAME', optional: true })] }]),
+  spec('client', -2, [], NO_KEYS, ['@slow'], 'A container for client connection commands.', '2.4.0', 'connection', [], [
+    spec('client|setname', 3, ['noscript', 'loading', 'stale'], NO_KEYS, ['@slow', '@connection'], 'Sets the connection name.', '2.6.9', 'connection', [text('connection-name')]),
+    spec('client|getname', 2, ['noscript', 'loading', 'stale'], NO_KEYS, ['@slow', '@connection'], 'Returns the name of the connection.', '2.6.9', 'connection', []),
+    spec('client|setinfo', 4, ['noscript', 'loading', 'stale'], NO_KEYS, ['@slow', '@connection'], 'Accepts the client library\'s name and version (not kept).', '7.2.0', 'connection',
+      [{ name: 'attr', type: 'oneof', arguments: [text('libname', { token: 'LIB-NAME' }), text('libver', { token: 'LIB-VER' })] }]),
+    spec('client|id', 2, ['noscript', 'loading', 'stale'], NO_KEYS, ['@slow', '@connection'], 'Returns the unique client ID of the connection.', '5.0.0', 'connection', []),
+  ]),
+  spec('get', 2, ['readonly', 'fast'], [1, 1, 1], ['@read', '@string', '@fast'], 'Returns the string value of a key.', '1.0.0', 'string', [key()]),
+  spec('set', -3, ['write', 'denyoom'], [1, 1, 1], ['@write', '@string', '@slow'], 'Sets the string value of a key (no options yet: TTLs and conditions answer an error).', '1.0.0', 'string',
+    [key(), text('value')]),
+  spec('mget', -2, ['readonly', 'fast'], [1, -1, 1], ['@read', '@string', '@fast'], 'Returns the string values of one or more keys (not one snapshot across partitions).', '1.0.0', 'string', [keys()]),
+  spec('mset', -3, ['write', 'denyoom'], [1, -1, 2], ['@write', '@string', '@slow'], 'Sets the string values of one or more keys (not atomic in pikv).', '1.0.1', 'string',
+    [{ name: 'data', type: 'block', multiple: true, arguments: [key(), text('value')] }]),
+  spec('del', -2, ['write'], [1, -1, 1], ['@keyspace', '@write', '@slow'], 'Deletes one or more keys.', '1.0.0', 'generic', [keys()]),
+  spec('unlink', -2, ['write', 'fast'], [1, -1, 1], ['@keyspace', '@write', '@fast'], 'Deletes one or more keys (as DEL: pikv frees memory at once).', '4.0.0', 'generic', [keys()]),
+  spec('exists', -2, ['readonly', 'fast'], [1, -1, 1], ['@keyspace', '@read', '@fast'], 'Determines whether one or more keys exist.', '1.0.0', 'generic', [keys()]),
+  spec('dbsize', 1, ['readonly', 'fast'], NO_KEYS, ['@keyspace', '@read', '@fast'], 'Returns the number of keys on this node (not the cluster, for now).', '1.0.0', 'server', []),
+  spec('info', -1, ['loading', 'stale'], NO_KEYS, ['@slow', '@dangerous'], 'Returns information and statistics about the node.', '1.0.0', 'server', [text('section', { optional: true, multiple: true })]),
+  spec('config', -2, [], NO_KEYS, ['@slow'], 'A container for server configuration commands.', '2.0.0', 'server', [], [
+    spec('config|get', -3, ['admin', 'noscript', 'loading', 'stale'], NO_KEYS, ['@admin', '@slow', '@dangerous'], 'Returns the effective values of a few configuration parameters.', '2.0.0', 'server',
+      [{ name: 'parameter', type: 'pattern', multiple: true }]),
+  ]),
+  spec('command', -1, ['loading', 'stale'], NO_KEYS, ['@slow', '@connection'], 'Returns detailed information about all commands.', '2.8.13', 'server', [], [
+    spec('command|count', 2, ['loading', 'stale'], NO_KEYS, ['@slow', '@connection'], 'Returns a count of commands.', '2.8.13', 'server', []),
+    spec('command|docs', -2, ['loading', 'stale'], NO_KEYS, ['@slow', '@connection'], 'Returns documentary information about one, multiple or all commands.', '7.0.0', 'server',
+      [text('command-name', { optional: true, multiple: true })]),
+    spec('command|info', -2, ['loading', 'stale'], NO_KEYS, ['@slow', '@connection'], 'Returns information about one, multiple or all commands.', '2.8.13', 'server',
+      [text('command-name', { optional: true, multiple: true })]),
+    spec('command|list', -2, ['loading', 'stale'], NO_KEYS, ['@slow', '@connection'], 'Returns a list of command names.', '7.0.0', 'server', []),
+  ]),
+];
+
+const BY_NAME: ReadonlyMap<string, CommandSpec> = new Map(COMMANDS.map((command) => [command.name, command]));
+
+/** The spec of a served command, by lower-case name. */
+export function findCommand(name: string): CommandSpec | undefined {
+  return BY_NAME.get(name);
+}
+
+/** True when `argc` (the name included) fits the command's arity. */
+export function arityFits(command: CommandSpec, argc: number): boolean {
+  return command.arity > 0 ? argc === command.arity : argc >= -command.arity;
+}
+
+/**
+ * Commands pikv knows it does not serve yet, with why; they answer `-ERR NAME is not supported
+ * yet: why` instead of "unknown command". Conditional and read-then-write commands need an
+ * engine op that tests and writes in one step: a GET then a PUT on the same partition can be
+ * split by a worker's RESPONSE_TOO_LARGE (the GET fails, the PUT lands), so GETDEL could
+ * delete a value it never returned.
+ */
+export const TTL_REASON = 'pikv has no key expiry yet';
+export const CONDITIONAL_REASON = 'pikv\'s engine has no conditional (compare-and-set) write yet';
+const READ_WRITE_REASON = 'pikv\'s engine has no atomic read-and-write op yet';
+const CLEAR_REASON = 'pikv\'s engine has no atomic clear yet';
+export const NOT_YET: ReadonlyMap<string, string> = new Map([
+  ['setex', TTL_REASON], ['psetex', TTL_REASON], ['expire', TTL_REASON], ['pexpire', TTL_REASON], ['expireat', TTL_REASON],
+  ['pexpireat', TTL_REASON], ['ttl', TTL_REASON], ['pttl', TTL_REASON], ['persist', TTL_REASON], ['getex', TTL_REASON],
+  ['expiretime', TTL_REASON], ['pexpiretime', TTL_REASON],
+  ['setnx', CONDITIONAL_REASON], ['msetnx', CONDITIONAL_REASON],
+  ['getset', READ_WRITE_REASON], ['getdel', READ_WRITE_REASON],
+  ['flushall', CLEAR_REASON], ['flushdb', CLEAR_REASON],
+  ['scan', 'pikv cannot list keys yet'], ['keys', 'pikv cannot list keys yet'],
+]);

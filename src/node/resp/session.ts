@@ -1,0 +1,306 @@
+/**
+ * One RESP client's commands: checks names, arity and authentication, keeps the connection's
+ * state (AUTH, CLIENT SETNAME), and turns each command into a reply plan and the engine ops
+ * it needs (read-group.ts). Nothing here waits: data commands are answered when their batch
+ * is, and everything else is answered now.
+ *
+ * Redis's wording is kept where clients or people match on it (unknown command, wrong number
+ * of arguments, NOAUTH, WRONGPASS, NOPROTO). Behaviour and differences: docs/RESP.md.
+ */
+import { Op } from '../../protocol/constants.js';
+import { equalText } from '../../protocol/auth.js';
+import { ErrorCode } from '../../protocol/errors.js';
+import type { ServerConfig } from '../config.js';
+import { arityFits, findCommand, NOT_YET, TTL_REASON, CONDITIONAL_REASON } from './command-table.js';
+import { commandCount, commandDocs, commandInfo, commandInfoAll, commandList } from './command-docs.js';
+import { REDIS_VERSION_CLAIMED } from './info.js';
+import { parseLength } from './parser.js';
+import { ReplyKind, type ReadGroup, type ReplyKindCode } from './read-group.js';
+import { encodeReply } from './reply-writer.js';
+import { codeErrorText, type ErrorLimits } from './status-errors.js';
+import { globMatches } from './glob.js';
+
+/** What a session needs from the node. */
+export interface SessionHost {
+  readonly config: ServerConfig;
+  /** The node's client token; '' when clients need none. */
+  readonly client_token: string;
+  readonly shutting_down: boolean;
+  readonly error_limits: ErrorLimits;
+  /** The port RESP listens on, for CONFIG GET port. */
+  readonly resp_port: number;
+  /** Counts every command read, for INFO's total_commands_processed. */
+  countCommand(): void;
+}
+
+/** Longest command name looked up; longer ones are unknown anyway, and are not turned into big strings. */
+const NAME_BYTES_MAX = 64;
+/** Redis quotes at most this much of an unknown command's arguments in its error. */
+const QUOTED_ARGS_CHARS_MAX = 128;
+/** Commands a client may send before AUTH (Redis's no_auth flag). */
+const NO_AUTH = new Set(['auth', 'hello', 'quit']);
+
+const OK = encodeReply((w) => w.simple('OK'));
+const PONG = encodeReply((w) => w.simple('PONG'));
+const NULL_BULK = encodeReply((w) => w.nullBulk());
+const EMPTY_ARRAY = encodeReply((w) => w.arrayHeader(0));
+const NOAUTH = encodeReply((w) => w.error('NOAUTH Authentication required.'));
+const WRONGPASS = encodeReply((w) => w.error('WRONGPASS invalid username-password pair or user is disabled.'));
+const NOPROTO = encodeReply((w) => w.error('NOPROTO sorry, this protocol version is not supported.'));
+const SYNTAX_ERROR = encodeReply((w) => w.error('ERR syntax error'));
+const NOT_AN_INTEGER = encodeReply((w) => w.error('ERR value is not an integer or out of range'));
+
+function errorReply(text: string): Buffer {
+  return encodeReply((w) => w.error(text));
+}
+
+/** Argument bytes as a JS string, one char per byte (latin1), as error messages quote them. */
+function text(arg: Buffer, chars_max = Infinity): string {
+  return arg.toString('latin1', 0, Math.min(arg.length, chars_max));
+}
+
+function lower(arg: Buffer | undefined): string {
+  return arg === undefined ? '' : text(arg, NAME_BYTES_MAX).toLowerCase();
+}
+
+/** Redis allows client names of printable ASCII without spaces. */
+function validClientName(name: Buffer): boolean {
+  for (const byte of name) if (byte < 0x21 || byte > 0x7e) return false;
+  return true;
+}
+
+let next_client_id = 1;
+
+export class RespSession {
+  readonly id = next_client_id++;
+  /** True once AUTH (or HELLO ... AUTH) gave the node's token, or from the start when it has none. */
+  authenticated: boolean;
+  private name: Buffer | null = null;
+  private readonly host: SessionHost;
+
+  constructor(host: SessionHost) {
+    this.host = host;
+    this.authenticated = host.client_token === '';
+  }
+
+  /** Adds one command's reply plan (and its ops) to the group. */
+  run(args: Buffer[], group: ReadGroup): void {
+    this.host.countCommand();
+    const name = lower(args[0]);
+    // A browser tricked into posting to this port sends HTTP; Redis drops such a client at once
+    // (its "Possible SECURITY ATTACK" check), so a web page cannot drive the store.
+    if (name === 'post' || name === 'host:') {
+      group.drop = true;
+      return;
+    }
+    if (!this.authenticated && !NO_AUTH.has(name)) {
+      group.fixed(NOAUTH);
+      return;
+    }
+    const command = findCommand(name);
+    if (command === undefined) {
+      const why = NOT_YET.get(name);
+      group.fixed(errorReply(why !== undefined ? `ERR ${name.toUpperCase()} is not supported yet: ${why}` : unknownCommand(args)));
+      return;
+    }
+    if (!arityFits(command, args.length)) {
+      group.fixed(errorReply(`ERR wrong number of arguments for '${command.name}' command`));
+      return;
+    }
+    switch (name) {
+      case 'ping':
+        if (args.length > 2) return group.fixed(errorReply('ERR wrong number of arguments for \'ping\' command'));
+        return group.fixed(args.length === 1 ? PONG : encodeReply((w) => w.bulk(args[1]!)));
+      case 'echo': return group.fixed(encodeReply((w) => w.bulk(args[1]!)));
+      case 'quit':
+        group.fixed(OK);
+        group.close_after = true;
+        return;
+      case 'select': return group.fixed(this.select(args[1]!));
+      case 'auth': return group.fixed(this.auth(args));
+      case 'hello': return group.fixed(this.hello(args));
+      case 'client': return group.fixed(this.client(args));
+      case 'command': return group.fixed(this.command(args));
+      case 'config': return group.fixed(this.config(args));
+      case 'get': return this.data(group, ReplyKind.GET, Op.GET, [args[1]!]);
+      case 'set': return this.set(args, group);
+      case 'mget': return this.data(group, ReplyKind.VALUES, Op.GET, args.slice(1));
+      case 'exists': return this.data(group, ReplyKind.EXISTING, Op.GET, args.slice(1));
+      case 'del':
+      case 'unlink': return this.data(group, ReplyKind.DELETED, Op.DELETE, args.slice(1));
+      case 'mset': return this.mset(args, group);
+      case 'dbsize': return group.late(ReplyKind.DBSIZE);
+      case 'info': return group.late(ReplyKind.INFO, args.slice(1).map((arg) => lower(arg)));
+      default: return group.fixed(errorReply(unknownCommand(args)));
+    }
+  }
+
+  /** A command's engine ops, after the checks every data command shares. */
+  private data(group: ReadGroup, kind: ReplyKindCode, op: number, keys: Buffer[], values?: Buffer[]): void {
+    const { error_limits } = this.host;
+    if (keys.length > error_limits.batch_ops_max) {
+      group.fixed(errorReply(codeErrorText(ErrorCode.TOO_MANY_OPS, error_limits, `this command has ${keys.length} keys`)));
+    } else if (this.host.shutting_down) {
+      group.fixed(errorReply(codeErrorText(ErrorCode.SHUTTING_DOWN, error_limits)));
+    } else {
+      group.ops(kind, op, keys, values);
+    }
+  }
+
+  /** SET key value: the options answer an error until the engine has TTLs and conditional writes. */
+  private set(args: Buffer[], group: ReadGroup): void {
+    for (let i = 3; i < args.length; i++) {
+      const option = lower(args[i]).toUpperCase();
+      if (option === 'EX' || option === 'PX' || option === 'EXAT' || option === 'PXAT') {
+        if (i + 1 >= args.length) return group.fixed(SYNTAX_ERROR);
+        return group.fixed(errorReply(`ERR SET ${option} is not supported yet: ${TTL_REASON}`));
+      }
+      if (option === 'KEEPTTL') return group.fixed(errorReply(`ERR SET KEEPTTL is not supported yet: ${TTL_REASON}`));
+      if (option === 'NX' || option === 'XX') return group.fixed(errorReply(`ERR SET ${option} is not supported yet: ${CONDITIONAL_REASON}`));
+      if (option === 'GET') return group.fixed(errorReply('ERR SET GET is not supported yet: pikv\'s engine has no atomic read-and-write op yet'));
+      return group.fixed(SYNTAX_ERROR);
+    }
+    this.data(group, ReplyKind.OK, Op.PUT, [args[1]!], [args[2]!]);
+  }
+
+  private mset(args: Buffer[], group: ReadGroup): void {
+    if (args.length % 2 === 0) return group.fixed(errorReply('ERR wrong number of arguments for \'mset\' command'));
+    const keys: Buffer[] = [];
+    const values: Buffer[] = [];
+    for (let i = 1; i < args.length; i += 2) {
+      keys.push(args[i]!);
+      values.push(args[i + 1]!);
+    }
+    this.data(group, ReplyKind.OK, Op.PUT, keys, values);
+  }
+
+  private select(index: Buffer): Buffer {
+    const db = parseLength(index, 0, index.length);
+    if (Number.isNaN(db)) return NOT_AN_INTEGER;
+    return db === 0 ? OK : errorReply('ERR DB index is out of range (pikv has database 0 only)');
+  }
+
+  /** AUTH [username] password: the user is "default", the password the node's client token. */
+  private auth(args: Buffer[]): Buffer {
+    if (args.length > 3) return SYNTAX_ERROR;
+    const user = args.length === 3 ? text(args[1]!) : 'default';
+    return this.checkToken(user, args[args.length - 1]!) ?? OK;
+  }
+
+  /** Null when user and password are right (the session is then authenticated), else the error reply. */
+  private checkToken(user: string, password: Buffer): Buffer | null {
+    const token = this.host.client_token;
+    if (token === '') {
+      return errorReply('ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?');
+    }
+    if (user !== 'default' || !equalText(password.toString('utf8'), token)) return WRONGPASS;
+    this.authenticated = true;
+    return null;
+  }
+
+  /** HELLO [2 [AUTH user pass] [SETNAME name]]: RESP2 only; RESP3 answers NOPROTO so clients fall back. */
+  private hello(args: Buffer[]): Buffer {
+    if (args.length >= 2) {
+      const version = parseLength(args[1]!, 0, args[1]!.length);
+      if (Number.isNaN(version)) return errorReply('ERR Protocol version is not an integer or out of range');
+      if (version !== 2) return NOPROTO;
+      let name: Buffer | null = null;
+      for (let i = 2; i < args.length; i++) {
+        const option = lower(args[i]);
+        if (option === 'auth' && i + 2 < args.length) {
+          const refused = this.checkToken(text(args[i + 1]!), args[i + 2]!);
+          if (refused !== null) return refused;
+          i += 2;
+        } else if (option === 'setname' && i + 1 < args.length) {
+          name = args[++i]!;
+          if (!validClientName(name)) return errorReply('ERR Client names cannot contain spaces, newlines or special characters.');
+        } else {
+          return errorReply(`ERR Syntax error in HELLO option '${text(args[i]!, NAME_BYTES_MAX)}'`);
+        }
+      }
+      if (!this.authenticated) {
+        return errorReply('NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time');
+      }
+      if (name !== null) this.name = Buffer.from(name);
+    } else if (!this.authenticated) {
+      return NOAUTH;
+    }
+    return encodeReply((w) => {
+      w.arrayHeader(14).bulk('server').bulk('redis').bulk('version').bulk(REDIS_VERSION_CLAIMED).bulk('proto').integer(2)
+        .bulk('id').integer(this.id).bulk('mode').bulk('standalone').bulk('role').bulk('master').bulk('modules').arrayHeader(0);
+    });
+  }
+
+  private client(args: Buffer[]): Buffer {
+    const sub = lower(args[1]);
+    const command = findCommand('client')!.subcommands!.find((spec) => spec.name === `client|${sub}`);
+    if (command === undefined) return errorReply(`ERR unknown subcommand '${text(args[1]!, NAME_BYTES_MAX)}'. Try CLIENT HELP.`);
+    if (!arityFits(command, args.length)) return errorReply(`ERR wrong number of arguments for '${command.name}' command`);
+    switch (sub) {
+      case 'setname':
+        if (!validClientName(args[2]!)) return errorReply('ERR Client names cannot contain spaces, newlines or special characters.');
+        // An empty name clears it, as in Redis. Copied: the argument is a view of the parser's buffer.
+        this.name = args[2]!.length === 0 ? null : Buffer.from(args[2]!);
+        return OK;
+      case 'getname': return this.name === null ? NULL_BULK : encodeReply((w) => w.bulk(this.name!));
+      case 'id': return encodeReply((w) => w.integer(this.id));
+      default: {
+        // SETINFO: accepted and not kept (it only labels the client in CLIENT LIST, which pikv lacks).
+        const attribute = lower(args[2]);
+        return attribute === 'lib-name' || attribute === 'lib-ver' ? OK : errorReply(`ERR Unrecognized option '${text(args[2]!, NAME_BYTES_MAX)}'`);
+      }
+    }
+  }
+
+  private command(args: Buffer[]): Buffer {
+    if (args.length === 1) return commandInfoAll();
+    const sub = lower(args[1]);
+    const names = args.slice(2).map((arg) => lower(arg));
+    if (sub === 'count' && args.length === 2) return encodeReply((w) => w.integer(commandCount()));
+    if (sub === 'docs') return commandDocs(names);
+    if (sub === 'info') return names.length === 0 ? commandInfoAll() : commandInfo(names);
+    if (sub === 'list' && args.length === 2) return commandList();
+    return errorReply(`ERR unknown subcommand or wrong number of arguments for '${text(args[1]!, NAME_BYTES_MAX)}'. Try COMMAND HELP.`);
+  }
+
+  /** CONFIG GET answers a few parameters tools ask for (redis-benchmark: save, appendonly); nothing can be set. */
+  private config(args: Buffer[]): Buffer {
+    const sub = lower(args[1]);
+    if (sub !== 'get') {
+      if (sub === 'set' || sub === 'resetstat' || sub === 'rewrite') {
+        return errorReply(`ERR CONFIG ${sub.toUpperCase()} is not supported: pikv is configured by its flags or config file (pikv serve --help)`);
+      }
+      return errorReply(`ERR unknown subcommand '${text(args[1]!, NAME_BYTES_MAX)}'. Try CONFIG HELP.`);
+    }
+    if (args.length < 3) return errorReply('ERR wrong number of arguments for \'config|get\' command');
+    const parameters = this.configParameters();
+    const found = new Map<string, string>();
+    for (const pattern of args.slice(2).map((arg) => lower(arg))) {
+      for (const [name, value] of parameters) if (globMatches(pattern, name)) found.set(name, value);
+    }
+    if (found.size === 0) return EMPTY_ARRAY;
+    return encodeReply((w) => {
+      w.arrayHeader(found.size * 2);
+      for (const [name, value] of found) w.bulk(name).bulk(value);
+    });
+  }
+
+  private configParameters(): [string, string][] {
+    const { config } = this.host;
+    return [
+      ['save', ''], ['appendonly', config.data_dir === '' ? 'no' : 'yes'], ['appendfsync', config.fsync], ['databases', '1'],
+      ['maxmemory', String(config.memory_bytes_max)], ['maxmemory-policy', 'noeviction'], ['maxclients', String(config.connections_max)],
+      ['timeout', String(Math.ceil(config.idle_timeout_ms / 1000))], ['proto-max-bulk-len', String(config.value_bytes_max)],
+      ['port', String(this.host.resp_port)], ['bind', config.host],
+    ];
+  }
+}
+
+/** Redis's text for an unknown command: its name and the start of its arguments, quoted. */
+function unknownCommand(args: Buffer[]): string {
+  let quoted = '';
+  for (let i = 1; i < args.length && quoted.length < QUOTED_ARGS_CHARS_MAX; i++) {
+    quoted += `'${text(args[i]!, QUOTED_ARGS_CHARS_MAX - quoted.length)}' `;
+  }
+  return `ERR unknown command '${text(args[0]!, QUOTED_ARGS_CHARS_MAX)}', with args beginning with: ${quoted}`;
+}
