@@ -342,8 +342,9 @@ describe('RESP connection limits', { timeout: 60_000 }, () => {
 
   it('closes a client idle for idle_timeout_ms, as Redis\'s timeout', async () => {
     const socket = await RespSocket.open(server.resp_port!);
-    assert.equal(await socket.call('PING'), 'PONG');
+    // Taken before the PING is sent: the node's idle clock starts when it reads it, never earlier.
     const started_ms = Date.now();
+    assert.equal(await socket.call('PING'), 'PONG');
     await socket.waitClosed(10_000);
     assert.ok(Date.now() - started_ms >= 1400, 'not before the timeout');
     assert.match(server.output(), /\(IDLE\)/);
