@@ -1,3 +1,4 @@
+import { OpRef } from '../src/engine/op-ref.js';
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { Forwarder } from '../src/cluster/forwarder.js';
@@ -31,7 +32,7 @@ function forwardOne(forwarder: Forwarder): Promise<PendingRequest> {
   return new Promise<PendingRequest>((resolve) => {
     const request = new PendingRequest(1, 1, 0, 1 << 20, resolve);
     const key = Buffer.from('key');
-    forwarder.forward(PEER, request, 0, Op.GET, key, 0, key.length, Buffer.alloc(0), 0, 0);
+    forwarder.forward(PEER, new OpRef().set(request, 0, Op.GET, 0, key, 0, key.length, Buffer.alloc(0), 0, 0));
   }).finally(() => clearInterval(keep_alive));
 }
 

@@ -33,6 +33,7 @@
  *   PIKV_SIM_TRACE=1        print every simulated event (use with PIKV_SIM_SEED)
  *   PIKV_SIM_ZOMBIE=1       also apply frames of dead connections (outside the model; fails)
  */
+import { OpRef } from '../src/engine/op-ref.js';
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { MoveStream, RESEND_DELAY_MS, STREAM_FRAMES_INFLIGHT_MAX } from '../src/cluster/move-stream.js';
@@ -406,7 +407,7 @@ async function runSeed(seed: number, counts: Counts, trace: boolean): Promise<vo
   const append = (op: number, key: string, value: string): void => {
     const k = Buffer.from(key, 'latin1');
     const v = Buffer.from(value, 'latin1');
-    s.tail.add(null, 0, op, k, 0, k.length, v, 0, v.length);
+    s.tail.add(new OpRef().set(null, 0, op, 0, k, 0, k.length, v, 0, v.length));
     appended++;
   };
 

@@ -3,6 +3,7 @@
  * frames arrive out of order (the receiver answers a frame when its partitions are done), and
  * a failure resends every frame from the oldest unacknowledged one on, in order.
  */
+import { OpRef } from '../src/engine/op-ref.js';
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { MoveStream } from '../src/cluster/move-stream.js';
@@ -35,7 +36,7 @@ function manualLink(): { link: PeerLink; frames: Frame[] } {
 
 function put(stream: MoveStream, key: string): void {
   const k = Buffer.from(key);
-  stream.tail.add(null, 0, Op.PUT, k, 0, k.length, Buffer.from('v'), 0, 1);
+  stream.tail.add(new OpRef().set(null, 0, Op.PUT, 0, k, 0, k.length, Buffer.from('v'), 0, 1));
   stream.flush();
 }
 

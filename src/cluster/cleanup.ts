@@ -23,6 +23,7 @@ import { SCAN_END } from '../hashmap/index.js';
 import { Op, Status } from '../protocol/constants.js';
 import { KEY_HASH_SEED, murmur3_x86_32 } from '../routing/murmur3.js';
 import type { Partition } from '../engine/partition.js';
+import { OpRef } from '../engine/op-ref.js';
 import { PendingRequest } from '../engine/pending-request.js';
 import { RING_SLOTS } from '../routing/ring.js';
 import type { ViewRings } from '../routing/view.js';
@@ -147,8 +148,9 @@ export class Cleanup {
     if (count > 0) {
       this.deletes_pending[p] = count;
       const request = new PendingRequest(0, count, 0, 0, (done) => this.onDeletesAnswered(p, done));
+      const ref = new OpRef();
       for (let i = 0; i < count; i++) {
-        partition.enqueueFrom(request, i, Op.DELETE, this.hashes[i]!, this.key_buffer, this.key_offsets[i]!, this.key_lengths[i]!, EMPTY, 0, 0);
+        partition.enqueue(ref.set(request, i, Op.DELETE, this.hashes[i]!, this.key_buffer, this.key_offsets[i]!, this.key_lengths[i]!, EMPTY, 0, 0));
       }
       if (flush) partition.flush();
     }

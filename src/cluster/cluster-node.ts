@@ -22,6 +22,7 @@ import type { RequestBatch } from '../protocol/codec.js';
 import { Op, Status } from '../protocol/constants.js';
 import type { Partition } from '../engine/partition.js';
 import type { OpRouter } from '../engine/op-router.js';
+import type { OpRef } from '../engine/op-ref.js';
 import type { PendingRequest } from '../engine/pending-request.js';
 import type { ReplyPacket, RequestPacket } from '../engine/packet.js';
 import { Cleanup, losesRanges, type CleanupProgress } from './cleanup.js';
@@ -173,7 +174,9 @@ export class ClusterNode implements OpRouter {
     return this.migration === null || !this.migration.handsOff(hash);
   }
 
-  route(request: PendingRequest, index: number, op: number, hash: number, batch: RequestBatch, key_offset: number, key_length: number, value_offset: number, value_length: number): boolean {
+  route(ref: OpRef, batch: RequestBatch): boolean {
+    const { request, index, op, hash } = ref;
+    if (request === null) throw new Error('route: an op without a request');
     if (batch.migrate === true) {
       if (batch.peer !== true) {
         request.settle(index, Status.AUTH_FAILED);
@@ -214,7 +217,7 @@ export class ClusterNode implements OpRouter {
       if (placement !== rings.current) return false;
       const migration = this.migration;
       if (migration !== null && migration.handsOff(hash)) {
-        migration.routeHandedOff(request, index, op, hash, batch.keys, key_offset, key_length, batch.values, value_offset, value_length);
+        migration.routeHandedOff(ref);
         return true;
       }
       if (op === Op.GET || !this.replicator.overloaded(hash)) return false;
@@ -226,7 +229,7 @@ export class ClusterNode implements OpRouter {
       request.settle(index, Status.STALE_RING);
       return true;
     }
-    this.forwarder.forward(owner, request, index, op, batch.keys, key_offset, key_length, batch.values, value_offset, value_length);
+    this.forwarder.forward(owner, ref);
     return true;
   }
 

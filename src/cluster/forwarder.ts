@@ -16,7 +16,7 @@
  */
 import { Status } from '../protocol/constants.js';
 import { ErrorCode, type PikvError } from '../protocol/errors.js';
-import type { PendingRequest } from '../engine/pending-request.js';
+import type { OpRef } from '../engine/op-ref.js';
 import { KEY_HASH_SEED, murmur3_x86_32 } from '../routing/murmur3.js';
 import { failBatch, OutBatch, settleBatch } from './out-batch.js';
 import type { PeerLink } from './peer-link.js';
@@ -46,11 +46,12 @@ export class Forwarder {
     this.ownerOf = ownerOf;
   }
 
-  forward(owner: RingNode, request: PendingRequest, index: number, op: number, keys: Uint8Array, key_offset: number, key_length: number, values: Uint8Array, value_offset: number, value_length: number, attempt = 0): void {
+  /** Queues `ref` (its request must be set) for `owner`; its bytes are copied. */
+  forward(owner: RingNode, ref: OpRef): void {
     const link = this.links(owner.id);
     if (link === undefined || !link.up) {
       if (link !== undefined) link.ops_failed++;
-      request.settle(index, Status.NODE_DOWN);
+      ref.request!.settle(ref.index, Status.NODE_DOWN);
       return;
     }
     let batch = this.pending.get(owner.id);
@@ -58,7 +59,7 @@ export class Forwarder {
       batch = new OutBatch();
       this.pending.set(owner.id, batch);
     }
-    batch.add(request, index, op, keys, key_offset, key_length, values, value_offset, value_length, attempt);
+    batch.add(ref);
     if (batch.full) {
       this.pending.delete(owner.id);
       this.send(link, batch);
@@ -106,15 +107,16 @@ export class Forwarder {
   }
 
   private resend(batch: OutBatch, held: Uint8Array): void {
-    eachOp(batch, (i, op, keys, key_offset, key_length, values, value_offset, value_length) => {
-      if (held[i] !== 1) return;
-      const request = batch.owners[i]!;
-      const owner = this.ownerOf(murmur3_x86_32(keys, key_offset, key_length, KEY_HASH_SEED));
+    let i = 0;
+    batch.eachOp((ref) => {
+      if (held[i++] !== 1) return;
+      const owner = this.ownerOf(murmur3_x86_32(ref.keys, ref.key_offset, ref.key_length, KEY_HASH_SEED));
       if (owner === null) {
-        request.settle(batch.indices[i]!, Status.STALE_RING);
+        ref.request!.settle(ref.index, Status.STALE_RING);
       } else {
         this.ops_resent++;
-        this.forward(owner, request, batch.indices[i]!, op, keys, key_offset, key_length, values, value_offset, value_length, batch.attempts[i]! + 1);
+        ref.attempt++;
+        this.forward(owner, ref);
       }
     });
   }
@@ -124,25 +126,8 @@ export class Forwarder {
    * arrived; ops of clients that have gone are dropped (they were never executed).
    */
   forwardHeld(dest: RingNode, held: OutBatch): void {
-    eachOp(held, (i, op, keys, key_offset, key_length, values, value_offset, value_length) => {
-      const owner = held.owners[i]!;
-      if (owner !== null && !owner.cancelled) this.forward(dest, owner, held.indices[i]!, op, keys, key_offset, key_length, values, value_offset, value_length);
+    held.eachOp((ref) => {
+      if (ref.request !== null && !ref.request.cancelled) this.forward(dest, ref);
     });
-  }
-}
-
-type OpVisitor = (index: number, op: number, keys: Uint8Array, key_offset: number, key_length: number, values: Uint8Array, value_offset: number, value_length: number) => void;
-
-/** Calls `visit` for each op of `batch`, with the offsets of its key and value in the batch's columns. */
-function eachOp(batch: OutBatch, visit: OpVisitor): void {
-  const columns = batch.columns();
-  let key_offset = 0;
-  let value_offset = 0;
-  for (let i = 0; i < batch.op_count; i++) {
-    const key_length = columns.key_lengths[i]!;
-    const value_length = columns.value_lengths[i]!;
-    visit(i, columns.op[i]!, columns.keys, key_offset, key_length, columns.values, value_offset, value_length);
-    key_offset += key_length;
-    value_offset += value_length;
   }
 }

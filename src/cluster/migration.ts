@@ -26,7 +26,7 @@
  * state: the move never fails for good and never drops a captured write. A stream that falls
  * too far behind makes writes of its keys fail with the retryable CLUSTER_BUSY.
  */
-import type { PendingRequest } from '../engine/pending-request.js';
+import { OpRef } from '../engine/op-ref.js';
 import type { Partition } from '../engine/partition.js';
 import { SCAN_END } from '../hashmap/index.js';
 import { Op, Status } from '../protocol/constants.js';
@@ -88,6 +88,7 @@ export class Migration {
   readonly ranges_moving: number;
   private key_buffer = Buffer.allocUnsafe(64 * 1024);
   private value_buffer = Buffer.allocUnsafe(64 * 1024);
+  private readonly scanned = new OpRef();
 
   constructor(epoch: number, self: string, from: Placement, to: Placement, partitions: Partition[], replicator: Replicator,
     links: (id: string) => PeerLink | undefined, onDrained: (epoch: number) => void, log: (message: string) => void) {
@@ -125,15 +126,15 @@ export class Migration {
   }
 
   /** Takes a client op for a sealed key: held (bounded) until the switch view releases it. */
-  routeHandedOff(request: PendingRequest, index: number, op: number, hash: number, keys: Uint8Array, key_offset: number, key_length: number, values: Uint8Array, value_offset: number, value_length: number): void {
-    const dest = this.destination(hash)!;
+  routeHandedOff(ref: OpRef): void {
+    const dest = this.destination(ref.hash)!;
     if (this.ops_held >= HELD_OPS_MAX) {
-      request.settle(index, Status.CLUSTER_BUSY);
+      ref.request!.settle(ref.index, Status.CLUSTER_BUSY);
       return;
     }
     let held = this.held.get(dest.id);
     if (held === undefined) this.held.set(dest.id, (held = new OutBatch()));
-    held.add(request, index, op, keys, key_offset, key_length, values, value_offset, value_length);
+    held.add(ref);
     this.ops_held++;
   }
 
@@ -203,20 +204,21 @@ export class Migration {
     if (cursor >= SCAN_END || this.congested() || !this.targetsUp()) return;
     const table = partition.table;
     const plan = this.replicator.plan;
-    this.cursors[partition.index] = table.scan(cursor, SCAN_ENTRIES_PER_STEP, (ref) => {
-      const key_length = table.keyLength(ref);
+    this.cursors[partition.index] = table.scan(cursor, SCAN_ENTRIES_PER_STEP, (entry) => {
+      const key_length = table.keyLength(entry);
       if (key_length > this.key_buffer.length) this.key_buffer = Buffer.allocUnsafe(key_length);
-      table.copyKey(ref, this.key_buffer, 0);
+      table.copyKey(entry, this.key_buffer, 0);
       const hash = murmur3_x86_32(this.key_buffer, 0, key_length, KEY_HASH_SEED);
       const base = (hash >>> SLOT_SHIFT) * COPIES_MAX;
       if (plan.targets[base] === NO_PEER) return;
-      const value_length = table.valueLength(ref);
+      const value_length = table.valueLength(entry);
       if (value_length > this.value_buffer.length) this.value_buffer = Buffer.allocUnsafe(value_length);
-      table.copyValue(ref, this.value_buffer, 0);
+      table.copyValue(entry, this.value_buffer, 0);
+      const ref = this.scanned.set(null, 0, Op.PUT, hash, this.key_buffer, 0, key_length, this.value_buffer, 0, value_length);
       for (let i = 0; i < COPIES_MAX; i++) {
         const peer = plan.targets[base + i]!;
         if (peer === NO_PEER) break;
-        this.replicator.streamOf(peer).tail.add(null, 0, Op.PUT, this.key_buffer, 0, key_length, this.value_buffer, 0, value_length);
+        this.replicator.streamOf(peer).tail.add(ref);
       }
     });
     this.replicator.scheduleFlush();

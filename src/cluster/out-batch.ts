@@ -9,6 +9,7 @@
  */
 import type { ColumnBatch } from '../client/client.js';
 import { Status } from '../protocol/constants.js';
+import { OpRef } from '../engine/op-ref.js';
 import type { PendingRequest } from '../engine/pending-request.js';
 
 export const OUT_BATCH_OPS_MAX = 8192;
@@ -50,7 +51,9 @@ export class OutBatch {
     return this.key_bytes + this.value_bytes;
   }
 
-  add(owner: PendingRequest | null, index: number, op: number, keys: Uint8Array, key_offset: number, key_length: number, values: Uint8Array, value_offset: number, value_length: number, attempt = 0): void {
+  /** Appends one op, copying its bytes (the OpRef and its frame may change or go after this). */
+  add(ref: OpRef): void {
+    const { op, keys, key_offset, key_length, values, value_offset, value_length } = ref;
     if (this.op_count === this.op.length) this.growColumns();
     const i = this.op_count++;
     this.op[i] = op;
@@ -64,20 +67,24 @@ export class OutBatch {
       this.values.set(values.subarray(value_offset, value_offset + value_length), this.value_bytes);
       this.value_bytes += value_length;
     }
-    this.owners.push(owner);
-    this.indices.push(index);
-    this.attempts.push(attempt);
+    this.owners.push(ref.request);
+    this.indices.push(ref.index);
+    this.attempts.push(ref.attempt);
   }
 
-  /** Appends every op of `other`, in order (a held batch joining a stream). */
-  append(other: OutBatch): void {
-    const columns = other.columns();
+  /**
+   * Calls `visit` with each op in order, as one reused OpRef whose keys and values point into
+   * this batch's columns (hash 0: callers that need it compute it).
+   */
+  eachOp(visit: (ref: OpRef) => void): void {
+    const columns = this.columns();
+    const ref = new OpRef();
     let key_offset = 0;
     let value_offset = 0;
-    for (let i = 0; i < other.op_count; i++) {
+    for (let i = 0; i < this.op_count; i++) {
       const key_length = columns.key_lengths[i]!;
       const value_length = columns.value_lengths[i]!;
-      this.add(other.owners[i]!, other.indices[i]!, columns.op[i]!, columns.keys, key_offset, key_length, columns.values, value_offset, value_length);
+      visit(ref.set(this.owners[i]!, this.indices[i]!, columns.op[i]!, 0, columns.keys, key_offset, key_length, columns.values, value_offset, value_length, this.attempts[i]!));
       key_offset += key_length;
       value_offset += value_length;
     }

@@ -19,6 +19,7 @@
  */
 import type { Partition } from '../engine/partition.js';
 import type { ReplyPacket, RequestPacket } from '../engine/packet.js';
+import { OpRef } from '../engine/op-ref.js';
 import type { PendingRequest } from '../engine/pending-request.js';
 import { Op, Status } from '../protocol/constants.js';
 import type { RingNode } from '../routing/ring.js';
@@ -77,6 +78,7 @@ export class Replicator {
   private readonly epoch: () => number;
   private readonly onStreamChange: () => void;
   private flush_scheduled = false;
+  private readonly captured = new OpRef();
 
   constructor(links: (id: string) => PeerLink | undefined, epoch: () => number, onStreamChange: () => void) {
     this.links = links;
@@ -167,10 +169,11 @@ export class Replicator {
       const base = (hash >>> SLOT_SHIFT) * COPIES_MAX;
       if (copies[base] === NO_PEER) continue;
       commit ??= new Commit(this.committed);
+      const ref = this.captured.set(null, 0, op, hash, data, key_offset, key_length, data, key_offset + key_length, value_length);
       for (let c = 0; c < COPIES_MAX; c++) {
         const peer = copies[base + c]!;
         if (peer === NO_PEER) break;
-        this.streamOf(peer).tail.add(null, 0, op, data, key_offset, key_length, data, key_offset + key_length, value_length);
+        this.streamOf(peer).tail.add(ref);
         if (this.touched[peer] === 0) {
           this.touched[peer] = 1;
           this.touched_list.push(peer);

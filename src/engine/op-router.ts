@@ -4,6 +4,7 @@
  * the cluster implements it, the node front calls it.
  */
 import type { RequestBatch } from '../protocol/codec.js';
+import type { OpRef } from './op-ref.js';
 import type { PendingRequest } from './pending-request.js';
 
 /**
@@ -14,8 +15,8 @@ export interface OpRouter {
   readonly routes: boolean;
   /** True when ops on this key hash execute on this node (the fast path may read it). */
   isLocal(hash: number): boolean;
-  /** Takes the op if it does not execute here (forwarded, refused); false lets it run locally. */
-  route(request: PendingRequest, index: number, op: number, hash: number, batch: RequestBatch, key_offset: number, key_length: number, value_offset: number, value_length: number): boolean;
+  /** Takes the op if it does not execute here (forwarded, refused, held); false lets it run locally. */
+  route(ref: OpRef, batch: RequestBatch): boolean;
   /** False when this node may not answer now (its lease fence ran out): outcomes become unknown. */
   answerable(): boolean;
   /** Answers cluster ops (RING, ...); false for ops it does not know. */

@@ -13,6 +13,7 @@ import { Status } from '../protocol/constants.js';
 import { copyBytes } from './copy-bytes.js';
 import type { PersistenceOptions } from '../persistence/options.js';
 import { ReplyPacket, RequestPacket, WorkerCounter, type WorkerInit, type WorkerToMain } from './packet.js';
+import type { OpRef } from './op-ref.js';
 import type { PendingRequest } from './pending-request.js';
 
 /** Ops per standard packet, and its data area; a bigger single op gets a packet of its own size. */
@@ -114,7 +115,10 @@ export class Partition {
   }
 
   /** Appends one op; key and value bytes are copied now, so the caller's frame may be dropped. */
-  enqueueFrom(owner: PendingRequest, op_index: number, op: number, hash: number, keys: Uint8Array, key_offset: number, key_length: number, values: Uint8Array, value_offset: number, value_length: number): void {
+  enqueue(ref: OpRef): void {
+    const { op, hash, keys, key_offset, key_length, values, value_offset, value_length } = ref;
+    const owner = ref.request;
+    if (owner === null) throw new Error(`partition ${this.index}: an op without a request to answer`);
     const bytes = key_length + value_length;
     let entry = this.filling;
     if (entry !== null && (entry.packet.op_count === entry.packet.ops_capacity || entry.packet.data_bytes + bytes > entry.packet.data.length)) {
@@ -138,7 +142,7 @@ export class Partition {
     packet.op_count = position + 1;
     this.ops_enqueued_total++;
     entry.owners.push(owner);
-    entry.op_indices[position] = op_index;
+    entry.op_indices[position] = ref.index;
   }
 
   /** Sends what is queued, as far as the in-flight limit allows. */

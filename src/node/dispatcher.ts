@@ -17,6 +17,7 @@ import { KEY_HASH_SEED, murmur3_x86_32 } from '../routing/murmur3.js';
 import type { Partition } from '../engine/partition.js';
 import { PendingRequest, type RequestDone } from '../engine/pending-request.js';
 import type { OpRouter } from '../engine/op-router.js';
+import { OpRef } from '../engine/op-ref.js';
 
 /** Requests of at most this many GETs may take the main-thread read path. */
 const FAST_PATH_OPS_MAX = 16;
@@ -37,6 +38,8 @@ export class Dispatcher {
   /** router.routes, read once: a node is clustered or not for its whole life. */
   private readonly routing: boolean;
   private readonly touched: Uint8Array;
+  /** The one op view passed down for every op in turn (engine/op-ref.ts). */
+  private readonly ref = new OpRef();
   private readonly fast_hashes = new Uint32Array(FAST_PATH_OPS_MAX);
   private readonly fast_refs = new Uint32Array(FAST_PATH_OPS_MAX);
   private readonly fast_key_offsets = new Uint32Array(FAST_PATH_OPS_MAX);
@@ -99,10 +102,10 @@ export class Dispatcher {
         else if (op !== Op.PUT && value_length !== 0) request.settle(i, Status.BAD_OP);
         else {
           const hash = murmur3_x86_32(batch.keys, this_key, key_length, KEY_HASH_SEED);
-          if (this.routing && this.router!.route(request, i, op, hash, batch, this_key, key_length, this_value, value_length)) continue;
+          const ref = this.ref.set(request, i, op, hash, batch.keys, this_key, key_length, batch.values, this_value, value_length);
+          if (this.routing && this.router!.route(ref, batch)) continue;
           const partition = hash % partition_count;
-          // Keys and values live in separate byte strings; the packet wants key then value.
-          this.partitions[partition]!.enqueueFrom(request, i, op, hash, batch.keys, this_key, key_length, batch.values, this_value, value_length);
+          this.partitions[partition]!.enqueue(ref);
           this.touched[partition] = 1;
         }
       } else if (this.router === null || !this.router.settleOp(request, i, op, batch, this_key, key_length, value_length)) {
