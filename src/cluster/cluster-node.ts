@@ -1,22 +1,19 @@
 /**
- * This node's part in the cluster: the view it routes by, its links to the other nodes,
- * the cluster ops (RING, CLUSTER_STATUS, and the peer-only HEARTBEAT, VIEW, ADMIN and
- * DRAINED), membership changes, and the routing hook the dispatcher calls for every op.
+ * This node's part in the cluster: the view it routes by, its links to the other nodes, the
+ * cluster ops (RING, CLUSTER_STATUS, and the peer-only HEARTBEAT, VIEW, ADMIN and DRAINED),
+ * and the routing hook the dispatcher calls for every op.
  *
- * Convergence (docs/CLUSTER.md): an admin change makes a view with epoch + 1 on the node
- * that received it, which pushes it to every peer. Heartbeats carry epochs both ways, and a
- * node that sees a higher epoch pulls the view (RING) from that peer, so a node that missed
- * a push catches up within a heartbeat or two. A change that moves data is two epochs: E
- * with `next` (data moving, migration.ts) and E + 1 once every old member reported DRAINED.
- * After a view that takes ranges away from this node, it deletes its old copies (cleanup.ts);
- * heartbeats carry the epoch each node is clean at, and a join or leave is refused with
- * CLUSTER_BUSY until every member is clean at the current epoch, so a range never moves back
- * to a node that still holds stale copies of it.
+ * Views come from etcd (etcd-membership.ts, docs/MEMBERSHIP.md) or, without --etcd, from the
+ * older gossip membership (gossip-membership.ts). Each adopted view is reconciled here, in
+ * order: peer links, the copy plan of the replicator (replicator.ts, docs/REPLICATION.md), the
+ * data move of a change in progress (migration.ts), and the clean-up of copies this node no
+ * longer keeps (cleanup.ts). Heartbeats carry the epoch each node is clean at; a change starts
+ * only once every member is clean, so a range never moves back to a node that still holds
+ * stale copies of it.
  *
  * Without cluster settings (config null) the node is a one-node view and routes nothing:
  * the dispatcher skips every hook but RING and CLUSTER_STATUS.
  */
-import { connect } from '../client/client.js';
 import { WireCodec } from '../protocol/codec.js';
 import type { RequestBatch } from '../protocol/codec.js';
 import { Op, Status } from '../protocol/constants.js';
@@ -29,15 +26,13 @@ import { Cleanup, losesRanges, type CleanupProgress } from './cleanup.js';
 import type { ClusterConfig } from './cluster-config.js';
 import { EtcdMembership } from './etcd-membership.js';
 import { Forwarder } from './forwarder.js';
+import { GossipMembership } from './gossip-membership.js';
 import { Migration, type MigrationProgress } from './migration.js';
-import { PeerLink, single } from './peer-link.js';
+import { PeerLink } from './peer-link.js';
 import { Replicator } from './replicator.js';
 import type { RingNode } from '../routing/ring.js';
 import { checkView, isNewer, ViewRings, type ClusterView } from '../routing/view.js';
 
-/** Seconds between admission attempts of a node started with --join. */
-const JOIN_RETRY_MS = 1_000;
-const EMPTY = new Uint8Array(0);
 
 type Logger = (message: string) => void;
 
@@ -62,17 +57,14 @@ export class ClusterNode implements OpRouter {
   private keys_cleaned_total = 0;
   /** Each peer's clean epoch, from heartbeats both ways. */
   private readonly peer_clean = new Map<string, number>();
-  private last_busy_log = '';
-  private readonly drained = new Map<number, Set<string>>();
   private timer: NodeJS.Timeout | null = null;
-  private joining = false;
-  private last_join_ms = 0;
   private was_member = false;
   /** The last adopted view marked this node down (or admitted an older incarnation of it). */
   private was_failed = false;
   /** Set once this node has left: it never asks to join again. */
   private left = false;
-  private readonly pulling = new Set<string>();
+  /** Gossip membership (docs/CLUSTER.md), when clustered without etcd; null otherwise. */
+  private readonly gossip: GossipMembership | null = null;
   /** etcd membership (docs/MEMBERSHIP.md), or null in gossip mode and for a lone node. */
   private readonly membership: EtcdMembership | null = null;
   /** Copies this node's writes to the other replicas of its slots (docs/REPLICATION.md). */
@@ -92,6 +84,18 @@ export class ClusterNode implements OpRouter {
       return owner === null || owner.id === this.self ? null : owner;
     });
     this.replicator = new Replicator((id) => this.links.get(id), () => this.rings.view.epoch, () => this.migration?.onStreamChange());
+    if (config !== null && config.etcd.length === 0) {
+      this.gossip = new GossipMembership({
+        self: this.self,
+        view: () => this.rings.view,
+        members: () => this.rings.members(),
+        links: () => this.links,
+        adopt: (view, source) => this.adopt(view, source),
+        cleanEpochOf: (id) => (id === this.self ? this.clean_epoch : this.peer_clean.get(id)),
+        selfNode: () => this.selfNode(),
+        log,
+      }, config);
+    }
     if (config !== null && config.etcd.length > 0) {
       this.membership = new EtcdMembership({
         hosts: config.etcd, cluster: config.cluster_name, secret: config.cluster_secret,
@@ -296,7 +300,7 @@ export class ClusterNode implements OpRouter {
     switch (op) {
       case Op.CLUSTER_HEARTBEAT: {
         const from = this.links.get(String(payload['from']));
-        if (typeof payload['epoch'] === 'number' && payload['epoch'] > epoch && from !== undefined) this.pull(from);
+        if (typeof payload['epoch'] === 'number' && payload['epoch'] > epoch && from !== undefined) this.gossip?.pull(from);
         if (from !== undefined) this.notePeer(from.node.id, payload['epoch'], payload['clean']);
         return [Status.OK, { epoch, id: this.self, clean: this.clean_epoch }];
       }
@@ -309,59 +313,13 @@ export class ClusterNode implements OpRouter {
           this.membership.submitAdmin(payload);
           return [Status.OK, { epoch: epoch + 1, view: this.rings.view, queued: true }];
         }
-        return this.admin(payload);
+        return this.gossip!.admin(payload);
       case Op.CLUSTER_DRAINED:
-        if (this.membership === null) this.recordDrained(String(payload['from']), Number(payload['epoch']));
+        this.gossip?.recordDrained(String(payload['from']), Number(payload['epoch']));
         return [Status.OK, { epoch }];
       default:
         return [Status.UNKNOWN_OP, null];
     }
-  }
-
-  /**
-   * join {node}, leave {id}, remove {id}: makes the next view, adopts it and pushes it to every
-   * peer. A remove of a node that is up is carried out as a leave.
-   */
-  private admin(payload: Record<string, unknown>): [number, unknown] {
-    const view = this.rings.view;
-    let action = payload['action'];
-    const target = String(payload['id']);
-    // `remove` is for dead boards: it drops a node without hand-off. Asked to remove one that
-    // is up, hand its keys off first (a leave), so no acknowledged write goes with it.
-    if (action === 'remove' && view.nodes.some((n) => n.id === target) && (target === this.self || this.links.get(target)?.up === true)) {
-      this.log(`admin remove: ${target} is up, so it leaves with a hand-off instead of being dropped`);
-      action = 'leave';
-    }
-    const without = (nodes: readonly RingNode[], id: string): RingNode[] => nodes.filter((n) => n.id !== id);
-    let next: ClusterView;
-    if (action === 'join') {
-      const node = checkView({ epoch: 0, nodes: [payload['node']] }).nodes[0]!;
-      if (view.nodes.some((n) => n.id === node.id) || view.next?.some((n) => n.id === node.id)) return [Status.OK, { epoch: view.epoch, view }];
-      if (view.next !== undefined || !this.clusterClean('join')) return [Status.CLUSTER_BUSY, { epoch: view.epoch, view }];
-      next = { epoch: view.epoch + 1, nodes: view.nodes, next: [...view.nodes, node] };
-    } else if (action === 'leave') {
-      const id = String(payload['id']);
-      if (!view.nodes.some((n) => n.id === id)) return [Status.NOT_FOUND, { epoch: view.epoch, view }];
-      if (view.next !== undefined) return [view.next.some((n) => n.id === id) ? Status.CLUSTER_BUSY : Status.OK, { epoch: view.epoch, view }];
-      if (view.nodes.length === 1) return [Status.BAD_OP, { epoch: view.epoch, view }];
-      if (!this.clusterClean('leave')) return [Status.CLUSTER_BUSY, { epoch: view.epoch, view }];
-      next = { epoch: view.epoch + 1, nodes: view.nodes, next: without(view.nodes, id) };
-    } else if (action === 'remove') {
-      const id = String(payload['id']);
-      if (!this.rings.members().some((n) => n.id === id)) return [Status.NOT_FOUND, { epoch: view.epoch, view }];
-      const nodes = without(view.nodes, id);
-      let rest = view.next === undefined ? undefined : without(view.next, id);
-      if (nodes.length === 0 || rest?.length === 0) return [Status.BAD_OP, { epoch: view.epoch, view }];
-      if (rest !== undefined && rest.length === nodes.length && rest.every((n) => nodes.some((m) => m.id === n.id))) rest = undefined;
-      next = { epoch: view.epoch + 1, nodes, next: rest };
-      if (rest === undefined) delete next.next;
-    } else {
-      throw new Error(`unknown admin action ${JSON.stringify(action)}`);
-    }
-    this.log(`admin ${String(action)}: epoch ${next.epoch}`);
-    this.adopt(next, `admin ${String(action)}`);
-    this.pushView();
-    return [Status.OK, { epoch: next.epoch, view: next }];
   }
 
   // ---- views ----
@@ -397,7 +355,7 @@ export class ClusterNode implements OpRouter {
     }
     this.was_member = member;
     this.was_failed = failed;
-    this.checkCompletion();
+    this.gossip?.checkCompletion();
     return true;
   }
 
@@ -416,12 +374,10 @@ export class ClusterNode implements OpRouter {
         heartbeatPayload: () => this.codec.encodeValue({ from: this.self, epoch: this.rings.view.epoch, clean: this.clean_epoch }),
         onHeartbeatReply: (from, value) => {
           const reply = this.codec.decodeValue(value) as { epoch?: number; clean?: number };
-          if (typeof reply.epoch === 'number' && reply.epoch > this.rings.view.epoch) this.pull(from);
+          if (typeof reply.epoch === 'number' && reply.epoch > this.rings.view.epoch) this.gossip?.pull(from);
           this.notePeer(from.node.id, reply.epoch, reply.clean);
         },
-        onUp: (peer) => {
-          if (this.membership === null) void peer.control(Op.CLUSTER_VIEW, this.codec.encodeValue(this.rings.view)).catch(() => {});
-        },
+        onUp: (peer) => this.gossip?.onLinkUp(peer),
         log: this.log,
       });
       this.links.set(id, link);
@@ -506,35 +462,6 @@ export class ClusterNode implements OpRouter {
     if (typeof epoch === 'number') this.cleanup?.confirm(id, epoch);
   }
 
-  /** True when this node and every other node of the settled view are clean at its epoch (a change may start). */
-  private clusterClean(action: string): boolean {
-    const view = this.rings.view;
-    const dirty = view.nodes.filter((n) => (n.id === this.self ? this.clean_epoch : this.peer_clean.get(n.id)) !== view.epoch).map((n) => n.id);
-    if (dirty.length === 0) return true;
-    const message = `admin ${action} refused (CLUSTER_BUSY): clean-up at epoch ${view.epoch} not finished on ${dirty.join(',')}`;
-    // The CLI asks again every 200 ms: say it once per situation.
-    if (message !== this.last_busy_log) this.log(message);
-    this.last_busy_log = message;
-    return false;
-  }
-
-  private pushView(): void {
-    const payload = this.codec.encodeValue(this.rings.view);
-    for (const link of this.links.values()) void link.control(Op.CLUSTER_VIEW, payload).catch(() => {});
-  }
-
-  private pull(link: PeerLink): void {
-    if (this.membership !== null || this.pulling.has(link.node.id)) return;
-    this.pulling.add(link.node.id);
-    link.control(Op.RING, EMPTY).then(
-      ({ status, value }) => {
-        this.pulling.delete(link.node.id);
-        if (status === Status.OK) this.adopt(checkView(this.codec.decodeValue(value)), `pulled from ${link.node.id}`);
-      },
-      () => this.pulling.delete(link.node.id),
-    );
-  }
-
   // ---- completion of a data move ----
 
   private onDrained(epoch: number): void {
@@ -543,8 +470,7 @@ export class ClusterNode implements OpRouter {
       this.membership.requestJoinIfAbsent();
       return;
     }
-    this.recordDrained(this.self, epoch);
-    this.broadcastDrained(epoch);
+    this.gossip?.drainedHere(epoch);
   }
 
   /** etcd mode: what the controller waits for (this node drained, this node clean); see EtcdMembership.report. */
@@ -555,28 +481,6 @@ export class ClusterNode implements OpRouter {
       drained: this.migration !== null && this.migration.state === 'drained' && this.migration.epoch === epoch,
       clean: this.clean_epoch === epoch && this.rings.members().some((n) => n.id === this.self),
     });
-  }
-
-  private broadcastDrained(epoch: number): void {
-    const payload = this.codec.encodeValue({ from: this.self, epoch });
-    for (const link of this.links.values()) void link.control(Op.CLUSTER_DRAINED, payload).catch(() => {});
-  }
-
-  private recordDrained(from: string, epoch: number): void {
-    let set = this.drained.get(epoch);
-    if (set === undefined) this.drained.set(epoch, (set = new Set()));
-    set.add(from);
-    this.checkCompletion();
-  }
-
-  /** Once every old member has handed off, the change is done: adopt {epoch + 1, nodes: next}. */
-  private checkCompletion(): void {
-    const view = this.rings.view;
-    if (this.membership !== null || view.next === undefined) return;
-    const set = this.drained.get(view.epoch);
-    if (set === undefined || !view.nodes.every((n) => set.has(n.id))) return;
-    for (const epoch of this.drained.keys()) if (epoch <= view.epoch) this.drained.delete(epoch);
-    this.adopt({ epoch: view.epoch + 1, nodes: view.next, replicas: view.next_replicas ?? view.replicas }, 'all old owners drained');
   }
 
   // ---- heartbeat tick ----
@@ -590,30 +494,7 @@ export class ClusterNode implements OpRouter {
       this.membership.requestJoinIfAbsent();
       return;
     }
-    if (view.next !== undefined && this.migration?.state === 'drained') this.broadcastDrained(view.epoch);
-    if (!this.left && !this.was_member) this.tryJoin();
-  }
-
-  private tryJoin(): void {
-    const config = this.config!;
-    if (this.joining || config.join.length === 0 || Date.now() - this.last_join_ms < JOIN_RETRY_MS) return;
-    this.joining = true;
-    this.last_join_ms = Date.now();
-    const seed = config.join[Math.floor(Math.random() * config.join.length)]!;
-    const payload = this.codec.encodeValue({ action: 'join', node: this.selfNode() });
-    connect(seed, { connect_timeout_ms: 2_000, request_timeout_ms: config.forward_timeout_ms, peer: { secret: config.cluster_secret, node_id: config.node_id } })
-      .then(async (client) => {
-        try {
-          const results = await client.batchColumns(single(Op.CLUSTER_ADMIN, payload));
-          const reply = this.codec.decodeValue(results.values) as { view?: unknown };
-          if (results.status[0] === Status.OK && reply.view !== undefined) this.adopt(checkView(reply.view), `joined via ${seed}`);
-          else this.log(`join via ${seed}: status ${results.status[0]}; retrying`);
-        } finally {
-          await client.close();
-        }
-      })
-      .catch((error: Error) => this.log(`join via ${seed} failed: ${error.message}; retrying`))
-      .finally(() => (this.joining = false));
+    this.gossip?.tick(view.next !== undefined && this.migration?.state === 'drained', this.was_member, this.left);
   }
 
   // ---- status ----
