@@ -315,4 +315,34 @@ describe('replication under faults', { skip, timeout: 240_000 }, () => {
       await checkFilled(a, FILL_KEYS);
     }, ['--replicas', '2', '--down-grace-ms', '1500']);
   });
+
+  // The shape of the issue's own check: 4 nodes at N=2 under load; one killed, one frozen, each back.
+  it('N=2, 4 nodes: kill -9 of one and a freeze of another, each coming back, lose nothing and end in sync', { timeout: 120_000 }, async () => {
+    await withCluster('rep-four', async (cluster) => {
+      await startThree(cluster, false);
+      await cluster.add('d', false);
+      const a = cluster.get('a').url;
+      await waitForSettled(a, ['a', 'b', 'c', 'd'], 40_000);
+      await fill(a, FILL_KEYS);
+      const writers = await Writers.start(cluster, a);
+      await delay(500);
+      const failover_ms = await killAndTimeFailover(cluster, 'd', a);
+      console.log(`# failover after kill -9 of d: ${failover_ms} ms`);
+      await cluster.restart('d');
+      await waitForSettled(a, ['a', 'b', 'c', 'd'], 60_000);
+      const b_pid = cluster.get('b').process.pid;
+      process.kill(b_pid, 'SIGSTOP');
+      try {
+        await waitFor(async () => ((await viewOf(a).catch(() => null))?.down?.includes('b') === true ? true : null), 20_000, 50);
+      } finally {
+        process.kill(b_pid, 'SIGCONT');
+      }
+      await waitForSettled(a, ['a', 'b', 'c', 'd'], 60_000);
+      await delay(300);
+      await writers.stop();
+      console.log(`# ${writers.summary()}`);
+      await writers.check(cluster, a);
+      await checkFilled(a, FILL_KEYS);
+    }, ['--replicas', '2', '--down-grace-ms', '600000']);
+  });
 });
