@@ -181,7 +181,7 @@ describe('a peer link to something that cannot prove the secret', { timeout: 30_
   async function driveLink(url: string): Promise<{ acted: string[]; logs: string[]; up: boolean }> {
     const acted: string[] = [];
     const logs: string[] = [];
-    const link = new PeerLink({ id: 'b', url, weight: 1 }, { cluster_secret: SECRET, node_id: 'a', heartbeat_interval_ms: quiet_ms, heartbeats_missed_max: 3, forward_timeout_ms: 500 }, {
+    const link = new PeerLink({ id: 'b', url, weight: 1 }, { cluster_secret: SECRET, node_id: 'a', heartbeat_interval_ms: quiet_ms, heartbeats_missed_max: 3, forward_timeout_ms: 500, tls_ca: '' }, {
       heartbeatPayload: () => codec.encodeValue({ from: 'a', epoch: 1 }),
       onHeartbeatReply: (_link, value) => acted.push(`reply ${JSON.stringify(codec.decodeValue(value))}`),
       onUp: () => acted.push('up'),

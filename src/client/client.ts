@@ -45,6 +45,11 @@ export interface ClientOptions {
    * on over a new connection (a late old write over a newer one).
    */
   reset_on_timeout?: boolean;
+  /**
+   * PEM certificate(s) to trust for wss:// URLs (a cluster's own CA); empty: the system's
+   * trusted CAs. A certificate that does not verify fails the connection.
+   */
+  ca?: string | Buffer;
 }
 
 const DEFAULTS: Required<ClientOptions> = {
@@ -57,6 +62,7 @@ const DEFAULTS: Required<ClientOptions> = {
   peer: null,
   keepalive_ms: 0,
   reset_on_timeout: false,
+  ca: '',
 };
 
 /** A frame of auto-batched calls: each op reports to its own sink. */
@@ -416,7 +422,7 @@ export function connect(url: string, options: ClientOptions = {}): Promise<PikvC
         handshake = new PeerHandshake(merged.peer);
         Object.assign(headers, handshake.headers);
       }
-      ws = new WebSocket(url, { perMessageDeflate: false, maxPayload: 0, headers });
+      ws = new WebSocket(url, { perMessageDeflate: false, maxPayload: 0, headers, ...(merged.ca !== '' ? { ca: merged.ca } : {}) });
     } catch (error) {
       return reject(error instanceof PikvError ? error : new PikvError(ErrorCode.CONNECT_FAILED, `cannot connect to ${url}: ${(error as Error).message}`));
     }

@@ -12,6 +12,7 @@
  * cluster_secret_file (flag or file), else an inline cluster_secret in a config file, else
  * PIKV_CLUSTER_SECRET; the client token likewise (client_token_file, client_token, PIKV_CLIENT_TOKEN).
  */
+import { readFileSync } from 'node:fs';
 import { REPLICAS_MAX } from '../routing/placement.js';
 import { readSecretFile } from '../protocol/auth.js';
 import { NODE_WEIGHT_MAX, type RingNode } from '../routing/ring.js';
@@ -48,6 +49,8 @@ export interface ClusterConfig {
   replicas: number;
   /** With N >= 2, how long a down node keeps its place before its copies are rebuilt on others. */
   down_grace_ms: number;
+  /** PEM CA certificate(s) that peers' wss:// certificates must verify against (from tls_ca_file); '' for none. */
+  tls_ca: string;
 }
 
 export class ClusterConfigError extends Error {
@@ -58,7 +61,7 @@ export class ClusterConfigError extends Error {
 const NAMES = [
   'node_id', 'advertise', 'join', 'cluster_secret', 'cluster_secret_file', 'client_token', 'client_token_file', 'weight', 'peers',
   'heartbeat_interval_ms', 'forward_timeout_ms', 'etcd', 'cluster_name', 'lease_ttl_ms', 'controller_tick_ms',
-  'replicas', 'down_grace_ms',
+  'replicas', 'down_grace_ms', 'tls_ca_file',
 ] as const;
 /** Settings that do not by themselves turn on cluster mode (a client token works on a lone node). */
 const NOT_CLUSTER = new Set(['client_token', 'client_token_file']);
@@ -167,5 +170,18 @@ export function parseClusterConfig(settings: Record<string, unknown>, env: NodeJ
     controller_tick_ms: whole(settings['controller_tick_ms'], 'controller_tick_ms', 200, 10, 10_000),
     replicas: whole(settings['replicas'], 'replicas', 2, 1, REPLICAS_MAX),
     down_grace_ms: whole(settings['down_grace_ms'], 'down_grace_ms', 60_000, 0, 86_400_000),
+    tls_ca: readCaFile(text(settings['tls_ca_file'], 'tls_ca_file')),
   };
+}
+
+/** The CA file's PEM text, or '' when none is given; a clear error if it cannot be read. */
+function readCaFile(path: string): string {
+  if (path === '') return '';
+  try {
+    const pem = readFileSync(path, 'utf8');
+    if (!pem.includes('-----BEGIN CERTIFICATE-----')) throw new Error('no PEM certificate in it');
+    return pem;
+  } catch (error) {
+    throw new ClusterConfigError(`tls_ca_file ${path}: ${(error as Error).message}`);
+  }
 }

@@ -178,7 +178,7 @@ export class GossipMembership {
     this.last_join_ms = Date.now();
     const seed = config.join[Math.floor(Math.random() * config.join.length)]!;
     const payload = this.codec.encodeValue({ action: 'join', node: this.host.selfNode() });
-    connect(seed, { connect_timeout_ms: 2_000, request_timeout_ms: config.forward_timeout_ms, peer: { secret: config.cluster_secret, node_id: config.node_id } })
+    connect(seed, { connect_timeout_ms: 2_000, request_timeout_ms: config.forward_timeout_ms, ca: config.tls_ca, peer: { secret: config.cluster_secret, node_id: config.node_id } })
       .then(async (client) => {
         try {
           const results = await client.batchColumns(single(Op.CLUSTER_ADMIN, payload));

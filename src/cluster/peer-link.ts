@@ -23,6 +23,8 @@ export interface PeerLinkSettings {
   heartbeat_interval_ms: number;
   heartbeats_missed_max: number;
   forward_timeout_ms: number;
+  /** PEM CA for wss:// peers ('' for none). */
+  tls_ca: string;
 }
 
 export interface PeerLinkHooks {
@@ -150,6 +152,7 @@ export class PeerLink {
       connect_timeout_ms: Math.max(500, this.settings.forward_timeout_ms),
       request_timeout_ms: this.settings.forward_timeout_ms,
       reset_on_timeout: true,
+      ca: this.settings.tls_ca,
       // The peer must prove the secret and be this link's node (src/protocol/auth.ts), or the
       // connection is dropped before anything it says is read.
       peer: { secret: this.settings.cluster_secret, node_id: this.settings.node_id, server_id: this.node.id },

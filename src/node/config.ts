@@ -24,6 +24,12 @@ export interface ServerConfig {
    * explicit one that is taken is an error. Not a setting: applySettings sets it.
    */
   resp_port_explicit: boolean;
+  /**
+   * PEM certificate chain and private key files: with both, the node serves wss:// (TLS) on its
+   * port instead of ws:// (docs/CLUSTER.md, TLS). Empty: plain ws://.
+   */
+  tls_cert_file: string;
+  tls_key_file: string;
   workers: number;
   /** Memory for all partitions' tables together; each partition gets an equal share. */
   memory_bytes_max: number;
@@ -87,6 +93,8 @@ export function defaultConfig(): ServerConfig {
     port: 7070,
     resp_port: DEFAULT_RESP_PORT,
     resp_port_explicit: false,
+    tls_cert_file: '',
+    tls_key_file: '',
     workers: 4,
     memory_bytes_max: Math.floor(totalmem() * DEFAULT_MEMORY_SHARE),
     key_bytes_max: 1024,
@@ -212,6 +220,7 @@ export function validateConfig(config: ServerConfig): ServerConfig {
     if (!ok) throw new ConfigError(message);
   };
   check(config.port <= 65_535, `port must be 0..65535, got ${config.port}`);
+  check((config.tls_cert_file === '') === (config.tls_key_file === ''), 'tls_cert_file and tls_key_file go together: give both for wss://, or neither');
   check(config.workers >= 1 && config.workers <= 64, `workers must be 1..64, got ${config.workers}`);
   check(config.key_bytes_max <= 65_535, 'key_bytes_max must be at most 65535');
   check(config.batch_ops_max >= 1, 'batch_ops_max must be at least 1');

@@ -4,7 +4,10 @@
  * Threads: this (main) thread parses frames, routes ops and answers; each partition's worker
  * thread owns one hash table. See docs/ARCHITECTURE.md for the data path of one batch.
  */
+import { ConfigError } from './config.js';
+import { readFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server as HttpServer, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
 import { WebSocketServer, type WebSocket } from 'ws';
 import type { PersistenceOptions } from '../persistence/options.js';
@@ -53,6 +56,8 @@ export class PikvServer implements ConnectionHost, RespNode {
   shutting_down = false;
   readonly started_ms = Date.now();
   private readonly http: HttpServer;
+  /** True when the port serves wss:// (tls_cert_file and tls_key_file). */
+  private readonly tls: boolean;
   private readonly wss: WebSocketServer;
   /** Every open client connection, WebSocket or RESP: connections_max counts them together. */
   private readonly connections = new Set<ServedConnection>();
@@ -97,7 +102,13 @@ export class PikvServer implements ConnectionHost, RespNode {
       client_token: cluster.client_token ?? cluster.config?.client_token ?? '',
     };
     this.dispatcher = new Dispatcher(this.partitions, config, () => this.codec.encodeValue(this.stats()), this.cluster);
-    this.http = createServer((request, response) => this.onHttpRequest(request, response));
+    const handler = (request: IncomingMessage, response: ServerResponse): void => this.onHttpRequest(request, response);
+    // With a certificate the same port serves wss:// (and https): peers and clients crossing
+    // an untrusted network verify it against their --tls-ca.
+    this.tls = config.tls_cert_file !== '';
+    this.http = this.tls
+      ? createHttpsServer({ cert: readTlsFile(config.tls_cert_file, 'certificate'), key: readTlsFile(config.tls_key_file, 'private key') }, handler)
+      : createServer(handler);
     this.http.on('connection', (socket: Socket) => this.onSocket(socket));
     this.wss = new WebSocketServer({ server: this.http, maxPayload: config.frame_bytes_max, perMessageDeflate: false, clientTracking: false,
       verifyClient: (info: { req: IncomingMessage }, callback: (ok: boolean, code?: number, message?: string) => void) => this.verifyClient(info.req, callback),
@@ -222,7 +233,7 @@ export class PikvServer implements ConnectionHost, RespNode {
   get url(): string {
     const address = this.http.address() as AddressInfo;
     const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
-    return `ws://${host}:${address.port}`;
+    return `${this.tls ? 'wss' : 'ws'}://${host}:${address.port}`;
   }
 
   log(message: string): void {
@@ -393,4 +404,13 @@ function keepaliveAsked(request: IncomingMessage): number {
   const value = Number(Array.isArray(raw) ? raw[0] : raw);
   if (!Number.isFinite(value) || value <= 0) return 0;
   return Math.min(KEEPALIVE_MS_MAX, Math.max(KEEPALIVE_MS_MIN, Math.floor(value)));
+}
+
+/** Reads a PEM file named in the config; a clear start-up error if it cannot. */
+function readTlsFile(path: string, what: string): Buffer {
+  try {
+    return readFileSync(path);
+  } catch (error) {
+    throw new ConfigError(`cannot read the TLS ${what} ${path}: ${(error as Error).message}`);
+  }
 }

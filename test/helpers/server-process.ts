@@ -48,7 +48,7 @@ export async function startServer(args: string[] = [], env: Record<string, strin
   const url = await new Promise<string>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`server did not start within ${START_TIMEOUT_MS} ms:\n${output}`)), START_TIMEOUT_MS);
     const onData = (): void => {
-      const match = /listening on (ws:\/\/\S+)/.exec(output);
+      const match = /listening on (wss?:\/\/\S+)/.exec(output);
       if (match) {
         clearTimeout(timer);
         child.stdout!.off('data', onData);
