@@ -146,16 +146,27 @@ export class Cluster {
 }
 
 /** Writes `count` filler keys (not checked) so that a move has something to stream for a while. */
+const RETRYABLE_FILL_CODES = new Set(['NODE_DOWN', 'CLUSTER_UNAVAILABLE', 'CLUSTER_BUSY', 'STALE_RING', 'TIMEOUT']);
+
 export async function fill(url: string, count: number, value_bytes = 256): Promise<void> {
   const client = await connect(url, { request_timeout_ms: 30_000 });
   const value = 'f'.repeat(value_bytes);
   try {
     for (let start = 0; start < count; start += 2_000) {
-      const ops: BatchOp[] = [];
+      let ops: BatchOp[] = [];
       for (let i = start; i < Math.min(count, start + 2_000); i++) ops.push({ op: 'put', key: `fill${i}`, value });
-      const results = await client.batch(ops);
-      const bad = results.filter((r) => r.code !== 'OK');
-      assert.equal(bad.length, 0, `filler: ${JSON.stringify(bad.slice(0, 3))}`);
+      // Retryable refusals (a peer link still coming up, a view change) are sent again, as any
+      // client would; the filler must end up written in full (checkFilled reads it all back).
+      for (let attempt = 0; ops.length > 0; attempt++) {
+        const results = await client.batch(ops);
+        const bad = ops.filter((_, i) => results[i]!.code !== 'OK');
+        const codes = new Set(results.filter((r) => r.code !== 'OK').map((r) => r.code));
+        if (bad.length > 0 && (attempt >= 20 || [...codes].some((code) => !RETRYABLE_FILL_CODES.has(code)))) {
+          assert.fail(`filler: ${bad.length} writes failed: ${JSON.stringify([...codes])}`);
+        }
+        ops = bad;
+        if (ops.length > 0) await delay(100);
+      }
     }
   } finally {
     await client.close();
