@@ -31,9 +31,10 @@ export const RESEND_DELAY_MS = 200;
 
 /**
  * Runs `callback` once after `delay_ms` and returns a function that cancels it. Injected only by
- * the simulation test (test/move-stream-sim.test.ts), whose clock must order this delay exactly
- * among its simulated network events (node:test's mock timers do not tell when they fire next,
- * so they cannot be merged into that event queue).
+ * the simulation tests (test/move-stream-sim.test.ts, and test/replication-sim.test.ts through
+ * the Replicator), whose clock must order this delay exactly among its simulated network events
+ * (node:test's mock timers do not tell when they fire next, so they cannot be merged into that
+ * event queue).
  */
 export type Schedule = (callback: () => void, delay_ms: number) => () => void;
 

@@ -25,11 +25,23 @@ import { Op, Status } from '../protocol/constants.js';
 import type { RingNode } from '../routing/ring.js';
 import type { ViewRings } from '../routing/view.js';
 import { COPIES_MAX, CopyPlan, NO_PEER } from './copy-plan.js';
-import { MoveStream } from './move-stream.js';
+import { MoveStream, type Schedule } from './move-stream.js';
 import type { StreamCommit } from './out-batch.js';
 import type { PeerLink } from './peer-link.js';
 
 const SLOT_SHIFT = 16;
+
+/**
+ * The replicator's timers. Injected only by the simulation test (test/replication-sim.test.ts),
+ * whose simulated clock must order every resend delay and every flush among its simulated network
+ * events; the defaults are the real timers, which production uses.
+ */
+export interface ReplicatorTimers {
+  /** The streams' resend delay after a failure (default: MoveStream's own setTimeout). */
+  schedule?: Schedule;
+  /** Runs the batched flush after this turn's writes were captured (default: setImmediate). */
+  defer?: (callback: () => void) => void;
+}
 
 /** One packet's replicated writes: the answers it holds until every stream it wrote to applied them. */
 class Commit implements StreamCommit {
@@ -79,11 +91,15 @@ export class Replicator {
   private readonly onStreamChange: () => void;
   private flush_scheduled = false;
   private readonly captured = new OpRef();
+  private readonly schedule: Schedule | undefined;
+  private readonly defer: (callback: () => void) => void;
 
-  constructor(links: (id: string) => PeerLink | undefined, epoch: () => number, onStreamChange: () => void) {
+  constructor(links: (id: string) => PeerLink | undefined, epoch: () => number, onStreamChange: () => void, timers: ReplicatorTimers = {}) {
     this.links = links;
     this.epoch = epoch;
     this.onStreamChange = onStreamChange;
+    this.schedule = timers.schedule;
+    this.defer = timers.defer ?? ((callback) => setImmediate(callback));
   }
 
   /**
@@ -108,7 +124,7 @@ export class Replicator {
   stream(node: RingNode): MoveStream {
     let stream = this.streams.get(node.id);
     if (stream === undefined) {
-      stream = new MoveStream(node, () => this.links(node.id), this.onStreamChange, undefined, this.epoch);
+      stream = new MoveStream(node, () => this.links(node.id), this.onStreamChange, this.schedule, this.epoch);
       this.streams.set(node.id, stream);
     }
     return stream;
@@ -201,7 +217,7 @@ export class Replicator {
   scheduleFlush(): void {
     if (this.flush_scheduled) return;
     this.flush_scheduled = true;
-    setImmediate(() => {
+    this.defer(() => {
       this.flush_scheduled = false;
       for (const stream of this.streams.values()) stream.flush();
     });
