@@ -117,8 +117,15 @@ export class MoveStream {
   }
 
   flush(): void {
-    // A link not up yet (just created for a joining node) or briefly down: keep the queue, in order.
-    if (this.stopped || this.resend_timer !== null || this.link()?.up !== true) return;
+    if (this.stopped || this.resend_timer !== null) return;
+    if (this.link()?.up !== true) {
+      // A link not up yet (just created for a joining node) or briefly down: keep the queue, in
+      // order, and look again later. Nothing else may call flush: a replication stream is flushed
+      // only when a write is captured, so without this its last frames (and the client answers
+      // held for them) would wait for the next write, however long that takes.
+      if (this.queue[0]!.op_count > 0) this.flushLater();
+      return;
+    }
     while (this.unacked.length < STREAM_FRAMES_INFLIGHT_MAX && this.queue[0]!.op_count > 0) {
       const batch = this.queue.shift()!;
       if (this.queue.length === 0) this.queue.push(new OutBatch());
@@ -206,11 +213,15 @@ export class MoveStream {
     if (this.queue.length === 1 && this.queue[0]!.op_count === 0) this.queue.length = 0;
     this.queue.unshift(...back);
     if (this.queue.length === 0) this.queue.push(new OutBatch());
+    this.flushLater();
+    this.onChange();
+  }
+
+  private flushLater(): void {
     this.resend_timer = this.schedule(() => {
       this.resend_timer = null;
       this.flush();
     }, RESEND_DELAY_MS);
-    this.onChange();
   }
 }
 
