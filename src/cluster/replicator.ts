@@ -8,7 +8,8 @@
  * failure). The requests those writes answer are held (PendingRequest.hold) by one Commit per
  * packet, released when every stream the packet wrote to has had its frame applied (R1). A
  * GET whose key hash has an uncommitted write is held by that write's commit too, so no read
- * returns a value a failover could take back.
+ * returns a value a failover could take back; so is a DELETE that found nothing (it reads the
+ * key: its NOT_FOUND says the key is absent).
  *
  * The same streams carry the data-move scan of a change in progress (migration.ts), so scanned
  * values and captured writes reach each destination in one order (R4). Streams outlive views:
@@ -171,7 +172,9 @@ export class Replicator {
       const key_offset = offset;
       offset += key_length + value_length;
       const hash = request.hash[i]!;
-      if (op === Op.GET) {
+      // A DELETE that found nothing reads the key too: its NOT_FOUND must not report an absence
+      // that a failover could take back (an uncommitted DELETE), any more than a GET may.
+      if (op === Op.GET || (op === Op.DELETE && reply.status[i] === Status.NOT_FOUND)) {
         const pending = this.uncommitted.size > 0 ? this.uncommitted.get(hash) : undefined;
         if (pending !== undefined) {
           owners[i]!.hold();
