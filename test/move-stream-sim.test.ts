@@ -19,6 +19,8 @@
  *   - the link shown down for a while with its connection still open (missed heartbeats).
  * A resent frame that was applied before is applied again (duplicate delivery).
  * Each connection is FIFO, like a WebSocket: frames are applied in the order they were sent.
+ * The clock and the link are shared with test/replication-sim.test.ts (test/helpers/sim-clock.ts,
+ * test/helpers/sim-link.ts).
  *
  * Checked after every event: at most STREAM_FRAMES_INFLIGHT_MAX frames unacknowledged (as the
  * stream counts them, and as the link sees them since the last failure), keys_acked ≤ keys_sent,
@@ -37,12 +39,13 @@ import { OpRef } from '../src/engine/op-ref.js';
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { MoveStream, RESEND_DELAY_MS, STREAM_FRAMES_INFLIGHT_MAX } from '../src/cluster/move-stream.js';
-import type { Schedule } from '../src/cluster/move-stream.js';
 import type { PeerLink } from '../src/cluster/peer-link.js';
 import type { RingNode } from '../src/routing/ring.js';
-import type { ColumnBatch, ColumnResults } from '../src/client/client.js';
+import type { ColumnBatch } from '../src/client/client.js';
 import { Op, Status } from '../src/protocol/constants.js';
 import { Prng } from '../src/hashmap/fixtures/prng.js';
+import { Clock, drain, simSeeds } from './helpers/sim-clock.js';
+import { SimLink, zeroLinkCounts, type FrameReceiver, type LinkCounts, type LinkFaults } from './helpers/sim-link.js';
 
 const DEST: RingNode = { id: 'b', url: 'ws://sim:1', weight: 1 };
 /** Migration's flush timer while sealing (migration.ts TIMER_IDLE_MS): it is what flushes a stream again after the link comes back. */
@@ -56,64 +59,9 @@ const ZOMBIE = process.env['PIKV_SIM_ZOMBIE'] === '1';
 /** Simulated time a seed may take before it is declared stuck. */
 const SIM_TIME_MAX_MS = 10 * 60_000;
 
-// ---------------------------------------------------------------- simulated clock
-
-interface SimEvent { at: number; seq: number; label: string; run: () => void; cancelled: boolean }
-
-/** A discrete-event clock: a binary min-heap on (time, insertion order), so ties run in the order they were scheduled. */
-class Clock {
-  now = 0;
-  private seq = 0;
-  private readonly heap: SimEvent[] = [];
-
-  after(delay_ms: number, label: string, run: () => void): SimEvent {
-    const event: SimEvent = { at: this.now + Math.max(0, delay_ms), seq: this.seq++, label, run, cancelled: false };
-    const heap = this.heap;
-    heap.push(event);
-    let i = heap.length - 1;
-    while (i > 0) {
-      const parent = (i - 1) >> 1;
-      if (!before(heap[i]!, heap[parent]!)) break;
-      [heap[i], heap[parent]] = [heap[parent]!, heap[i]!];
-      i = parent;
-    }
-    return event;
-  }
-
-  /** The next event not cancelled, with the clock advanced to it; null when none is left. */
-  next(): SimEvent | null {
-    const heap = this.heap;
-    while (heap.length > 0) {
-      const top = heap[0]!;
-      const last = heap.pop()!;
-      if (heap.length > 0) {
-        heap[0] = last;
-        let i = 0;
-        for (;;) {
-          const l = 2 * i + 1, r = l + 1;
-          let m = i;
-          if (l < heap.length && before(heap[l]!, heap[m]!)) m = l;
-          if (r < heap.length && before(heap[r]!, heap[m]!)) m = r;
-          if (m === i) break;
-          [heap[i], heap[m]] = [heap[m]!, heap[i]!];
-          i = m;
-        }
-      }
-      if (top.cancelled) continue;
-      this.now = top.at;
-      return top;
-    }
-    return null;
-  }
-}
-
-function before(a: SimEvent, b: SimEvent): boolean {
-  return a.at < b.at || (a.at === b.at && a.seq < b.seq);
-}
-
 // ---------------------------------------------------------------- per-seed parameters
 
-interface Params {
+interface Params extends LinkFaults {
   keys: number;
   scan: number;
   writes: number;
@@ -121,14 +69,6 @@ interface Params {
   /** Max ms between two write events; writes of one event share a frame. */
   write_gap_ms: number;
   burst_max: number;
-  request_timeout_ms: number;
-  delay_max_ms: number;
-  /** Chance that a frame is held back by up to twice the request timeout. */
-  long_delay_p: number;
-  answer_delay_max_ms: number;
-  answer_lost_p: number;
-  frame_lost_p: number;
-  refuse_p: number;
   /** Chance per fault tick that the connection drops / that the link is shown down with the connection open. */
   drop_p: number;
   flap_p: number;
@@ -163,53 +103,17 @@ function params(prng: Prng): Params {
 
 // ---------------------------------------------------------------- simulated network
 
-/** What the network did in one seed; summed over all seeds to show every fault was exercised. */
-interface Counts {
-  frames_sent: number;
-  frames_applied: number;
-  frames_applied_again: number;
-  frames_delayed_past_timeout: number;
-  answers_lost: number;
-  frames_lost: number;
-  ops_refused: number;
-  frames_dropped_with_connection: number;
-  connection_drops: number;
+/** What the network and the stream did in one seed; summed over all seeds to show every fault was exercised. */
+interface Counts extends LinkCounts {
   flaps: number;
-  timeouts: number;
-  late_answers: number;
-  answers_out_of_order: number;
-  /** Answers (OK or not) to frames sent before the stream's latest failure: MoveStream must ignore them. */
-  answers_from_older_generation: number;
   /** Times the stream's queue held more than one batch (a full batch waiting behind the frames in flight). */
   queue_backlog_seen: number;
-  /** Only with PIKV_SIM_ZOMBIE=1: frames of a dead connection applied after it died. */
-  zombie_frames_applied: number;
 }
 
-const zeroCounts = (): Counts => ({
-  frames_sent: 0, frames_applied: 0, frames_applied_again: 0, frames_delayed_past_timeout: 0, answers_lost: 0, frames_lost: 0,
-  ops_refused: 0, frames_dropped_with_connection: 0, connection_drops: 0, flaps: 0, timeouts: 0, late_answers: 0, answers_out_of_order: 0,
-  answers_from_older_generation: 0, queue_backlog_seen: 0, zombie_frames_applied: 0,
-});
-
-interface Connection { id: number; alive: boolean; last_arrival: number; pending: Set<Request> }
-
-interface Request {
-  id: number;
-  frame: ColumnBatch;
-  /** Identity of the sender's batch (its op column's buffer), to count frames applied twice. */
-  batch_id: ArrayBufferLike;
-  connection: Connection;
-  /** stream.failures when sent: frames sent since the last failure are the current generation. */
-  generation: number;
-  settled: boolean;
-  timeout: SimEvent;
-  resolve: (results: ColumnResults) => void;
-  reject: (error: Error) => void;
-}
+const zeroCounts = (): Counts => ({ ...zeroLinkCounts(), flaps: 0, queue_backlog_seen: 0 });
 
 /** The receiving node: applies a frame's ops in order, as the new owner's partitions do. */
-class Receiver {
+class Receiver implements FrameReceiver {
   readonly map = new Map<string, string>();
 
   apply(frame: ColumnBatch, refuse: () => boolean): Uint8Array {
@@ -235,149 +139,7 @@ class Receiver {
   }
 }
 
-/** The shape of PeerLink that MoveStream uses, over a simulated network with faults. */
-class SimLink {
-  up = true;
-  connection: Connection;
-  /** Set when a send promise settles: the run loop then lets MoveStream's callbacks run. */
-  settled_since_drain = false;
-  private connections = 0;
-  private requests = 0;
-  private readonly outstanding = new Set<Request>();
-  private readonly applied_batches = new WeakSet<ArrayBufferLike>();
-  /** Id of the newest request answered so far, to count answers overtaking older ones. */
-  private newest_answered = -1;
-
-  constructor(
-    private readonly clock: Clock,
-    private readonly prng: Prng,
-    private readonly p: Params,
-    private readonly receiver: Receiver,
-    private readonly counts: Counts,
-    private readonly generation: () => number,
-    private readonly faulty: () => boolean,
-  ) {
-    this.connection = this.connect();
-  }
-
-  /** Frames of the current generation (sent since the last failure) still unanswered at the link. */
-  currentInflight(): number {
-    let n = 0;
-    for (const request of this.outstanding) if (request.generation === this.generation()) n++;
-    return n;
-  }
-
-  send(batch: ColumnBatch): Promise<ColumnResults> {
-    if (!this.up) return Promise.reject(new Error('NODE_DOWN (sim)'));
-    // The wire copies the frame now; the sender may append to its batch later.
-    const frame: ColumnBatch = {
-      op: Uint8Array.from(batch.op), key_lengths: Uint32Array.from(batch.key_lengths), value_lengths: Uint32Array.from(batch.value_lengths),
-      keys: Uint8Array.from(batch.keys), values: Uint8Array.from(batch.values),
-    };
-    const connection = this.connection;
-    this.counts.frames_sent++;
-    return new Promise<ColumnResults>((resolve, reject) => {
-      const id = this.requests++;
-      const request: Request = {
-        id, frame, batch_id: batch.op.buffer, connection, generation: this.generation(), settled: false, resolve, reject,
-        timeout: this.clock.after(this.p.request_timeout_ms, `timeout #${id}`, () => {
-          this.counts.timeouts++;
-          this.settle(request, new Error(`TIMEOUT #${id} (sim)`));
-        }),
-      };
-      this.outstanding.add(request);
-      connection.pending.add(request);
-      const faulty = this.faulty();
-      let delay = this.prng.below(this.p.delay_max_ms + 1);
-      if (faulty && this.prng.chance(this.p.long_delay_p)) {
-        delay += this.prng.below(2 * this.p.request_timeout_ms);
-        if (delay >= this.p.request_timeout_ms) this.counts.frames_delayed_past_timeout++;
-      }
-      // FIFO per connection: a frame never overtakes one sent before it on the same connection.
-      const arrival = Math.max(connection.last_arrival, this.clock.now + delay);
-      connection.last_arrival = arrival;
-      const lost = faulty && this.prng.chance(this.p.frame_lost_p);
-      this.clock.after(arrival - this.clock.now, `deliver #${id} (${frame.op.length} ops) on connection ${connection.id}`, () => this.deliver(request, lost));
-    });
-  }
-
-  /** The connection breaks: frames not yet applied are gone, and every request on it fails at once. */
-  drop(): void {
-    const dead = this.connection;
-    dead.alive = false;
-    this.counts.connection_drops++;
-    for (const request of [...dead.pending]) this.settle(request, new Error(`connection ${dead.id} lost (sim)`));
-    this.up = false;
-  }
-
-  /** A new connection (a reconnect is never the old FIFO). */
-  reconnect(): void {
-    this.connection = this.connect();
-    this.up = true;
-  }
-
-  private connect(): Connection {
-    return { id: this.connections++, alive: true, last_arrival: 0, pending: new Set() };
-  }
-
-  private deliver(request: Request, lost: boolean): void {
-    if (!request.connection.alive) {
-      if (!ZOMBIE) {
-        this.counts.frames_dropped_with_connection++;
-        return;
-      }
-      // Outside the model the design assumes: the receiver still reads a frame the sender's
-      // side of the dead connection had already written (its answer is lost with the socket).
-      this.receiver.apply(request.frame, () => false);
-      this.counts.zombie_frames_applied++;
-      return;
-    }
-    if (lost) {
-      this.counts.frames_lost++;
-      return; // never applied; the sender's timeout fires
-    }
-    const status = this.receiver.apply(request.frame, () => {
-      const refused = this.faulty() && this.prng.chance(this.p.refuse_p);
-      if (refused) this.counts.ops_refused++;
-      return refused;
-    });
-    this.counts.frames_applied++;
-    if (this.applied_batches.has(request.batch_id)) this.counts.frames_applied_again++;
-    this.applied_batches.add(request.batch_id);
-    if (this.faulty() && this.prng.chance(this.p.answer_lost_p)) {
-      this.counts.answers_lost++;
-      return; // applied, but the sender never hears of it
-    }
-    const results: ColumnResults = { status, value_lengths: new Uint32Array(status.length), values: new Uint8Array(0) };
-    this.clock.after(this.prng.below(this.p.answer_delay_max_ms + 1), `answer #${request.id}`, () => {
-      if (!request.connection.alive) return; // the answer died with its connection
-      if (request.settled) {
-        this.counts.late_answers++; // the client already failed this request: it drops the answer
-        return;
-      }
-      if (request.id < this.newest_answered) this.counts.answers_out_of_order++;
-      this.newest_answered = Math.max(this.newest_answered, request.id);
-      if (request.generation !== this.generation()) this.counts.answers_from_older_generation++;
-      this.settle(request, results);
-    });
-  }
-
-  private settle(request: Request, outcome: ColumnResults | Error): void {
-    if (request.settled) return;
-    request.settled = true;
-    request.timeout.cancelled = true;
-    this.outstanding.delete(request);
-    request.connection.pending.delete(request);
-    this.settled_since_drain = true;
-    if (outcome instanceof Error) request.reject(outcome);
-    else request.resolve(outcome);
-  }
-}
-
 // ---------------------------------------------------------------- one seed
-
-/** Lets MoveStream's promise callbacks for the answers settled in this event run. */
-const drain = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 
 const sorted = (map: Map<string, string>): [string, string][] => [...map].sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
 
@@ -389,13 +151,10 @@ async function runSeed(seed: number, counts: Counts, trace: boolean): Promise<vo
   const model = new Map<string, string>();
   let faults_on = true;
   let writes_done = false;
-  const schedule: Schedule = (callback, delay_ms) => {
-    const event = clock.after(delay_ms, 'resend delay over', callback);
-    return () => { event.cancelled = true; };
-  };
+  const schedule = clock.schedule('resend delay over');
   // `stream` is assigned right below; the link reads its failure count lazily.
   let stream: MoveStream | null = null;
-  const link = new SimLink(clock, prng, p, receiver, counts, () => stream?.failures ?? 0, () => faults_on);
+  const link = new SimLink(clock, prng, p, receiver, counts, () => stream?.failures ?? 0, () => faults_on, { zombie: ZOMBIE });
   // MoveStream reads only `up` and `send` of its PeerLink; SimLink provides exactly those.
   const shape: Pick<PeerLink, 'up' | 'send'> = link;
   const s = new MoveStream(DEST, () => shape as PeerLink, () => {}, schedule);
@@ -449,10 +208,7 @@ async function runSeed(seed: number, counts: Counts, trace: boolean): Promise<vo
       // Faults go on for a while after the last write, then stop, so the stream can drain.
       clock.after(prng.below(3 * p.request_timeout_ms + RESEND_DELAY_MS), 'faults off', () => {
         faults_on = false;
-        if (!link.up) {
-          if (!link.connection.alive) link.reconnect();
-          else link.up = true;
-        }
+        link.heal();
       });
     }
   };
@@ -526,19 +282,8 @@ async function runSeed(seed: number, counts: Counts, trace: boolean): Promise<vo
 
 // ---------------------------------------------------------------- the test
 
-function envInt(name: string): number | null {
-  const text = process.env[name];
-  if (text === undefined || text === '') return null;
-  const n = Number(text);
-  if (!Number.isSafeInteger(n)) throw new Error(`${name}=${text} is not an integer`);
-  return n;
-}
-
 describe('MoveStream under a simulated faulty network', () => {
-  const replay = envInt('PIKV_SIM_SEED');
-  const count = replay !== null ? 1 : envInt('PIKV_SIM_SEEDS') ?? 300;
-  const first = replay ?? envInt('PIKV_SIM_FIRST') ?? 1;
-  const trace = process.env['PIKV_SIM_TRACE'] === '1';
+  const { first, count, trace } = simSeeds(300);
 
   it(`converges to the sender's exact state for ${count} seed(s) from ${first}`, { timeout: Math.max(60_000, count * 200) }, async () => {
     const total = zeroCounts();

@@ -31,9 +31,10 @@ export const RESEND_DELAY_MS = 200;
 
 /**
  * Runs `callback` once after `delay_ms` and returns a function that cancels it. Injected only by
- * the simulation test (test/move-stream-sim.test.ts), whose clock must order this delay exactly
- * among its simulated network events (node:test's mock timers do not tell when they fire next,
- * so they cannot be merged into that event queue).
+ * the simulation tests (test/move-stream-sim.test.ts, and test/replication-sim.test.ts through
+ * the Replicator), whose clock must order this delay exactly among its simulated network events
+ * (node:test's mock timers do not tell when they fire next, so they cannot be merged into that
+ * event queue).
  */
 export type Schedule = (callback: () => void, delay_ms: number) => () => void;
 
@@ -116,8 +117,15 @@ export class MoveStream {
   }
 
   flush(): void {
-    // A link not up yet (just created for a joining node) or briefly down: keep the queue, in order.
-    if (this.stopped || this.resend_timer !== null || this.link()?.up !== true) return;
+    if (this.stopped || this.resend_timer !== null) return;
+    if (this.link()?.up !== true) {
+      // A link not up yet (just created for a joining node) or briefly down: keep the queue, in
+      // order, and look again later. Nothing else may call flush: a replication stream is flushed
+      // only when a write is captured, so without this its last frames (and the client answers
+      // held for them) would wait for the next write, however long that takes.
+      if (this.queue[0]!.op_count > 0) this.flushLater();
+      return;
+    }
     while (this.unacked.length < STREAM_FRAMES_INFLIGHT_MAX && this.queue[0]!.op_count > 0) {
       const batch = this.queue.shift()!;
       if (this.queue.length === 0) this.queue.push(new OutBatch());
@@ -205,11 +213,15 @@ export class MoveStream {
     if (this.queue.length === 1 && this.queue[0]!.op_count === 0) this.queue.length = 0;
     this.queue.unshift(...back);
     if (this.queue.length === 0) this.queue.push(new OutBatch());
+    this.flushLater();
+    this.onChange();
+  }
+
+  private flushLater(): void {
     this.resend_timer = this.schedule(() => {
       this.resend_timer = null;
       this.flush();
     }, RESEND_DELAY_MS);
-    this.onChange();
   }
 }
 

@@ -8,7 +8,8 @@
  * failure). The requests those writes answer are held (PendingRequest.hold) by one Commit per
  * packet, released when every stream the packet wrote to has had its frame applied (R1). A
  * GET whose key hash has an uncommitted write is held by that write's commit too, so no read
- * returns a value a failover could take back.
+ * returns a value a failover could take back; so is a DELETE that found nothing (it reads the
+ * key: its NOT_FOUND says the key is absent).
  *
  * The same streams carry the data-move scan of a change in progress (migration.ts), so scanned
  * values and captured writes reach each destination in one order (R4). Streams outlive views:
@@ -25,11 +26,23 @@ import { Op, Status } from '../protocol/constants.js';
 import type { RingNode } from '../routing/ring.js';
 import type { ViewRings } from '../routing/view.js';
 import { COPIES_MAX, CopyPlan, NO_PEER } from './copy-plan.js';
-import { MoveStream } from './move-stream.js';
+import { MoveStream, type Schedule } from './move-stream.js';
 import type { StreamCommit } from './out-batch.js';
 import type { PeerLink } from './peer-link.js';
 
 const SLOT_SHIFT = 16;
+
+/**
+ * The replicator's timers. Injected only by the simulation test (test/replication-sim.test.ts),
+ * whose simulated clock must order every resend delay and every flush among its simulated network
+ * events; the defaults are the real timers, which production uses.
+ */
+export interface ReplicatorTimers {
+  /** The streams' resend delay after a failure (default: MoveStream's own setTimeout). */
+  schedule?: Schedule;
+  /** Runs the batched flush after this turn's writes were captured (default: setImmediate). */
+  defer?: (callback: () => void) => void;
+}
 
 /** One packet's replicated writes: the answers it holds until every stream it wrote to applied them. */
 class Commit implements StreamCommit {
@@ -79,11 +92,15 @@ export class Replicator {
   private readonly onStreamChange: () => void;
   private flush_scheduled = false;
   private readonly captured = new OpRef();
+  private readonly schedule: Schedule | undefined;
+  private readonly defer: (callback: () => void) => void;
 
-  constructor(links: (id: string) => PeerLink | undefined, epoch: () => number, onStreamChange: () => void) {
+  constructor(links: (id: string) => PeerLink | undefined, epoch: () => number, onStreamChange: () => void, timers: ReplicatorTimers = {}) {
     this.links = links;
     this.epoch = epoch;
     this.onStreamChange = onStreamChange;
+    this.schedule = timers.schedule;
+    this.defer = timers.defer ?? ((callback) => setImmediate(callback));
   }
 
   /**
@@ -108,7 +125,7 @@ export class Replicator {
   stream(node: RingNode): MoveStream {
     let stream = this.streams.get(node.id);
     if (stream === undefined) {
-      stream = new MoveStream(node, () => this.links(node.id), this.onStreamChange, undefined, this.epoch);
+      stream = new MoveStream(node, () => this.links(node.id), this.onStreamChange, this.schedule, this.epoch);
       this.streams.set(node.id, stream);
     }
     return stream;
@@ -155,7 +172,9 @@ export class Replicator {
       const key_offset = offset;
       offset += key_length + value_length;
       const hash = request.hash[i]!;
-      if (op === Op.GET) {
+      // A DELETE that found nothing reads the key too: its NOT_FOUND must not report an absence
+      // that a failover could take back (an uncommitted DELETE), any more than a GET may.
+      if (op === Op.GET || (op === Op.DELETE && reply.status[i] === Status.NOT_FOUND)) {
         const pending = this.uncommitted.size > 0 ? this.uncommitted.get(hash) : undefined;
         if (pending !== undefined) {
           owners[i]!.hold();
@@ -201,7 +220,7 @@ export class Replicator {
   scheduleFlush(): void {
     if (this.flush_scheduled) return;
     this.flush_scheduled = true;
-    setImmediate(() => {
+    this.defer(() => {
       this.flush_scheduled = false;
       for (const stream of this.streams.values()) stream.flush();
     });
