@@ -103,6 +103,7 @@ export class ClusterNode implements OpRouter {
         lease_ttl_ms: config.lease_ttl_ms, controller_tick_ms: config.controller_tick_ms, log,
         replicas: config.replicas, down_grace_ms: config.down_grace_ms,
         readyToJoin: () => this.clean_epoch === this.rings.view.epoch,
+        onFenceLost: () => this.replicator.answerEarly(),
         memory: () => {
           let bytes_used = 0, bytes_capacity = 0;
           for (const partition of this.partitions) {

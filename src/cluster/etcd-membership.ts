@@ -27,6 +27,8 @@ export interface EtcdMembershipOptions {
   down_grace_ms: number;
   /** True once this node, outside the view, has deleted its old copies and may ask to join. */
   readyToJoin: () => boolean;
+  /** The lease fence ran out: this node serves nothing until it has read the view in a new session. */
+  onFenceLost: () => void;
   /** Table bytes in use and in total, reported with each clean report so the controller can refuse a change that would overfill a node. */
   memory: () => NodeMemory;
   log: (message: string) => void;
@@ -91,6 +93,7 @@ export class EtcdMembership {
     session.on('lost', () => {
       this.view_lease = null;
       options.log('etcd: lease lost; serving nothing until the view is read again in a new session');
+      options.onFenceLost();
     });
     session.on('session', () => void this.readAgain());
     // A clean report from before a restart may still stand under the old lease: the tables

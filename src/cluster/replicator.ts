@@ -48,6 +48,8 @@ export interface ReplicatorTimers {
 class Commit implements StreamCommit {
   remaining = 0;
   failed = false;
+  /** Its held answers were already given (as unknown, by answerEarly); the copies still go out. */
+  answered = false;
   /** The ops (writes, and reads of uncommitted keys) whose answers this commit holds, one hold each. */
   readonly held: PendingRequest[] = [];
   readonly held_indices: number[] = [];
@@ -249,13 +251,35 @@ export class Replicator {
     this.plan_streams = [];
   }
 
+  /**
+   * This node's lease fence ran out: it may not acknowledge anything now (R2), and the copies
+   * it waits for may not come before the client gives up (a partition). Every held answer is
+   * given now as unknown (NODE_DOWN), instead of at the client's timeout. The copies are NOT
+   * dropped: they still go out in order, and the keys stay uncommitted (their reads wait) until
+   * they are applied, so that whatever this node reads afterwards its backups have too.
+   */
+  answerEarly(): void {
+    const seen = new Set<Commit>();
+    for (const stream of this.streams.values()) stream.forEachCommit((c) => seen.add(c as Commit));
+    for (const commit of seen) {
+      if (commit.answered) continue;
+      commit.answered = true;
+      this.commits_failed++;
+      for (let i = 0; i < commit.held.length; i++) commit.held[i]!.override(commit.held_indices[i]!, Status.NODE_DOWN);
+      for (const request of commit.held) request.release();
+      commit.held.length = 0;
+      commit.held_indices.length = 0;
+    }
+  }
+
   private readonly committed = (commit: Commit): void => {
     for (const hash of commit.hashes) if (this.uncommitted.get(hash) === commit) this.uncommitted.delete(hash);
+    // After answerEarly, `held` holds only reads that came to wait on it later.
     if (commit.failed) {
-      this.commits_failed++;
+      if (!commit.answered) this.commits_failed++;
       // Writes and the reads that saw them: neither may be reported as done (unknown outcome).
       for (let i = 0; i < commit.held.length; i++) commit.held[i]!.override(commit.held_indices[i]!, Status.NODE_DOWN);
-    } else {
+    } else if (!commit.answered) {
       this.commits_done++;
     }
     for (const request of commit.held) request.release();
