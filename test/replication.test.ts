@@ -87,6 +87,24 @@ async function checkFilled(url: string, count: number): Promise<void> {
   }
 }
 
+/** Writes the filler through node a and starts the writers (ring-aware, and plain through a). */
+async function underLoad(cluster: Cluster): Promise<Writers> {
+  const a = cluster.get('a').url;
+  await fill(a, FILL_KEYS);
+  const writers = await Writers.start(cluster, a);
+  await delay(500);
+  return writers;
+}
+
+/** Stops the writers; every acknowledged write and every filler key must read back through `url`. */
+async function checkAll(cluster: Cluster, writers: Writers, url: string): Promise<void> {
+  await delay(300);
+  await writers.stop();
+  console.log(`# ${writers.summary()}`);
+  await writers.check(cluster, url);
+  await checkFilled(url, FILL_KEYS);
+}
+
 describe('replication under faults', { skip, timeout: 240_000 }, () => {
   after(async () => {
     for (const cluster of clusters) await cluster.stop();
@@ -117,11 +135,7 @@ describe('replication under faults', { skip, timeout: 240_000 }, () => {
       // Now every key lives on both a and c: losing c must lose nothing.
       const second_ms = await killAndTimeFailover(cluster, 'c', a);
       console.log(`# failover after kill -9 of c: ${second_ms} ms`);
-      await delay(300);
-      await writers.stop();
-      console.log(`# ${writers.summary()}`);
-      await writers.check(cluster, a);
-      await checkFilled(a, FILL_KEYS);
+      await checkAll(cluster, writers, a);
     }, ['--replicas', '2', '--down-grace-ms', '1500']);
   });
 
@@ -131,9 +145,7 @@ describe('replication under faults', { skip, timeout: 240_000 }, () => {
       const a = cluster.get('a').url;
       const settled = await waitForSettled(a, ['a', 'b', 'c']);
       assert.equal(settled.replicas, 3);
-      await fill(a, FILL_KEYS);
-      const writers = await Writers.start(cluster, a);
-      await delay(500);
+      const writers = await underLoad(cluster);
       const killed_at = Date.now();
       await Promise.all([cluster.kill('b'), cluster.kill('c')]);
       await waitFor(async () => {
@@ -141,11 +153,8 @@ describe('replication under faults', { skip, timeout: 240_000 }, () => {
         return view?.down?.length === 2 ? true : null;
       }, 15_000);
       console.log(`# b and c marked down ${Date.now() - killed_at} ms after kill -9`);
-      await delay(1_000);
-      await writers.stop();
-      console.log(`# ${writers.summary()}`);
-      await writers.check(cluster, a);
-      await checkFilled(a, FILL_KEYS);
+      await delay(700);
+      await checkAll(cluster, writers, a);
     }, ['--replicas', '3', '--down-grace-ms', '600000']);
   });
 
@@ -154,9 +163,7 @@ describe('replication under faults', { skip, timeout: 240_000 }, () => {
       await startThree(cluster, false);
       const a = cluster.get('a').url;
       await waitForSettled(a, ['a', 'b', 'c']);
-      await fill(a, FILL_KEYS);
-      const writers = await Writers.start(cluster, a);
-      await delay(500);
+      const writers = await underLoad(cluster);
       await cluster.kill('b');
       await cluster.restart('b');
       // Marked down (new incarnation or lease expiry), removed with re-replication, joined again empty, copied back.
@@ -169,12 +176,8 @@ describe('replication under faults', { skip, timeout: 240_000 }, () => {
       // b must now hold full copies: with a gone, b and c serve everything.
       const failover_ms = await killAndTimeFailover(cluster, 'a', cluster.get('c').url);
       console.log(`# failover after kill -9 of a (after b came back): ${failover_ms} ms`);
-      await delay(300);
-      await writers.stop();
-      console.log(`# ${writers.summary()}`);
       // The plain writer wrote through a, which is dead: read through c.
-      await writers.check(cluster, cluster.get('c').url);
-      await checkFilled(cluster.get('c').url, FILL_KEYS);
+      await checkAll(cluster, writers, cluster.get('c').url);
     }, ['--replicas', '2', '--down-grace-ms', '600000']);
   });
 
@@ -237,9 +240,7 @@ describe('replication under faults', { skip, timeout: 240_000 }, () => {
       await startThree(cluster, false);
       const a = cluster.get('a').url;
       await waitForSettled(a, ['a', 'b', 'c']);
-      await fill(a, FILL_KEYS);
-      const writers = await Writers.start(cluster, a);
-      await delay(500);
+      const writers = await underLoad(cluster);
       const freeze = async (id: string, other_down: number): Promise<void> => {
         const pid = cluster.get(id).process.pid;
         process.kill(pid, 'SIGSTOP');
@@ -265,11 +266,7 @@ describe('replication under faults', { skip, timeout: 240_000 }, () => {
       // b and c must hold full copies again: with a gone, they serve everything.
       const failover_ms = await killAndTimeFailover(cluster, 'a', cluster.get('b').url);
       console.log(`# failover after kill -9 of a (after b and c came back): ${failover_ms} ms`);
-      await delay(300);
-      await writers.stop();
-      console.log(`# ${writers.summary()}`);
-      await writers.check(cluster, cluster.get('b').url);
-      await checkFilled(cluster.get('b').url, FILL_KEYS);
+      await checkAll(cluster, writers, cluster.get('b').url);
     }, ['--replicas', '2', '--down-grace-ms', '600000']);
   });
 
@@ -297,9 +294,7 @@ describe('replication under faults', { skip, timeout: 240_000 }, () => {
       await startThree(cluster, false);
       const a = cluster.get('a').url;
       await waitForSettled(a, ['a', 'b', 'c']);
-      await fill(a, FILL_KEYS);
-      const writers = await Writers.start(cluster, a);
-      await delay(500);
+      const writers = await underLoad(cluster);
       await cluster.kill('c');
       await waitForSettled(a, ['a', 'b'], 40_000);
       await cluster.restart('c');
@@ -308,11 +303,7 @@ describe('replication under faults', { skip, timeout: 240_000 }, () => {
       // c must hold full copies now: with b gone, a and c serve everything.
       const failover_ms = await killAndTimeFailover(cluster, 'b', a);
       console.log(`# failover after kill -9 of b (after c came back late): ${failover_ms} ms`);
-      await delay(300);
-      await writers.stop();
-      console.log(`# ${writers.summary()}`);
-      await writers.check(cluster, a);
-      await checkFilled(a, FILL_KEYS);
+      await checkAll(cluster, writers, a);
     }, ['--replicas', '2', '--down-grace-ms', '1500']);
   });
 
@@ -323,9 +314,7 @@ describe('replication under faults', { skip, timeout: 240_000 }, () => {
       await cluster.add('d', false);
       const a = cluster.get('a').url;
       await waitForSettled(a, ['a', 'b', 'c', 'd'], 40_000);
-      await fill(a, FILL_KEYS);
-      const writers = await Writers.start(cluster, a);
-      await delay(500);
+      const writers = await underLoad(cluster);
       const failover_ms = await killAndTimeFailover(cluster, 'd', a);
       console.log(`# failover after kill -9 of d: ${failover_ms} ms`);
       await cluster.restart('d');
@@ -338,11 +327,7 @@ describe('replication under faults', { skip, timeout: 240_000 }, () => {
         process.kill(b_pid, 'SIGCONT');
       }
       await waitForSettled(a, ['a', 'b', 'c', 'd'], 60_000);
-      await delay(300);
-      await writers.stop();
-      console.log(`# ${writers.summary()}`);
-      await writers.check(cluster, a);
-      await checkFilled(a, FILL_KEYS);
+      await checkAll(cluster, writers, a);
     }, ['--replicas', '2', '--down-grace-ms', '600000']);
   });
 });

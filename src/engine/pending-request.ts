@@ -188,16 +188,7 @@ export class PendingRequest {
   copyValues(target: Buffer, offset: number): void {
     let position = offset;
     for (let i = 0; i < this.op_count; i++) {
-      const length = this.value_length[i]!;
-      if (length === 0) continue;
-      const source_offset = this.source_offset[i]!;
-      const source = this.sources[this.source_index[i]!]!;
-      if (length <= COPY_LOOP_BYTES_MAX) {
-        for (let j = 0; j < length; j++) target[position + j] = source[source_offset + j]!;
-      } else {
-        source.copy(target, position, source_offset, source_offset + length);
-      }
-      position += length;
+      position += this.copyValue(i, target, position);
     }
   }
 }

@@ -95,6 +95,16 @@ function fillPermutation(id: string, permutation: Uint32Array): void {
   }
 }
 
+/** A node's score for a slot: the best of `weight` entries of its permutation (see the header). */
+function scoreOf(permutation: Uint32Array, slot: number, weight: number): number {
+  let score = permutation[slot]!;
+  for (let k = 1; k < weight; k++) {
+    const other = permutation[(slot + k * WEIGHT_STRIDE_SLOTS) & SLOT_MASK]!;
+    if (other > score) score = other;
+  }
+  return score;
+}
+
 export class HashRing {
   /** Nodes sorted by id; owner indices point into this. */
   readonly nodes: readonly RingNode[];
@@ -128,11 +138,7 @@ export class HashRing {
     this.nodes.forEach((node, owner) => {
       fillPermutation(node.id, permutation);
       for (let slot = 0; slot < RING_SLOTS; slot++) {
-        let score = permutation[slot]!;
-        for (let k = 1; k < node.weight; k++) {
-          const other = permutation[(slot + k * WEIGHT_STRIDE_SLOTS) & SLOT_MASK]!;
-          if (other > score) score = other;
-        }
+        const score = scoreOf(permutation, slot, node.weight);
         // Strictly greater: on a tie the earlier (smaller) id keeps the slot.
         if (score > best_scores[slot]!) {
           best_scores[slot] = score;
@@ -199,11 +205,7 @@ export class HashRing {
     this.nodes.forEach((node, index) => {
       fillPermutation(node.id, permutation);
       for (let slot = 0; slot < RING_SLOTS; slot++) {
-        let score = permutation[slot]!;
-        for (let w = 1; w < node.weight; w++) {
-          const other = permutation[(slot + w * WEIGHT_STRIDE_SLOTS) & SLOT_MASK]!;
-          if (other > score) score = other;
-        }
+        const score = scoreOf(permutation, slot, node.weight);
         const base = slot * k;
         // Strictly greater moves a node ahead: on a tie the earlier (smaller) id stays ahead.
         if (score <= scores[base + k - 1]!) continue;
