@@ -217,7 +217,10 @@ export class MoveStream {
     this.onChange();
   }
 
+  /** Flushes again after RESEND_DELAY_MS; flush() does nothing meanwhile. */
   private flushLater(): void {
+    // A failure while a flush waits for the link (frames in flight when it went down) restarts the wait.
+    this.resend_timer?.();
     this.resend_timer = this.schedule(() => {
       this.resend_timer = null;
       this.flush();
