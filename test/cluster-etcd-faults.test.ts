@@ -113,6 +113,10 @@ describe('membership in etcd under faults', { skip, timeout: 180_000 }, () => {
     });
   });
 
+  // Bug found here (about one run in five under load), now fixed: the restarted d first read the
+  // view with its old incarnation still joining; the controller then dropped that incarnation
+  // from `next`, and the new process took the drop for a leave and stopped, so the join never
+  // finished. A node dropped while only joining now joins again (cluster-node.ts adopt).
   it('a stream link cut mid-move (the joining node killed -9 and restarted on its data dir): the move completes, nothing is lost', { timeout: 60_000 }, async () => {
     await withCluster('stream', async (cluster) => {
       await startThree(cluster, false);

@@ -59,6 +59,8 @@ export class ClusterNode implements OpRouter {
   private readonly peer_clean = new Map<string, number>();
   private timer: NodeJS.Timeout | null = null;
   private was_member = false;
+  /** The last adopted view had this node in `nodes` (not only joining, in `next`). */
+  private was_full_member = false;
   /** The last adopted view marked this node down (or admitted an older incarnation of it). */
   private was_failed = false;
   /** Set once this node has left: it never asks to join again. */
@@ -343,10 +345,12 @@ export class ClusterNode implements OpRouter {
     const member = members.some((n) => n.id === this.self);
     this.reconcileCleanup(before, member);
     if (this.was_member && !member) {
-      if (this.membership !== null && this.was_failed) {
-        // Removed after it was marked down (docs/REPLICATION.md R5): its copies are stale.
-        // It deletes them (the clean-up of a non-member keeps nothing) and joins again empty.
-        this.log('this node was removed after it was marked down; it drops its copies and joins again');
+      if (this.membership !== null && (this.was_failed || !this.was_full_member)) {
+        // Removed after it was marked down (docs/REPLICATION.md R5), or dropped while it was
+        // still joining (the controller took it for dead: an earlier incarnation, say): its
+        // copies are stale. It deletes them (the clean-up of a non-member keeps nothing) and
+        // joins again empty. Only a full member that was not failed has left for good.
+        this.log(`this node was ${this.was_failed ? 'removed after it was marked down' : 'dropped while joining'}; it drops its copies and joins again`);
       } else {
         this.log('this node has left the cluster');
         this.left = true;
@@ -355,6 +359,7 @@ export class ClusterNode implements OpRouter {
       }
     }
     this.was_member = member;
+    this.was_full_member = view.nodes.some((n) => n.id === this.self);
     this.was_failed = failed;
     this.gossip?.checkCompletion();
     return true;
