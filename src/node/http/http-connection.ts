@@ -1,0 +1,250 @@
+/**
+ * One HTTP client socket (keep-alive: any number of requests, one after another, or pipelined):
+ * runs its requests (http-exchange.ts) under the same RequestBudget as a WebSocket or RESP
+ * connection, and applies the same limits the same way.
+ *
+ * - A request is started only while the budget allows: fewer than
+ *   connection_requests_inflight_max unanswered, response bytes on their way under
+ *   connection_send_bytes_max, and the node under node_inflight_bytes_max. Otherwise it waits
+ *   here, in order, and the socket is not read (socket-flow.ts) until answers go out; TCP flow
+ *   control then slows the client. Node writes the answers in request order.
+ * - A client that leaves more than max(connection_send_bytes_max, response_bytes_max) unread
+ *   for slow_client_timeout_ms is closed (SLOW_CLIENT); one whose body takes longer than
+ *   frame_timeout_ms gets 408 and is closed (slowloris).
+ * - When the socket goes, its requests are cancelled and its share of the budgets released.
+ *
+ * Node's own HTTP server enforces the rest: header size (431), the time to send a request's
+ * headers (handshake_timeout_ms), and the keep-alive idle time (http_keep_alive_timeout_ms).
+ */
+import type { ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
+import type { PendingRequest } from '../../engine/pending-request.js';
+import type { RequestBatch, WireCodec } from '../../protocol/codec.js';
+import { ErrorCode } from '../../protocol/errors.js';
+import type { ServerConfig } from '../config.js';
+import type { Dispatcher } from '../dispatcher.js';
+import { RequestBudget, type BudgetHost, type ServedConnection } from '../request-budget.js';
+import type { ExchangeHost, HttpExchange } from './http-exchange.js';
+import { codeReply, sendError } from './replies.js';
+import type { GuardSettings } from './request-guard.js';
+import { lingerOnClose, pauseHttpSocket, resumeHttpSocket } from './socket-flow.js';
+
+/** How long a connection closed with a body unread keeps reading and dropping it (nginx's lingering_time is 30 s). */
+const LINGER_MS = 5_000;
+
+/** What a connection needs from the HTTP front end and the node. */
+export interface HttpConnectionHost extends BudgetHost {
+  readonly config: ServerConfig;
+  readonly codec: WireCodec;
+  readonly dispatcher: Dispatcher;
+  readonly guard: GuardSettings;
+  readonly shutting_down: boolean;
+  onPaused(connection: ServedConnection): void;
+  onClosed(connection: HttpConnection): void;
+  log(message: string): void;
+  logLimited(message: string): void;
+}
+
+export class HttpConnection implements ServedConnection, ExchangeHost {
+  readonly address: string;
+  private readonly socket: Socket;
+  private readonly host: HttpConnectionHost;
+  private readonly budget: RequestBudget;
+  /** Requests that arrived while the budget was spent, oldest first; started in this order. */
+  private readonly held: HttpExchange[] = [];
+  /** Started requests whose answer has not finished (reading a body, running, or being written). */
+  private readonly open = new Set<HttpExchange>();
+  /**
+   * Answer bytes handed to Node and not yet written to the socket: an answer counts until its
+   * response emits 'finish', which Node does once the socket has taken its last byte.
+   */
+  private unwritten_bytes = 0;
+  private paused = false;
+  /** Inside maybeResume's loop: an answer given inside it must not start another loop. */
+  private draining = false;
+  private gone = false;
+  /** Closing after an answer while the client may still send (lingerAfterAnswer): nothing more is served. */
+  private lingering = false;
+  private next_request_id = 1;
+
+  constructor(socket: Socket, host: HttpConnectionHost) {
+    this.socket = socket;
+    this.host = host;
+    this.address = socket.remoteAddress ?? '?';
+    this.budget = new RequestBudget(host, {
+      requests_inflight_max: host.config.connection_requests_inflight_max,
+      send_bytes_max: host.config.connection_send_bytes_max,
+      value_bytes_max: host.config.value_bytes_max,
+    });
+    socket.once('close', () => this.onGone());
+  }
+
+  get config(): ServerConfig {
+    return this.host.config;
+  }
+
+  get codec(): WireCodec {
+    return this.host.codec;
+  }
+
+  get guard(): GuardSettings {
+    return this.host.guard;
+  }
+
+  get shutting_down(): boolean {
+    return this.host.shutting_down;
+  }
+
+  get requests_inflight(): number {
+    return this.budget.requests_inflight;
+  }
+
+  get is_paused(): boolean {
+    return this.paused;
+  }
+
+  /** True while any answer is under way: an error found by Node's parser must not be written into it. */
+  get busy(): boolean {
+    return this.open.size > 0 || this.held.length > 0;
+  }
+
+  /** A new request on this socket: started now, or held until the budget allows. */
+  accept(exchange: HttpExchange): void {
+    // Bytes after a refused body are not requests worth answering: the socket closes soon.
+    if (this.gone || this.lingering) return;
+    if (this.held.length > 0 || this.mustPause()) {
+      this.held.push(exchange);
+      this.pause();
+      return;
+    }
+    this.begin(exchange);
+  }
+
+  private begin(exchange: HttpExchange): void {
+    this.open.add(exchange);
+    exchange.res.once('close', () => this.open.delete(exchange));
+    try {
+      exchange.start();
+    } catch (error) {
+      // A bug, not bad input (see Connection.handleFrame): answer 500, drop this client, keep serving.
+      this.host.log(`internal error on an HTTP request from ${this.address}; closing its connection: ${(error as Error).stack ?? String(error)}`);
+      if (!exchange.res.headersSent) sendError(exchange.res, { ...codeReply(ErrorCode.INTERNAL, 'internal server error; see the server log'), close: true });
+      this.socket.destroy();
+    }
+  }
+
+  // ---- ExchangeHost ----
+
+  nextRequestId(): number {
+    return this.next_request_id++;
+  }
+
+  logLimited(message: string): void {
+    this.host.logLimited(message);
+  }
+
+  submit(batch: RequestBatch, bytes: number, gets: number, answered: (request: PendingRequest) => void): void {
+    if (this.gone) return;
+    this.budget.open(bytes);
+    let request: PendingRequest;
+    try {
+      request = this.host.dispatcher.submit(batch, bytes, (done) => this.onAnswered(done, answered));
+    } catch (error) {
+      this.host.log(`internal error on an HTTP request from ${this.address}; closing its connection: ${(error as Error).stack ?? String(error)}`);
+      this.host.inflight_bytes -= bytes; // counted by open(), never tracked, so cancelAll() would miss it
+      this.socket.destroy();
+      return;
+    }
+    // A request answered inside submit() (fast path, health) has already been released by onAnswered().
+    this.budget.track(request, gets);
+    if (this.mustPause()) this.pause();
+  }
+
+  lingerAfterAnswer(): void {
+    if (this.lingering) return;
+    this.lingering = true;
+    this.held.length = 0;
+    lingerOnClose(this.socket, LINGER_MS);
+  }
+
+  sent(res: ServerResponse, bytes: number): void {
+    this.unwritten_bytes += bytes;
+    let counted = true;
+    const written = (): void => {
+      if (!counted) return;
+      counted = false;
+      this.unwritten_bytes -= bytes;
+      this.maybeResume();
+    };
+    res.once('finish', written);
+    res.once('close', written);
+  }
+
+  private onAnswered(request: PendingRequest, answered: (request: PendingRequest) => void): void {
+    // A cancelled request's share was released when the socket went; its answer goes nowhere.
+    if (!this.budget.finish(request)) return;
+    answered(request);
+    this.host.onRequestDone();
+    this.maybeResume();
+  }
+
+  // ---- flow ----
+
+  private mustPause(): boolean {
+    return this.budget.mustPause(this.unwritten_bytes);
+  }
+
+  private pause(): void {
+    if (this.gone) return;
+    // Set again even when already paused: Node resumes the socket on its own when writes drain.
+    pauseHttpSocket(this.socket);
+    if (this.paused) return;
+    this.paused = true;
+    this.host.onPaused(this);
+  }
+
+  maybeResume(): void {
+    if (this.gone || !this.paused || this.draining) return;
+    this.draining = true;
+    while (this.held.length > 0 && !this.gone && !this.mustPause()) this.begin(this.held.shift()!);
+    this.draining = false;
+    if (this.gone || this.held.length > 0 || this.mustPause()) return;
+    this.paused = false;
+    resumeHttpSocket(this.socket);
+  }
+
+  checkTimers(now_ms: number): void {
+    if (this.gone) return;
+    const config = this.host.config;
+    if (this.budget.isSlow(this.unwritten_bytes, now_ms, config.response_bytes_max, config.slow_client_timeout_ms)) {
+      this.host.logLimited(`closing an HTTP connection from ${this.address} (SLOW_CLIENT): its unread answers stayed over ${this.budget.send_bytes_max} bytes for ${config.slow_client_timeout_ms} ms`);
+      this.socket.destroy();
+      return;
+    }
+    for (const exchange of this.open) {
+      const since_ms = exchange.body_since_ms;
+      if (since_ms !== 0 && now_ms - since_ms >= config.frame_timeout_ms) exchange.timeOut();
+    }
+  }
+
+  /** Every request started has been answered (or given up on) by now; held ones are answered SHUTTING_DOWN. */
+  closeForShutdown(): void {
+    while (this.held.length > 0 && !this.gone) this.begin(this.held.shift()!);
+    this.socket.end();
+  }
+
+  destroy(): void {
+    this.socket.destroy();
+  }
+
+  /** The socket is gone: drop held requests, stop reading bodies, cancel what runs, release its budgets. */
+  private onGone(): void {
+    if (this.gone) return;
+    this.gone = true;
+    this.held.length = 0;
+    for (const exchange of this.open) exchange.abandon();
+    this.open.clear();
+    this.budget.cancelAll();
+    this.host.onClosed(this);
+  }
+}
