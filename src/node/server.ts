@@ -17,6 +17,7 @@ import { WireCodec } from '../protocol/codec.js';
 import { authenticate, checkClientProof, CLOSE_AUTH_FAILED, ERROR_HEADER, PEER_AUTH_FAILED, PEER_PROTOCOL_VERSION, PEER_VERSION_HEADER, type AuthSettings, type PeerChallenge } from '../protocol/auth.js';
 import type { ClusterConfig } from '../cluster/cluster-config.js';
 import { ClusterNode } from '../cluster/cluster-node.js';
+import { ErrorCode } from '../protocol/errors.js';
 import type { ServerConfig } from './config.js';
 import { Connection, type ConnectionHost } from './connection.js';
 import type { ServedConnection } from './request-budget.js';
@@ -86,6 +87,8 @@ export class PikvServer implements ConnectionHost, RespNode, HttpNode {
   /** Membership, peer links and routing (src/cluster/); a one-node view without cluster settings. */
   readonly cluster: ClusterNode;
   private readonly auth: AuthSettings;
+  /** This node's names and addresses: the HTTP API's Host check, and the Origin check of both (http/node-names.ts). */
+  private readonly names: NodeNames;
   /** Peer challenges issued in the handshake (verifyClient), answered in the first frame. */
   private readonly peer_challenges = new WeakMap<IncomingMessage, PeerChallenge>();
   /** The newest connection of each peer id (Connection.fenced): older ones apply no data op. */
@@ -123,8 +126,8 @@ export class PikvServer implements ConnectionHost, RespNode, HttpNode {
       ? createHttpsServer({ ...options, cert: readTlsFile(config.tls_cert_file, 'certificate'), key: readTlsFile(config.tls_key_file, 'private key') })
       : createServer(options);
     this.http.on('connection', (socket: Socket) => this.onSocket(socket));
-    const names = new NodeNames(config.host, () => cluster.config?.advertise ?? '');
-    this.http_front = new HttpFront(this, { names, client_token: this.auth.client_token });
+    this.names = new NodeNames(config.host, () => cluster.config?.advertise ?? '');
+    this.http_front = new HttpFront(this, { names: this.names, client_token: this.auth.client_token });
     this.http_front.attach(this.http);
     this.wss = new WebSocketServer({ server: this.http, maxPayload: config.frame_bytes_max, perMessageDeflate: false, clientTracking: false,
       verifyClient: (info: { req: IncomingMessage }, callback: (ok: boolean, code?: number, message?: string) => void) => this.verifyClient(info.req, callback),
@@ -321,6 +324,15 @@ export class PikvServer implements ConnectionHost, RespNode, HttpNode {
    * its challenge in the 101 response and proves itself in its first frame (onConnection).
    */
   private verifyClient(request: IncomingMessage, callback: (ok: boolean, code?: number, message?: string, headers?: Record<string, string>) => void): void {
+    // Browsers let any web page open a WebSocket to any address (no same-origin rule, no
+    // preflight), but always say which page in Origin; pikv's own clients and peers send none.
+    // A page elsewhere must not drive a node that has no token (Cross-Site WebSocket Hijacking).
+    const origin = request.headers.origin;
+    if (origin !== undefined && !this.names.acceptsOrigin(origin)) {
+      this.log(`refused a WebSocket from ${request.socket.remoteAddress ?? '?'}: opened by the web page ${JSON.stringify(origin.slice(0, 100))} (CROSS_SITE)`);
+      callback(false, 403, ErrorCode.CROSS_SITE, { [ERROR_HEADER]: ErrorCode.CROSS_SITE });
+      return;
+    }
     const result = authenticate(request, this.auth);
     if ('refused' in result) {
       this.log(`refused a connection from ${request.socket.remoteAddress ?? '?'}: ${result.refused} (${result.code})`);
