@@ -29,6 +29,18 @@ import { codeReply, sendError } from './replies.js';
 import type { GuardSettings } from './request-guard.js';
 import { lingerOnClose, pauseHttpSocket, resumeHttpSocket } from './socket-flow.js';
 
+/** Most bytes of JSON per op beside its value: a per-op error with its message. */
+const JSON_OP_BYTES_MAX = 256;
+
+/**
+ * The largest legal answer: a JSON batch answer carries up to response_bytes_max of values,
+ * at most doubled by JSON escaping (base64 is 4/3), plus each op's code and message. One
+ * legal answer being written never makes a client slow by itself.
+ */
+function jsonAnswerBytesMax(config: ServerConfig): number {
+  return 2 * config.response_bytes_max + config.batch_ops_max * JSON_OP_BYTES_MAX;
+}
+
 /** How long a connection closed with a body unread keeps reading and dropping it (nginx's lingering_time is 30 s). */
 const LINGER_MS = 5_000;
 
@@ -63,6 +75,10 @@ export class HttpConnection implements ServedConnection, ExchangeHost {
   /** Inside maybeResume's loop: an answer given inside it must not start another loop. */
   private draining = false;
   private gone = false;
+  /** When answers over the send limit stopped moving (stalled()); 0 while they move or are under it. */
+  private stalled_since_ms = 0;
+  /** Answer bytes not yet taken by the kernel at the last check, to see whether the client reads. */
+  private stall_pending_bytes = 0;
   /** Closing after an answer while the client may still send (lingerAfterAnswer): nothing more is served. */
   private lingering = false;
   private next_request_id = 1;
@@ -103,9 +119,10 @@ export class HttpConnection implements ServedConnection, ExchangeHost {
     return this.paused;
   }
 
-  /** True while any answer is under way: an error found by Node's parser must not be written into it. */
-  get busy(): boolean {
-    return this.open.size > 0 || this.held.length > 0;
+  /** True while an answer is being written: an error found by Node's parser must not be written into it. */
+  get answering(): boolean {
+    for (const exchange of this.open) if (exchange.res.headersSent && !exchange.res.writableFinished) return true;
+    return false;
   }
 
   /** A new request on this socket: started now, or held until the budget allows. */
@@ -216,8 +233,13 @@ export class HttpConnection implements ServedConnection, ExchangeHost {
   checkTimers(now_ms: number): void {
     if (this.gone) return;
     const config = this.host.config;
-    if (this.budget.isSlow(this.unwritten_bytes, now_ms, config.response_bytes_max, config.slow_client_timeout_ms)) {
+    if (this.budget.isSlow(this.unwritten_bytes, now_ms, jsonAnswerBytesMax(config), config.slow_client_timeout_ms)) {
       this.host.logLimited(`closing an HTTP connection from ${this.address} (SLOW_CLIENT): its unread answers stayed over ${this.budget.send_bytes_max} bytes for ${config.slow_client_timeout_ms} ms`);
+      this.socket.destroy();
+      return;
+    }
+    if (this.stalled(now_ms)) {
+      this.host.logLimited(`closing an HTTP connection from ${this.address} (SLOW_CLIENT): it read nothing of ${this.unwritten_bytes} bytes of answers for ${config.slow_client_timeout_ms} ms`);
       this.socket.destroy();
       return;
     }
@@ -225,6 +247,25 @@ export class HttpConnection implements ServedConnection, ExchangeHost {
       const since_ms = exchange.body_since_ms;
       if (since_ms !== 0 && now_ms - since_ms >= config.frame_timeout_ms) exchange.timeOut();
     }
+  }
+
+  /**
+   * True once the client has read nothing of answers over connection_send_bytes_max for
+   * slow_client_timeout_ms. The budget stops admitting its requests at that size, so isSlow's
+   * larger threshold is never reached by an HTTP client that simply stops reading; without
+   * this it would hold its socket and answer forever (HTTP's keep-alive timeout only runs
+   * between requests). A client that reads, however slowly, is never cut by it.
+   */
+  private stalled(now_ms: number): boolean {
+    const pending_bytes = this.unwritten_bytes + this.socket.writableLength;
+    if (this.unwritten_bytes < this.budget.send_bytes_max || pending_bytes < this.stall_pending_bytes) {
+      this.stall_pending_bytes = pending_bytes;
+      this.stalled_since_ms = 0;
+      return false;
+    }
+    this.stall_pending_bytes = pending_bytes;
+    if (this.stalled_since_ms === 0) this.stalled_since_ms = now_ms;
+    return now_ms - this.stalled_since_ms >= this.host.config.slow_client_timeout_ms;
   }
 
   /** Every request started has been answered (or given up on) by now; held ones are answered SHUTTING_DOWN. */

@@ -119,7 +119,7 @@ export class HttpExchange {
     const { config } = this.host;
     const type = mediaTypeOf(this.req);
     if (type !== JSON_TYPE && type !== CBOR_TYPE) {
-      return this.refuse({ ...codeReply(ErrorCode.UNSUPPORTED_MEDIA_TYPE, `a batch body is ${JSON_TYPE} or ${CBOR_TYPE}, not ${JSON.stringify(type.slice(0, 100))}`), status: 415 });
+      return this.refuse(codeReply(ErrorCode.UNSUPPORTED_MEDIA_TYPE, `a batch body is ${JSON_TYPE} or ${CBOR_TYPE}, not ${JSON.stringify(type.slice(0, 100))}`));
     }
     if (declaredBytes(this.req) > config.frame_bytes_max) return this.refuse(this.bodyTooLarge(`Content-Length is ${declaredBytes(this.req)}`));
     this.readBody(config.frame_bytes_max, (outcome) => {

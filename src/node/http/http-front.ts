@@ -110,7 +110,7 @@ export class HttpFront implements HttpConnectionHost {
    */
   private onClientError(error: Error & { code?: string }, socket: Socket): void {
     const code = error.code ?? '';
-    if (code === 'ECONNRESET' || !socket.writable || this.connections.get(socket)?.busy === true) {
+    if (code === 'ECONNRESET' || !socket.writable || this.connections.get(socket)?.answering === true) {
       socket.destroy();
       return;
     }

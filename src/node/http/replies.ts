@@ -37,6 +37,13 @@ export function httpStatusOf(code: ErrorCodeName | 'OK'): number {
     case ErrorCode.BAD_REQUEST:
     case ErrorCode.UNSUPPORTED_VERSION: return 400;
     case ErrorCode.AUTH_FAILED: return 401;
+    case ErrorCode.CROSS_SITE: return 403;
+    case ErrorCode.UNKNOWN_ROUTE: return 404;
+    case ErrorCode.METHOD_NOT_ALLOWED: return 405;
+    case ErrorCode.REQUEST_TIMEOUT: return 408;
+    case ErrorCode.UNSUPPORTED_MEDIA_TYPE: return 415;
+    case ErrorCode.BAD_HOST: return 421;
+    case ErrorCode.HEADERS_TOO_LARGE: return 431;
     case ErrorCode.VALUE_TOO_LARGE:
     case ErrorCode.BODY_TOO_LARGE:
     case ErrorCode.TOO_MANY_OPS: return 413;
