@@ -327,3 +327,35 @@ describe('HTTP API in a two-node cluster', { timeout: 90_000, skip: NO_CURL }, (
     assert.equal(health_a.serving && health_b.serving, true);
   });
 });
+
+describe('HTTP API on a node that is not serving', { timeout: 60_000, skip: NO_CURL }, () => {
+  let server: ServerProcess;
+
+  before(async () => {
+    // etcd mode with no etcd: the node listens, but serves nothing until it has read the view.
+    server = await startServer(['--workers', '1', '--node-id', 'lonely', '--etcd', 'http://127.0.0.1:1'], { PIKV_CLUSTER_SECRET: 'secret' });
+  });
+
+  after(async () => {
+    await server.stop();
+  });
+
+  it('answers 503 with Retry-After: health and data routes say CLUSTER_UNAVAILABLE', async () => {
+    const base = httpBase(server.url);
+    const health = await curl([`${base}/v1/health`]);
+    assert.equal(health.status, 503);
+    assert.equal(health.headers.get('retry-after'), '1');
+    assert.deepEqual(JSON.parse(health.body.toString()), {
+      node_id: 'lonely', epoch: 0, serving: false, error: 'CLUSTER_UNAVAILABLE', message: errorOf(health.body).message,
+    });
+    for (const args of [[`${base}/v1/kv/k`], ['-X', 'PUT', ...JSON_TYPE, '--data-binary', 'v', `${base}/v1/kv/k`]]) {
+      const response = await curl(args);
+      assert.equal(response.status, 503, args.join(' '));
+      assert.equal(response.headers.get('retry-after'), '1');
+      assert.equal(errorOf(response.body).error, 'CLUSTER_UNAVAILABLE');
+    }
+    const batch = await curl(['-X', 'POST', ...JSON_TYPE, '--data-binary', '{"ops":[{"op":"get","key":"k"}]}', `${base}/v1/batch`]);
+    assert.equal(batch.status, 200, 'a batch answers per op');
+    assert.equal(results(batch.body)[0]!.code, 'CLUSTER_UNAVAILABLE');
+  });
+});

@@ -137,9 +137,11 @@ export class HttpExchange {
       const status = this.host.codec.decodeValue(valueOf(request, 0)) as { node_id?: unknown; epoch?: unknown; etcd?: { serving?: unknown } | null };
       // Without etcd (a lone node, gossip) a node serves whenever it runs; with etcd, while it holds the view in a live session.
       const serving = !this.host.shutting_down && (status.etcd === null || status.etcd === undefined || status.etcd.serving === true);
-      const body = Buffer.from(`${JSON.stringify({ node_id: status.node_id, epoch: status.epoch, serving })}\n`);
-      if (serving) this.host.sent(this.res, sendBody(this.res, 200, `${JSON_TYPE}; charset=utf-8`, body));
-      else this.host.sent(this.res, sendError(this.res, { ...codeReply(ErrorCode.CLUSTER_UNAVAILABLE), message: body.toString().trim() }));
+      const fields = { node_id: status.node_id, epoch: status.epoch, serving };
+      // Not serving: 503, so a load balancer or `curl --fail` sees it; the body has the same fields.
+      const code = this.host.shutting_down ? ErrorCode.SHUTTING_DOWN : ErrorCode.CLUSTER_UNAVAILABLE;
+      if (serving) this.host.sent(this.res, sendBody(this.res, 200, `${JSON_TYPE}; charset=utf-8`, Buffer.from(`${JSON.stringify(fields)}\n`)));
+      else this.host.sent(this.res, sendError(this.res, { ...codeReply(code), fields }));
     });
   }
 

@@ -23,6 +23,8 @@ export interface ErrorReply {
   close?: boolean;
   /** Extra headers (Allow, WWW-Authenticate). */
   headers?: Record<string, string>;
+  /** Extra fields of the JSON body, before error and message (health: node_id, epoch, serving). */
+  fields?: Record<string, unknown>;
 }
 
 /** The HTTP status for a pikv code, whether an op's (status byte) or a whole request's. */
@@ -62,7 +64,7 @@ export function codeOfStatus(status: number): ErrorCodeName | 'OK' {
 
 /** Writes `{"error": CODE, "message": ...}` with the code's status; 503s carry Retry-After. */
 export function sendError(res: ServerResponse, reply: ErrorReply): number {
-  const body = Buffer.from(`${JSON.stringify({ error: reply.code, message: reply.message })}\n`);
+  const body = Buffer.from(`${JSON.stringify({ ...reply.fields, error: reply.code, message: reply.message })}\n`);
   const headers: Record<string, string | number> = {
     ...COMMON_HEADERS,
     'content-type': 'application/json; charset=utf-8',
