@@ -234,6 +234,11 @@ describe('Hostile HTTP clients never crash or wedge a node', { timeout: 240_000 
 
     const over = await fetch(`${base}/v1/batch`, { method: 'POST', headers: { ...AUTH, 'content-type': 'application/json' }, body: JSON.stringify({ ops: [...puts, { op: 'get', key: 'x' }] }) });
     assert.deepEqual(await status(over), { status: 413, error: 'TOO_MANY_OPS', message: `the batch has ${BATCH_OPS_MAX + 1} ops; the limit is ${BATCH_OPS_MAX} (batch_ops_max)` });
+    // Many tiny objects or numbers are refused before JSON.parse would build them all.
+    for (const body of [`{"ops": [${'{},'.repeat(300_000)}{}]}`, `{"ops": [${'1,'.repeat(400_000)}1]}`]) {
+      const amplified = await fetch(`${base}/v1/batch`, { method: 'POST', headers: { ...AUTH, 'content-type': 'application/json' }, body });
+      assert.equal((await status(amplified)).error, 'TOO_MANY_OPS');
+    }
     const count = BATCH_OPS_MAX + 1;
     const cbor_over = codec.encodeRequest({ id: 1, op: new Uint8Array(count).fill(Op.GET), key_lengths: new Uint32Array(count).fill(1), value_lengths: new Uint32Array(count), keys: Buffer.alloc(count, 0x61), values: Buffer.alloc(0) });
     const cbor = await fetch(`${base}/v1/batch`, { method: 'POST', headers: { ...AUTH, 'content-type': 'application/cbor' }, body: cbor_over });

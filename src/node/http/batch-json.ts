@@ -65,8 +65,41 @@ function bytesOf(op: Record<string, unknown>, name: string, index: number): Buff
   return Buffer.from(base64, 'base64');
 }
 
+/** Structural characters ({ [ , :) one op may have: an object of at most 3 fields. */
+const TOKENS_PER_OP_MAX = 8;
+/** The body's own: the outer object, "ops" and "value_encoding". */
+const TOKENS_OUTSIDE_OPS_MAX = 8;
+
+/**
+ * Counts JSON's structural characters outside strings, and refuses a body with more than a
+ * valid batch of `ops_max` ops can have, before JSON.parse sees it. A batch body may be as
+ * large as frame_bytes_max (64 MiB), and JSON.parse turns each `{}` (2 bytes) into an object of
+ * ~50 bytes: `[{},{},...]` would cost a node over 1 GiB. A valid batch has at most one array and
+ * a few tokens per op, so what is parsed stays in proportion to batch_ops_max.
+ */
+function checkShape(body: Buffer, ops_max: number): void {
+  const tokens_max = TOKENS_OUTSIDE_OPS_MAX + TOKENS_PER_OP_MAX * ops_max;
+  let tokens = 0;
+  let arrays = 0;
+  let in_string = false;
+  for (let i = 0; i < body.length; i++) {
+    const byte = body[i]!;
+    if (in_string) {
+      if (byte === 0x5c) i++; // a backslash escapes the next character, a quote among them
+      else if (byte === 0x22) in_string = false;
+      continue;
+    }
+    if (byte === 0x22) in_string = true;
+    else if (byte === 0x5b) arrays++;
+    else if (byte === 0x7b || byte === 0x2c || byte === 0x3a) tokens++;
+  }
+  if (arrays > 1) fail('the body may hold one array, "ops"');
+  if (tokens > tokens_max) throw new BatchBodyError(ErrorCode.TOO_MANY_OPS, `the body has more than the ${ops_max} ops batch_ops_max allows (or is not a batch)`);
+}
+
 /** Parses a JSON batch body; throws BatchBodyError (BAD_REQUEST, TOO_MANY_OPS) for a body that cannot be run. */
 export function parseJsonBatch(body: Buffer, id: number, ops_max: number): JsonBatch {
+  checkShape(body, ops_max);
   let text: string;
   try {
     // Strict: replacing invalid bytes with U+FFFD would store other keys and values than sent.

@@ -8,13 +8,13 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { PendingRequest } from '../../engine/pending-request.js';
 import { RequestDecodeError, type RequestBatch, type WireCodec } from '../../protocol/codec.js';
-import { Op } from '../../protocol/constants.js';
-import { defaultMessage, ErrorCode, type ErrorCodeName } from '../../protocol/errors.js';
+import { Op, Status } from '../../protocol/constants.js';
+import { defaultMessage, ErrorCode, statusName } from '../../protocol/errors.js';
 import { responseFrameBytes, writeResponseHead } from '../../protocol/response-writer.js';
 import type { ServerConfig } from '../config.js';
 import { BatchBodyError, parseJsonBatch, renderJsonResults } from './batch-json.js';
 import { BodyReader, declaredBytes, hasBody, type BodyOutcome } from './body-reader.js';
-import { codeOfStatus, codeReply, sendBody, sendError, sendNoContent, type ErrorReply } from './replies.js';
+import { codeReply, sendBody, sendError, sendNoContent, type ErrorReply } from './replies.js';
 import { checkAccess, checkSite, mediaTypeOf, type GuardSettings } from './request-guard.js';
 import { isRefusal, routeOf } from './routes.js';
 
@@ -133,7 +133,7 @@ export class HttpExchange {
     // Through the dispatcher like any op: CLUSTER_STATUS is what pikv cluster status reads.
     const batch = single(this.host.nextRequestId(), Op.CLUSTER_STATUS, EMPTY, EMPTY);
     this.submit(batch, 0, 0, (request) => {
-      if (codeOfStatus(request.status[0]!) !== 'OK') return this.answerError(request, 0);
+      if (request.status[0] !== Status.OK) return this.answerError(request, 0);
       const status = this.host.codec.decodeValue(valueOf(request, 0)) as { node_id?: unknown; epoch?: unknown; etcd?: { serving?: unknown } | null };
       // Without etcd (a lone node, gossip) a node serves whenever it runs; with etcd, while it holds the view in a live session.
       const serving = !this.host.shutting_down && (status.etcd === null || status.etcd === undefined || status.etcd.serving === true);
@@ -151,8 +151,7 @@ export class HttpExchange {
     const batch = single(this.host.nextRequestId(), op, key, value);
     this.submit(batch, key.length + value.length, op === Op.GET ? 1 : 0, (request) => {
       request.limitValues();
-      const code = codeOfStatus(request.status[0]!);
-      if (code !== 'OK') return this.answerError(request, 0);
+      if (request.status[0] !== Status.OK) return this.answerError(request, 0);
       if (op !== Op.GET) return sendNoContent(this.res);
       this.host.sent(this.res, sendBody(this.res, 200, OCTET_STREAM, valueOf(request, 0)));
     });
@@ -200,9 +199,10 @@ export class HttpExchange {
 
   // ---- answers ----
 
-  /** A single-key op's error (or NOT_FOUND) as its HTTP status and JSON body. */
+  /** A single-key op's error (or NOT_FOUND) as its HTTP status and JSON body; never called for OK. */
   private answerError(request: PendingRequest, index: number): void {
-    const code = codeOfStatus(request.status[index]!) as ErrorCodeName;
+    const name = statusName(request.status[index]!);
+    const code = name === 'OK' ? ErrorCode.INTERNAL : name;
     const { config } = this.host;
     const note = code === ErrorCode.VALUE_TOO_LARGE ? ` (value_bytes_max is ${config.value_bytes_max})` : '';
     this.host.sent(this.res, sendError(this.res, codeReply(code, `${defaultMessage(code)}${note}`)));

@@ -3,7 +3,7 @@
  * code maps to, and the headers every response carries. docs/PROTOCOL.md, "HTTP", has the table.
  */
 import { STATUS_CODES, type ServerResponse } from 'node:http';
-import { ErrorCode, RETRYABLE_CODES, defaultMessage, statusName, type ErrorCodeName } from '../../protocol/errors.js';
+import { ErrorCode, RETRYABLE_CODES, defaultMessage, type ErrorCodeName } from '../../protocol/errors.js';
 
 /** Seconds a client told to come back (503) should wait: cluster changes and restarts settle in about that. */
 export const RETRY_AFTER_S = 1;
@@ -55,11 +55,6 @@ export function httpStatusOf(code: ErrorCodeName | 'OK'): number {
     case ErrorCode.RESPONSE_TOO_LARGE: return 503;
     default: return RETRYABLE_CODES.has(code) ? 503 : 500;
   }
-}
-
-/** The code of a per-op status byte, as errors.ts names it. */
-export function codeOfStatus(status: number): ErrorCodeName | 'OK' {
-  return statusName(status);
 }
 
 /** Writes `{"error": CODE, "message": ...}` with the code's status; 503s carry Retry-After. */
