@@ -67,9 +67,12 @@ export class PikvServer implements ConnectionHost, RespNode, HttpNode {
   private readonly connections = new Set<ServedConnection>();
   /**
    * Sockets that have not yet upgraded to WebSocket nor sent a plain HTTP request, with when
-   * they connected; closed past handshake_timeout_ms.
+   * they connected; closed past handshake_timeout_ms. Keyed by the connection's addresses and
+   * ports (socketKey), not by socket: with TLS, requests come on a TLS socket that wraps the
+   * TCP socket seen here, and keyed by socket a wss:// connection was never taken out of this
+   * map, so the sweep closed every one of them after handshake_timeout_ms.
    */
-  private readonly handshaking = new Map<Socket, number>();
+  private readonly handshaking = new Map<string, { socket: Socket; since_ms: number }>();
   /** Open sockets per remote address, when connections_per_ip_max is set. */
   private readonly sockets_per_ip = new Map<string, number>();
   private sweep_timer: NodeJS.Timeout | null = null;
@@ -175,8 +178,9 @@ export class PikvServer implements ConnectionHost, RespNode, HttpNode {
       socket.destroy();
       return;
     }
-    this.handshaking.set(socket, Date.now());
-    socket.once('close', () => this.handshaking.delete(socket));
+    const key = socketKey(socket);
+    this.handshaking.set(key, { socket, since_ms: Date.now() });
+    socket.once('close', () => this.handshaking.delete(key));
   }
 
   /**
@@ -203,7 +207,7 @@ export class PikvServer implements ConnectionHost, RespNode, HttpNode {
 
   /** The socket sent a plain HTTP request: the HTTP API serves it from now on (http/). */
   handshakeDone(socket: Socket): void {
-    this.handshaking.delete(socket);
+    this.handshaking.delete(socketKey(socket));
   }
 
   /** False when connections_max client connections (WebSocket, RESP and HTTP together) are open. */
@@ -241,9 +245,9 @@ export class PikvServer implements ConnectionHost, RespNode, HttpNode {
   /** Closes sockets and connections past their time limits (handshake, frame, slow reader, idle). */
   private sweep(): void {
     const now_ms = Date.now();
-    for (const [socket, since_ms] of this.handshaking) {
+    for (const [key, { socket, since_ms }] of this.handshaking) {
       if (now_ms - since_ms < this.config.handshake_timeout_ms) continue;
-      this.handshaking.delete(socket);
+      this.handshaking.delete(key);
       this.log(`closing a socket from ${socket.remoteAddress ?? '?'}: no WebSocket upgrade or HTTP request within ${this.config.handshake_timeout_ms} ms (HANDSHAKE_TIMEOUT)`);
       socket.destroy();
     }
@@ -354,7 +358,7 @@ export class PikvServer implements ConnectionHost, RespNode, HttpNode {
     }
     const challenge = this.peer_challenges.get(request);
     if (challenge === undefined) {
-      this.handshaking.delete(request.socket);
+      this.handshakeDone(request.socket);
       this.serve(ws, request, false);
       return;
     }
@@ -381,7 +385,7 @@ export class PikvServer implements ConnectionHost, RespNode, HttpNode {
         this.refuse(ws, CLOSE_GOING_AWAY, 'SHUTTING_DOWN');
         return;
       }
-      this.handshaking.delete(request.socket);
+      this.handshakeDone(request.socket);
       // Frames behind the proof in the same socket read are emitted after this listener returns,
       // to the listener the Connection adds now: none is lost or reordered.
       this.serve(ws, request, true, challenge.client_id);
@@ -428,6 +432,14 @@ function keepaliveAsked(request: IncomingMessage): number {
   const value = Number(Array.isArray(raw) ? raw[0] : raw);
   if (!Number.isFinite(value) || value <= 0) return 0;
   return Math.min(KEEPALIVE_MS_MAX, Math.max(KEEPALIVE_MS_MIN, Math.floor(value)));
+}
+
+/**
+ * One TCP connection's name, the same for its TCP socket and the TLS socket wrapping it:
+ * both ends' addresses and ports.
+ */
+function socketKey(socket: Socket): string {
+  return `${socket.remoteAddress ?? '?'}|${socket.remotePort ?? 0}|${socket.localAddress ?? '?'}|${socket.localPort ?? 0}`;
 }
 
 /** Reads a PEM file named in the config; a clear start-up error if it cannot. */
