@@ -4,7 +4,9 @@
  * data is the same, a node with a client token, and a two-node cluster that forwards.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { Agent as HttpsAgent, get as httpsGet } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -13,6 +15,7 @@ import { isErrorResponse } from '../src/protocol/codec.js';
 import { startServer, type ServerProcess } from './helpers/server-process.js';
 import { clusterOp, startNode, waitForMembers } from './helpers/cluster.js';
 import { curl, errorOf, httpBase, NO_CURL } from './helpers/http.js';
+import { delay } from './helpers/raw-socket.js';
 
 const codec = new WireCodec();
 const JSON_TYPE = ['-H', 'content-type: application/json'];
@@ -359,3 +362,66 @@ describe('HTTP API on a node that is not serving', { timeout: 60_000, skip: NO_C
     assert.equal(results(batch.body)[0]!.code, 'CLUSTER_UNAVAILABLE');
   });
 });
+
+describe('HTTP API over TLS (--tls-cert-file)', { timeout: 60_000, skip: NO_CURL || opensslMissing() }, () => {
+  let server: ServerProcess;
+  let dir: string;
+  let ca: string;
+  const HANDSHAKE_TIMEOUT_MS = 1000;
+
+  before(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'pikv-https-'));
+    const path = (name: string): string => join(dir, name);
+    const openssl = (...args: string[]): void => void execFileSync('openssl', args, { stdio: 'pipe' });
+    openssl('req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '2', '-subj', '/CN=pikv test CA', '-keyout', path('ca.key'), '-out', path('ca.pem'));
+    openssl('req', '-newkey', 'rsa:2048', '-nodes', '-subj', '/CN=127.0.0.1', '-keyout', path('node.key'), '-out', path('node.csr'));
+    writeFileSync(path('ext.cnf'), 'subjectAltName=IP:127.0.0.1\n');
+    openssl('x509', '-req', '-in', path('node.csr'), '-CA', path('ca.pem'), '-CAkey', path('ca.key'), '-CAcreateserial', '-days', '2', '-extfile', path('ext.cnf'), '-out', path('node.pem'));
+    ca = readFileSync(path('ca.pem'), 'utf8');
+    server = await startServer(['--workers', '1', '--tls-cert-file', path('node.pem'), '--tls-key-file', path('node.key'), '--handshake-timeout-ms', String(HANDSHAKE_TIMEOUT_MS)]);
+  });
+
+  after(async () => {
+    assert.equal(await server.stop(), 0);
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('serves https:// on the wss:// port, and keep-alive and wss:// connections outlive handshake_timeout_ms', async () => {
+    assert.match(server.url, /^wss:/);
+    const base = server.url.replace(/^wss:/, 'https:');
+    assert.match(server.output(), new RegExp(`HTTP API on ${base}/v1/`));
+    const cacert = join(dir, 'ca.pem');
+    assert.equal((await curl(['--cacert', cacert, '-X', 'PUT', ...JSON_TYPE, '--data-binary', 'over tls', `${base}/v1/kv/tls`])).status, 204);
+    assert.equal((await curl(['--cacert', cacert, `${base}/v1/kv/tls`])).body.toString(), 'over tls');
+
+    // One keep-alive socket, two requests further apart than the handshake timeout.
+    const agent = new HttpsAgent({ keepAlive: true, maxSockets: 1, ca });
+    const get = (): Promise<{ body: string; port: number }> => new Promise((resolve, reject) => {
+      httpsGet(`${base}/v1/kv/tls`, { agent }, (response) => {
+        const chunks: Buffer[] = [];
+        const port = response.socket.localPort ?? 0;
+        response.on('data', (chunk: Buffer) => chunks.push(chunk));
+        response.on('end', () => resolve({ body: Buffer.concat(chunks).toString(), port }));
+      }).on('error', reject);
+    });
+    const first = await get();
+    const kv = await connect(server.url, { ca });
+    await delay(HANDSHAKE_TIMEOUT_MS * 2.5);
+    const second = await get();
+    agent.destroy();
+    assert.deepEqual([first.body, second.body], ['over tls', 'over tls']);
+    assert.equal(second.port, first.port, 'the same socket served both');
+    assert.equal(Buffer.from((await kv.get('tls'))!).toString(), 'over tls', 'the wss:// connection is still open');
+    await kv.close();
+    assert.doesNotMatch(server.output(), /HANDSHAKE_TIMEOUT/);
+  });
+});
+
+function opensslMissing(): string | false {
+  try {
+    execFileSync('openssl', ['version'], { stdio: 'pipe' });
+    return false;
+  } catch {
+    return 'openssl is not installed';
+  }
+}
