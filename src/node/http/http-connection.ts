@@ -8,9 +8,10 @@
  *   connection_send_bytes_max, and the node under node_inflight_bytes_max. Otherwise it waits
  *   here, in order, and the socket is not read (socket-flow.ts) until answers go out; TCP flow
  *   control then slows the client. Node writes the answers in request order.
- * - A client that leaves more than max(connection_send_bytes_max, response_bytes_max) unread
- *   for slow_client_timeout_ms is closed (SLOW_CLIENT); one whose body takes longer than
- *   frame_timeout_ms gets 408 and is closed (slowloris).
+ * - A client that leaves answers over connection_send_bytes_max unread, reading nothing of
+ *   them for slow_client_timeout_ms, is closed (SLOW_CLIENT), as is one that keeps more than
+ *   the largest legal answer unread that long (the budget's isSlow); one whose body takes
+ *   longer than frame_timeout_ms gets 408 and is closed (slowloris).
  * - When the socket goes, its requests are cancelled and its share of the budgets released.
  *
  * Node's own HTTP server enforces the rest: header size (431), the time to send a request's
@@ -41,6 +42,8 @@ function jsonAnswerBytesMax(config: ServerConfig): number {
   return 2 * config.response_bytes_max + config.batch_ops_max * JSON_OP_BYTES_MAX;
 }
 
+/** A connection closed after an internal error that has not written its answer by then is torn down. */
+const CLOSE_GRACE_MS = 1_000;
 /** How long a connection closed with a body unread keeps reading and dropping it (nginx's lingering_time is 30 s). */
 const LINGER_MS = 5_000;
 
@@ -79,8 +82,8 @@ export class HttpConnection implements ServedConnection, ExchangeHost {
   private stalled_since_ms = 0;
   /** Answer bytes not yet taken by the kernel at the last check, to see whether the client reads. */
   private stall_pending_bytes = 0;
-  /** Closing after an answer while the client may still send (lingerAfterAnswer): nothing more is served. */
-  private lingering = false;
+  /** Closing after an answer (lingerAfterAnswer, internalError): nothing more is served. */
+  private closing = false;
   private next_request_id = 1;
 
   constructor(socket: Socket, host: HttpConnectionHost) {
@@ -128,7 +131,7 @@ export class HttpConnection implements ServedConnection, ExchangeHost {
   /** A new request on this socket: started now, or held until the budget allows. */
   accept(exchange: HttpExchange): void {
     // Bytes after a refused body are not requests worth answering: the socket closes soon.
-    if (this.gone || this.lingering) return;
+    if (this.gone || this.closing) return;
     if (this.held.length > 0 || this.mustPause()) {
       this.held.push(exchange);
       this.pause();
@@ -143,11 +146,27 @@ export class HttpConnection implements ServedConnection, ExchangeHost {
     try {
       exchange.start();
     } catch (error) {
-      // A bug, not bad input (see Connection.handleFrame): answer 500, drop this client, keep serving.
-      this.host.log(`internal error on an HTTP request from ${this.address}; closing its connection: ${(error as Error).stack ?? String(error)}`);
-      if (!exchange.res.headersSent) sendError(exchange.res, { ...codeReply(ErrorCode.INTERNAL, 'internal server error; see the server log'), close: true });
-      this.socket.destroy();
+      this.internalError(error, exchange.res);
     }
+  }
+
+  /**
+   * A bug, not bad input (see Connection.handleFrame): the node holds every key in memory, so
+   * one bad request must not take the process down. Answer 500 if nothing was sent yet, log,
+   * and drop this client (its request may be half routed); the others are served on.
+   */
+  internalError(error: unknown, res: ServerResponse): void {
+    this.host.log(`internal error on an HTTP request from ${this.address}; closing its connection: ${(error as Error).stack ?? String(error)}`);
+    this.closing = true; // nothing more is served on it
+    this.held.length = 0;
+    if (res.headersSent) {
+      this.socket.destroy();
+      return;
+    }
+    // Node closes the socket once this answer is written (Connection: close); if it never is, the timer does.
+    sendError(res, { ...codeReply(ErrorCode.INTERNAL, 'internal server error; see the server log'), close: true });
+    const socket = this.socket;
+    setTimeout(() => socket.destroy(), CLOSE_GRACE_MS).unref();
   }
 
   // ---- ExchangeHost ----
@@ -160,16 +179,15 @@ export class HttpConnection implements ServedConnection, ExchangeHost {
     this.host.logLimited(message);
   }
 
-  submit(batch: RequestBatch, bytes: number, gets: number, answered: (request: PendingRequest) => void): void {
+  submit(batch: RequestBatch, bytes: number, gets: number, res: ServerResponse, answered: (request: PendingRequest) => void): void {
     if (this.gone) return;
     this.budget.open(bytes);
     let request: PendingRequest;
     try {
-      request = this.host.dispatcher.submit(batch, bytes, (done) => this.onAnswered(done, answered));
+      request = this.host.dispatcher.submit(batch, bytes, (done) => this.onAnswered(done, res, answered));
     } catch (error) {
-      this.host.log(`internal error on an HTTP request from ${this.address}; closing its connection: ${(error as Error).stack ?? String(error)}`);
       this.host.inflight_bytes -= bytes; // counted by open(), never tracked, so cancelAll() would miss it
-      this.socket.destroy();
+      this.internalError(error, res);
       return;
     }
     // A request answered inside submit() (fast path, health) has already been released by onAnswered().
@@ -178,8 +196,8 @@ export class HttpConnection implements ServedConnection, ExchangeHost {
   }
 
   lingerAfterAnswer(): void {
-    if (this.lingering) return;
-    this.lingering = true;
+    if (this.closing) return;
+    this.closing = true;
     this.held.length = 0;
     lingerOnClose(this.socket, LINGER_MS);
   }
@@ -197,10 +215,15 @@ export class HttpConnection implements ServedConnection, ExchangeHost {
     res.once('close', written);
   }
 
-  private onAnswered(request: PendingRequest, answered: (request: PendingRequest) => void): void {
+  private onAnswered(request: PendingRequest, res: ServerResponse, answered: (request: PendingRequest) => void): void {
     // A cancelled request's share was released when the socket went; its answer goes nowhere.
     if (!this.budget.finish(request)) return;
-    answered(request);
+    // Runs inside the dispatcher's completion of the request: a throw must not get into it.
+    try {
+      answered(request);
+    } catch (error) {
+      this.internalError(error, res);
+    }
     this.host.onRequestDone();
     this.maybeResume();
   }

@@ -29,7 +29,7 @@ export interface ExchangeHost {
    * once it is answered, and never if the connection goes first. `bytes` is what it holds of
    * the node's in-flight budget.
    */
-  submit(batch: RequestBatch, bytes: number, gets: number, answered: (request: PendingRequest) => void): void;
+  submit(batch: RequestBatch, bytes: number, gets: number, res: ServerResponse, answered: (request: PendingRequest) => void): void;
   /** `bytes` were handed to `res` and count as unwritten until it finishes. */
   sent(res: ServerResponse, bytes: number): void;
   /**
@@ -39,6 +39,8 @@ export interface ExchangeHost {
   lingerAfterAnswer(): void;
   nextRequestId(): number;
   logLimited(message: string): void;
+  /** A bug, not bad input: answer 500 if nothing was sent yet, log it, and drop the connection. */
+  internalError(error: unknown, res: ServerResponse): void;
 }
 
 /**
@@ -194,7 +196,7 @@ export class HttpExchange {
   private submit(batch: RequestBatch, bytes: number, gets: number, answered: (request: PendingRequest) => void): void {
     // Shutdown may have begun while the body was read.
     if (this.host.shutting_down) return this.refuse(codeReply(ErrorCode.SHUTTING_DOWN));
-    this.host.submit(batch, bytes, gets, answered);
+    this.host.submit(batch, bytes, gets, this.res, answered);
   }
 
   // ---- answers ----
@@ -236,7 +238,12 @@ export class HttpExchange {
     if (this.expect_continue) this.res.writeContinue();
     this.reader = new BodyReader(this.req, limit_bytes, (outcome) => {
       this.reader = null;
-      onBody(outcome);
+      // Runs from the request stream's events: a throw here would end the process.
+      try {
+        onBody(outcome);
+      } catch (error) {
+        this.host.internalError(error, this.res);
+      }
     });
   }
 
