@@ -78,11 +78,11 @@ export class HttpExchange {
     const { req, host } = this;
     if (host.shutting_down) return this.refuse({ ...codeReply(ErrorCode.SHUTTING_DOWN), close: true });
     const site = checkSite(req, host.guard);
-    if (site !== null) return this.refuse(site);
+    if (site !== null) return this.refuseLogged(site);
     const route = routeOf(req.method ?? '', req.url ?? '');
     if (isRefusal(route)) return this.refuse(route);
     const access = checkAccess(req, route, host.guard);
-    if (access !== null) return this.refuse(access);
+    if (access !== null) return this.refuseLogged(access);
     if (route.kind === 'health') return this.health();
     if (route.kind === 'batch') return this.batch();
     return this.kv(route.key);
@@ -229,6 +229,12 @@ export class HttpExchange {
       (this.expect_continue || req.headers['transfer-encoding'] !== undefined || declaredBytes(req) > DISCARD_BYTES_MAX);
     if (unread || reply.close === true) this.host.lingerAfterAnswer();
     this.host.sent(this.res, sendError(this.res, unread ? { ...reply, close: true } : reply));
+  }
+
+  /** A refusal the operator should see (token, Host, cross-site): logged, at most a few lines a second. */
+  private refuseLogged(reply: ErrorReply): void {
+    this.host.logLimited(`refused an HTTP ${this.req.method ?? ''} from ${this.req.socket.remoteAddress ?? '?'} (${reply.code}): ${reply.message}`);
+    this.refuse(reply);
   }
 
   // ---- body ----

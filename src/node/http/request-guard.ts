@@ -65,7 +65,8 @@ export function checkSite(request: IncomingMessage, settings: GuardSettings): Er
 /** True if the request carries the node's token as `Authorization: Bearer <token>`. */
 export function hasToken(request: IncomingMessage, client_token: string): boolean {
   if (client_token === '') return false;
-  const match = /^bearer +(\S+) *$/i.exec(header(request, 'authorization') ?? '');
+  // The token is whatever its file holds (trimmed), so anything after the scheme is compared.
+  const match = /^bearer +(.+?) *$/i.exec(header(request, 'authorization') ?? '');
   return match !== null && equalText(match[1]!, client_token);
 }
 
