@@ -62,6 +62,12 @@ export interface ServerConfig {
   frame_timeout_ms: number;
   /** A client connection with nothing sent or in flight for this long is closed (1000 IDLE); 0 = never. */
   idle_timeout_ms: number;
+  /**
+   * The HTTP API (docs/PROTOCOL.md, "HTTP"): how long a keep-alive socket may wait for its next
+   * request. Unlike idle_timeout_ms it is on by default: an HTTP client that is done rarely
+   * closes, and each idle socket holds one of connections_max.
+   */
+  http_keep_alive_timeout_ms: number;
   connections_max: number;
   /** Sockets (handshaking or open) from one IP address; 0 = no per-address limit. */
   connections_per_ip_max: number;
@@ -110,6 +116,7 @@ export function defaultConfig(): ServerConfig {
     handshake_timeout_ms: 5_000,
     frame_timeout_ms: 30_000,
     idle_timeout_ms: 0,
+    http_keep_alive_timeout_ms: 5_000,
     connections_max: 1024,
     connections_per_ip_max: 0,
     node_inflight_bytes_max: 256 * 1024 * 1024,
@@ -131,7 +138,7 @@ const SIZE_FIELDS = new Set<keyof ServerConfig>([
 const COUNT_FIELDS = new Set<keyof ServerConfig>([
   'port', 'workers', 'batch_ops_max', 'connection_requests_inflight_max', 'peer_requests_inflight_max', 'connections_max',
   'connection_errors_per_second_max', 'shutdown_timeout_ms', 'slow_client_timeout_ms', 'handshake_timeout_ms',
-  'frame_timeout_ms', 'idle_timeout_ms', 'connections_per_ip_max',
+  'frame_timeout_ms', 'idle_timeout_ms', 'connections_per_ip_max', 'http_keep_alive_timeout_ms',
 ]);
 /** Friendlier aliases accepted in config files, matching the CLI flags. */
 const ALIASES: Readonly<Record<string, keyof ServerConfig>> = {
@@ -233,6 +240,7 @@ export function validateConfig(config: ServerConfig): ServerConfig {
   check(config.slow_client_timeout_ms >= 100, 'slow_client_timeout_ms must be at least 100');
   check(config.handshake_timeout_ms >= 100, 'handshake_timeout_ms must be at least 100');
   check(config.frame_timeout_ms >= 100, 'frame_timeout_ms must be at least 100');
+  check(config.http_keep_alive_timeout_ms >= 100, 'http_keep_alive_timeout_ms must be at least 100');
   check(config.response_bytes_max >= config.value_bytes_max, 'response_bytes_max must be at least value_bytes_max, or a largest value could never be read');
   check(config.response_bytes_max <= 1024 ** 3, 'response_bytes_max must be at most 1 GiB');
   const partition_bytes = Math.floor(config.memory_bytes_max / config.workers);

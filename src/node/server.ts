@@ -1,12 +1,13 @@
 /**
- * A pikv node: an HTTP server that only upgrades to WebSocket, the partitions, and shutdown.
+ * A pikv node: an HTTP server whose sockets upgrade to WebSocket or speak the HTTP API
+ * (http/), the partitions, and shutdown.
  *
  * Threads: this (main) thread parses frames, routes ops and answers; each partition's worker
  * thread owns one hash table. See docs/ARCHITECTURE.md for the data path of one batch.
  */
 import { ConfigError } from './config.js';
 import { readFileSync } from 'node:fs';
-import { createServer, type IncomingMessage, type Server as HttpServer, type ServerResponse } from 'node:http';
+import { createServer, type IncomingMessage, type Server as HttpServer } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
 import { WebSocketServer, type WebSocket } from 'ws';
@@ -16,10 +17,13 @@ import { WireCodec } from '../protocol/codec.js';
 import { authenticate, checkClientProof, CLOSE_AUTH_FAILED, ERROR_HEADER, PEER_AUTH_FAILED, PEER_PROTOCOL_VERSION, PEER_VERSION_HEADER, type AuthSettings, type PeerChallenge } from '../protocol/auth.js';
 import type { ClusterConfig } from '../cluster/cluster-config.js';
 import { ClusterNode } from '../cluster/cluster-node.js';
+import { ErrorCode } from '../protocol/errors.js';
 import type { ServerConfig } from './config.js';
 import { Connection, type ConnectionHost } from './connection.js';
 import type { ServedConnection } from './request-budget.js';
 import { RespListener, type RespNode } from './resp/resp-listener.js';
+import { HttpFront, httpServerOptions, type HttpNode } from './http/http-front.js';
+import { NodeNames } from './http/node-names.js';
 import { Dispatcher } from './dispatcher.js';
 import { Partition, type Logger } from '../engine/partition.js';
 import { collectStats, type NodeStats } from './stats.js';
@@ -47,7 +51,7 @@ const KEEPALIVE_MS_MIN = 100;
 const KEEPALIVE_MS_MAX = 3_600_000;
 export const KEEPALIVE_HEADER = 'x-pikv-keepalive-ms';
 
-export class PikvServer implements ConnectionHost, RespNode {
+export class PikvServer implements ConnectionHost, RespNode, HttpNode {
   readonly config: ServerConfig;
   readonly codec = new WireCodec();
   readonly dispatcher: Dispatcher;
@@ -59,16 +63,26 @@ export class PikvServer implements ConnectionHost, RespNode {
   /** True when the port serves wss:// (tls_cert_file and tls_key_file). */
   private readonly tls: boolean;
   private readonly wss: WebSocketServer;
-  /** Every open client connection, WebSocket or RESP: connections_max counts them together. */
+  /** Every open client connection, WebSocket, RESP or HTTP: connections_max counts them together. */
   private readonly connections = new Set<ServedConnection>();
-  /** Sockets still in their HTTP upgrade, with when they connected; closed past handshake_timeout_ms. */
-  private readonly handshaking = new Map<Socket, number>();
+  /**
+   * Sockets that have not yet upgraded to WebSocket nor sent a plain HTTP request, with when
+   * they connected; closed past handshake_timeout_ms. Keyed by the connection's addresses and
+   * ports (socketKey), not by socket: with TLS, requests come on a TLS socket that wraps the
+   * TCP socket seen here, and keyed by socket a wss:// connection was never taken out of this
+   * map, so the sweep closed every one of them after handshake_timeout_ms.
+   */
+  private readonly handshaking = new Map<string, { socket: Socket; since_ms: number }>();
   /** Open sockets per remote address, when connections_per_ip_max is set. */
   private readonly sockets_per_ip = new Map<string, number>();
   private sweep_timer: NodeJS.Timeout | null = null;
   private readonly paused = new Set<ServedConnection>();
   /** The RESP2 (Redis protocol) front end (resp/); null when resp_port is off. */
   private readonly resp: RespListener | null;
+  /** The HTTP API on this port (http/). */
+  private readonly http_front: HttpFront;
+  /** How often time limits are checked (sweep), from the shortest of them. */
+  private readonly sweep_ms: number;
   private readonly logger: Logger;
   /** Null without --data-dir: then nothing is read or written on disk. */
   private readonly persistence: PersistenceOptions | null;
@@ -76,6 +90,8 @@ export class PikvServer implements ConnectionHost, RespNode {
   /** Membership, peer links and routing (src/cluster/); a one-node view without cluster settings. */
   readonly cluster: ClusterNode;
   private readonly auth: AuthSettings;
+  /** This node's names and addresses: the HTTP API's Host check, and the Origin check of both (http/node-names.ts). */
+  private readonly names: NodeNames;
   /** Peer challenges issued in the handshake (verifyClient), answered in the first frame. */
   private readonly peer_challenges = new WeakMap<IncomingMessage, PeerChallenge>();
   /** The newest connection of each peer id (Connection.fenced): older ones apply no data op. */
@@ -102,14 +118,20 @@ export class PikvServer implements ConnectionHost, RespNode {
       client_token: cluster.client_token ?? cluster.config?.client_token ?? '',
     };
     this.dispatcher = new Dispatcher(this.partitions, config, () => this.codec.encodeValue(this.stats()), this.cluster);
-    const handler = (request: IncomingMessage, response: ServerResponse): void => this.onHttpRequest(request, response);
-    // With a certificate the same port serves wss:// (and https): peers and clients crossing
-    // an untrusted network verify it against their --tls-ca.
+    const timeouts_ms = [config.handshake_timeout_ms, config.frame_timeout_ms, config.slow_client_timeout_ms];
+    if (config.idle_timeout_ms > 0) timeouts_ms.push(config.idle_timeout_ms);
+    this.sweep_ms = Math.max(SWEEP_MS_MIN, Math.min(SWEEP_MS_MAX, Math.floor(Math.min(...timeouts_ms) / 4)));
+    // With a certificate the same port serves wss:// (and https, the HTTP API too): peers and
+    // clients crossing an untrusted network verify it against their --tls-ca.
     this.tls = config.tls_cert_file !== '';
+    const options = httpServerOptions(config, this.sweep_ms);
     this.http = this.tls
-      ? createHttpsServer({ cert: readTlsFile(config.tls_cert_file, 'certificate'), key: readTlsFile(config.tls_key_file, 'private key') }, handler)
-      : createServer(handler);
+      ? createHttpsServer({ ...options, cert: readTlsFile(config.tls_cert_file, 'certificate'), key: readTlsFile(config.tls_key_file, 'private key') })
+      : createServer(options);
     this.http.on('connection', (socket: Socket) => this.onSocket(socket));
+    this.names = new NodeNames(config.host, () => cluster.config?.advertise ?? '');
+    this.http_front = new HttpFront(this, { names: this.names, client_token: this.auth.client_token });
+    this.http_front.attach(this.http);
     this.wss = new WebSocketServer({ server: this.http, maxPayload: config.frame_bytes_max, perMessageDeflate: false, clientTracking: false,
       verifyClient: (info: { req: IncomingMessage }, callback: (ok: boolean, code?: number, message?: string) => void) => this.verifyClient(info.req, callback),
     });
@@ -139,11 +161,7 @@ export class PikvServer implements ConnectionHost, RespNode {
     });
     await this.resp?.listen(this.config.host, this.config.resp_port!, this.config.resp_port_explicit);
     this.cluster.start();
-    const config = this.config;
-    const timeouts_ms = [config.handshake_timeout_ms, config.frame_timeout_ms, config.slow_client_timeout_ms];
-    if (config.idle_timeout_ms > 0) timeouts_ms.push(config.idle_timeout_ms);
-    const sweep_ms = Math.max(SWEEP_MS_MIN, Math.min(SWEEP_MS_MAX, Math.floor(Math.min(...timeouts_ms) / 4)));
-    this.sweep_timer = setInterval(() => this.sweep(), sweep_ms);
+    this.sweep_timer = setInterval(() => this.sweep(), this.sweep_ms);
     this.sweep_timer.unref();
     return this.url;
   }
@@ -160,8 +178,9 @@ export class PikvServer implements ConnectionHost, RespNode {
       socket.destroy();
       return;
     }
-    this.handshaking.set(socket, Date.now());
-    socket.once('close', () => this.handshaking.delete(socket));
+    const key = socketKey(socket);
+    this.handshaking.set(key, { socket, since_ms: Date.now() });
+    socket.once('close', () => this.handshaking.delete(key));
   }
 
   /**
@@ -186,7 +205,12 @@ export class PikvServer implements ConnectionHost, RespNode {
     return true;
   }
 
-  /** False when connections_max client connections (WebSocket and RESP together) are open. */
+  /** The socket sent a plain HTTP request: the HTTP API serves it from now on (http/). */
+  handshakeDone(socket: Socket): void {
+    this.handshaking.delete(socketKey(socket));
+  }
+
+  /** False when connections_max client connections (WebSocket, RESP and HTTP together) are open. */
   hasRoomForConnection(): boolean {
     return this.connections.size < this.config.connections_max;
   }
@@ -221,10 +245,10 @@ export class PikvServer implements ConnectionHost, RespNode {
   /** Closes sockets and connections past their time limits (handshake, frame, slow reader, idle). */
   private sweep(): void {
     const now_ms = Date.now();
-    for (const [socket, since_ms] of this.handshaking) {
+    for (const [key, { socket, since_ms }] of this.handshaking) {
       if (now_ms - since_ms < this.config.handshake_timeout_ms) continue;
-      this.handshaking.delete(socket);
-      this.log(`closing a socket from ${socket.remoteAddress ?? '?'}: no WebSocket upgrade within ${this.config.handshake_timeout_ms} ms (HANDSHAKE_TIMEOUT)`);
+      this.handshaking.delete(key);
+      this.log(`closing a socket from ${socket.remoteAddress ?? '?'}: no WebSocket upgrade or HTTP request within ${this.config.handshake_timeout_ms} ms (HANDSHAKE_TIMEOUT)`);
       socket.destroy();
     }
     for (const connection of this.connections) connection.checkTimers(now_ms);
@@ -304,6 +328,15 @@ export class PikvServer implements ConnectionHost, RespNode {
    * its challenge in the 101 response and proves itself in its first frame (onConnection).
    */
   private verifyClient(request: IncomingMessage, callback: (ok: boolean, code?: number, message?: string, headers?: Record<string, string>) => void): void {
+    // Browsers let any web page open a WebSocket to any address (no same-origin rule, no
+    // preflight), but always say which page in Origin; pikv's own clients and peers send none.
+    // A page elsewhere must not drive a node that has no token (Cross-Site WebSocket Hijacking).
+    const origin = request.headers.origin;
+    if (origin !== undefined && !this.names.acceptsOrigin(origin)) {
+      this.log(`refused a WebSocket from ${request.socket.remoteAddress ?? '?'}: opened by the web page ${JSON.stringify(origin.slice(0, 100))} (CROSS_SITE)`);
+      callback(false, 403, ErrorCode.CROSS_SITE, { [ERROR_HEADER]: ErrorCode.CROSS_SITE });
+      return;
+    }
     const result = authenticate(request, this.auth);
     if ('refused' in result) {
       this.log(`refused a connection from ${request.socket.remoteAddress ?? '?'}: ${result.refused} (${result.code})`);
@@ -325,7 +358,7 @@ export class PikvServer implements ConnectionHost, RespNode {
     }
     const challenge = this.peer_challenges.get(request);
     if (challenge === undefined) {
-      this.handshaking.delete(request.socket);
+      this.handshakeDone(request.socket);
       this.serve(ws, request, false);
       return;
     }
@@ -352,7 +385,7 @@ export class PikvServer implements ConnectionHost, RespNode {
         this.refuse(ws, CLOSE_GOING_AWAY, 'SHUTTING_DOWN');
         return;
       }
-      this.handshaking.delete(request.socket);
+      this.handshakeDone(request.socket);
       // Frames behind the proof in the same socket read are emitted after this listener returns,
       // to the listener the Connection adds now: none is lost or reordered.
       this.serve(ws, request, true, challenge.client_id);
@@ -391,11 +424,6 @@ export class PikvServer implements ConnectionHost, RespNode {
     ws.on('error', (error: Error & { code?: string }) => this.log(`refused connection error: ${error.code ?? ''} ${error.message}`));
     ws.close(code, reason);
   }
-
-  private onHttpRequest(_request: IncomingMessage, response: ServerResponse): void {
-    response.writeHead(426, { 'content-type': 'text/plain', upgrade: 'websocket' });
-    response.end('pikv speaks WebSocket with binary CBOR frames; see docs/PROTOCOL.md\n');
-  }
 }
 
 /** The ping period a client asked for in its handshake, clamped; 0 when it asked for none. */
@@ -404,6 +432,14 @@ function keepaliveAsked(request: IncomingMessage): number {
   const value = Number(Array.isArray(raw) ? raw[0] : raw);
   if (!Number.isFinite(value) || value <= 0) return 0;
   return Math.min(KEEPALIVE_MS_MAX, Math.max(KEEPALIVE_MS_MIN, Math.floor(value)));
+}
+
+/**
+ * One TCP connection's name, the same for its TCP socket and the TLS socket wrapping it:
+ * both ends' addresses and ports.
+ */
+function socketKey(socket: Socket): string {
+  return `${socket.remoteAddress ?? '?'}|${socket.remotePort ?? 0}|${socket.localAddress ?? '?'}|${socket.localPort ?? 0}`;
 }
 
 /** Reads a PEM file named in the config; a clear start-up error if it cannot. */

@@ -37,6 +37,16 @@ export const ErrorCode = {
   UNSUPPORTED_VERSION: 'UNSUPPORTED_VERSION',
   TOO_MANY_OPS: 'TOO_MANY_OPS',
   TEXT_FRAME: 'TEXT_FRAME',
+  // Whole-request errors of the HTTP API only (docs/PROTOCOL.md, "HTTP"), sent as {"error", "message"}.
+  UNKNOWN_ROUTE: 'UNKNOWN_ROUTE',
+  METHOD_NOT_ALLOWED: 'METHOD_NOT_ALLOWED',
+  BAD_HOST: 'BAD_HOST',
+  CROSS_SITE: 'CROSS_SITE',
+  BODY_TOO_LARGE: 'BODY_TOO_LARGE',
+  UNSUPPORTED_MEDIA_TYPE: 'UNSUPPORTED_MEDIA_TYPE',
+  REQUEST_TIMEOUT: 'REQUEST_TIMEOUT',
+  HEADERS_TOO_LARGE: 'HEADERS_TOO_LARGE',
+  TOO_MANY_CONNECTIONS: 'TOO_MANY_CONNECTIONS',
   // Client side only.
   CLIENT_CLOSED: 'CLIENT_CLOSED',
   CONNECTION_LOST: 'CONNECTION_LOST',
@@ -55,7 +65,7 @@ export type ErrorCodeName = (typeof ErrorCode)[keyof typeof ErrorCode];
 /** Codes after which the same op may safely be sent again (it was not executed, or is idempotent to retry). */
 export const RETRYABLE_CODES: ReadonlySet<string> = new Set([
   ErrorCode.WORKER_RESTARTED, ErrorCode.SHUTTING_DOWN, ErrorCode.DISK_ERROR, ErrorCode.STALE_RING, ErrorCode.NODE_DOWN, ErrorCode.CLUSTER_BUSY,
-  ErrorCode.CLUSTER_UNAVAILABLE,
+  ErrorCode.CLUSTER_UNAVAILABLE, ErrorCode.TOO_MANY_CONNECTIONS,
 ]);
 
 const STATUS_NAMES: ReadonlyMap<number, ErrorCodeName> = new Map<number, ErrorCodeName>([
@@ -105,6 +115,15 @@ const MESSAGES: Readonly<Record<ErrorCodeName, string>> = {
   UNSUPPORTED_VERSION: 'protocol version not supported',
   TOO_MANY_OPS: 'request has more ops than the server allows',
   TEXT_FRAME: 'text frames are not accepted; send binary CBOR frames',
+  UNKNOWN_ROUTE: 'no such route; the HTTP API is GET, PUT and DELETE /v1/kv/<key>, POST /v1/batch and GET /v1/health (docs/PROTOCOL.md)',
+  METHOD_NOT_ALLOWED: 'this route does not take that method (the Allow header lists those it takes)',
+  BAD_HOST: 'the Host header does not name this node (its listen or advertised address, localhost, or one of its interface addresses)',
+  CROSS_SITE: 'refused as a possible cross-site request: a write needs Content-Type application/json or application/cbor, or the bearer token, and no foreign Origin',
+  BODY_TOO_LARGE: 'the request body is larger than the node allows',
+  UNSUPPORTED_MEDIA_TYPE: 'the body must be application/json or application/cbor',
+  REQUEST_TIMEOUT: 'the request was not received in time',
+  HEADERS_TOO_LARGE: 'the request line and headers are larger than the node allows',
+  TOO_MANY_CONNECTIONS: 'the node has connections_max connections open; retry later',
   CLIENT_CLOSED: 'client was closed',
   CONNECTION_LOST: 'connection to the server was lost; the op may or may not have been applied',
   CONNECT_FAILED: 'could not connect to the server',

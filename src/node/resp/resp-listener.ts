@@ -9,6 +9,7 @@
  */
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import type { ServerConfig } from '../config.js';
+import { LogLimiter } from '../log-limiter.js';
 import type { Dispatcher } from '../dispatcher.js';
 import type { BudgetHost, ServedConnection } from '../request-budget.js';
 import type { NodeStats } from '../stats.js';
@@ -35,8 +36,6 @@ export interface RespNode extends BudgetHost {
   removeConnection(connection: ServedConnection): void;
 }
 
-/** logLimited() writes at most this many lines a second; the rest are counted and reported. */
-const LOG_LINES_PER_SECOND_MAX = 10;
 /** A refused socket that does not read its error reply is torn down after this. */
 const REFUSE_GRACE_MS = 1_000;
 
@@ -47,13 +46,12 @@ export class RespListener implements RespConnectionHost, InfoSource {
   private readonly node: RespNode;
   private readonly server: Server;
   private bound: AddressInfo | null = null;
-  private log_window_start_ms = 0;
-  private log_lines_in_window = 0;
-  private log_lines_suppressed = 0;
+  private readonly limited_log: LogLimiter;
 
   constructor(node: RespNode, client_token: string) {
     this.node = node;
     this.client_token = client_token;
+    this.limited_log = new LogLimiter((message) => node.log(message), 'RESP connection');
     const { config } = node;
     this.error_limits = {
       key_bytes_max: config.key_bytes_max, value_bytes_max: config.value_bytes_max,
@@ -185,14 +183,6 @@ export class RespListener implements RespConnectionHost, InfoSource {
   }
 
   logLimited(message: string): void {
-    const now_ms = Date.now();
-    if (now_ms - this.log_window_start_ms >= 1000) {
-      if (this.log_lines_suppressed > 0) this.node.log(`(${this.log_lines_suppressed} more RESP connection lines in the last second were not logged)`);
-      this.log_window_start_ms = now_ms;
-      this.log_lines_in_window = 0;
-      this.log_lines_suppressed = 0;
-    }
-    if (this.log_lines_in_window++ < LOG_LINES_PER_SECOND_MAX) this.node.log(message);
-    else this.log_lines_suppressed++;
+    this.limited_log.write(message);
   }
 }
