@@ -147,6 +147,7 @@ export class Controller {
         const rest = view.next.filter((n) => n.id !== id);
         if (nodes.length > 0 && rest.length > 0) {
           const next: ClusterView = { ...view, epoch: view.epoch + 1, nodes, next: rest };
+          if (view.next_down !== undefined) next.next_down = view.next_down.filter((d) => d !== id);
           const down = (view.down ?? []).filter((d) => d !== id);
           if (down.length > 0) next.down = down;
           else {
@@ -156,6 +157,7 @@ export class Controller {
           if (sameMembers(nodes, rest) && (view.next_replicas ?? view.replicas) === view.replicas) {
             delete next.next;
             delete next.next_replicas;
+            delete next.next_down;
           }
           await this.commit(stored.mod_revision, next, `remove dead ${id} during a move`, removal);
           return;
