@@ -20,7 +20,8 @@
  * A CAS that fails means someone else moved the view: the step is simply tried again.
  */
 import type { Etcd3 } from 'etcd3';
-import { targetDown, ViewRings, type ClusterView } from '../routing/view.js';
+import { targetDown, viewDigest, ViewRings, type ClusterView } from '../routing/view.js';
+import { NO_PRIMARY, type Placement } from '../routing/placement.js';
 import { RING_SLOTS, type RingNode } from '../routing/ring.js';
 import type { MemberRecord } from './etcd/members.js';
 import { parseCleanReport } from './etcd/keys.js';
@@ -58,6 +59,8 @@ export class Controller {
   private readonly down_since_ms = new Map<string, number>();
   /** Placements of the last view looked at: building them costs tens of ms, and the controller steps every tick. */
   private rings_cache: ViewRings | null = null;
+  /** waitsForDown()'s answer for the last change looked at (it builds placements too). */
+  private waits_cache: { digest: string; why: string | null } | null = null;
 
   constructor(options: ControllerOptions) {
     this.options = options;
@@ -144,6 +147,7 @@ export class Controller {
         const rest = view.next.filter((n) => n.id !== id);
         if (nodes.length > 0 && rest.length > 0) {
           const next: ClusterView = { ...view, epoch: view.epoch + 1, nodes, next: rest };
+          if (view.next_down !== undefined) next.next_down = view.next_down.filter((d) => d !== id);
           const down = (view.down ?? []).filter((d) => d !== id);
           if (down.length > 0) next.down = down;
           else {
@@ -153,6 +157,7 @@ export class Controller {
           if (sameMembers(nodes, rest) && (view.next_replicas ?? view.replicas) === view.replicas) {
             delete next.next;
             delete next.next_replicas;
+            delete next.next_down;
           }
           await this.commit(stored.mod_revision, next, `remove dead ${id} during a move`, removal);
           return;
@@ -320,6 +325,38 @@ export class Controller {
     return true;
   }
 
+  /**
+   * True (and says why) if the change `next` would change the replicas of a slot whose every
+   * copy is on a down node: no primary can stream it, so the switch would make a node in sync
+   * on it without the data, or drop the down nodes' copies. Such a change waits until those
+   * nodes are back and copied back, or an operator removes them (a remove is not checked: it
+   * may lose keys, and says so).
+   */
+  private waitsForDown(next: ClusterView, what: string): boolean {
+    if ((next.down ?? []).length === 0) return false;
+    const digest = viewDigest({ ...next, epoch: 0 });
+    if (this.waits_cache?.digest !== digest) this.waits_cache = { digest, why: this.whyWaitsForDown(next) };
+    if (this.waits_cache.why === null) return false;
+    this.say(`controller: ${what} waits: ${this.waits_cache.why}`);
+    return true;
+  }
+
+  private whyWaitsForDown(next: ClusterView): string | null {
+    const rings = new ViewRings(next);
+    const now = rings.current!, after = rings.target!;
+    const replicasOf = (placement: Placement, slot: number): string => {
+      const k = placement.replicas;
+      return Array.from(placement.ranked.subarray(slot * k, slot * k + k), (i) => placement.ring.nodes[i]!.id).sort().join(',');
+    };
+    for (let slot = 0; slot < RING_SLOTS; slot++) {
+      if (now.primary_index[slot] !== NO_PRIMARY) continue;
+      const before = replicasOf(now, slot), later = replicasOf(after, slot);
+      if (before === later) continue;
+      return `slot ${slot} has no live copy (its copies are on down ${before}), and the change would move it to ${later}; it waits for those nodes to come back (or an operator's remove)`;
+    }
+    return null;
+  }
+
   /** True when every live node of the view reported clean at its epoch (a change may start). */
   private async cleanEverywhere(view: ClusterView, live: Set<string>, also: string[] = []): Promise<boolean> {
     const { client, keys } = this.options;
@@ -343,6 +380,7 @@ export class Controller {
       const incarnation = registered.get(request.node_id)?.incarnation;
       if (incarnation !== undefined) node.incarnation = incarnation;
       const next: ClusterView = { ...view, epoch: view.epoch + 1, next: [...view.nodes, node] };
+      if (this.waitsForDown(next, request.kind)) return;
       if (await this.refusedAsOverfull(view, next, registered, pending)) return;
       await this.commit(revision, next, `join ${node.id}`, null);
     } else if (request.kind === 'leave' || (request.kind === 'remove' && live.has(request.node_id))) {
@@ -357,6 +395,7 @@ export class Controller {
         return;
       }
       const next: ClusterView = { ...view, epoch: view.epoch + 1, next: without(request.node_id) };
+      if (this.waitsForDown(next, request.kind)) return;
       if (await this.refusedAsOverfull(view, next, registered, pending)) return;
       await this.commit(revision, next, `leave ${request.node_id}`, null);
     } else if (request.kind === 'remove') {
@@ -388,6 +427,7 @@ export class Controller {
         return;
       }
       const next: ClusterView = { ...view, epoch: view.epoch + 1, next: view.nodes, next_replicas: request.replicas };
+      if (this.waitsForDown(next, request.kind)) return;
       if (await this.refusedAsOverfull(view, next, registered, pending)) return;
       await this.commit(revision, next, `set replicas ${view.replicas ?? 1} -> ${request.replicas}`, pending);
     } else {
