@@ -166,6 +166,19 @@ export class Controller {
       const down = new Set(view.down ?? []);
       const sources = view.nodes.filter((n) => !down.has(n.id));
       if (sources.every((n) => drained.has(n.id))) {
+        // A slot whose every copy went down during the change was streamed by nobody: switching
+        // would make its targets in sync without its data. The change is given up instead (the
+        // current nodes still own everything); down nodes are dealt with once the view is settled,
+        // and a join or leave request is tried again.
+        const why = (view.down ?? []).length > 0 ? this.whyWaitsForDown(view) : null;
+        if (why !== null) {
+          const next: ClusterView = { ...view, epoch: view.epoch + 1 };
+          delete next.next;
+          delete next.next_replicas;
+          delete next.next_down;
+          await this.commit(stored.mod_revision, next, `change given up: ${why.split(';')[0]}`, null);
+          return;
+        }
         await this.commit(stored.mod_revision, switchOf(view), 'switch: every primary drained', null);
         return;
       }
@@ -349,10 +362,18 @@ export class Controller {
       return Array.from(placement.ranked.subarray(slot * k, slot * k + k), (i) => placement.ring.nodes[i]!.id).sort().join(',');
     };
     for (let slot = 0; slot < RING_SLOTS; slot++) {
-      if (now.primary_index[slot] !== NO_PRIMARY) continue;
+      if (now.primary_index[slot] !== NO_PRIMARY) {
+        if (after.primary_index[slot] === NO_PRIMARY) return `slot ${slot} would have every copy on down ${replicasOf(after, slot)}, none of which has it; it waits for those nodes to come back (or an operator's remove)`;
+        continue;
+      }
       const before = replicasOf(now, slot), later = replicasOf(after, slot);
-      if (before === later) continue;
-      return `slot ${slot} has no live copy (its copies are on down ${before}), and the change would move it to ${later}; it waits for those nodes to come back (or an operator's remove)`;
+      if (before !== later) return `slot ${slot} has no live copy (its copies are on down ${before}), and the change would move it to ${later}; it waits for those nodes to come back (or an operator's remove)`;
+      // A down node copied back keeps such a slot as it has it: only if no other copy went down later.
+      const hash = (slot << 16) >>> 0;
+      const epoch = (id: string): number => next.down_epoch?.[id] ?? 0;
+      const newest = Math.max(...before.split(',').map(epoch));
+      const behind = after.inSync(slot).find((n) => epoch(n.id) < newest);
+      if (behind !== undefined && now.holds(behind.id, hash)) return `slot ${slot} has no live copy, and ${behind.id} would be in sync on it while a copy that went down later may be newer`;
     }
     return null;
   }
