@@ -110,7 +110,15 @@ export class HttpFront implements HttpConnectionHost {
    */
   private onClientError(error: Error & { code?: string }, socket: Socket): void {
     const code = error.code ?? '';
-    if (code === 'ECONNRESET' || !socket.writable || this.connections.get(socket)?.answering === true) {
+    const connection = this.connections.get(socket);
+    if (code === 'ECONNRESET' || !socket.writable || connection?.answering === true) {
+      socket.destroy();
+      return;
+    }
+    if (code === 'ERR_HTTP_REQUEST_TIMEOUT' && connection === undefined) {
+      // A socket that never completed a request is an unfinished handshake: closed without an
+      // answer, as the handshake sweep (server.ts) closes it, whichever comes first.
+      this.logLimited(`closing a socket from ${socket.remoteAddress ?? '?'}: no complete request or WebSocket upgrade within ${this.node.config.handshake_timeout_ms} ms (HANDSHAKE_TIMEOUT)`);
       socket.destroy();
       return;
     }
@@ -127,8 +135,7 @@ export class HttpFront implements HttpConnectionHost {
         this.logLimited(`refused an HTTP request from ${address}: its headers passed ${headerBytesMax(config)} bytes`);
         return { status: 431, code: ErrorCode.HEADERS_TOO_LARGE, message: `the request line and headers may have at most ${headerBytesMax(config)} bytes` };
       case 'ERR_HTTP_REQUEST_TIMEOUT':
-        // Also a socket that never finished its WebSocket upgrade: the name says which limit it was.
-        this.logLimited(`closing a socket from ${address}: no complete request or WebSocket upgrade within ${config.handshake_timeout_ms} ms (HANDSHAKE_TIMEOUT)`);
+        this.logLimited(`closing an HTTP connection from ${address}: a request's headers took over ${config.handshake_timeout_ms} ms (HANDSHAKE_TIMEOUT)`);
         return { status: 408, code: ErrorCode.REQUEST_TIMEOUT, message: `the request's headers did not arrive within ${config.handshake_timeout_ms} ms (handshake_timeout_ms)` };
       case 'HPE_CHUNK_EXTENSIONS_OVERFLOW':
         return { status: 413, code: ErrorCode.BODY_TOO_LARGE, message: 'chunk extensions too large' };
