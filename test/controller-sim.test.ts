@@ -49,9 +49,9 @@
  * anyway (it waits only for sources not down), making the slot's targets in sync without the
  * data (seeds 6, 37, 53, 66, 68, 103), and a leave could move a slot onto down nodes only (seed
  * 32): such a change now waits to start, or is given up at its switch.
- * Mutations caught (seeds 1-200): removing a down node after its grace without checking live
- * copies (seed 39), copying back a node that is behind (seed 9), switching without the drained
- * reports (seed 3), and the two fixes above reverted (seeds 8 and 23).
+ * Mutations caught (first failing seed, with the fixes in): removing a down node after its grace
+ * without checking live copies (seed 39), copying back a node that is behind (seed 39), switching
+ * without the drained reports (seed 3); and the first two bugs, before their fixes (seeds 8, 23).
  *
  *   PIKV_SIM_SEEDS=<count>  seeds to run (default 100: ~15-30 s on a 2-core box, most of it the
  *                           controller building placements; `npm run test:sim` runs 20,000)
