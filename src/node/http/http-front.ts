@@ -65,6 +65,9 @@ export function headerBytesMax(config: ServerConfig): number {
   return Math.max(HEADER_BYTES_DEFAULT, PATH_CHARS_PER_KEY_BYTE * config.key_bytes_max + HEADER_BYTES_BESIDE_KEY);
 }
 
+/** How long a socket closed for a malformed request is still read (and dropped) before it is destroyed. */
+const CLIENT_ERROR_LINGER_MS = 2_000;
+
 export class HttpFront implements HttpConnectionHost {
   readonly guard: GuardSettings;
   private readonly node: HttpNode;
@@ -123,8 +126,15 @@ export class HttpFront implements HttpConnectionHost {
       return;
     }
     const reply = this.clientErrorReply(code, socket);
-    socket.write(rawErrorResponse(reply));
-    socket.destroy();
+    // end(), not destroy(): closing a socket with unread bytes in it (the rest of a 1 MiB
+    // header) sends a reset, and the client's kernel then drops the answer before it is read.
+    // What still comes in is read and dropped for a bounded time, then the socket goes.
+    socket.end(rawErrorResponse(reply));
+    socket.on('data', () => {});
+    socket.resume();
+    const timer = setTimeout(() => socket.destroy(), CLIENT_ERROR_LINGER_MS);
+    timer.unref();
+    socket.once('close', () => clearTimeout(timer));
   }
 
   private clientErrorReply(code: string, socket: Socket): ErrorReply {
