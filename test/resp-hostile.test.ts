@@ -338,6 +338,17 @@ describe('RESP connection limits', { timeout: 60_000 }, () => {
     const admitted = await RespSocket.open(server.resp_port!);
     assert.equal(await admitted.call('PING'), 'PONG');
     for (const socket of [...open, admitted]) socket.close();
+    // The next test needs a free slot: wait until the node has seen these sockets go (a close
+    // here is only a FIN on its way; a loaded box may take a while to process it).
+    for (let attempt = 0; ; attempt++) {
+      const probe = await RespSocket.open(server.resp_port!);
+      const reply = await probe.call('PING').catch((error: Error) => error);
+      probe.close();
+      if (reply === 'PONG') break;
+      if (attempt >= 100) assert.fail(`connections were not freed: ${String(reply)}`);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    await new Promise((resolve) => setTimeout(resolve, 200));
   });
 
   it('closes a client idle for idle_timeout_ms, as Redis\'s timeout', async () => {
