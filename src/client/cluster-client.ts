@@ -119,8 +119,7 @@ export class PikvClusterClient {
 
   /** A random in-sync copy of this key hash (read: 'any'), or null when every copy is down. */
   private anyCopy(hash: number): RingNode | null {
-    const copies = this.placement.inSync(slotOf(hash));
-    return copies.length === 0 ? null : copies[Math.floor(Math.random() * copies.length)]!;
+    return this.placement.inSyncAt(slotOf(hash), Math.floor(Math.random() * REPLICA_PICKS));
   }
 
   /** Sends `pending` ops, one sub-batch per owner; returns the indices that came back STALE_RING. */
@@ -243,6 +242,9 @@ export interface ClusterClientOptions extends ClientOptions {
    */
   read?: 'primary' | 'any';
 }
+
+/** Random picks are drawn from 0..REPLICA_PICKS-1, a multiple of every replica count 1..5. */
+const REPLICA_PICKS = 60;
 
 function placementOf(view: ClusterView): Placement {
   return new Placement(new HashRing(view.nodes), view.replicas ?? 1, new Set(view.down ?? []));

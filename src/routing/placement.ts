@@ -75,6 +75,23 @@ export class Placement {
     return !this.down.has(id) && this.holds(id, hash);
   }
 
+  /**
+   * The `pick`-th (modulo their count) in-sync replica of the slot, or null when every replica
+   * is down; for spreading reads without building the in-sync list each time.
+   */
+  inSyncAt(slot: number, pick: number): RingNode | null {
+    let live = 0;
+    for (let i = 0; i < this.replicas; i++) if (this.down_index[this.ranked[slot * this.replicas + i]!] === 0) live++;
+    if (live === 0) return null;
+    let skip = pick % live;
+    for (let i = 0; i < this.replicas; i++) {
+      const index = this.ranked[slot * this.replicas + i]!;
+      if (this.down_index[index] !== 0) continue;
+      if (skip-- === 0) return this.ring.nodes[index]!;
+    }
+    return null;
+  }
+
   /** The slot's replicas that are not down: its in-sync set, primary first. */
   inSync(slot: number): RingNode[] {
     const result: RingNode[] = [];
