@@ -33,6 +33,7 @@ const runClusterJoin = lazy(cluster_commands, 'runClusterJoin');
 const runClusterLeave = lazy(cluster_commands, 'runClusterLeave');
 const runClusterRemove = lazy(cluster_commands, 'runClusterRemove');
 const runClusterSetReplicas = lazy(cluster_commands, 'runClusterSetReplicas');
+const runClusterSetMinReplicas = lazy(cluster_commands, 'runClusterSetMinReplicas');
 const runDevCluster = lazy(() => import('./dev-cluster.js'), 'runDevCluster');
 
 export const DEFAULT_URL = 'ws://127.0.0.1:7070';
@@ -81,6 +82,7 @@ program
   .option('--tls-key-file <file>', 'the PEM private key of --tls-cert-file')
   .option('--tls-ca-file <file>', 'cluster: PEM CA certificate that peers\' wss:// certificates must verify against')
   .option('--replicas <n>', 'cluster: with --etcd, copies of each key (1..5) for a cluster this node creates; later: pikv cluster set-replicas (default 2)')
+  .option('--min-replicas <m>', 'cluster: with --etcd, for a cluster this node creates: refuse writes to key ranges with fewer than M copies up (1..replicas; later: pikv cluster set-min-replicas; default 1)')
   .option('--down-grace-ms <ms>', 'cluster: with --etcd and 2+ copies, how long a down node keeps its place before its copies are rebuilt on others (default 60000)')
   .option('--join <urls>', 'cluster (gossip, without --etcd): ask these nodes (comma-separated) to admit this one')
   .option('--cluster-secret-file <file>', 'cluster: file holding the shared secret for peer links and admin ops (default: $PIKV_CLUSTER_SECRET; never on the command line)')
@@ -144,6 +146,8 @@ adminOptions(cluster.command('remove').description('drop node ID without hand-of
   .argument('<id>').option('--force', 'with etcd: remove a node whose lease is alive, by handing its keys off first (as a leave)')).action(runClusterRemove);
 adminOptions(cluster.command('set-replicas').description('with etcd: keep N copies of every key (1..5); copies are made or trimmed in the background, then the change switches over (docs/REPLICATION.md)')
   .argument('<n>')).action(runClusterSetReplicas);
+adminOptions(cluster.command('set-min-replicas').description('with etcd: refuse writes (NOT_ENOUGH_REPLICAS) to key ranges with fewer than M copies up (1..replicas; default 1: write while any copy is up)')
+  .argument('<m>')).action(runClusterSetMinReplicas);
 
 program
   .command('dev-cluster')

@@ -47,6 +47,8 @@ export interface ClusterConfig {
   controller_tick_ms: number;
   /** Copies of each key in a cluster this node creates (docs/REPLICATION.md); etcd mode only. */
   replicas: number;
+  /** With etcd, for a cluster this node creates: the view's min_replicas (docs/REPLICATION.md). */
+  min_replicas: number;
   /** With N >= 2, how long a down node keeps its place before its copies are rebuilt on others. */
   down_grace_ms: number;
   /** PEM CA certificate(s) that peers' wss:// certificates must verify against (from tls_ca_file); '' for none. */
@@ -61,7 +63,7 @@ export class ClusterConfigError extends Error {
 const NAMES = [
   'node_id', 'advertise', 'join', 'cluster_secret', 'cluster_secret_file', 'client_token', 'client_token_file', 'weight', 'peers',
   'heartbeat_interval_ms', 'forward_timeout_ms', 'etcd', 'cluster_name', 'lease_ttl_ms', 'controller_tick_ms',
-  'replicas', 'down_grace_ms', 'tls_ca_file',
+  'replicas', 'min_replicas', 'down_grace_ms', 'tls_ca_file',
 ] as const;
 /** Settings that do not by themselves turn on cluster mode (a client token works on a lone node). */
 const NOT_CLUSTER = new Set(['client_token', 'client_token_file']);
@@ -169,6 +171,7 @@ export function parseClusterConfig(settings: Record<string, unknown>, env: NodeJ
     lease_ttl_ms: whole(settings['lease_ttl_ms'], 'lease_ttl_ms', 3_000, 1_000, 60_000),
     controller_tick_ms: whole(settings['controller_tick_ms'], 'controller_tick_ms', 200, 10, 10_000),
     replicas: whole(settings['replicas'], 'replicas', 2, 1, REPLICAS_MAX),
+    min_replicas: whole(settings['min_replicas'], 'min_replicas', 1, 1, REPLICAS_MAX),
     down_grace_ms: whole(settings['down_grace_ms'], 'down_grace_ms', 60_000, 0, 86_400_000),
     tls_ca: readCaFile(text(settings['tls_ca_file'], 'tls_ca_file')),
   };

@@ -103,7 +103,7 @@ export class ClusterNode implements OpRouter {
         hosts: config.etcd, cluster: config.cluster_name, secret: config.cluster_secret,
         self: { id: config.node_id, url: config.advertise, weight: config.weight },
         lease_ttl_ms: config.lease_ttl_ms, controller_tick_ms: config.controller_tick_ms, log,
-        replicas: config.replicas, down_grace_ms: config.down_grace_ms,
+        replicas: config.replicas, min_replicas: config.min_replicas, down_grace_ms: config.down_grace_ms,
         readyToJoin: () => this.clean_epoch === this.rings.view.epoch,
         onFenceLost: () => this.replicator.answerEarly(),
         memory: () => {
@@ -227,7 +227,13 @@ export class ClusterNode implements OpRouter {
         migration.routeHandedOff(ref);
         return true;
       }
-      if (op === Op.GET || !this.replicator.overloaded(hash)) return false;
+      if (op === Op.GET) return false;
+      // min_replicas: refused before it is applied anywhere, so the client may resend it.
+      if (!placement.writable(hash)) {
+        request.settle(index, Status.NOT_ENOUGH_REPLICAS);
+        return true;
+      }
+      if (!this.replicator.overloaded(hash)) return false;
       request.settle(index, Status.CLUSTER_BUSY);
       return true;
     }
@@ -535,7 +541,7 @@ export class ClusterNode implements OpRouter {
     const r = this.replicator;
     const view = this.rings.view;
     return {
-      replicas: view.replicas ?? 1, next_replicas: view.next_replicas ?? null, down: view.down ?? [],
+      replicas: view.replicas ?? 1, next_replicas: view.next_replicas ?? null, min_replicas: view.min_replicas ?? 1, down: view.down ?? [],
       writes_replicated: r.writes_replicated, commits_done: r.commits_done, commits_failed: r.commits_failed,
       commits_waiting: r.commits_waiting, reads_held: r.reads_held,
       streams: [...r.allStreams()].map((s) => ({

@@ -442,8 +442,28 @@ export class Controller {
       }
       const copies = (view.replicas ?? 1) >= 2 ? 'keys it alone held are lost; other keys keep their copies' : 'its keys are lost';
       await this.commit(revision, next, `remove dead ${request.node_id} (${copies})`, pending);
+    } else if (request.kind === 'set-min-replicas') {
+      // Moves no data: one commit. It takes effect on each primary as it adopts the view.
+      if (request.min_replicas === (view.min_replicas ?? 1)) {
+        await this.drop(pending);
+        return;
+      }
+      if (request.min_replicas > (view.replicas ?? 1)) {
+        this.options.log(`controller: set min_replicas ${request.min_replicas} refused: it is more than replicas ${view.replicas ?? 1}, so every write would be refused (raise replicas first)`);
+        await this.drop(pending);
+        return;
+      }
+      const next: ClusterView = { ...view, epoch: view.epoch + 1 };
+      if (request.min_replicas === 1) delete next.min_replicas;
+      else next.min_replicas = request.min_replicas;
+      await this.commit(revision, next, `set min_replicas ${view.min_replicas ?? 1} -> ${request.min_replicas}`, pending);
     } else if (request.kind === 'set-replicas') {
       if (request.replicas === (view.replicas ?? 1)) {
+        await this.drop(pending);
+        return;
+      }
+      if (request.replicas < (view.min_replicas ?? 1)) {
+        this.options.log(`controller: set replicas ${request.replicas} refused: it is less than min_replicas ${view.min_replicas ?? 1}, so every write would be refused (lower min_replicas first)`);
         await this.drop(pending);
         return;
       }
@@ -507,6 +527,7 @@ function switchOf(view: ClusterView): ClusterView {
   const result: ClusterView = { epoch: view.epoch + 1, nodes };
   const replicas = view.next_replicas ?? view.replicas;
   if (replicas !== undefined) result.replicas = replicas;
+  if (view.min_replicas !== undefined) result.min_replicas = view.min_replicas;
   const down = targetDown(view);
   if (down.length > 0) {
     result.down = down;
@@ -529,7 +550,7 @@ function isDone(request: AdminRequest, view: ClusterView): boolean {
 }
 
 function nodeIdOf(request: AdminRequest): string | null {
-  return request.kind === 'set-replicas' ? null : request.node_id;
+  return request.kind === 'set-replicas' || request.kind === 'set-min-replicas' ? null : request.node_id;
 }
 
 function sameMembers(a: readonly RingNode[], b: readonly RingNode[]): boolean {

@@ -23,6 +23,7 @@ export interface EtcdMembershipOptions {
   controller_tick_ms: number;
   /** N for a cluster this node creates (docs/REPLICATION.md). */
   replicas: number;
+  min_replicas: number;
   /** With N >= 2, how long a down node keeps its place before its copies are rebuilt elsewhere. */
   down_grace_ms: number;
   /** True once this node, outside the view, has deleted its old copies and may ask to join. */
@@ -108,6 +109,7 @@ export class EtcdMembership {
     let stored = await store.readView();
     if (stored === null) {
       const first: ClusterView = { epoch: 1, nodes: [{ ...options.self, incarnation: this.incarnation }], replicas: options.replicas };
+      if (options.min_replicas > 1) first.min_replicas = Math.min(options.min_replicas, options.replicas);
       const created = await store.casView(0, first);
       if (created.ok) options.log(`etcd: created cluster "${options.cluster}" with this node alone (epoch 1, ${options.replicas} copies per key once there are enough nodes)`);
       stored = await store.readView();
@@ -201,11 +203,12 @@ export class EtcdMembership {
   submitAdmin(payload: Record<string, unknown>): void {
     const action = payload['action'];
     if (action === 'join') throw new Error('with etcd, a node joins by starting with --etcd; there is no join op');
-    if (action === 'set-replicas') {
-      const replicas = payload['replicas'];
-      this.options.log(`admin set-replicas ${String(replicas)}: request written to etcd for the controller`);
-      void this.submit(checkAdminRequest({ kind: 'set-replicas', replicas }))
-        .catch((error: Error) => this.options.log(`admin set-replicas: could not write the request to etcd: ${error.message}`));
+    if (action === 'set-replicas' || action === 'set-min-replicas') {
+      const request = action === 'set-replicas'
+        ? checkAdminRequest({ kind: action, replicas: payload['replicas'] })
+        : checkAdminRequest({ kind: action, min_replicas: payload['min_replicas'] });
+      this.options.log(`admin ${action} ${String(payload['replicas'] ?? payload['min_replicas'])}: request written to etcd for the controller`);
+      void this.submit(request).catch((error: Error) => this.options.log(`admin ${action}: could not write the request to etcd: ${error.message}`));
       return;
     }
     if (action !== 'leave' && action !== 'remove') throw new Error(`unknown admin action ${JSON.stringify(action)}`);
@@ -218,7 +221,7 @@ export class EtcdMembership {
 
   /** Writes an admin request for the controller; one key per kind and node, so a repeat is idempotent. */
   async submit(request: AdminRequest): Promise<void> {
-    const id = request.kind === 'set-replicas' ? 'set-replicas' : `${request.kind}-${request.node_id}`;
+    const id = request.kind === 'set-replicas' || request.kind === 'set-min-replicas' ? request.kind : `${request.kind}-${request.node_id}`;
     await this.client.put(this.keys.request(id)).value(JSON.stringify(request));
   }
 

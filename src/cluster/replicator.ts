@@ -31,6 +31,8 @@ import type { StreamCommit } from './out-batch.js';
 import type { PeerLink } from './peer-link.js';
 
 const SLOT_SHIFT = 16;
+/** held_hashes entry of a read (key hashes are u32, never negative). */
+const HELD_READ = -1;
 
 /**
  * The replicator's timers. Injected only by the simulation test (test/replication-sim.test.ts),
@@ -50,9 +52,13 @@ class Commit implements StreamCommit {
   failed = false;
   /** Its held answers were already given (as unknown, by answerEarly); the copies still go out. */
   answered = false;
+  /** Streams that dropped their copy (destination marked down or removed): fewer copies than planned. */
+  copies_abandoned = 0;
   /** The ops (writes, and reads of uncommitted keys) whose answers this commit holds, one hold each. */
   readonly held: PendingRequest[] = [];
   readonly held_indices: number[] = [];
+  /** Per held answer: the key hash of a write, or HELD_READ for a read that waits on one. */
+  readonly held_hashes: number[] = [];
   readonly hashes: number[] = [];
   private readonly onCommitted: (commit: Commit) => void;
 
@@ -65,6 +71,7 @@ class Commit implements StreamCommit {
   }
 
   abandoned(): void {
+    this.copies_abandoned++;
     this.one();
   }
 
@@ -93,6 +100,8 @@ export class Replicator {
   private readonly epoch: () => number;
   private readonly onStreamChange: () => void;
   private flush_scheduled = false;
+  /** The adopted view's rings: min_replicas is checked against its current placement. */
+  private rings: ViewRings | null = null;
   private readonly captured = new OpRef();
   private readonly schedule: Schedule | undefined;
   private readonly defer: (callback: () => void) => void;
@@ -110,6 +119,8 @@ export class Replicator {
    * replaced), so nothing it has not committed yet may be acknowledged.
    */
   adopt(rings: ViewRings, self: string, lost_primary: boolean): void {
+    // First: commits completed by the abandons below check min_replicas against this view.
+    this.rings = rings;
     if (lost_primary) this.failAll();
     const plan = new CopyPlan(rings, self);
     const wanted = new Set(plan.peers.map((p) => p.id));
@@ -182,6 +193,7 @@ export class Replicator {
           owners[i]!.hold();
           pending.held.push(owners[i]!);
           pending.held_indices.push(op_indices[i]!);
+          pending.held_hashes.push(HELD_READ);
           this.reads_held++;
         }
         continue;
@@ -204,6 +216,7 @@ export class Replicator {
       owner.hold();
       commit.held.push(owner);
       commit.held_indices.push(op_indices[i]!);
+      commit.held_hashes.push(hash);
       commit.hashes.push(hash);
       this.uncommitted.set(hash, commit);
       this.writes_replicated++;
@@ -269,6 +282,7 @@ export class Replicator {
       for (const request of commit.held) request.release();
       commit.held.length = 0;
       commit.held_indices.length = 0;
+      commit.held_hashes.length = 0;
     }
   }
 
@@ -281,7 +295,24 @@ export class Replicator {
       for (let i = 0; i < commit.held.length; i++) commit.held[i]!.override(commit.held_indices[i]!, Status.NODE_DOWN);
     } else if (!commit.answered) {
       this.commits_done++;
+      if (commit.copies_abandoned > 0) this.checkMinReplicas(commit);
     }
     for (const request of commit.held) request.release();
   };
+
+  /**
+   * A copy this commit was sent to was dropped (its node marked down or removed) while the
+   * write waited. The write is on every copy that is still in sync (R1 holds), but a slot now
+   * below min_replicas must not report it done: it is answered NOT_ENOUGH_REPLICAS (applied on
+   * fewer copies than asked; it may or may not persist), like Kafka's
+   * NOT_ENOUGH_REPLICAS_AFTER_APPEND.
+   */
+  private checkMinReplicas(commit: Commit): void {
+    const placement = this.rings?.current ?? null;
+    if (placement === null || placement.min_replicas <= 1) return;
+    for (let i = 0; i < commit.held.length; i++) {
+      const hash = commit.held_hashes[i]!;
+      if (hash !== HELD_READ && !placement.writable(hash)) commit.held[i]!.override(commit.held_indices[i]!, Status.NOT_ENOUGH_REPLICAS);
+    }
+  }
 }
