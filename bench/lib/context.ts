@@ -3,7 +3,7 @@
  * and measure(), which wraps one load run with wall time, client CPU, server CPU (split by
  * thread for pikv) and the energy estimate, and records it.
  */
-import { opsPerJoule } from './energy.js';
+import { opsPerJoule, piScaledOpsPerJoule } from './energy.js';
 import { cpuSeconds, splitThreadCpu, systemCpuSeconds, threadCpuSeconds } from './proc.js';
 import type { BenchResults, Driver, RunRecord } from './results.js';
 import type { RunningServer } from './servers.js';
@@ -26,6 +26,8 @@ export interface BenchOptions {
   workers: number;
   max_memory: string;
   out_dir: string;
+  /** -P depths for the redis-benchmark side-by-side workload (always -c 50). */
+  rb_pipelines: number[];
 }
 
 export interface BenchContext {
@@ -35,6 +37,8 @@ export interface BenchContext {
   results: BenchResults;
   /** Whether both servers hold the `keys` records of the main data set. */
   dataset_loaded: boolean;
+  /** Whether the redis-benchmark binary is installed (it can measure pikv's RESP port without a Redis server). */
+  redis_benchmark: boolean;
   log(line: string): void;
 }
 
@@ -57,6 +61,15 @@ export interface RunOutcome extends LoadTotals {
 function round(value: number, digits: number): number {
   const scale = 10 ** digits;
   return Math.round(value * scale) / scale;
+}
+
+/** "Pi 4B ops/J bound 588k, scaled 310k": the upper bound beside the Pi-scaled estimate. */
+function energyNote(record: RunRecord): string {
+  const board = 'Raspberry Pi 4B';
+  const bound = record.ops_per_joule?.[board];
+  if (bound === undefined) return '';
+  const scaled = record.ops_per_joule_pi_scaled?.[board];
+  return `  Pi 4B ops/J bound ${bound}${scaled === undefined ? '' : `, scaled ${scaled.ops_per_joule} (×${scaled.slowdown} CPU)`}`;
 }
 
 /** Runs `load` against `server` and records the run. */
@@ -90,6 +103,7 @@ export async function measure(ctx: BenchContext, server: RunningServer, meta: Ru
     misses: outcome.misses,
     errors: outcome.errors,
     ops_per_joule: opsPerJoule(outcome.ops, wall_s, server_cpu_s),
+    ...(ctx.results.core_score?.events_per_s ? { ops_per_joule_pi_scaled: piScaledOpsPerJoule(outcome.ops, wall_s, server_cpu_s, ctx.results.core_score.events_per_s) } : {}),
     ...outcome.extra,
   };
   if (server.system === 'pikv' && outcome.server_cpu_s === undefined) {
@@ -99,7 +113,7 @@ export async function measure(ctx: BenchContext, server: RunningServer, meta: Ru
   ctx.results.runs.push(record);
   const threads = record.server_threads ? ` [main ${record.server_threads.main_s}s (kernel ${record.server_threads.main_system_s}s) workers ${record.server_threads.workers_s}s other ${record.server_threads.other_s}s]` : '';
   const misses = record.misses + record.errors > 0 ? ` misses ${record.misses} errors ${record.errors}` : '';
-  ctx.log(`  ${meta.system.padEnd(5)} ${meta.driver.padEnd(19)} ${meta.label.padEnd(28)} ${String(record.ops_per_s).padStart(10)} ops/s  server ${record.server_cpu_us_per_op} µs/op${record.server_cpu_system_s !== undefined ? ` (kernel ${record.server_cpu_system_s}s of ${record.server_cpu_s}s)` : ''}${threads}  client ${record.client_cpu_share} core${misses}`);
+  ctx.log(`  ${meta.system.padEnd(5)} ${meta.driver.padEnd(19)} ${meta.label.padEnd(28)} ${String(record.ops_per_s).padStart(10)} ops/s  server ${record.server_cpu_us_per_op} µs/op${record.server_cpu_system_s !== undefined ? ` (kernel ${record.server_cpu_system_s}s of ${record.server_cpu_s}s)` : ''}${threads}  client ${record.client_cpu_share} core${misses}${energyNote(record)}`);
   return record;
 }
 
