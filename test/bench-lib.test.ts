@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { parseSysbenchCpu } from '../bench/lib/core-score.js';
+import { parseSysbenchCpu, parseSysbenchEvents } from '../bench/lib/core-score.js';
 import { cpuMaxLine, parseCpuStat } from '../bench/lib/cpu-quota.js';
 import { coreSlowdown, joules, opsPerJoule, piEstimate, piScaledOpsPerJoule, PI_CORE_SCORES, POWER_TABLE } from '../bench/lib/energy.js';
 import { etcdRates, etcdSnapshot, metricSum, parsePrometheus } from '../bench/lib/etcd-metrics.js';
@@ -85,8 +85,13 @@ describe('parseSysbenchCpu', () => {
     assert.equal(parseSysbenchCpu(text), 1477.83);
   });
 
-  it('fails on output without it', () => {
+  it('reads the event count, for the per-CPU-second score', () => {
+    assert.equal(parseSysbenchEvents('    total time:                          3.4440s\n    total number of events:              4000\n'), 4000);
+  });
+
+  it('fails on output without them', () => {
     assert.throws(() => parseSysbenchCpu('sysbench: unknown test'), /events per second/);
+    assert.throws(() => parseSysbenchEvents('sysbench: unknown test'), /total number of events/);
   });
 });
 
