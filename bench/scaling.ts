@@ -58,6 +58,8 @@ const USAGE = `usage: npm run bench:scaling -- [options]
   --node-cpu C          at most this many CPUs per node (default 0.5); quota = min(node-cpu, budget / nodes)
   --period-us N         CFS period (default 5000; short, so that throttling stalls stay short)
   --quota METHOD        auto, cgroup2, cgroup1, systemd-run or none (default auto)
+  --shares N            cpu.shares of the bench's parent group (default 16384; v2: cpu.weight N/1024×100),
+                        so that a busy neighbour cannot push the nodes below their quotas
   --workers N           partition workers per node (default: 2 up to 4 nodes, 1 above)
   --lease-ttl-ms N      node lease TTL (default 10000: under small quotas a 3 s lease can lapse)
   --out DIR             results folder (default bench/results/scaling-<timestamp>)`;
@@ -77,6 +79,7 @@ interface Options {
   node_cpu: number;
   period_us: number;
   quota: QuotaMethod | 'auto';
+  shares: number;
   workers: number | null;
   lease_ttl_ms: number;
   out_dir: string;
@@ -93,7 +96,7 @@ function parseOptions(): Options {
     options: {
       nodes: { type: 'string' }, replicas: { type: 'string' }, seconds: { type: 'string' }, warmup: { type: 'string' }, workloads: { type: 'string' },
       keys: { type: 'string' }, batch: { type: 'string' }, wide: { type: 'boolean' }, lanes: { type: 'string' }, depth: { type: 'string' },
-      'cpu-budget': { type: 'string' }, 'node-cpu': { type: 'string' }, 'period-us': { type: 'string' }, quota: { type: 'string' }, workers: { type: 'string' },
+      'cpu-budget': { type: 'string' }, 'node-cpu': { type: 'string' }, 'period-us': { type: 'string' }, quota: { type: 'string' }, shares: { type: 'string' }, workers: { type: 'string' },
       'lease-ttl-ms': { type: 'string' }, out: { type: 'string' }, help: { type: 'boolean' },
     },
   });
@@ -122,6 +125,7 @@ function parseOptions(): Options {
     node_cpu: one(values['node-cpu'], 0.5, 'node-cpu'),
     period_us: one(values['period-us'], 5000, 'period-us'),
     quota: quota as QuotaMethod | 'auto',
+    shares: one(values.shares, 16384, 'shares'),
     workers: values.workers === undefined ? null : one(values.workers, 1, 'workers'),
     lease_ttl_ms: one(values['lease-ttl-ms'], 10_000, 'lease-ttl-ms'),
     out_dir: values.out ?? path.join(RESULTS_DIR, `scaling-${stamp}`),
@@ -136,8 +140,9 @@ class LoadGen {
   private readonly waiters: ((line: Record<string, unknown>) => void)[] = [];
   private stderr = '';
 
-  constructor() {
-    this.child = spawnTracked(process.execPath, [LOADGEN_PATH, '--loadgen'], { stdio: ['pipe', 'pipe', 'pipe'] });
+  constructor(quota: CpuQuota, group: QuotaGroup) {
+    const { file, args } = quota.wrap(group, [process.execPath, LOADGEN_PATH, '--loadgen']);
+    this.child = spawnTracked(file, args, { stdio: ['pipe', 'pipe', 'pipe'] });
     this.child.stderr!.on('data', (chunk: Buffer) => (this.stderr += chunk.toString()));
     createInterface({ input: this.child.stdout! }).on('line', (line) => {
       let parsed: Record<string, unknown>;
@@ -378,14 +383,16 @@ async function main(): Promise<void> {
     console.log(`bench:scaling: skipped: ${problem}`);
     return;
   }
-  const quota = new CpuQuota(`pikv-scaling-${process.pid}`, options.period_us, options.quota);
+  const quota = new CpuQuota(`pikv-scaling-${process.pid}`, options.period_us, options.quota, options.shares);
   console.log(`bench:scaling: CPU quota: ${quota.description}`);
   const { out_dir, ...shown } = options;
   const results: ScalingResults = { system: systemInfo(null), options: shown, quota_method: quota.method, quota_description: quota.description, runs: [], notes: [] };
   if (quota.method === 'none') results.notes.push(quota.description);
-  results.notes.push(`The load generator (one Node process, no quota) and etcd (no quota) share the machine's ${results.system.cores} cores with the nodes; see client and etcd CPU in results.json.`);
+  results.notes.push(`The load generator (one Node process, no quota, in the bench's parent group) and etcd (no quota, outside it) share the machine's ${results.system.cores} cores with the nodes; see client and etcd CPU in results.json.`);
   mkdirSync(out_dir, { recursive: true });
-  const loadgen = new LoadGen();
+  // The load generator gets a group without a quota under the same parent, so it shares the parent's weight.
+  const client_group = quota.create('client', 0);
+  const loadgen = new LoadGen(quota, client_group);
   try {
     for (const replicas of options.replicas) {
       for (const count of options.nodes) {
@@ -402,6 +409,7 @@ async function main(): Promise<void> {
     }
   } finally {
     await loadgen.stop();
+    quota.remove(client_group);
     quota.cleanup();
     writeFileSync(path.join(out_dir, 'results.json'), JSON.stringify(results, null, 1));
     writeFileSync(path.join(out_dir, 'report.md'), report(results));

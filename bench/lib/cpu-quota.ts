@@ -65,7 +65,13 @@ export class CpuQuota {
   private readonly groups: QuotaGroup[] = [];
   private readonly period_us: number;
 
-  constructor(tag: string, period_us: number, prefer: QuotaMethod | 'auto' = 'auto') {
+  /**
+   * `parent_shares` (cgroup v1 cpu.shares; v2 cpu.weight = shares / 1024 × 100, at most 10000)
+   * weighs the bench's parent group against the machine's other processes: as one scheduling
+   * entity it would otherwise count as much as a single busy process of a neighbour, and the
+   * nodes together could get less than their quotas.
+   */
+  constructor(tag: string, period_us: number, prefer: QuotaMethod | 'auto' = 'auto', parent_shares = 1024) {
     this.period_us = period_us;
     const found = CpuQuota.detect(prefer);
     this.method = found.method;
@@ -74,7 +80,10 @@ export class CpuQuota {
     if (this.root !== null) {
       this.parent = `${this.root}/${tag}`;
       mkdirSync(this.parent);
-      if (this.method === 'cgroup2') writeFileSync(`${this.parent}/cgroup.subtree_control`, '+cpu');
+      if (this.method === 'cgroup2') {
+        writeFileSync(`${this.parent}/cgroup.subtree_control`, '+cpu');
+        writeFileSync(`${this.parent}/cpu.weight`, String(Math.max(1, Math.min(10_000, Math.round((parent_shares / 1024) * 100)))));
+      } else writeFileSync(`${this.parent}/cpu.shares`, String(parent_shares));
       process.on('exit', () => this.cleanup());
     }
   }
