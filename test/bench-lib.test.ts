@@ -73,6 +73,16 @@ describe('Pi-scaled energy', () => {
     assert.ok(scaled['Raspberry Pi 5']!.ops_per_joule > scaled['Raspberry Pi 4B']!.ops_per_joule, 'the faster A76 core gives more ops/J than the A72');
   });
 
+  it('stretches the run when the busiest thread would need more than one board core', () => {
+    // A single-threaded server at 0.9 core here, 2.5× slower cores: 2.25 s of one thread per 1 s of run.
+    const estimate = piEstimate(pi4, 100_000, 1, 0.9, 2.5, 0.9);
+    assert.equal(estimate.wall_s, 2.25);
+    assert.equal(Math.round(estimate.ops_per_s), Math.round(100_000 / 2.25));
+    // Without the thread figure the 4 cores absorb it and the run keeps its length.
+    assert.equal(piEstimate(pi4, 100_000, 1, 0.9, 2.5).wall_s, 1);
+    assert.throws(() => piEstimate(pi4, 1, 1, 0.5, 2, 0.6), /busiest_thread_cpu_s/);
+  });
+
   it('refuses a non-positive slowdown or wall time', () => {
     assert.throws(() => piEstimate(pi4, 1, 1, 1, 0), /slowdown/);
     assert.throws(() => piEstimate(pi4, 1, 0, 1, 1), /wall_s/);

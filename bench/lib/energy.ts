@@ -10,8 +10,9 @@
  * `opsPerJoule` is an UPPER BOUND for the boards: a Pi core is slower, and the same ops take
  * more CPU seconds there. `piEstimate` scales the CPU seconds by a per-core slowdown factor
  * (this machine's single-core score over the board's, from one published benchmark, see
- * PI_CORE_SCORES) and, when the board's cores cannot absorb the scaled CPU time within the
- * run, stretches the wall time too (the board would serve fewer ops per second). FAWN-KV
+ * PI_CORE_SCORES) and, when the board cannot absorb the scaled CPU time within the run (all
+ * 4 cores full, or the busiest single thread above one core: Redis's event loop, pikv's main
+ * thread), stretches the wall time too (the board would serve fewer ops per second). FAWN-KV
  * (SOSP 2009) reported about 350 queries per joule.
  */
 
@@ -73,23 +74,28 @@ export interface PiEstimate {
   ops_per_joule: number;
 }
 
-/** The same ops on a board whose cores are `slowdown` times slower than this machine's. */
-export function piEstimate(profile: PowerProfile, ops: number, wall_s: number, cpu_s: number, slowdown: number): PiEstimate {
+/**
+ * The same ops on a board whose cores are `slowdown` times slower than this machine's.
+ * `busiest_thread_cpu_s` is the CPU time of the server's busiest thread (0 when unknown): one
+ * thread cannot use more than one core, whatever the board's core count.
+ */
+export function piEstimate(profile: PowerProfile, ops: number, wall_s: number, cpu_s: number, slowdown: number, busiest_thread_cpu_s = 0): PiEstimate {
   if (!(slowdown > 0) || !(wall_s > 0) || cpu_s < 0) throw new Error(`piEstimate needs slowdown > 0, wall_s > 0 and cpu_s ≥ 0 (got ${slowdown}, ${wall_s}, ${cpu_s})`);
+  if (!(busiest_thread_cpu_s >= 0) || busiest_thread_cpu_s > cpu_s + 1e-9) throw new Error(`busiest_thread_cpu_s must be within [0, cpu_s], got ${busiest_thread_cpu_s} of ${cpu_s}`);
   const board_cpu_s = cpu_s * slowdown;
-  // The board can run at most `cores` CPU-seconds per second; beyond that the run takes longer.
-  const board_wall_s = Math.max(wall_s, board_cpu_s / profile.cores);
+  // The board runs at most `cores` CPU-seconds per second, and one thread at most one; beyond that the run takes longer.
+  const board_wall_s = Math.max(wall_s, board_cpu_s / profile.cores, busiest_thread_cpu_s * slowdown);
   return { cpu_s: board_cpu_s, wall_s: board_wall_s, ops_per_s: ops / board_wall_s, ops_per_joule: ops / joules(profile, board_wall_s, board_cpu_s) };
 }
 
 /** Scaled ops per joule (and ops/s) for every board with a core score, given this machine's single-core score. */
-export function piScaledOpsPerJoule(ops: number, wall_s: number, cpu_s: number, host_events_per_s: number): Record<string, { ops_per_joule: number; ops_per_s: number; slowdown: number }> {
+export function piScaledOpsPerJoule(ops: number, wall_s: number, cpu_s: number, host_events_per_s: number, busiest_thread_cpu_s = 0): Record<string, { ops_per_joule: number; ops_per_s: number; slowdown: number }> {
   const result: Record<string, { ops_per_joule: number; ops_per_s: number; slowdown: number }> = {};
   for (const profile of POWER_TABLE) {
     const score = PI_CORE_SCORES[profile.name];
     if (score === undefined) continue;
     const slowdown = coreSlowdown(host_events_per_s, score.sysbench_events_per_s);
-    const estimate = piEstimate(profile, ops, wall_s, cpu_s, slowdown);
+    const estimate = piEstimate(profile, ops, wall_s, cpu_s, slowdown, busiest_thread_cpu_s);
     result[profile.name] = { ops_per_joule: Math.round(estimate.ops_per_joule), ops_per_s: Math.round(estimate.ops_per_s), slowdown: Math.round(slowdown * 100) / 100 };
   }
   return result;
