@@ -5,6 +5,7 @@
  * Ctrl-C.
  *
  *   npm run bench                                  # everything (~10 min on 2 cores)
+ *   npm run bench -- --only redis-benchmark        # redis-benchmark, same flags, against pikv's RESP port and Redis
  *   npm run bench -- --quick                       # ~1 min smoke run
  *   npm run bench -- --only ycsb,latency --keys 100000 --seconds 3
  *
