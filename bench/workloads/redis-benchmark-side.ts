@@ -7,7 +7,7 @@
  * pikv/Redis, and server CPU µs per op for both.
  */
 import { compare, measure, type BenchContext } from '../lib/context.js';
-import { cpuSeconds } from '../lib/proc.js';
+import { cpuSeconds, splitThreadCpu, threadCpuSeconds } from '../lib/proc.js';
 import { runRedisBenchmark } from '../lib/redis-benchmark.js';
 import type { RunRecord } from '../lib/results.js';
 import type { RunningServer } from '../lib/servers.js';
@@ -21,14 +21,22 @@ async function runAgainst(ctx: BenchContext, server: RunningServer, port: number
   const label = `${test.toUpperCase()} -c ${RB_CONNECTIONS} -P ${pipeline}`;
   const params = { op: test.toUpperCase(), connections: RB_CONNECTIONS, pipeline, keyspace: options.keys, value_bytes: options.value_bytes };
   let server_cpu_at_start_s = 0;
+  let threads_at_start = new Map<number, number>();
   return measure(ctx, server, { workload: WORKLOAD, system: server.system, driver: 'redis-benchmark', label, params }, async () => {
+    // Only the measured run counts (not the calibration run before it): CPU, and for pikv the per-thread split.
     const result = await runRedisBenchmark(
       { port, test: { kind: 'builtin', name: test }, pipeline, connections: RB_CONNECTIONS, key_count: options.keys, value_bytes: options.value_bytes, seconds: options.seconds },
-      () => (server_cpu_at_start_s = cpuSeconds(server.pid)),
+      () => {
+        server_cpu_at_start_s = cpuSeconds(server.pid);
+        if (server.system === 'pikv') threads_at_start = threadCpuSeconds(server.pid);
+      },
     );
+    const server_cpu_s = cpuSeconds(server.pid) - server_cpu_at_start_s;
+    const split = server.system === 'pikv' ? splitThreadCpu(server.pid, server.worker_tids, threads_at_start, threadCpuSeconds(server.pid)) : null;
+    const round = (value: number): number => Math.round(value * 100) / 100;
     return {
-      requests: result.requests, ops: result.ops, misses: 0, errors: 0, wall_s: result.wall_s, client_cpu_s: result.client_cpu_s,
-      server_cpu_s: cpuSeconds(server.pid) - server_cpu_at_start_s, extra: { latency_ms: result.latency_ms },
+      requests: result.requests, ops: result.ops, misses: 0, errors: 0, wall_s: result.wall_s, client_cpu_s: result.client_cpu_s, server_cpu_s,
+      extra: { latency_ms: result.latency_ms, ...(split === null ? {} : { server_threads: { main_s: round(split.main_s), workers_s: round(split.workers_s), other_s: round(split.other_s) } }) },
     };
   });
 }
