@@ -118,7 +118,7 @@ export async function measure(ctx: BenchContext, server: RunningServer, meta: Ru
     record.ops_per_joule_pi_scaled = piScaledOpsPerJoule(outcome.ops, wall_s, server_cpu_s, host_score, Math.min(busiest_s, server_cpu_s));
   }
   ctx.results.runs.push(record);
-  const threads = record.server_threads ? ` [main ${record.server_threads.main_s}s (kernel ${record.server_threads.main_system_s}s) workers ${record.server_threads.workers_s}s other ${record.server_threads.other_s}s]` : '';
+  const threads = record.server_threads ? ` [main ${record.server_threads.main_s}s${record.server_threads.main_system_s === undefined ? '' : ` (kernel ${record.server_threads.main_system_s}s)`} workers ${record.server_threads.workers_s}s other ${record.server_threads.other_s}s]` : '';
   const misses = record.misses + record.errors > 0 ? ` misses ${record.misses} errors ${record.errors}` : '';
   ctx.log(`  ${meta.system.padEnd(5)} ${meta.driver.padEnd(19)} ${meta.label.padEnd(28)} ${String(record.ops_per_s).padStart(10)} ops/s  server ${record.server_cpu_us_per_op} µs/op${record.server_cpu_system_s !== undefined ? ` (kernel ${record.server_cpu_system_s}s of ${record.server_cpu_s}s)` : ''}${threads}  client ${record.client_cpu_share} core${misses}${energyNote(record)}`);
   return record;
