@@ -52,8 +52,9 @@ const USAGE = `usage: npm run bench -- [options]
   --value-bytes N --key-bytes N   record shape (default 100, 16)
   --workers N --max-memory SIZE   pikv serve settings (default 4, 2gb)
   --rb-pipelines LIST     -P depths for the redis-benchmark workload, always -c 50 (default 1,16,1024)
-  --host-core-score N     this machine's sysbench cpu single-thread events/s for the Pi-scaled
-                          energy estimate (default: run sysbench for 2 s if installed)
+  --host-core-score N     this machine's sysbench cpu single-thread events per CPU-second, for the
+                          Pi-scaled energy estimate (default: measure it with sysbench, ~1 CPU-second,
+                          if installed: apt-get install -y sysbench; else the estimate is left out)
   --no-redis              benchmark pikv alone
   --out DIR               results folder (default bench/results/<timestamp>)
   --report DIR            re-judge the goals and rewrite report.md and charts from DIR/results.json`;
