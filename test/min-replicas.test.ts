@@ -77,4 +77,32 @@ describe('min_replicas', { skip, timeout: 120_000 }, () => {
       assert.equal(after_results.length, with_c.length);
     }, ['--replicas', '2', '--min-replicas', '2', '--down-grace-ms', '600000']);
   });
+
+  it('answers NOT_ENOUGH_REPLICAS, not OK, for a write whose only backup froze and was marked down while it waited', { timeout: 90_000 }, async () => {
+    await withCluster('min-replicas-frozen', async (cluster) => {
+      await startThree(cluster, false);
+      const a = cluster.get('a').url;
+      const view = await waitFor(async () => {
+        const v = await viewOf(a).catch(() => null);
+        return v !== null && v.next === undefined && v.nodes.length === 3 ? v : null;
+      }, 30_000);
+      // Keys whose copies are a and c, written through a (their primary is a or c; the client routes).
+      const keys = keysOn(view, ['a', 'c'], 10);
+      const client = await connectCluster([a], { request_timeout_ms: 20_000 });
+      cluster.closers.push(() => client.close());
+      const c = cluster.get('c');
+      process.kill(c.process.pid, 'SIGSTOP');
+      cluster.closers.push(async () => {
+        try { process.kill(c.process.pid, 'SIGCONT'); } catch { /* gone */ }
+      });
+      // Only the keys a is primary of: their answers wait for c, which is frozen.
+      const placement = new Placement(new HashRing(view.nodes), 2, new Set(), 2);
+      const on_a = keys.filter((key) => placement.primaryOf(murmur3_x86_32(Buffer.from(key), 0, Buffer.byteLength(key), KEY_HASH_SEED))?.id === 'a');
+      assert.ok(on_a.length > 0);
+      const results = await client.batch(on_a.map((key) => ({ op: 'put' as const, key, value: 'while-c-frozen' })));
+      const marked = await viewOf(a);
+      assert.ok(marked.down?.includes('c'), 'c was marked down while the writes waited');
+      assert.deepEqual(new Set(results.map((r) => r.code)), new Set(['NOT_ENOUGH_REPLICAS']), 'a write left on one copy of two is not reported done');
+    }, ['--replicas', '2', '--min-replicas', '2', '--down-grace-ms', '600000']);
+  });
 });

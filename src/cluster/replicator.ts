@@ -52,8 +52,6 @@ class Commit implements StreamCommit {
   failed = false;
   /** Its held answers were already given (as unknown, by answerEarly); the copies still go out. */
   answered = false;
-  /** Streams that dropped their copy (destination marked down or removed): fewer copies than planned. */
-  copies_abandoned = 0;
   /** The ops (writes, and reads of uncommitted keys) whose answers this commit holds, one hold each. */
   readonly held: PendingRequest[] = [];
   readonly held_indices: number[] = [];
@@ -71,7 +69,6 @@ class Commit implements StreamCommit {
   }
 
   abandoned(): void {
-    this.copies_abandoned++;
     this.one();
   }
 
@@ -173,7 +170,9 @@ export class Replicator {
   /** Partition hook, before the packet's ops settle: capture its writes, hold its answers. */
   onApplied(_partition: Partition, request: RequestPacket, reply: ReplyPacket, owners: readonly PendingRequest[], op_indices: Int32Array): void {
     const plan = this.plan;
-    if (plan.empty && this.uncommitted.size === 0) return;
+    const placement = this.rings?.current ?? null;
+    const min_replicas = placement?.min_replicas ?? 1;
+    if (plan.empty && this.uncommitted.size === 0 && min_replicas <= 1) return;
     const data = request.data;
     const copies = plan.copies;
     let commit: Commit | null = null;
@@ -198,9 +197,14 @@ export class Replicator {
         }
         continue;
       }
-      if ((op !== Op.PUT && op !== Op.DELETE) || reply.status[i] !== Status.OK || plan.empty) continue;
+      if ((op !== Op.PUT && op !== Op.DELETE) || reply.status[i] !== Status.OK) continue;
       const base = (hash >>> SLOT_SHIFT) * COPIES_MAX;
-      if (copies[base] === NO_PEER) continue;
+      if (plan.empty || copies[base] === NO_PEER) {
+        // No copy to wait for. Admitted while its slot had M copies up, applied after a view
+        // with fewer: it must not be reported done (docs/REPLICATION.md, min_replicas).
+        if (min_replicas > 1 && !placement!.writable(hash)) this.answerBelowMin(owners[i]!, op_indices[i]!);
+        continue;
+      }
       commit ??= new Commit(this.committed);
       const ref = this.captured.set(null, 0, op, hash, data, key_offset, key_length, data, key_offset + key_length, value_length);
       for (let c = 0; c < COPIES_MAX; c++) {
@@ -286,6 +290,16 @@ export class Replicator {
     }
   }
 
+  /** A write with no copy to wait for, in a slot below min_replicas: answered NOT_ENOUGH_REPLICAS once it has settled. */
+  private answerBelowMin(request: PendingRequest, op_index: number): void {
+    request.hold();
+    // The partition settles the op right after this hook returns; override it after that.
+    queueMicrotask(() => {
+      request.override(op_index, Status.NOT_ENOUGH_REPLICAS);
+      request.release();
+    });
+  }
+
   private readonly committed = (commit: Commit): void => {
     for (const hash of commit.hashes) if (this.uncommitted.get(hash) === commit) this.uncommitted.delete(hash);
     // After answerEarly, `held` holds only reads that came to wait on it later.
@@ -295,17 +309,17 @@ export class Replicator {
       for (let i = 0; i < commit.held.length; i++) commit.held[i]!.override(commit.held_indices[i]!, Status.NODE_DOWN);
     } else if (!commit.answered) {
       this.commits_done++;
-      if (commit.copies_abandoned > 0) this.checkMinReplicas(commit);
+      this.checkMinReplicas(commit);
     }
     for (const request of commit.held) request.release();
   };
 
   /**
-   * A copy this commit was sent to was dropped (its node marked down or removed) while the
-   * write waited. The write is on every copy that is still in sync (R1 holds), but a slot now
-   * below min_replicas must not report it done: it is answered NOT_ENOUGH_REPLICAS (applied on
-   * fewer copies than asked; it may or may not persist), like Kafka's
-   * NOT_ENOUGH_REPLICAS_AFTER_APPEND.
+   * min_replicas, checked when a commit completes: a write whose slot now has fewer copies up
+   * than M (a copy was dropped while it waited, or it was admitted under an older view) is on
+   * every copy still in sync (R1 holds) but must not be reported done: it is answered
+   * NOT_ENOUGH_REPLICAS (applied on fewer copies than asked; it may or may not persist), like
+   * Kafka's NOT_ENOUGH_REPLICAS_AFTER_APPEND.
    */
   private checkMinReplicas(commit: Commit): void {
     const placement = this.rings?.current ?? null;
