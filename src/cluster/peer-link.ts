@@ -1,19 +1,11 @@
 /**
- * One persistent, authenticated link to one peer node: two connections that each reconnect
- * with exponential backoff, and the heartbeat that decides whether the peer is up.
+ * One persistent, authenticated link to one peer node: a PikvClient that reconnects with
+ * exponential backoff, and the heartbeat that decides whether the peer is up.
  *
- * - The **data** connection carries forwarded ops and the replication and hand-off streams:
- *   large frames, in one FIFO order that the streams rely on.
- * - The **control** connection carries heartbeats and control ops (views, drained reports in
- *   gossip mode). It is a socket of its own so a heartbeat never waits behind megabytes of
- *   stream data in a socket buffer: two nodes streaming to each other at full load do not
- *   see each other as down.
- *
- * The link is "up" while its control socket is open and the peer answered anything (a
- * heartbeat, or a data frame) within heartbeats_missed_max intervals; a closed control socket
- * (a killed process, a reset) makes it down at once. Ops for a down peer fail fast with
- * NODE_DOWN (forwarder.ts); every request on the link is bounded by forward_timeout_ms
- * (PikvClient's request timeout).
+ * The link is "up" while its socket is open and a heartbeat was answered within
+ * heartbeats_missed_max intervals; a closed socket (a killed process, a reset) makes it down
+ * at once. Ops for a down peer fail fast with NODE_DOWN (forwarder.ts); every request on the
+ * link is bounded by forward_timeout_ms (PikvClient's request timeout).
  */
 import { connect, type ColumnBatch, type ColumnResults, PikvClient } from '../client/client.js';
 import { Op, Status } from '../protocol/constants.js';
@@ -44,77 +36,14 @@ export interface PeerLinkHooks {
   log(message: string): void;
 }
 
-/** One authenticated connection of a link, reconnected with exponential backoff. */
-class Channel {
-  client: PikvClient | null = null;
-  private connecting = false;
-  private backoff_ms = BACKOFF_MIN_MS;
-  private next_attempt_ms = 0;
-
-  constructor(
-    private readonly node: RingNode,
-    private readonly settings: PeerLinkSettings,
-    private readonly onConnected: (client: PikvClient) => void,
-    private readonly onRefused: (error: PikvError) => void,
-  ) {}
-
-  get open(): boolean {
-    return this.client !== null && this.client.failed === null;
-  }
-
-  /** Drops a failed client; returns its failure message, or null if it had none. */
-  dropFailed(): string | null {
-    const client = this.client;
-    if (client === null || client.failed === null) return null;
-    this.client = null;
-    return client.failed.message;
-  }
-
-  reconnect(closed: () => boolean): void {
-    if (this.client !== null || this.connecting || Date.now() < this.next_attempt_ms) return;
-    this.connecting = true;
-    connect(this.node.url, {
-      connect_timeout_ms: Math.max(500, this.settings.forward_timeout_ms),
-      request_timeout_ms: this.settings.forward_timeout_ms,
-      reset_on_timeout: true,
-      ca: this.settings.tls_ca,
-      // The peer must prove the secret and be this link's node (src/protocol/auth.ts), or the
-      // connection is dropped before anything it says is read.
-      peer: { secret: this.settings.cluster_secret, node_id: this.settings.node_id, server_id: this.node.id },
-    }).then(
-      (client) => {
-        this.connecting = false;
-        if (closed()) {
-          void client.close();
-          return;
-        }
-        this.client = client;
-        this.backoff_ms = BACKOFF_MIN_MS;
-        this.onConnected(client);
-      },
-      (error: PikvError) => {
-        this.connecting = false;
-        this.onRefused(error);
-        this.next_attempt_ms = Date.now() + this.backoff_ms;
-        this.backoff_ms = Math.min(BACKOFF_MAX_MS, this.backoff_ms * 2);
-      },
-    );
-  }
-
-  close(): void {
-    void this.client?.close();
-    this.client = null;
-  }
-}
-
 export class PeerLink {
   readonly node: RingNode;
   private readonly settings: PeerLinkSettings;
   private readonly hooks: PeerLinkHooks;
-  /** Forwards and streams (large frames, FIFO). */
-  private readonly data: Channel;
-  /** Heartbeats and control ops, never behind stream data. */
-  private readonly control_channel: Channel;
+  private client: PikvClient | null = null;
+  private connecting = false;
+  private backoff_ms = BACKOFF_MIN_MS;
+  private next_attempt_ms = 0;
   private last_answer_ms = 0;
   private heartbeat_inflight = false;
   private closed = false;
@@ -128,17 +57,11 @@ export class PeerLink {
     this.node = node;
     this.settings = settings;
     this.hooks = hooks;
-    const refused = (error: PikvError): void => this.noteRefusal(error);
-    this.data = new Channel(node, settings, () => (this.last_refusal = ''), refused);
-    this.control_channel = new Channel(node, settings, () => {
-      this.last_refusal = '';
-      // Up from the first heartbeat answer on; send it now instead of waiting a tick.
-      this.tick();
-    }, refused);
   }
 
   get up(): boolean {
-    if (!this.control_channel.open) return false;
+    const client = this.client;
+    if (client === null || client.failed !== null) return false;
     return Date.now() - this.last_answer_ms <= this.settings.heartbeat_interval_ms * this.settings.heartbeats_missed_max;
   }
 
@@ -149,17 +72,14 @@ export class PeerLink {
   /** Called every heartbeat interval: reconnects when due, otherwise sends a heartbeat. */
   tick(): void {
     if (this.closed) return;
-    const closed = (): boolean => this.closed;
-    this.data.dropFailed();
-    this.data.reconnect(closed);
-    const failure = this.control_channel.dropFailed();
-    if (failure !== null && this.was_up) {
-      this.hooks.log(`peer ${this.node.id} (${this.node.url}) is down: ${failure}`);
-      this.was_up = false;
-    }
-    const client = this.control_channel.client;
-    if (client === null) {
-      this.control_channel.reconnect(closed);
+    const client = this.client;
+    if (client === null || client.failed !== null) {
+      if (client !== null) {
+        this.client = null;
+        if (this.was_up) this.hooks.log(`peer ${this.node.id} (${this.node.url}) is down: ${client.failed?.message ?? ''}`);
+        this.was_up = false;
+      }
+      this.reconnect();
       return;
     }
     if (!this.up && this.was_up) {
@@ -187,22 +107,22 @@ export class PeerLink {
   }
 
   /**
-   * Sends one frame on the data connection; rejects with NODE_DOWN when the link is not up.
-   * Any answer counts as a sign of life, like a heartbeat's: a peer that answers data is not
-   * down, even if its heartbeat answers are late (its event loop is busy with our frames).
+   * Sends one frame; rejects with NODE_DOWN when the link is not up. Any answer counts as a
+   * sign of life, like a heartbeat's: on a link busy with large frames (forwarding, replication
+   * streams) the heartbeat waits behind them, and a peer that answers data is not down.
    */
   send(batch: ColumnBatch): Promise<ColumnResults> {
-    const client = this.data.client;
-    if (client === null || client.failed !== null || !this.up) return Promise.reject(new PikvError(ErrorCode.NODE_DOWN, `node ${this.node.id} is down`));
+    const client = this.client;
+    if (client === null || !this.up) return Promise.reject(new PikvError(ErrorCode.NODE_DOWN, `node ${this.node.id} is down`));
     return client.batchColumns(batch).then((results) => {
-      if (this.data.client === client) this.last_answer_ms = Date.now();
+      if (this.client === client) this.last_answer_ms = Date.now();
       return results;
     });
   }
 
   /** Sends one control op and resolves with its status and value. */
   async control(op: number, payload: Uint8Array): Promise<{ status: number; value: Uint8Array }> {
-    const client = this.control_channel.client;
+    const client = this.client;
     if (client === null || client.failed !== null) throw new PikvError(ErrorCode.NODE_DOWN, `node ${this.node.id} is not connected`);
     const results = await client.batchColumns(single(op, payload));
     return { status: results.status[0]!, value: results.values };
@@ -210,8 +130,8 @@ export class PeerLink {
 
   close(): void {
     this.closed = true;
-    this.data.close();
-    this.control_channel.close();
+    void this.client?.close();
+    this.client = null;
   }
 
   /**
@@ -223,6 +143,39 @@ export class PeerLink {
     if (!refused || error.message === this.last_refusal) return;
     this.last_refusal = error.message;
     this.hooks.log(`peer link to ${this.node.id} refused: ${error.message} (${error.code})`);
+  }
+
+  private reconnect(): void {
+    if (this.connecting || Date.now() < this.next_attempt_ms) return;
+    this.connecting = true;
+    connect(this.node.url, {
+      connect_timeout_ms: Math.max(500, this.settings.forward_timeout_ms),
+      request_timeout_ms: this.settings.forward_timeout_ms,
+      reset_on_timeout: true,
+      ca: this.settings.tls_ca,
+      // The peer must prove the secret and be this link's node (src/protocol/auth.ts), or the
+      // connection is dropped before anything it says is read.
+      peer: { secret: this.settings.cluster_secret, node_id: this.settings.node_id, server_id: this.node.id },
+    }).then(
+      (client) => {
+        this.connecting = false;
+        this.last_refusal = '';
+        if (this.closed) {
+          void client.close();
+          return;
+        }
+        this.client = client;
+        this.backoff_ms = BACKOFF_MIN_MS;
+        // Up from the first heartbeat answer on; send it now instead of waiting a tick.
+        this.tick();
+      },
+      (error: PikvError) => {
+        this.connecting = false;
+        this.noteRefusal(error);
+        this.next_attempt_ms = Date.now() + this.backoff_ms;
+        this.backoff_ms = Math.min(BACKOFF_MAX_MS, this.backoff_ms * 2);
+      },
+    );
   }
 }
 
