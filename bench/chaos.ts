@@ -191,14 +191,14 @@ class Run {
   }
 
   /** Kills `victim` -9 and, in the background, times ring-aware writes of keys it was primary of. */
-  async killTimed(victim: string): Promise<Promise<void>> {
+  async killTimed(victim: string): Promise<{ done: Promise<void> }> {
     const view = await this.cluster.view();
     const probe_keys = view === null ? [] : keysPrimaryOn(view, victim, 20, `fo${++this.probes}-${victim}-`);
     const client = await connectCluster(this.cluster.urls().filter((u) => u !== this.cluster.url(victim)), { request_timeout_ms: 2_000, connect_timeout_ms: 2_000 }).catch(() => null);
     const killed_at = Date.now();
     await this.cluster.kill(victim);
     this.log(`kill -9 ${victim}`);
-    return (async () => {
+    const done = (async (): Promise<void> => {
       if (client === null || probe_keys.length === 0) return;
       let first_ms: number | null = null;
       let all_ms: number | null = null;
@@ -213,6 +213,8 @@ class Run {
       this.log(`failover of ${victim}: first write of its keys ${first_ms ?? 'never'} ms, all ${all_ms ?? 'never'} ms after kill -9`);
       if (all_ms === null) this.finding(`writes of keys ${victim} was primary of did not all succeed within 25 s of its kill -9`);
     })();
+    // In an object: an awaited promise of a promise would wait for the probe too.
+    return { done };
   }
 
   async cli(args: string[]): Promise<{ code: number | null; out: string }> {
@@ -253,7 +255,7 @@ async function fault(run: Run, kind: FaultKind, topology: Topology): Promise<voi
       await delay(down_ms);
       await cluster.restart(victim, kind === 'kill-empty');
       run.log(`restarted ${victim} after ${down_ms} ms ${kind === 'kill-empty' ? 'with an empty data dir' : 'on its data dir'}`);
-      await timed;
+      await timed.done;
       await run.settle(settle_ms, `${kind} ${victim}`);
       return;
     }
@@ -321,7 +323,7 @@ async function fault(run: Run, kind: FaultKind, topology: Topology): Promise<voi
         } else {
           run.expected.delete(SPARE);
         }
-        await killed;
+        await killed.done;
       }
       if (leave !== null) {
         const result = await leave;
@@ -353,7 +355,7 @@ async function fault(run: Run, kind: FaultKind, topology: Topology): Promise<voi
       }
       const result = await removal;
       run.log(`cluster remove ${victim}: exit ${result.code}: ${result.out.split('\n').slice(-1)[0]}`);
-      await timed;
+      await timed.done;
       await cluster.restart(victim, true);
       run.log(`${victim} restarted empty (joins again)`);
       await run.settle(settle_ms, `remove-dead ${victim}`);
