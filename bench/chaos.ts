@@ -47,7 +47,7 @@ import type { ClusterView } from '../src/routing/view.js';
 import { ChaosCluster, CLI_PATH, LEASE_TTL_MS, SECRET } from './chaos/cluster.js';
 import { History } from './chaos/history.js';
 import { Load, type Rng } from './chaos/load.js';
-import { clientNamespace, createNetns, deleteNetns, killAll, LoopbackTopology, netnsNames, NetnsTopology, netnsUnavailable, setPidFile, spawnProc, type Topology } from './chaos/topology.js';
+import { clientNamespace, elapsed_s, createNetns, deleteNetns, killAll, LoopbackTopology, netnsNames, NetnsTopology, netnsUnavailable, setPidFile, spawnProc, type Topology } from './chaos/topology.js';
 
 const { values: opts } = parseArgs({
   options: {
@@ -142,13 +142,12 @@ class Run {
   readonly failovers: { victim: string; first_ms: number | null; all_ms: number | null }[] = [];
   readonly timeline: string[] = [];
   readonly expected = new Set<string>();
-  private readonly t0 = Date.now();
   private probes = 0;
 
   constructor(readonly cluster: ChaosCluster, readonly rng: Rng) {}
 
   now_s(): number {
-    return Math.round((Date.now() - this.t0) / 100) / 10;
+    return Math.round(elapsed_s() * 10) / 10;
   }
 
   log(line: string): void {

@@ -29,6 +29,11 @@ export interface Proc {
 }
 
 const OUTPUT_KEPT_CHARS = 400_000;
+const T0 = performance.now();
+/** Seconds since this process started its run: the clock of the timeline and of the node log stamps. */
+export function elapsed_s(): number {
+  return (performance.now() - T0) / 1000;
+}
 const all_procs = new Set<Proc>();
 let pid_file: string | null = null;
 
@@ -39,8 +44,16 @@ export function setPidFile(path: string): void {
 export function spawnProc(name: string, command: string, args: string[], env: NodeJS.ProcessEnv = process.env): Proc {
   const child = spawn(command, args, { env, stdio: ['pipe', 'pipe', 'pipe'] });
   let text = '';
+  let at_line_start = true;
+  // Each line stamped with ms since this run started, to line node logs up with the timeline.
   const keep = (chunk: Buffer): void => {
-    text = (text + chunk.toString()).slice(-OUTPUT_KEPT_CHARS);
+    const stamp = `[${((performance.now() - T0) / 1000).toFixed(2)}] `;
+    let out = '';
+    for (const part of chunk.toString().split(/(?<=\n)/)) {
+      out += at_line_start ? stamp + part : part;
+      at_line_start = part.endsWith('\n');
+    }
+    text = (text + out).slice(-OUTPUT_KEPT_CHARS);
   };
   child.stdout!.on('data', keep);
   child.stderr!.on('data', keep);
