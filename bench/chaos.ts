@@ -18,6 +18,10 @@
  *   ctl-kill-leave  the joined node leaves; the controller is killed -9 mid-change, restarted
  *   remove-dead     kill -9 of a node, `pikv cluster remove` of it once it is down (with a join
  *                   at the same time when the spare node is out), then it comes back empty
+ *   double-freeze   two nodes SIGSTOPped past the lease, one after the other, woken in either order
+ *   double-kill     two nodes killed -9 at once (both copies of some slots), restarted on their data dirs
+ *   set-replicas    `pikv cluster set-replicas` 2 <-> 3, a node frozen past its lease mid-change
+ *   etcd-cut        (--netns) one node cut off from etcd only; its peers and the clients still reach it
  *
  * After each fault it waits (bounded) for a settled view: the expected members, none down, no
  * change in progress; a view that does not settle is reported. With probability --overlap it
@@ -233,7 +237,8 @@ class Run {
   }
 }
 
-type FaultKind = 'kill-empty' | 'kill-datadir' | 'freeze' | 'partition' | 'etcd-restart' | 'ctl-kill-join' | 'ctl-kill-leave' | 'remove-dead';
+type FaultKind = 'kill-empty' | 'kill-datadir' | 'freeze' | 'partition' | 'etcd-cut' | 'etcd-restart' | 'ctl-kill-join' | 'ctl-kill-leave' | 'remove-dead'
+  | 'double-freeze' | 'double-kill' | 'set-replicas';
 const SPARE = 'e';
 
 async function waitForNext(run: Run, timeout_ms: number): Promise<boolean> {
@@ -284,11 +289,12 @@ async function fault(run: Run, kind: FaultKind, topology: Topology, overlap: boo
       await finish(run, overlap, `freeze ${victim}`);
       return;
     }
-    case 'partition': {
+    case 'partition':
+    case 'etcd-cut': {
       const victim = run.pickVictim();
       const cut_ms = LEASE_TTL_MS + 1000 + Math.floor(rng() * 3000);
-      await topology.partition(victim, [...cluster.members.keys()]);
-      run.log(`partition: ${victim} cut off from etcd and peers for ${cut_ms} ms`);
+      await topology.partition(victim, [...cluster.members.keys()], kind === 'etcd-cut');
+      run.log(`partition: ${victim} cut off from etcd${kind === 'etcd-cut' ? ' only (its peers still reach it)' : ' and peers'} for ${cut_ms} ms`);
       await delay(cut_ms);
       await topology.heal();
       run.log('partition healed');
@@ -353,6 +359,62 @@ async function fault(run: Run, kind: FaultKind, topology: Topology, overlap: boo
       await finish(run, overlap, kind);
       return;
     }
+    case 'double-freeze': {
+      const first = run.pickVictim();
+      const second = run.pickVictim([first]);
+      const gap_ms = Math.floor(rng() * 2500);
+      cluster.freeze(first);
+      run.log(`SIGSTOP ${first}`);
+      await delay(gap_ms);
+      cluster.freeze(second);
+      run.log(`SIGSTOP ${second} (${gap_ms} ms later)`);
+      await delay(LEASE_TTL_MS + 500 + Math.floor(rng() * 2000));
+      const [wake_first, wake_second] = rng() < 0.5 ? [first, second] : [second, first];
+      cluster.thaw(wake_first);
+      run.log(`SIGCONT ${wake_first}`);
+      await delay(Math.floor(rng() * 2000));
+      cluster.thaw(wake_second);
+      run.log(`SIGCONT ${wake_second}`);
+      await finish(run, overlap, `double-freeze ${first},${second}`);
+      return;
+    }
+    case 'double-kill': {
+      // Both copies of some slots die; with --fsync always their disks hold every acknowledged write.
+      const first = run.pickVictim();
+      const second = run.pickVictim([first]);
+      const timed = await run.killTimed(first);
+      await cluster.kill(second);
+      run.log(`kill -9 ${second} too`);
+      const down_ms = 500 + Math.floor(rng() * 5000);
+      await delay(down_ms);
+      const [back_first, back_second] = rng() < 0.5 ? [first, second] : [second, first];
+      await cluster.restart(back_first, false);
+      run.log(`restarted ${back_first} on its data dir after ${down_ms} ms`);
+      await delay(Math.floor(rng() * 3000));
+      await cluster.restart(back_second, false);
+      run.log(`restarted ${back_second} on its data dir`);
+      await timed.done;
+      await finish(run, overlap, `double-kill ${first},${second}`);
+      return;
+    }
+    case 'set-replicas': {
+      const view = await cluster.view();
+      const target = (view?.replicas ?? 2) === 2 ? 3 : 2;
+      const via = run.pickVictim();
+      const change = run.cli(['cluster', 'set-replicas', String(target), '--url', cluster.url(via), '--wait-ms', '40000']);
+      run.log(`cluster set-replicas ${target} (through ${via})`);
+      const moving = await waitForNext(run, 10_000);
+      const victim = run.pickVictim([via]);
+      cluster.freeze(victim);
+      run.log(`SIGSTOP ${victim} ${moving ? 'mid-change' : '(no change seen in progress)'}`);
+      await delay(LEASE_TTL_MS + 500 + Math.floor(rng() * 2000));
+      cluster.thaw(victim);
+      run.log(`SIGCONT ${victim}`);
+      const result = await change;
+      run.log(`cluster set-replicas ${target}: exit ${result.code}: ${result.out.split('\n').slice(-1)[0]}`);
+      await finish(run, overlap, `set-replicas ${target}`);
+      return;
+    }
     case 'remove-dead': {
       // An explicit remove of a dead node drops its copies; with another node still down or
       // catching up that may be the last copy (documented, not a bug): start from a settled view.
@@ -382,8 +444,8 @@ async function fault(run: Run, kind: FaultKind, topology: Topology, overlap: boo
 }
 
 function schedule(rng: Rng, can_partition: boolean, only: string | undefined): FaultKind[] {
-  let kinds: FaultKind[] = ['kill-empty', 'kill-datadir', 'freeze', 'etcd-restart', 'ctl-kill-join', 'ctl-kill-leave', 'remove-dead'];
-  if (can_partition) kinds.push('partition');
+  let kinds: FaultKind[] = ['kill-empty', 'kill-datadir', 'freeze', 'etcd-restart', 'ctl-kill-join', 'ctl-kill-leave', 'remove-dead', 'double-freeze', 'double-kill', 'set-replicas'];
+  if (can_partition) kinds.push('partition', 'etcd-cut');
   if (only !== undefined) kinds = only.split(',') as FaultKind[];
   for (let i = kinds.length - 1; i > 0; i--) {
     const j = Math.floor(rng() * (i + 1));
@@ -404,7 +466,7 @@ async function throughput(load: Load, ms: number): Promise<number> {
   return Math.round(((load.ops_ok() - before) * 1000) / (Date.now() - t0));
 }
 
-const LOAD_SHAPE = { aware: 2, plain: 2, resp: 1 };
+const LOAD_SHAPE = { aware: 2, any: 1, plain: 2, resp: 1 };
 const NODES = ['a', 'b', 'c', 'd'];
 
 async function startCluster(topology: Topology, n: number, started_ms: number): Promise<ChaosCluster> {

@@ -1,7 +1,8 @@
 /**
  * The chaos run's clients, all in this process and all recording into one History:
  *   - ring-aware writers (connectCluster over every node): batches of PUTs of their own keys,
- *     then a batch of GETs of random keys of every writer;
+ *     then a batch of GETs of random keys of every writer; one of them reads with read: 'any'
+ *     (a random in-sync copy), checked against the same promise;
  *   - plain writers: one connection to a random running node (another one after the
  *     connection fails or the node keeps refusing), same pattern; the node forwards;
  *   - a RESP writer (ioredis, SET/GET) to a random running node's RESP port.
@@ -69,14 +70,15 @@ abstract class Client {
 
 export class AwareClient extends Client {
   private client: PikvClusterClient | null = null;
-  constructor(name: string, history: History, rng: Rng, private readonly cluster: ChaosCluster) {
+  /** read: 'any' (GETs to a random in-sync copy) promises every write acknowledged before the read started, like the primary. */
+  constructor(name: string, history: History, rng: Rng, private readonly cluster: ChaosCluster, private readonly read: 'primary' | 'any' = 'primary') {
     super(name, history, rng);
   }
 
   async run(): Promise<void> {
     while (!this.stopped) {
       if (this.client === null) {
-        this.client = await connectCluster(this.cluster.urls(), { request_timeout_ms: REQUEST_TIMEOUT_MS, connect_timeout_ms: 2_000 }).catch(() => null);
+        this.client = await connectCluster(this.cluster.urls(), { request_timeout_ms: REQUEST_TIMEOUT_MS, connect_timeout_ms: 2_000, read: this.read }).catch(() => null);
         if (this.client === null) {
           await delay(200);
           continue;
@@ -205,9 +207,10 @@ export class Load {
   readonly clients: Client[];
   private runs: Promise<void>[] = [];
 
-  constructor(cluster: ChaosCluster, history: History, rng: Rng, options: { aware: number; plain: number; resp: number }) {
+  constructor(cluster: ChaosCluster, history: History, rng: Rng, options: { aware: number; any: number; plain: number; resp: number }) {
     this.clients = [
       ...Array.from({ length: options.aware }, (_, i) => new AwareClient(`aw${i}`, history, rng, cluster)),
+      ...Array.from({ length: options.any }, (_, i) => new AwareClient(`ay${i}`, history, rng, cluster, 'any')),
       ...Array.from({ length: options.plain }, (_, i) => new PlainClient(`pl${i}`, history, rng, cluster)),
       ...Array.from({ length: options.resp }, (_, i) => new RespClient(`rs${i}`, history, rng, cluster)),
     ];

@@ -105,7 +105,8 @@ export interface Topology {
   address(id: string): Promise<NodeAddress>;
   /** Runs `node <args>` where node `id` lives. */
   spawnNode(id: string, args: string[], env: NodeJS.ProcessEnv): Proc;
-  partition(id: string, peers: string[]): Promise<void>;
+  /** Cuts `id` off from etcd and, unless `etcd_only`, from `peers`, both ways; clients still reach it. */
+  partition(id: string, peers: string[], etcd_only?: boolean): Promise<void>;
   heal(): Promise<void>;
   cleanup(): void;
 }
@@ -315,11 +316,12 @@ export class NetnsTopology implements Topology {
     execFileSync('ip', ['netns', 'exec', ns, 'iptables-restore', '-w'], { input: `${['*filter', ...rules, 'COMMIT'].join('\n')}\n`, stdio: ['pipe', 'pipe', 'pipe'] });
   }
 
-  partition(id: string, peers: string[]): Promise<void> {
+  partition(id: string, peers: string[], etcd_only = false): Promise<void> {
     const victim = `${this.names.subnet}.${hostOfNode(id)}`;
     const client = `${this.names.subnet}.${NETNS_CLIENT_HOST}`;
-    this.iptables(nsName(this.names, id), ['-A INPUT -i lo -j ACCEPT', `-A INPUT -s ${client} -j ACCEPT`, '-A INPUT -j DROP']);
-    const others = [nsName(this.names, 'etcd'), ...peers.filter((p) => p !== id).map((p) => nsName(this.names, p))];
+    const etcd = `${this.names.subnet}.${NETNS_ETCD_HOST}`;
+    this.iptables(nsName(this.names, id), etcd_only ? [`-A INPUT -s ${etcd} -j DROP`] : ['-A INPUT -i lo -j ACCEPT', `-A INPUT -s ${client} -j ACCEPT`, '-A INPUT -j DROP']);
+    const others = [nsName(this.names, 'etcd'), ...(etcd_only ? [] : peers.filter((p) => p !== id).map((p) => nsName(this.names, p)))];
     for (const ns of others) this.iptables(ns, [`-A INPUT -s ${victim} -j DROP`]);
     this.partitioned = [nsName(this.names, id), ...others];
     return Promise.resolve();
