@@ -146,6 +146,7 @@ class Run {
   readonly failovers: { victim: string; first_ms: number | null; all_ms: number | null }[] = [];
   readonly timeline: string[] = [];
   readonly expected = new Set<string>();
+  private readonly reported_exits = new Set<string>();
   private probes = 0;
 
   constructor(readonly cluster: ChaosCluster, readonly rng: Rng) {}
@@ -182,6 +183,11 @@ class Run {
         const { askNode } = await import('./chaos/cluster.js');
         const { Op } = await import('../src/index.js');
         views.push(await (askNode(member.address.url, Op.RING) as Promise<ClusterView>).catch(() => null));
+      }
+      for (const gone of this.cluster.exitedOnTheirOwn()) {
+        if (!this.expected.has(gone.id) || this.reported_exits.has(gone.id)) continue;
+        this.reported_exits.add(gone.id);
+        this.finding(`node ${gone.id} exited on its own (code ${gone.code}) while a member was expected: ${gone.last}`);
       }
       const ok = views.every((v) => v !== null && v.next === undefined && (v.down?.length ?? 0) === 0 && v.nodes.map((n) => n.id).sort().join(',') === want)
         && new Set(views.map((v) => v!.epoch)).size === 1;
@@ -229,6 +235,10 @@ class Run {
     const proc = spawnProc('cli', process.execPath, [CLI_PATH, ...args], { ...process.env, PIKV_CLUSTER_SECRET: SECRET });
     const code = await proc.exited;
     return { code, out: proc.output().trim() };
+  }
+
+  forgetExits(): void {
+    this.reported_exits.clear();
   }
 
   pickVictim(exclude: string[] = []): string {
@@ -555,6 +565,7 @@ async function inner(): Promise<number> {
     }
     // Every expected node running, then the load stops and every key is read back.
     for (const id of run.expected) if (cluster.get(id).proc?.alive() !== true) await cluster.restart(id, false);
+    run.forgetExits();
     await run.settle(45_000, 'the end');
     await delay(500);
     await load.stop();

@@ -26,6 +26,8 @@ interface Member {
   dir: string;
   proc: Proc | null;
   frozen: boolean;
+  /** Set when this harness killed the current process: any other exit is the node's own doing. */
+  killed: boolean;
 }
 
 export async function askNode(url: string, op: number, timeout_ms = 1_500): Promise<unknown> {
@@ -67,6 +69,7 @@ export class ChaosCluster {
     this.incarnations.push({ id: member.id, proc, started_ms: Date.now() - this.started_ms });
     member.proc = proc;
     member.frozen = false;
+    member.killed = false;
     const give_up = Date.now() + 20_000;
     while (!/listening on wss?:\/\//.test(proc.output())) {
       if (!proc.alive() || Date.now() > give_up) throw new Error(`node ${member.id} did not start:\n${proc.output().slice(-3000)}`);
@@ -75,7 +78,7 @@ export class ChaosCluster {
   }
 
   async add(id: string): Promise<void> {
-    const member: Member = { id, address: await this.topology.address(id), dir: mkdtempSync(join(tmpdir(), `pikv-chaos-${id}-`)), proc: null, frozen: false };
+    const member: Member = { id, address: await this.topology.address(id), dir: mkdtempSync(join(tmpdir(), `pikv-chaos-${id}-`)), proc: null, frozen: false, killed: false };
     this.members.set(id, member);
     await this.spawn(member);
   }
@@ -94,6 +97,12 @@ export class ChaosCluster {
     return [...this.members.values()].map((m) => m.address.url);
   }
 
+  /** Members whose process exited although this harness did not kill it (a leave, a crash, a self-stop). */
+  exitedOnTheirOwn(): { id: string; code: number | null; last: string }[] {
+    return [...this.members.values()].filter((m) => m.proc !== null && !m.proc.alive() && !m.killed)
+      .map((m) => ({ id: m.id, code: m.proc!.child.exitCode, last: m.proc!.output().trim().split('\n').slice(-3).join(' | ') }));
+  }
+
   running(): string[] {
     return [...this.members.values()].filter((m) => m.proc?.alive() === true && !m.frozen).map((m) => m.id);
   }
@@ -101,6 +110,7 @@ export class ChaosCluster {
   async kill(id: string): Promise<void> {
     const member = this.get(id);
     if (member.proc === null || !member.proc.alive()) return;
+    member.killed = true;
     process.kill(member.proc.pid, 'SIGKILL');
     if (member.frozen) process.kill(member.proc.pid, 'SIGCONT');
     await member.proc.exited;
