@@ -351,12 +351,18 @@ export class ClusterNode implements OpRouter {
     const member = members.some((n) => n.id === this.self);
     this.reconcileCleanup(before, member);
     if (this.was_member && !member) {
-      if (this.membership !== null && (this.was_failed || !this.was_full_member)) {
+      // A leave is seen from its start: the leaving node hands off its keys at the view whose
+      // `next` drops it. A member that finds itself gone without having seen that view was
+      // removed while it was cut off (it missed the views that marked it down and removed it:
+      // test/chaos-removed-while-cut.test.ts), not asked to leave.
+      const saw_own_leave = before.view.next !== undefined && !before.view.next.some((n) => n.id === this.self);
+      if (this.membership !== null && (this.was_failed || !this.was_full_member || !saw_own_leave)) {
         // Removed after it was marked down (docs/REPLICATION.md R5), or dropped while it was
         // still joining (the controller took it for dead: an earlier incarnation, say): its
         // copies are stale. It deletes them (the clean-up of a non-member keeps nothing) and
-        // joins again empty. Only a full member that was not failed has left for good.
-        this.log(`this node was ${this.was_failed ? 'removed after it was marked down' : 'dropped while joining'}; it drops its copies and joins again`);
+        // joins again empty. Only a full member that was not failed and saw its leave start has left for good.
+        const why = this.was_failed ? 'removed after it was marked down' : !this.was_full_member ? 'dropped while joining' : 'removed while it was cut off';
+        this.log(`this node was ${why}; it drops its copies and joins again`);
       } else {
         this.log('this node has left the cluster');
         this.left = true;

@@ -470,7 +470,9 @@ export class Controller {
       const next: ClusterView = { ...view, epoch: view.epoch + 1, next: view.nodes, next_replicas: request.replicas };
       if (this.waitsForDown(next, request.kind)) return;
       if (await this.refusedAsOverfull(view, next, registered, pending)) return;
-      await this.commit(revision, next, `set replicas ${view.replicas ?? 1} -> ${request.replicas}`, pending);
+      // The request stays until the factor is reached (isDone), like a join: a change given up
+      // (a slot lost every copy mid-change) is tried again (test/chaos-set-replicas.test.ts).
+      await this.commit(revision, next, `set replicas ${view.replicas ?? 1} -> ${request.replicas}`, null);
     } else {
       this.options.log(`controller: ${request.kind} requests are not supported yet; dropped`);
       await this.drop(pending);
@@ -546,6 +548,7 @@ function isNoChange(view: ClusterView): boolean {
 function isDone(request: AdminRequest, view: ClusterView): boolean {
   if (request.kind === 'join') return view.nodes.some((n) => n.id === request.node_id);
   if (request.kind === 'leave' || request.kind === 'remove') return !view.nodes.some((n) => n.id === request.node_id);
+  if (request.kind === 'set-replicas') return (view.replicas ?? 1) === request.replicas;
   return false;
 }
 

@@ -146,16 +146,23 @@ export class EtcdMembership {
 
   /**
    * A node that is not in the view (nor joining) asks to join, once per epoch it sees, once it
-   * has deleted its old copies (readyToJoin). Called with each view and on each tick.
+   * has deleted its old copies (readyToJoin); again on a later tick if the write failed.
+   * Called with each view and on each tick.
    */
   requestJoinIfAbsent(): void {
     const self = this.options.self;
     const view = this.last_view;
     if (view === null || view.nodes.some((n) => n.id === self.id) || view.next?.some((n) => n.id === self.id)) return;
     if (this.last_join_request_epoch === view.epoch || this.left || !this.options.readyToJoin()) return;
-    this.last_join_request_epoch = view.epoch;
+    const epoch = view.epoch;
+    this.last_join_request_epoch = epoch;
     void this.submit({ kind: 'join', node_id: self.id, url: self.url, weight: self.weight })
-      .catch((error: Error) => this.options.log(`etcd: join request failed: ${error.message}`));
+      .catch((error: Error) => {
+        // Ask again on the next tick: the view may not change again for a long time, and a node
+        // left out after one failed write stays out (test/chaos-rejoin.test.ts).
+        if (this.last_join_request_epoch === epoch) this.last_join_request_epoch = -1;
+        this.options.log(`etcd: join request failed (asking again): ${error.message}`);
+      });
   }
 
   /** Set once this node has left: it never asks to join again. */
