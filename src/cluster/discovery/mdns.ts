@@ -9,6 +9,7 @@
  * one its cluster is on). The socket binds 0.0.0.0:5353 with SO_REUSEADDR, so it lives beside
  * avahi-daemon; binding the unicast address instead would hear no multicast on Linux.
  */
+import { hostname } from 'node:os';
 import Bonjour, { type ServiceConfig } from 'bonjour-service';
 import { decodeTxt, encodeTxt, SERVICE_TYPE, type Advertisement, type Discovered } from './txt.js';
 
@@ -42,7 +43,10 @@ export class Advertiser {
     this.name = `pikv ${ad.cluster} ${ad.node_id}`.slice(0, 63); // a DNS label holds 63 bytes
     this.bonjour = openBonjour(options);
     const port = Number(new URL(ad.url).port) || (ad.url.startsWith('wss:') ? 443 : 80);
-    const service = this.bonjour.publish({ name: this.name, type: SERVICE_TYPE, port, txt, probe: true });
+    // The SRV target, answered with this machine's IPv4/IPv6 addresses: `<hostname>.local`, so
+    // `http://<hostname>.local:7070/` works from any machine with an mDNS resolver.
+    const host = hostname().endsWith('.local') ? hostname() : `${hostname()}.local`;
+    const service = this.bonjour.publish({ name: this.name, type: SERVICE_TYPE, port, host, txt, probe: true });
     service.on('error', (error: Error) => options.log(`mdns: advertising "${this.name}" failed: ${error.message}`));
     service.on('up', () => options.log(`mdns: advertising "${this.name}" as _${SERVICE_TYPE}._tcp (${Object.entries(txt).map(([k, v]) => `${k}=${v}`).join(' ')})`));
   }
