@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { parseClusterConfig } from '../src/cluster/cluster-config.js';
-import { candidateEndpoints, decide, verifyEndpoint, type EndpointVerdict } from '../src/cluster/discovery/find-etcd.js';
+import { CANDIDATES_MAX, candidateEndpoints, decide, verifyEndpoint, type EndpointVerdict } from '../src/cluster/discovery/find-etcd.js';
 import { decodeTxt, encodeTxt, isLoopbackUrl, type Advertisement, type Discovered } from '../src/cluster/discovery/txt.js';
 import { ClusterKeys } from '../src/cluster/etcd/keys.js';
 import { signView } from '../src/cluster/etcd/signed-view.js';
@@ -48,6 +48,8 @@ describe('discovery TXT records', () => {
   it('candidate endpoints come only from advertisements of the cluster asked for', () => {
     const node = (cluster: string, etcd: string[]): Discovered => ({ ...AD, cluster, etcd, name: `${cluster}`, from: '10.0.0.1' });
     assert.deepEqual(candidateEndpoints([node('home', ['http://b:1', 'http://a:1']), node('home', ['http://a:1']), node('other', ['http://c:1'])], 'home'), ['http://a:1', 'http://b:1']);
+    const flood = Array.from({ length: 40 }, (_, i) => node('home', [`http://h${String(i).padStart(2, '0')}:1`]));
+    assert.equal(candidateEndpoints(flood, 'home').length, CANDIDATES_MAX, 'a flood of advertisements is checked only so far');
   });
 });
 

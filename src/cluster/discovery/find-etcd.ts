@@ -71,11 +71,14 @@ export async function verifyEndpoint(endpoint: string, cluster: string, secret: 
   }
 }
 
-/** The etcd endpoints advertised by nodes of `cluster`, each once, in a stable order. */
+/** Endpoints checked per round: a LAN flooded with advertisements must not make a node open thousands of etcd connections. */
+export const CANDIDATES_MAX = 16;
+
+/** The etcd endpoints advertised by nodes of `cluster`, each once, in a stable order, at most CANDIDATES_MAX. */
 export function candidateEndpoints(nodes: Discovered[], cluster: string): string[] {
   const endpoints = new Set<string>();
   for (const node of nodes) if (node.cluster === cluster) for (const endpoint of node.etcd) endpoints.add(endpoint);
-  return [...endpoints].sort();
+  return [...endpoints].sort().slice(0, CANDIDATES_MAX);
 }
 
 /**
