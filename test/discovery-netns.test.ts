@@ -16,6 +16,9 @@
  * - `pikv discover --json` in a client namespace lists all four nodes as they advertise
  *   themselves; `pikv cluster status` shows the real cluster without r1, the rogue's without
  *   n2/n3; a value put through n3 is read back through n2.
+ * - Then a twin: t1, with the right secret, pointed by hand at a third etcd, creates a valid view
+ *   of the same cluster there. n4 (`--etcd auto`) now sees two etcd clusters that both pass the
+ *   HMAC check: it must wait, saying which, and start on neither.
  *
  * Nodes have no multicast route (they send mDNS on their advertised address's interface); the
  * client namespace has one (224.0.0.0/4 via eth0, as a default route gives on a LAN), so both
@@ -38,7 +41,7 @@ const PORT = 7070;
 const CLUSTER = 'disc';
 const SECRET = 'discovery-netns-secret';
 const ROGUE_SECRET = 'not-the-cluster-secret';
-const HOSTS = { n1: 1, n2: 2, n3: 3, r1: 50, cl: 100, etcd: 200, retcd: 201 } as const;
+const HOSTS = { n1: 1, n2: 2, n3: 3, n4: 4, r1: 50, t1: 60, cl: 100, etcd: 200, retcd: 201, tetcd: 202 } as const;
 type Name = keyof typeof HOSTS;
 const address = (name: Name): string => `${SUBNET}.${HOSTS[name]}`;
 const nsOf = (name: Name): string => `${TAG}-${name}`;
@@ -108,7 +111,7 @@ function addNamespace(name: Name): void {
   ip('-n', ns, 'link', 'set', 'lo', 'up');
 }
 
-function startEtcd(name: 'etcd' | 'retcd'): Proc {
+function startEtcd(name: 'etcd' | 'retcd' | 'tetcd'): Proc {
   const data_dir = mkdtempSync(join(tmpdir(), 'pikv-discovery-etcd-'));
   temp_dirs.push(data_dir);
   const url = `http://${address(name)}:2379`;
@@ -118,7 +121,7 @@ function startEtcd(name: 'etcd' | 'retcd'): Proc {
 }
 
 /** A pikv node in its namespace; `etcd` is a URL or 'auto', or null for `--join auto`. */
-function startNode(name: 'n1' | 'n2' | 'n3' | 'r1', etcd: string | null, secret = SECRET): Proc {
+function startNode(name: 'n1' | 'n2' | 'n3' | 'n4' | 'r1' | 't1', etcd: string | null, secret = SECRET): Proc {
   const args = [CLI_PATH, 'serve', '--host', address(name), '--port', String(PORT), '--advertise', urlOf(name), '--node-id', name,
     '--cluster-name', CLUSTER, '--lease-ttl-ms', '2000', '--controller-tick-ms', '50', '--workers', '1', '--max-memory', '32mb', '--resp-port', 'off'];
   args.push(...(etcd === null ? ['--join', 'auto'] : ['--etcd', etcd]));
@@ -155,7 +158,7 @@ describe('LAN discovery across network namespaces', { skip: skip ?? false }, () 
     for (const dir of temp_dirs) rmSync(dir, { recursive: true, force: true });
   });
 
-  it('three nodes find their etcd by mDNS and form a cluster; a rogue advertiser with a wrong-secret view is ignored', { timeout: 150_000 }, async () => {
+  it('three nodes find their etcd by mDNS and form a cluster; a rogue advertiser with a wrong-secret view is ignored; two valid etcds make a new node wait', { timeout: 150_000 }, async () => {
     ip('netns', 'add', BRIDGE_NS);
     namespaces.push(BRIDGE_NS);
     ip('-n', BRIDGE_NS, 'link', 'add', 'br0', 'type', 'bridge');
@@ -207,6 +210,20 @@ describe('LAN discovery across network namespaces', { skip: skip ?? false }, () 
 
     await cli(['put', 'found', 'by-mdns', '--url', urlOf('n3')]);
     assert.equal(await cli(['get', 'found', '--url', urlOf('n2')]), 'by-mdns');
+
+    // A second etcd cluster holding a *valid* view of the same cluster (t1 knows the secret and
+    // was pointed at another etcd by hand, as a restored backup or a copy would be): a new node
+    // cannot tell which is live, so it must wait and say why, and join neither.
+    const TWIN_ETCD_URL = `http://${address('tetcd')}:2379`;
+    startEtcd('tetcd');
+    const twin = startNode('t1', TWIN_ETCD_URL);
+    await twin.waitFor(/view epoch 1 \(etcd\): nodes t1\b/, 30_000);
+    await twin.waitFor(/mdns: advertising/, 15_000);
+    const n4 = startNode('n4', 'auto');
+    const waiting = await n4.waitFor(/discovery: cannot tell which etcd is this cluster's: ([^\n]*)/, 30_000);
+    assert.ok(waiting[1]!.includes(ETCD_URL) && waiting[1]!.includes(TWIN_ETCD_URL), waiting[0]);
+    await new Promise((resolve) => setTimeout(resolve, 2_000));
+    assert.doesNotMatch(n4.text, /listening on|view epoch|discovery: using/, 'n4 must not start while two etcd clusters claim its cluster');
   });
 });
 

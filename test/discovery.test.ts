@@ -7,13 +7,13 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { parseClusterConfig } from '../src/cluster/cluster-config.js';
-import { CANDIDATES_MAX, candidateEndpoints, decide, verifyEndpoint, type EndpointVerdict } from '../src/cluster/discovery/find-etcd.js';
+import { CANDIDATES_MAX, candidateEndpoints, decide, sameEtcdCluster, verifyEndpoint, type EndpointVerdict } from '../src/cluster/discovery/find-etcd.js';
 import { decodeTxt, encodeTxt, isLoopbackUrl, type Advertisement, type Discovered } from '../src/cluster/discovery/txt.js';
 import { ClusterKeys } from '../src/cluster/etcd/keys.js';
 import { signView } from '../src/cluster/etcd/signed-view.js';
 import { freeLoopbackPort } from '../src/cluster/etcd/local-server.js';
 import { formatTable, parseTimeout } from '../src/cli/discover.js';
-import { etcdFixture, etcdMissing } from './helpers/etcd.js';
+import { etcdFixture, etcdMissing, startEtcd } from './helpers/etcd.js';
 
 const AD: Advertisement = { node_id: 'pi1', cluster: 'home', version: '0.1.0', peer_protocol: 1, url: 'ws://10.0.0.11:7070', etcd: ['http://10.0.0.11:2379', 'http://10.0.0.12:2379'] };
 
@@ -56,11 +56,12 @@ describe('discovery TXT records', () => {
 describe('choosing etcd endpoints', () => {
   const ok = (endpoint: string, id: string): EndpointVerdict => ({ endpoint, outcome: 'verified', etcd_cluster_id: id, epoch: 3 });
   it('uses the verified endpoints of one etcd cluster, ignoring the rest', () => {
-    assert.deepEqual(decide([ok('http://a:1', '7'), { endpoint: 'http://r:1', outcome: 'bad-view', detail: 'wrong HMAC' }, ok('http://b:1', '7')]), { endpoints: ['http://a:1', 'http://b:1'] });
+    assert.deepEqual(decide([ok('http://a:1', '7'), { endpoint: 'http://r:1', outcome: 'bad-view', detail: 'wrong HMAC' }, ok('http://b:1', '7')], new Map([['http://b:1', true]])), { endpoints: ['http://a:1', 'http://b:1'] });
   });
-  it('waits, saying why, when two etcd clusters hold a valid view, or none does', () => {
-    const two = decide([ok('http://a:1', '7'), ok('http://b:1', '8')]);
+  it('waits, saying why, when two etcd clusters hold a valid view (even with equal cluster ids), or none does', () => {
+    const two = decide([ok('http://a:1', '7'), ok('http://b:1', '7')], new Map([['http://b:1', false]]));
     assert.ok('waiting' in two && /cannot tell which etcd/.test(two.waiting) && two.waiting.includes('http://b:1'), JSON.stringify(two));
+    assert.ok('waiting' in decide([ok('http://a:1', '7'), ok('http://b:1', '7')]), 'an endpoint not probed is not the same cluster');
     const none = decide([{ endpoint: 'http://r:1', outcome: 'bad-view', detail: 'wrong HMAC' }, { endpoint: 'http://e:1', outcome: 'no-view', detail: 'no view' }]);
     assert.ok('waiting' in none && none.waiting.includes('http://r:1 ignored (wrong HMAC)') && none.waiting.includes('http://e:1 ignored (no view)'), JSON.stringify(none));
     assert.ok('waiting' in decide([]));
@@ -116,6 +117,19 @@ describe('the HMAC gate against a real etcd', { skip: etcdMissing() ?? false, ti
     const good = await verifyEndpoint(url, 'gate', 'right-secret');
     assert.equal(good.outcome, 'verified');
     assert.ok(good.outcome === 'verified' && good.epoch === 4 && /^\d+$/.test(good.etcd_cluster_id), JSON.stringify(good));
+  });
+
+  it('two endpoints are one etcd cluster only if a probe key written through one is read through the other', async () => {
+    const url = fixture.etcd.client_url;
+    const other = await startEtcd();
+    try {
+      assert.equal(await sameEtcdCluster(url, url.replace('127.0.0.1', 'localhost'), 'gate'), true, 'the same etcd by two names');
+      assert.equal(await sameEtcdCluster(url, other.client_url, 'gate'), false, 'two etcds');
+      const left = await fixture.client.getAll().prefix('/pikv/gate/discovery/').keys();
+      assert.deepEqual(left, [], 'the probe key is gone');
+    } finally {
+      await other.stop();
+    }
   });
 
   it('an endpoint that does not answer is unreachable, within the deadline', async () => {

@@ -9,15 +9,19 @@
  *    secret, another cluster's view, no view at all, or no answer leaves it unused. Each is
  *    checked on its own, so a hostile record that lists a good endpoint beside its own etcd
  *    does not slip its etcd in.
- * 3. The verified endpoints must all belong to one etcd cluster (the `cluster_id` etcd puts in
- *    every response header). If two etcd clusters both hold a valid view of ours (a restored
- *    backup, a replayed copy), this cannot tell which is live: it waits and says so, rather
- *    than risk a node taking leases from the wrong one.
+ * 3. The verified endpoints must all be one etcd cluster: a key written (under a 10 s lease)
+ *    through the first is read through each other one (etcd reads are linearizable, so one
+ *    cluster always shows it). etcd's `cluster_id` is not proof: two etcds configured alike
+ *    (same member names, peer URLs and token) get the same id, and the test found exactly
+ *    that. If two etcd clusters both hold a valid view of ours (a restored backup, a copy),
+ *    this cannot tell which is live: it waits and says so, rather than risk a node taking
+ *    leases from the wrong one.
  *
  * It returns once step 3 holds, after browsing at least `settle_ms` so that every advertiser
  * that answers promptly is weighed, and keeps trying (every `recheck_ms`) until then or until
  * `timeout_ms` (0: for ever) has passed.
  */
+import { randomBytes } from 'node:crypto';
 import { createEtcdClient } from '../etcd/client.js';
 import { ClusterKeys } from '../etcd/keys.js';
 import { verifyView } from '../etcd/signed-view.js';
@@ -74,6 +78,32 @@ export async function verifyEndpoint(endpoint: string, cluster: string, secret: 
 /** Endpoints checked per round: a LAN flooded with advertisements must not make a node open thousands of etcd connections. */
 export const CANDIDATES_MAX = 16;
 
+/**
+ * True if a key written through `a` is read through `b`, i.e. both are one etcd cluster. The
+ * key (`/pikv/<cluster>/discovery/<random>`) lives under a 10 s lease, revoked at once, so it
+ * leaves nothing behind even if this process dies. Any failure counts as "not shown the same".
+ */
+export async function sameEtcdCluster(a: string, b: string, cluster: string, request_timeout_ms = 2_000): Promise<boolean> {
+  if (a === b) return true;
+  const writer = createEtcdClient({ hosts: [a], request_timeout_ms });
+  const reader = createEtcdClient({ hosts: [b], request_timeout_ms });
+  const nonce = randomBytes(16).toString('hex');
+  const key = Buffer.from(`${new ClusterKeys(cluster).prefix}discovery/${nonce}`);
+  let lease: string | null = null;
+  try {
+    lease = (await writer.leaseClient.leaseGrant({ TTL: 10 })).ID;
+    await writer.kv.put({ key, value: Buffer.from(nonce), lease });
+    const read = await reader.kv.range({ key });
+    return read.kvs[0]?.value.toString() === nonce;
+  } catch {
+    return false;
+  } finally {
+    if (lease !== null) await writer.leaseClient.leaseRevoke({ ID: lease }).catch(() => undefined);
+    writer.close();
+    reader.close();
+  }
+}
+
 /** The etcd endpoints advertised by nodes of `cluster`, each once, in a stable order, at most CANDIDATES_MAX. */
 export function candidateEndpoints(nodes: Discovered[], cluster: string): string[] {
   const endpoints = new Set<string>();
@@ -83,15 +113,17 @@ export function candidateEndpoints(nodes: Discovered[], cluster: string): string
 
 /**
  * The decision from a round of verdicts: the endpoints to use, or why there are none yet.
- * Pure, so the rule "one etcd cluster or nothing" is tested on its own.
+ * `same_as_first` says, for each verified endpoint after the first, whether it showed the first
+ * one's probe key (sameEtcdCluster). Pure, so the rule "one etcd cluster or nothing" is tested
+ * on its own.
  */
-export function decide(verdicts: EndpointVerdict[]): { endpoints: string[] } | { waiting: string } {
+export function decide(verdicts: EndpointVerdict[], same_as_first: ReadonlyMap<string, boolean> = new Map()): { endpoints: string[] } | { waiting: string } {
   const verified = verdicts.filter((v): v is Extract<EndpointVerdict, { outcome: 'verified' }> => v.outcome === 'verified');
-  const clusters = new Set(verified.map((v) => v.etcd_cluster_id));
-  if (clusters.size === 1) return { endpoints: verified.map((v) => v.endpoint) };
-  if (clusters.size > 1) {
-    const groups = [...clusters].map((id) => `etcd cluster ${id} at ${verified.filter((v) => v.etcd_cluster_id === id).map((v) => v.endpoint).join(',')}`);
-    return { waiting: `cannot tell which etcd is this cluster's: ${groups.join(' and ')} both hold a view signed with the cluster secret; waiting (give --etcd URLs to choose)` };
+  if (verified.length > 0) {
+    const others = verified.slice(1).filter((v) => same_as_first.get(v.endpoint) !== true).map((v) => v.endpoint);
+    if (others.length === 0) return { endpoints: verified.map((v) => v.endpoint) };
+    const with_first = verified.filter((v) => !others.includes(v.endpoint)).map((v) => v.endpoint);
+    return { waiting: `cannot tell which etcd is this cluster's: ${with_first.join(',')} and ${others.join(',')} are not one etcd cluster, and both hold a view signed with the cluster secret; waiting (give --etcd URLs to choose)` };
   }
   if (verdicts.length === 0) return { waiting: 'no pikv node of this cluster advertising etcd endpoints has answered yet' };
   const ignored = verdicts.flatMap((v) => (v.outcome === 'verified' ? [] : [`${v.endpoint} ignored (${v.detail})`]));
@@ -111,7 +143,10 @@ export async function findEtcd(options: FindEtcdOptions): Promise<string[]> {
     for (;;) {
       const candidates = candidateEndpoints(browse.nodes(), options.cluster);
       const verdicts = await Promise.all(candidates.map((endpoint) => verifyEndpoint(endpoint, options.cluster, options.secret, options.request_timeout_ms)));
-      const decision = decide(verdicts);
+      const verified = verdicts.flatMap((v) => (v.outcome === 'verified' ? [v.endpoint] : []));
+      const same_as_first = new Map(await Promise.all(verified.slice(1).map(async (endpoint) =>
+        [endpoint, await sameEtcdCluster(verified[0]!, endpoint, options.cluster, options.request_timeout_ms)] as const)));
+      const decision = decide(verdicts, same_as_first);
       if ('endpoints' in decision) {
         const epochs = verdicts.flatMap((v) => (v.outcome === 'verified' ? [v.epoch] : []));
         const ignored = verdicts.flatMap((v) => (v.outcome === 'verified' ? [] : [`${v.endpoint} (${v.detail})`]));
