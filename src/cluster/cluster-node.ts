@@ -86,6 +86,8 @@ export class ClusterNode implements OpRouter {
       return owner === null || owner.id === this.self ? null : owner;
     });
     this.replicator = new Replicator((id) => this.links.get(id), () => this.rings.view.epoch, () => this.migration?.onStreamChange());
+    // --etcd auto is resolved to endpoints before a node is built (cli/serve.ts): never gossip instead.
+    if (config !== null && config.etcd_discover && config.etcd.length === 0) throw new Error('--etcd auto: the etcd endpoints must be found before the node starts');
     if (config !== null && config.etcd.length === 0) {
       this.gossip = new GossipMembership({
         self: this.self,
@@ -104,6 +106,7 @@ export class ClusterNode implements OpRouter {
         self: { id: config.node_id, url: config.advertise, weight: config.weight },
         lease_ttl_ms: config.lease_ttl_ms, controller_tick_ms: config.controller_tick_ms, log,
         replicas: config.replicas, min_replicas: config.min_replicas, down_grace_ms: config.down_grace_ms,
+        create_if_absent: !config.etcd_discover,
         readyToJoin: () => this.clean_epoch === this.rings.view.epoch,
         onFenceLost: () => this.replicator.answerEarly(),
         memory: () => {

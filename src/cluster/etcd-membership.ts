@@ -26,6 +26,12 @@ export interface EtcdMembershipOptions {
   min_replicas: number;
   /** With N >= 2, how long a down node keeps its place before its copies are rebuilt elsewhere. */
   down_grace_ms: number;
+  /**
+   * Create the cluster (epoch 1, this node alone) if etcd holds no view. False for an etcd found
+   * on the LAN (--etcd auto): it was trusted only because it held a verified view, so a view
+   * gone missing there is waited for, never replaced by a new cluster.
+   */
+  create_if_absent: boolean;
   /** True once this node, outside the view, has deleted its old copies and may ask to join. */
   readyToJoin: () => boolean;
   /** The lease fence ran out: this node serves nothing until it has read the view in a new session. */
@@ -107,6 +113,7 @@ export class EtcdMembership {
     const store = new ViewStore<ClusterView>({ client: this.client, cluster: options.cluster, secret: options.secret, check: checkView, log: options.log });
     this.store = store;
     let stored = await store.readView();
+    if (stored === null && !options.create_if_absent) throw new Error(`etcd holds no view of cluster "${options.cluster}", and this node found that etcd on the LAN: it does not create a cluster there`);
     if (stored === null) {
       const first: ClusterView = { epoch: 1, nodes: [{ ...options.self, incarnation: this.incarnation }], replicas: options.replicas };
       if (options.min_replicas > 1) first.min_replicas = Math.min(options.min_replicas, options.replicas);
