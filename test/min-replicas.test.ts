@@ -30,6 +30,14 @@ function keysOn(view: ClusterView, holders: string[], count: number): string[] {
   return keys;
 }
 
+/** The first view of three members with no change in progress. */
+function settledThree(url: string): Promise<ClusterView> {
+  return waitFor(async () => {
+    const v = await viewOf(url).catch(() => null);
+    return v !== null && v.next === undefined && v.nodes.length === 3 ? v : null;
+  }, 30_000);
+}
+
 describe('min_replicas', { skip, timeout: 120_000 }, () => {
   after(async () => {
     for (const cluster of clusters) await cluster.stop();
@@ -39,10 +47,7 @@ describe('min_replicas', { skip, timeout: 120_000 }, () => {
     await withCluster('min-replicas', async (cluster) => {
       await startThree(cluster, false);
       const a = cluster.get('a').url;
-      const view = await waitFor(async () => {
-        const v = await viewOf(a).catch(() => null);
-        return v !== null && v.next === undefined && v.nodes.length === 3 ? v : null;
-      }, 30_000);
+      const view = await settledThree(a);
       assert.equal(view.replicas, 2);
       assert.equal(view.min_replicas, 2, 'the cluster was created with --min-replicas 2');
       const with_c = [...keysOn(view, ['a', 'c'], 20), ...keysOn(view, ['b', 'c'], 20)];
@@ -82,10 +87,7 @@ describe('min_replicas', { skip, timeout: 120_000 }, () => {
     await withCluster('min-replicas-frozen', async (cluster) => {
       await startThree(cluster, false);
       const a = cluster.get('a').url;
-      const view = await waitFor(async () => {
-        const v = await viewOf(a).catch(() => null);
-        return v !== null && v.next === undefined && v.nodes.length === 3 ? v : null;
-      }, 30_000);
+      const view = await settledThree(a);
       // Keys whose copies are a and c, written through a (their primary is a or c; the client routes).
       const keys = keysOn(view, ['a', 'c'], 10);
       const client = await connectCluster([a], { request_timeout_ms: 20_000 });
