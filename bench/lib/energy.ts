@@ -1,39 +1,5 @@
 /**
- * Ops per joule, ESTIMATED: there is no power meter here, so energy comes from a run's
- * measured server CPU seconds and a table of typical board and server power figures
- * (docs/PERFORMANCE.md has the sources and caveats):
- *
- *   J = P_idle · t_wall + (P_load − P_idle) · cpu_s / cores
- *
- * i.e. the box is charged its idle power for the whole run, plus the extra power of its
- * cores for the share of them the server kept busy. CPU seconds are this machine's; a Pi
- * core is slower, so on a Pi the same ops take more CPU seconds and these figures are upper
- * bounds for the boards. FAWN-KV (SOSP 2009) reported about 350 queries per joule.
+ * Ops per joule, ESTIMATED, for bench reports: the model lives in the node
+ * (src/node/metrics/energy.ts) so the bench, /metrics and the dashboard use the same one.
  */
-
-export interface PowerProfile {
-  name: string;
-  idle_w: number;
-  load_w: number;
-  cores: number;
-}
-
-export const POWER_TABLE: readonly PowerProfile[] = [
-  { name: 'Raspberry Pi 3B', idle_w: 1.4, load_w: 3.7, cores: 4 },
-  { name: 'Raspberry Pi 4B', idle_w: 2.7, load_w: 6.4, cores: 4 },
-  { name: 'Raspberry Pi 5', idle_w: 2.7, load_w: 8.8, cores: 4 },
-  { name: 'x86 server (2 socket)', idle_w: 100, load_w: 300, cores: 32 },
-];
-
-export const FAWN_KV_QUERIES_PER_JOULE = 350;
-
-export function joules(profile: PowerProfile, wall_s: number, cpu_s: number): number {
-  return profile.idle_w * wall_s + (profile.load_w - profile.idle_w) * Math.min(cpu_s, wall_s * profile.cores) / profile.cores;
-}
-
-/** Estimated ops per joule on every profile of the table. */
-export function opsPerJoule(ops: number, wall_s: number, cpu_s: number): Record<string, number> {
-  const result: Record<string, number> = {};
-  for (const profile of POWER_TABLE) result[profile.name] = Math.round(ops / joules(profile, wall_s, cpu_s));
-  return result;
-}
+export { FAWN_KV_QUERIES_PER_JOULE, joules, opsPerJoule, POWER_TABLE, type PowerProfile } from '../../src/node/metrics/energy.js';
