@@ -30,6 +30,8 @@ export interface Sample {
   bytes_used: number;
   cpu_percent: number;
   lag_ms: number;
+  /** ESTIMATED ops per joule over the last 10 s on DEFAULT_POWER_PROFILE (energy.ts); null at first. */
+  ops_per_joule: number | null;
 }
 
 /** What the sampler reads from the node. */
@@ -108,6 +110,17 @@ export class NodeSampler {
     return opsPerJoule(last.ops - first.ops, wall_s, last.cpu_s - first.cpu_s);
   }
 
+  /** Estimated power over the same window on `profile`, in watts; null before two samples. */
+  watts(profile = DEFAULT_POWER_PROFILE): number | null {
+    const window = this.energy_window;
+    if (window.length < 2) return null;
+    const first = window[0]!;
+    const last = window[window.length - 1]!;
+    const wall_s = (last.t_ms - first.t_ms) / 1000;
+    if (wall_s <= 0) return null;
+    return joules(powerProfile(profile), wall_s, last.cpu_s - first.cpu_s) / wall_s;
+  }
+
   /** Estimated joules since start on `profile` (default: DEFAULT_POWER_PROFILE), from process CPU time. */
   joulesSinceStart(uptime_s: number, profile = DEFAULT_POWER_PROFILE): number {
     return joules(powerProfile(profile), uptime_s, cpuMicros() / 1e6);
@@ -143,14 +156,16 @@ export class NodeSampler {
       bytes_used: this.source.bytesUsed(),
       cpu_percent: Math.round(((cpu_us - this.last_cpu_us) / 1e6 / elapsed_s) * 1000) / 10,
       lag_ms: round3(this.lag_p99_s * 1000),
+      ops_per_joule: null,
     };
     this.last_ms = now_ms;
     this.last_ops = ops;
     this.last_cpu_us = cpu_us;
-    this.history.push(sample);
-    if (this.history.length > HISTORY_SAMPLES) this.history.shift();
     this.energy_window.push({ t_ms: now_ms, ops, cpu_s: cpu_us / 1e6 });
     if (this.energy_window.length > ENERGY_WINDOW_SAMPLES + 1) this.energy_window.shift();
+    sample.ops_per_joule = this.opsPerJoule()[DEFAULT_POWER_PROFILE] ?? null;
+    this.history.push(sample);
+    if (this.history.length > HISTORY_SAMPLES) this.history.shift();
     for (const listener of this.listeners) listener(sample);
   }
 }

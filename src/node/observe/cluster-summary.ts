@@ -125,7 +125,7 @@ export class ClusterSummaries {
 function downNode(node_id: string, url: string, epoch: number, reason: string): NodeSummary {
   return {
     node_id, url, state: 'down', reason, epoch, uptime_s: 0, sample: null, keys: 0, bytes_used: 0, bytes_capacity: 0, rss_bytes: 0,
-    worker_restarts: 0, metrics_enabled: false, power_profile: '', ops_per_joule: null, progress: [],
+    worker_restarts: 0, metrics_enabled: false, power_profile: '', ops_per_joule: null, watts: null, progress: [],
   };
 }
 

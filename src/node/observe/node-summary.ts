@@ -38,6 +38,8 @@ export interface NodeSummary {
   power_profile: string;
   /** ESTIMATED, over the last 10 s on power_profile; null before two samples. */
   ops_per_joule: number | null;
+  /** ESTIMATED power over the same window, so a cluster's ops/J is Σ ops/s ÷ Σ watts. */
+  watts: number | null;
   progress: Progress[];
   /** The last HISTORY_SAMPLES samples, oldest first, when asked for (?history=1). */
   history?: Sample[];
@@ -70,10 +72,15 @@ export function nodeSummary(source: SummarySource, with_history: boolean): NodeS
     metrics_enabled: source.metrics_enabled,
     power_profile: DEFAULT_POWER_PROFILE,
     ops_per_joule: source.sampler.opsPerJoule()[DEFAULT_POWER_PROFILE] ?? null,
+    watts: roundWatts(source.sampler.watts()),
     progress: progressOf(status),
   };
   if (with_history) summary.history = source.sampler.recent();
   return summary;
+}
+
+function roundWatts(watts: number | null): number | null {
+  return watts === null ? null : Math.round(watts * 1000) / 1000;
 }
 
 /** What is moving on this node now: the data move, the clean-up, and replication streams with a backlog. */
