@@ -42,7 +42,11 @@ export function renderMetrics(source: MetricsSource): string {
   const out = new PrometheusText();
   const stats = source.stats();
   const cluster = source.clusterStatus();
-  const node = { node: cluster.node_id };
+  // No node label on the samples: Prometheus adds the target's `instance` to each; the node id
+  // is joined from pikv_node_info (docs/OBSERVABILITY.md has the PromQL).
+  const node: Record<string, string> = {};
+  out.family('pikv_node_info', 'gauge', 'Always 1; its labels name the node: its cluster id and the protocol version.');
+  out.sample('pikv_node_info', { node: cluster.node_id, protocol_version: stats.protocol_version }, 1);
   writeRequests(out, source.request_metrics, node);
   writePartitions(out, source.partitions, stats, node);
   writeConnections(out, source.connectionsByProtocol(), node);
@@ -87,12 +91,16 @@ function writePartitions(out: PrometheusText, partitions: readonly Partition[], 
   gauge('pikv_log_bytes_written_total', 'With --data-dir: bytes written to disk (logs, snapshots, headers).', (w) => w.disk_bytes_written, 'counter');
   gauge('pikv_disk_errors_total', 'With --data-dir: failed writes or fsyncs.', (w) => w.disk_errors, 'counter');
   gauge('pikv_compactions_total', 'With --data-dir: log compactions.', (w) => w.compactions, 'counter');
-  out.family('pikv_fsync_duration_seconds', 'histogram', 'With --data-dir: time of each log fdatasync, per partition.');
+  // One histogram for the node: partitions' buckets added up (per-partition latency says little more, at 1/workers the samples).
+  out.family('pikv_fsync_duration_seconds', 'histogram', 'With --data-dir: time of each log fdatasync, all partitions together.');
+  const buckets = new Float64Array(FSYNC_BOUNDS_S.length + 1);
+  let fsync_seconds = 0;
   for (const partition of partitions) {
     const c = partition.counters;
-    const buckets = c.subarray(WorkerCounter.FSYNC_BUCKETS, WorkerCounter.FSYNC_BUCKETS + FSYNC_BOUNDS_S.length + 1);
-    out.histogram('pikv_fsync_duration_seconds', { ...node, partition: partition.index }, FSYNC_BOUNDS_S, buckets, c[WorkerCounter.FSYNC_SECONDS]!);
+    for (let i = 0; i < buckets.length; i++) buckets[i]! += c[WorkerCounter.FSYNC_BUCKETS + i]!;
+    fsync_seconds += c[WorkerCounter.FSYNC_SECONDS]!;
   }
+  out.histogram('pikv_fsync_duration_seconds', node, FSYNC_BOUNDS_S, buckets, fsync_seconds);
 }
 
 function writeConnections(out: PrometheusText, by_protocol: Record<ConnectionProtocol, number>, node: Record<string, string>): void {
