@@ -98,7 +98,7 @@ function progressOf(status: ClusterStatus): Progress[] {
   if (cleanup !== null && cleanup.state !== 'done') result.push({ what: 'cleanup', state: cleanup.state, done: cleanup.partitions_scanned, total: cleanup.partitions });
   for (const stream of status.replication.streams) {
     if (stream.ops_queued <= 0) continue;
-    result.push({ what: `replication to ${stream.to}`, state: 'copying', done: stream.ops_acked, total: stream.ops_acked + stream.ops_queued });
+    result.push({ what: `replication to ${stream.to}`, state: 'backlog', done: stream.ops_acked, total: stream.ops_acked + stream.ops_queued });
   }
   return result;
 }
