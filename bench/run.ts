@@ -46,6 +46,7 @@ const USAGE = `usage: npm run bench -- [options]
   --ycsb-batch N          ops per request for YCSB (default 1024)
   --value-bytes N --key-bytes N   record shape (default 100, 16)
   --workers N --max-memory SIZE   pikv serve settings (default 4, 2gb)
+  --metrics on|off        pikv serve --metrics (default on); off measures the metrics' cost
   --no-redis              benchmark pikv alone
   --out DIR               results folder (default bench/results/<timestamp>)
   --report DIR            re-judge the goals and rewrite report.md and charts from DIR/results.json`;
@@ -63,13 +64,18 @@ function numbers(text: string, name: string): number[] {
   return list;
 }
 
+function metricsOption(value: string | undefined): 'on' | 'off' {
+  if (value === undefined || value === 'on' || value === 'off') return value ?? 'on';
+  throw new Error(`--metrics takes on or off, got ${value}`);
+}
+
 function parseOptions(): BenchOptions & { no_redis: boolean } {
   const { values: args } = parseArgs({
     options: {
       quick: { type: 'boolean', default: false }, only: { type: 'string' }, keys: { type: 'string' }, seconds: { type: 'string' },
       batches: { type: 'string' }, connections: { type: 'string' }, values: { type: 'string' }, conns: { type: 'string' }, depth: { type: 'string' },
       'ycsb-batch': { type: 'string' }, 'value-bytes': { type: 'string' }, 'key-bytes': { type: 'string' }, workers: { type: 'string' },
-      'max-memory': { type: 'string' }, report: { type: 'string' }, 'no-redis': { type: 'boolean', default: false }, out: { type: 'string' }, help: { type: 'boolean', default: false },
+      'max-memory': { type: 'string' }, metrics: { type: 'string' }, report: { type: 'string' }, 'no-redis': { type: 'boolean', default: false }, out: { type: 'string' }, help: { type: 'boolean', default: false },
     },
   });
   if (args.report !== undefined) {
@@ -101,6 +107,7 @@ function parseOptions(): BenchOptions & { no_redis: boolean } {
     ycsb_batch: one(args['ycsb-batch'], 1024, 'ycsb-batch'),
     workers: one(args.workers, 4, 'workers'),
     max_memory: args['max-memory'] ?? '2gb',
+    metrics: metricsOption(args.metrics),
     out_dir: args.out ?? path.join(RESULTS_DIR, stamp),
     no_redis: args['no-redis'] === true,
   };
@@ -149,7 +156,7 @@ async function main(): Promise<void> {
   let pikv: RunningServer | null = null;
   let redis: RunningServer | null = null;
   try {
-    pikv = await startPikv({ workers: options.workers, max_memory: options.max_memory });
+    pikv = await startPikv({ workers: options.workers, max_memory: options.max_memory, serve_args: ['--metrics', options.metrics] });
     redis = version === null ? null : await startRedis();
     console.log(`pikv ${pikv.url} (pid ${pikv.pid}, worker threads ${pikv.worker_tids.join(',')})${redis ? `; Redis ${version} ${redis.url} (pid ${redis.pid})` : ''}`);
     const ctx: BenchContext = { options, pikv, redis, results, dataset_loaded: false, log: (line) => console.log(line) };
