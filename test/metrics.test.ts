@@ -11,6 +11,9 @@ import { parseMetrics, sumOf, valueOf } from './helpers/prometheus.js';
 import { startServer, type ServerProcess } from './helpers/server-process.js';
 import { temporaryDataDir } from './helpers/persistence.js';
 import { rmSync } from 'node:fs';
+import { get as httpGet, type ClientRequest } from 'node:http';
+import { SUBSCRIBERS_MAX } from '../src/node/observe/event-stream.js';
+import { waitUntil } from './helpers/etcd.js';
 
 const TIMEOUT_MS = 60_000;
 
@@ -96,6 +99,77 @@ describe('GET /metrics', { skip: NO_CURL, timeout: TIMEOUT_MS }, () => {
     assert.equal((await curl(['-X', 'DELETE', `${base}/`])).status, 405);
   });
 });
+
+describe('GET /v1/events', { timeout: TIMEOUT_MS }, () => {
+  let server: ServerProcess;
+
+  before(async () => {
+    server = await startServer(['--workers', '1']);
+  });
+
+  after(async () => {
+    await server?.stop();
+  });
+
+  it('streams the cluster once a second, to at most SUBSCRIBERS_MAX viewers at once', async () => {
+    const base = httpBase(server.url);
+    const open: ClientRequest[] = [];
+    try {
+      const first = await openStream(base, open);
+      assert.equal(first.status, 200);
+      assert.match(first.headers, /text\/event-stream/);
+      const event = await first.next();
+      assert.match(event, /^event: cluster\ndata: \{/m);
+      const summary = JSON.parse(/^data: (.*)$/m.exec(event)![1]!) as { nodes: { node_id: string; state: string }[] };
+      assert.deepEqual(summary.nodes.map((n) => [n.node_id, n.state]), [['local', 'serving']]);
+      for (let i = 1; i < SUBSCRIBERS_MAX; i++) assert.equal((await openStream(base, open)).status, 200);
+      const refused = await openStream(base, open);
+      assert.equal(refused.status, 503);
+      open.shift()!.destroy();
+      await waitUntil('a closed stream frees its place', async () => {
+        const again = await openStream(base, open);
+        if (again.status !== 200) open.pop()!.destroy();
+        return again.status === 200;
+      }, 10_000, 100);
+    } finally {
+      for (const request of open) request.destroy();
+    }
+  });
+});
+
+/** Opens GET /v1/events; resolves with its status, headers and a reader of its next event. */
+function openStream(base: string, open: ClientRequest[]): Promise<{ status: number; headers: string; next: () => Promise<string> }> {
+  return new Promise((resolve, reject) => {
+    const request = httpGet(`${base}/v1/events`, { agent: false }, (res) => {
+      let buffered = '';
+      let waiting: ((event: string) => void) | null = null;
+      res.setEncoding('utf8');
+      res.on('data', (chunk: string) => {
+        buffered += chunk;
+        const end = buffered.indexOf('\n\n', buffered.indexOf('event:'));
+        if (waiting !== null && buffered.includes('event:') && end >= 0) {
+          const start = buffered.indexOf('event:');
+          const event = buffered.slice(start, end);
+          buffered = buffered.slice(end + 2);
+          const done = waiting;
+          waiting = null;
+          done(event);
+        }
+      });
+      res.on('error', () => undefined);
+      resolve({
+        status: res.statusCode ?? 0,
+        headers: String(res.headers['content-type'] ?? ''),
+        next: () => new Promise((done) => {
+          waiting = done;
+          res.emit('data', '');
+        }),
+      });
+    });
+    request.on('error', reject);
+    open.push(request);
+  });
+}
 
 describe('GET /metrics with a client token', { skip: NO_CURL, timeout: TIMEOUT_MS }, () => {
   const TOKEN = 'metrics-test-token';

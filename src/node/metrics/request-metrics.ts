@@ -13,7 +13,11 @@
  * `--metrics off` leaves this object out of the dispatcher entirely, so the cost of the
  * metrics can be measured against a node without them (docs/OBSERVABILITY.md, "Cost").
  */
+import { Op } from '../../protocol/constants.js';
 import { FixedHistogram, LATENCY_BOUNDS_S } from './histogram.js';
+
+// GET, PUT and DELETE are the data ops, numbered 1..3 (counted as one range below).
+if (Op.PUT !== Op.GET + 1 || Op.DELETE !== Op.GET + 2) throw new Error('data op codes must be 1..3');
 
 /** Ops 0..14 get their own slot; anything above (240, the test hook) shares the last. */
 export const OP_SLOTS = 16;
@@ -30,7 +34,7 @@ export class RequestMetrics {
   readonly latency = new FixedHistogram(LATENCY_BOUNDS_S);
   /** Client requests answered (a request is a batch of any number of ops). */
   requests = 0;
-  /** All ops answered to clients, any status: what ops/s is made of. */
+  /** GET, PUT and DELETE ops answered to clients, any status: what the dashboard's ops/s is made of (not pings or status reads). */
   client_ops = 0;
 
   /** One answered request: its ops by type and status, and its latency if a client sent it. */
@@ -38,8 +42,10 @@ export class RequestMetrics {
     const ops = this.ops;
     const base = peer ? OP_SLOTS * STATUS_SLOTS : 0;
     const count = status.length;
+    let data_ops = 0;
     for (let i = 0; i < count; i++) {
       const op_code = op[i]!;
+      if (op_code >= Op.GET && op_code <= Op.DELETE) data_ops++;
       const status_code = status[i]!;
       const op_slot = op_code < OP_SLOTS ? op_code : OP_SLOTS - 1;
       const status_slot = status_code < STATUS_SLOTS ? status_code : STATUS_SLOTS - 1;
@@ -47,7 +53,7 @@ export class RequestMetrics {
     }
     if (peer) return;
     this.requests += 1;
-    this.client_ops += count;
+    this.client_ops += data_ops;
     this.latency.observe(elapsed_s);
   }
 

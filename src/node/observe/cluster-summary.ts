@@ -54,7 +54,8 @@ export interface ClusterSource {
 
 export class ClusterSummaries {
   private readonly source: ClusterSource;
-  private cached: { at_ms: number; value: Promise<ClusterSummary> } | null = null;
+  /** The last build with and without history: however many pages or pipelined requests ask, members are asked at most once per CACHE_MS. */
+  private readonly cached: ({ at_ms: number; value: Promise<ClusterSummary> } | null)[] = [null, null];
   private ring: RingPicture | null = null;
   private ring_key = '';
 
@@ -62,12 +63,14 @@ export class ClusterSummaries {
     this.source = source;
   }
 
-  /** The cluster now; with_history asks every member for its 10 minutes of samples too (not cached). */
+  /** The cluster now; with_history asks every member for its 10 minutes of samples too. */
   get(with_history = false): Promise<ClusterSummary> {
     const now_ms = Date.now();
-    if (!with_history && this.cached !== null && now_ms - this.cached.at_ms < CACHE_MS) return this.cached.value;
+    const slot = with_history ? 1 : 0;
+    const cached = this.cached[slot];
+    if (cached !== null && cached !== undefined && now_ms - cached.at_ms < CACHE_MS) return cached.value;
     const value = this.build(with_history);
-    if (!with_history) this.cached = { at_ms: now_ms, value };
+    this.cached[slot] = { at_ms: now_ms, value };
     return value;
   }
 
