@@ -1,7 +1,8 @@
 /**
- * The dashboard's static files, shipped in the package: dashboard/ at the package root (plain
- * HTML, CSS and JavaScript, no build step) and uPlot's browser build from node_modules. Read
- * on first use and kept (together under 100 KB); nothing is fetched from anywhere else.
+ * The dashboard's static files, shipped in the package: dashboard/ (plain HTML, CSS and
+ * JavaScript, nothing to compile; `npm run build` copies it to dist/dashboard/, beside the
+ * code, so whatever ships dist/ ships the page) and uPlot's browser build from node_modules.
+ * Read on first use and kept (together under 100 KB); nothing is fetched from anywhere else.
  */
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -12,8 +13,8 @@ export interface Asset {
   body: Buffer;
 }
 
-/** dist/src/node/observe/assets.js → the package root. */
-const DASHBOARD_DIR = fileURLToPath(new URL('../../../../dashboard/', import.meta.url));
+/** dist/src/node/observe/assets.js → dist/dashboard/. */
+const DASHBOARD_DIR = fileURLToPath(new URL('../../../dashboard/', import.meta.url));
 const require = createRequire(import.meta.url);
 
 /** URL name → where it is read from and its type. Only these are served. */
