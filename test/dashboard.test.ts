@@ -60,7 +60,7 @@ function topInTmux(session: string, url: string): { screen: () => string; keys: 
 }
 
 describe('dashboard and pikv top on a three-node cluster', { skip: missing ?? false, timeout: 180_000 }, () => {
-  it('shows every node, ops/s under load, a killed node in red within its lease; top shows the same and quits on q', async () => {
+  it('shows every node, ops/s under load, a killed node in red within its lease; top shows the same and quits on q', async (t) => {
     await withCluster('dashboard', async (cluster) => {
       await startThree(cluster, false);
       let browser: Browser | null = null;
@@ -116,6 +116,7 @@ describe('dashboard and pikv top on a three-node cluster', { skip: missing ?? fa
         await cluster.kill('c');
         await page.waitForFunction(`document.querySelector('#nodes tbody tr[data-node="c"]')?.dataset.state === 'down'`, { timeout: LEASE_TTL_MS * 3, polling: 50 });
         const red_after_ms = Date.now() - killed_ms;
+        t.diagnostic(`the killed node turned red ${red_after_ms} ms after SIGKILL (lease ${LEASE_TTL_MS} ms)`);
         const color = await page.evaluate(`getComputedStyle(document.querySelector('#nodes tbody tr[data-node="c"] td.state')).color`) as string;
         assert.equal(color, 'rgb(248, 81, 73)', 'the down node is shown red');
         assert.ok(red_after_ms <= LEASE_TTL_MS, `the killed node turned red after ${red_after_ms} ms (lease ${LEASE_TTL_MS} ms)`);
