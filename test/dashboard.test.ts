@@ -66,6 +66,8 @@ describe('dashboard and pikv top on a three-node cluster', { skip: missing ?? fa
       let browser: Browser | null = null;
       const top = NO_TMUX === false ? topInTmux(`pikv-top-${process.pid}`, cluster.get('a').url) : null;
       let load_running = true;
+      const load_errors: string[] = [];
+      let batches_done = 0;
       let load: Promise<void> = Promise.resolve();
       try {
         browser = await puppeteer.launch({ executablePath: CHROMIUM, headless: true, args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage'] });
@@ -90,12 +92,20 @@ describe('dashboard and pikv top on a three-node cluster', { skip: missing ?? fa
           let round = 0;
           while (load_running) {
             const ops = Array.from({ length: 200 }, (_, i) => ({ op: 'put' as const, key: `dash-${i}`, value: `v${round}` }));
-            await client.batch(ops).catch(() => undefined);
+            const results = await client.batch(ops).catch((error: unknown) => {
+              load_errors.push(String(error));
+              return [];
+            });
+            batches_done++;
+            for (const result of results) if (result.code !== 'OK' && load_errors.length < 10) load_errors.push(result.code);
             round++;
           }
           await client.close();
         })();
-        await waitFor(async () => (await totalOps(page)) > 0 && (await rows(page)).every((row) => parseFloat(row.ops) > 0) ? true : null, 20_000, 250);
+        await waitFor(async () => (await totalOps(page)) > 0 && (await rows(page)).every((row) => parseFloat(row.ops) > 0) ? true : null, 20_000, 250)
+          .catch(async (error: unknown) => {
+            throw new Error(`${(error as Error).message}; rows: ${JSON.stringify(await rows(page))}; batches answered: ${batches_done}; load errors: ${load_errors.slice(0, 3).join('; ')}`);
+          });
         await delay(1_500);
         mkdirSync(IMG_DIR, { recursive: true });
         await page.screenshot({ path: `${IMG_DIR}dashboard.png`, fullPage: true });
