@@ -65,7 +65,7 @@ function benchOptions(options: ProfileOptions): BenchOptions {
   const { keys, seconds, workers, out_dir, value_bytes } = options;
   return {
     quick: false, only: [], keys, seconds, key_bytes: 16, value_bytes, batches: [], connections_sweep: [], value_sizes: [],
-    connections: 2, depth: 8, ycsb_batch: 1024, workers, max_memory: '2gb', metrics: 'on', out_dir,
+    connections: 2, depth: 8, ycsb_batch: 1024, workers, max_memory: '2gb', metrics: 'on', out_dir, rb_pipelines: [],
   };
 }
 
@@ -90,7 +90,7 @@ async function profileOnce(options: ProfileOptions, server_options: PikvStartOpt
   const pikv = await startPikv(server_options);
   console.log(`${label}: pikv ${pikv.url} (pid ${pikv.pid})`);
   const ctx: BenchContext = {
-    options: benchOptions(options), pikv, redis: null, dataset_loaded: false, log: (line) => console.log(line),
+    options: benchOptions(options), pikv, redis: null, dataset_loaded: false, redis_benchmark: false, log: (line) => console.log(line),
     results: { system: { date: '', cpu_model: '', cores: 0, memory_gib: 0, kernel: '', node_version: '', redis_version: null, pikv_commit: '' }, options: {}, runs: [], comparisons: [], goals: [], notes: [] },
   };
   try {

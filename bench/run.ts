@@ -5,10 +5,12 @@
  * Ctrl-C.
  *
  *   npm run bench                                  # everything (~10 min on 2 cores)
+ *   npm run bench -- --only redis-benchmark        # redis-benchmark, same flags, against pikv's RESP port and Redis
  *   npm run bench -- --quick                       # ~1 min smoke run
  *   npm run bench -- --only ycsb,latency --keys 100000 --seconds 3
  *
- * Workloads, in the order they run: load, memory, batch, connections, ycsb, latency, values.
+ * Workloads, in the order they run: load, memory, batch, connections, ycsb, latency, values,
+ * redis-benchmark (the same redis-benchmark flags against pikv's RESP port and Redis).
  */
 import { mkdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
@@ -29,8 +31,11 @@ import { runLatency } from './workloads/latency.js';
 import { runMemory } from './workloads/memory.js';
 import { runValueSize } from './workloads/value-size.js';
 import { runYcsb } from './workloads/ycsb.js';
+import { runRedisBenchmarkSide } from './workloads/redis-benchmark-side.js';
+import { hostCoreScore } from './lib/core-score.js';
+import { redisBenchmarkInstalled } from './lib/servers.js';
 
-export const WORKLOADS = ['load', 'memory', 'batch', 'connections', 'ycsb', 'latency', 'values'] as const;
+export const WORKLOADS = ['load', 'memory', 'batch', 'connections', 'ycsb', 'latency', 'values', 'redis-benchmark'] as const;
 const RESULTS_DIR = fileURLToPath(new URL('../../bench/results/', import.meta.url));
 
 const USAGE = `usage: npm run bench -- [options]
@@ -47,6 +52,10 @@ const USAGE = `usage: npm run bench -- [options]
   --value-bytes N --key-bytes N   record shape (default 100, 16)
   --workers N --max-memory SIZE   pikv serve settings (default 4, 2gb)
   --metrics on|off        pikv serve --metrics (default on); off measures the metrics' cost
+  --rb-pipelines LIST     -P depths for the redis-benchmark workload, always -c 50 (default 1,16,1024)
+  --host-core-score N     this machine's sysbench cpu single-thread events per CPU-second, for the
+                          Pi-scaled energy estimate (default: measure it with sysbench, ~1 CPU-second,
+                          if installed: apt-get install -y sysbench; else the estimate is left out)
   --no-redis              benchmark pikv alone
   --out DIR               results folder (default bench/results/<timestamp>)
   --report DIR            re-judge the goals and rewrite report.md and charts from DIR/results.json`;
@@ -69,13 +78,13 @@ function metricsOption(value: string | undefined): 'on' | 'off' {
   throw new Error(`--metrics takes on or off, got ${value}`);
 }
 
-function parseOptions(): BenchOptions & { no_redis: boolean } {
+function parseOptions(): BenchOptions & { no_redis: boolean; host_core_score: number | undefined } {
   const { values: args } = parseArgs({
     options: {
       quick: { type: 'boolean', default: false }, only: { type: 'string' }, keys: { type: 'string' }, seconds: { type: 'string' },
       batches: { type: 'string' }, connections: { type: 'string' }, values: { type: 'string' }, conns: { type: 'string' }, depth: { type: 'string' },
       'ycsb-batch': { type: 'string' }, 'value-bytes': { type: 'string' }, 'key-bytes': { type: 'string' }, workers: { type: 'string' },
-      'max-memory': { type: 'string' }, metrics: { type: 'string' }, report: { type: 'string' }, 'no-redis': { type: 'boolean', default: false }, out: { type: 'string' }, help: { type: 'boolean', default: false },
+      'max-memory': { type: 'string' }, metrics: { type: 'string' }, 'rb-pipelines': { type: 'string' }, 'host-core-score': { type: 'string' }, report: { type: 'string' }, 'no-redis': { type: 'boolean', default: false }, out: { type: 'string' }, help: { type: 'boolean', default: false },
     },
   });
   if (args.report !== undefined) {
@@ -109,7 +118,9 @@ function parseOptions(): BenchOptions & { no_redis: boolean } {
     max_memory: args['max-memory'] ?? '2gb',
     metrics: metricsOption(args.metrics),
     out_dir: args.out ?? path.join(RESULTS_DIR, stamp),
+    rb_pipelines: numbers(args['rb-pipelines'] ?? '1,16,1024', 'rb-pipelines'),
     no_redis: args['no-redis'] === true,
+    host_core_score: args['host-core-score'] === undefined ? undefined : numbers(args['host-core-score'], 'host-core-score')[0]!,
   };
 }
 
@@ -123,6 +134,7 @@ async function runWorkloads(ctx: BenchContext): Promise<void> {
     ycsb: () => runYcsb(ctx),
     latency: () => runLatency(ctx),
     values: () => runValueSize(ctx),
+    'redis-benchmark': () => runRedisBenchmarkSide(ctx),
   };
   for (const name of WORKLOADS) {
     if (!ctx.options.only.includes(name)) continue;
@@ -148,18 +160,23 @@ async function main(): Promise<void> {
     `top 10 ${(zipf.top10_share_measured * 100).toFixed(2)}% (theory ${(zipf.top10_share_expected * 100).toFixed(2)}%): ${zipf.ok ? 'ok' : 'FAILED'}`);
   if (!zipf.ok) throw new Error('the Zipfian generator is not skewed as theory says; refusing to run');
   mkdirSync(options.out_dir, { recursive: true });
-  const { no_redis: _, out_dir, ...shown } = options;
+  const { no_redis: _, host_core_score, out_dir, ...shown } = options;
+  const core_score = hostCoreScore(host_core_score);
+  console.log(`this machine's single-core score for the Pi-scaled energy estimate: ${core_score.events_per_s ?? 'none'} (${core_score.source})`);
   const results: BenchResults = {
     system: systemInfo(version), options: shown, zipf_check: zipf, runs: [], comparisons: [], goals: [],
     notes: [`Client and servers share this machine's ${systemInfo(version).cores} cores; each run reports both sides' CPU.`],
+    core_score: { events_per_s: core_score.events_per_s, source: core_score.source },
   };
   let pikv: RunningServer | null = null;
   let redis: RunningServer | null = null;
   try {
-    pikv = await startPikv({ workers: options.workers, max_memory: options.max_memory, serve_args: ['--metrics', options.metrics] });
+    const redis_benchmark = redisBenchmarkInstalled();
+    pikv = await startPikv({ workers: options.workers, max_memory: options.max_memory, resp: options.only.includes('redis-benchmark') && redis_benchmark,
+      serve_args: ['--metrics', options.metrics] });
     redis = version === null ? null : await startRedis();
     console.log(`pikv ${pikv.url} (pid ${pikv.pid}, worker threads ${pikv.worker_tids.join(',')})${redis ? `; Redis ${version} ${redis.url} (pid ${redis.pid})` : ''}`);
-    const ctx: BenchContext = { options, pikv, redis, results, dataset_loaded: false, log: (line) => console.log(line) };
+    const ctx: BenchContext = { options, pikv, redis, results, dataset_loaded: false, redis_benchmark, log: (line) => console.log(line) };
     await runWorkloads(ctx);
   } finally {
     await Promise.all([pikv?.stop(), redis?.stop()]);

@@ -18,7 +18,7 @@ import { applySettings, defaultConfig, validateConfig } from '../src/node/config
 import { extractClusterSettings, parseClusterConfig } from '../src/cluster/cluster-config.js';
 import { isIP } from 'node:net';
 
-export type FieldKind = 'string' | 'boolean' | 'port' | 'count' | 'size' | 'strings' | 'peers' | 'wifi' | 'object';
+export type FieldKind = 'string' | 'boolean' | 'port' | 'count' | 'size' | 'strings' | 'etcd' | 'peers' | 'wifi' | 'object';
 
 export interface Field {
   kind: FieldKind;
@@ -63,7 +63,7 @@ export const FIELDS: Readonly<Record<string, Field>> = {
   ssh_authorized_keys: { kind: 'strings', fallback: [], doc: 'public keys allowed to log in as root over SSH (the only way in: there is no password)' },
   wifi: { kind: 'wifi', fallback: undefined, doc: 'optional: {"ssid", "psk", "country"} (country: two-letter code, e.g. "GB")' },
   serve: { kind: 'object', fallback: {}, doc: 'any other `pikv serve` setting, as in its --config file (README.md)' },
-  etcd: { kind: 'strings', fallback: undefined, doc: `etcd cluster: client URLs of every etcd member, ["http://10.0.0.11:${ETCD_CLIENT_PORT}", ...], the same on every card; replaces peers/join` },
+  etcd: { kind: 'etcd', fallback: undefined, doc: `etcd cluster: client URLs of every etcd member, ["http://10.0.0.11:${ETCD_CLIENT_PORT}", ...], the same on every card; replaces peers/join. "auto" (not on etcd member boards): find them on the LAN by mDNS, trusted only once the view stored there passes the HMAC check with the cluster secret` },
   cluster_name: { kind: 'string', fallback: 'pikv', doc: 'etcd cluster: the name of this pikv cluster in etcd (its keys live under /pikv/<name>/)' },
   etcd_member: { kind: 'boolean', fallback: false, doc: 'etcd cluster: true on the (1, 3 or 5) boards that also run an etcd member' },
   etcd_name: { kind: 'string', fallback: undefined, doc: 'etcd member: this member\'s name in etcd_initial_cluster (default: node_id)' },
@@ -154,6 +154,9 @@ function checkKind(name: string, kind: FieldKind, value: unknown, errors: string
       return;
     case 'strings':
       if (!Array.isArray(value) || value.some((item) => typeof item !== 'string')) fail('a list of strings');
+      return;
+    case 'etcd':
+      if (value !== 'auto' && (!Array.isArray(value) || value.some((item) => typeof item !== 'string'))) fail('a list of etcd client URLs, or "auto"');
       return;
     case 'peers':
       if (!Array.isArray(value) || value.length === 0) fail('a non-empty list of {"id", "url"}');
@@ -268,6 +271,7 @@ function checkEtcd(card: Record<string, unknown>, errors: string[]): EtcdServeCo
       if (card[name] !== undefined) errors.push(`${name}: only used with "etcd_member": true (set that, or remove ${name})`);
     }
   }
+  if (etcd === 'auto') return checkEtcdAuto(card, member_flag, errors);
   if (etcd === undefined || !Array.isArray(etcd) || etcd.some((item) => typeof item !== 'string')) return null;
   const endpoints = etcd as string[];
   const error_count = errors.length;
@@ -324,6 +328,33 @@ function checkEtcd(card: Record<string, unknown>, errors: string[]): EtcdServeCo
     weight: card['weight'] as number | undefined,
     cluster_secret: card['cluster_secret'] as string,
     member,
+  };
+}
+
+/**
+ * `"etcd": "auto"`: pikv finds the etcd members on the LAN (docs/CLUSTER.md, "Finding each other
+ * on the LAN"). Only on boards that do not run a member: a member board's own etcd must know its
+ * peers by address (forming etcd by mDNS is designed there, not built), and the first pikv node
+ * of a cluster must be given etcd explicitly, since a node never creates a cluster in an etcd it
+ * found on the LAN.
+ */
+function checkEtcdAuto(card: Record<string, unknown>, member_flag: unknown, errors: string[]): EtcdServeConfig | null {
+  const error_count = errors.length;
+  if (member_flag === true) errors.push('etcd: "auto" is for boards that do not run an etcd member; a member board lists the client URLs of every member (forming etcd by mDNS is not built yet: docs/CLUSTER.md)');
+  for (const name of ['peers', 'join']) {
+    if (card[name] !== undefined) errors.push(`${name}: not used with "etcd" (the membership lives in etcd); remove ${name}`);
+  }
+  const cluster_name = card['cluster_name'] ?? FIELDS['cluster_name']!.fallback;
+  if (typeof cluster_name === 'string' && !CLUSTER_NAME_PATTERN.test(cluster_name)) errors.push(`cluster_name: expected 1..64 of A-Z a-z 0-9 _ . -, got ${JSON.stringify(cluster_name)}`);
+  if (errors.length > error_count) return null;
+  return {
+    cluster_name: cluster_name as string,
+    endpoints: ['auto'],
+    node_id: card['node_id'] as string,
+    advertise: card['advertise'] as string,
+    weight: card['weight'] as number | undefined,
+    cluster_secret: card['cluster_secret'] as string,
+    member: null,
   };
 }
 

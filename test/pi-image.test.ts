@@ -88,6 +88,13 @@ describe('pikv.json schema', () => {
     assert.equal(configOf(without(ETCD_CARD, 'cluster_name')).etcd?.cluster_name, 'pikv');
   });
 
+  it('"etcd": "auto" on a pikv-only board hands pikv --etcd auto; a member board must list its peers', () => {
+    const args = pikvServeArgs(configOf({ ...ETCD_CARD, etcd: 'auto' }), '/run/pikv/serve.json', '/run/pikv/cluster-secret');
+    assert.deepEqual(args.slice(args.indexOf('--etcd'), args.indexOf('--etcd') + 4), ['--etcd', 'auto', '--cluster-name', 'shop']);
+    assert.ok(errorsOf({ ...ETCD_MEMBER_CARD, etcd: 'auto' }).some((error) => /^etcd: "auto" is for boards that do not run an etcd member/.test(error)));
+    assert.ok(errorsOf({ ...ETCD_CARD, etcd: 'elsewhere' }).some((error) => /^etcd: .*or "auto"/.test(error)), errorsOf({ ...ETCD_CARD, etcd: 'elsewhere' }).join(' | '));
+  });
+
   it('describes the etcd member of a member board, listening on its own LAN address', () => {
     const member = configOf(ETCD_MEMBER_CARD).etcd?.member;
     assert.deepEqual(member, {

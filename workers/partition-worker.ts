@@ -12,6 +12,7 @@ import { HashTable, PREFETCH_OPS_MAX, PUT_OK, PUT_OUT_OF_MEMORY } from '../src/h
 import { PartitionLog } from '../src/persistence/partition-log.js';
 import { Op, Status } from '../src/protocol/constants.js';
 import { HEADER_DATA_BYTES, HEADER_OP_COUNT, ReplyPacket, RequestPacket, WorkerCounter, type WorkerInit, type WorkerToMain } from '../src/engine/packet.js';
+import { Owner, TableOwner } from '../src/engine/table-owner.js';
 
 /** Migration slots moved per batch on top of the table's own per-write steps, so growth also finishes under read-mostly load. */
 const MIGRATION_SLOTS_PER_BATCH = 256;
@@ -22,6 +23,13 @@ const port = parentPort;
 if (port === null) throw new Error('partition-worker must run as a worker thread');
 const init = workerData as WorkerInit;
 const table = new HashTable(init.table_memory);
+/**
+ * The table's ownership word (src/engine/table-owner.ts). The main thread reset it when the
+ * previous worker exited and does not touch the table before 'ready', so taking it here cannot
+ * fail; it is held through recovery and given back just before 'ready'.
+ */
+const owner = new TableOwner(init.owner_memory);
+if (!owner.acquire(Owner.WORKER)) throw new Error(`partition ${init.partition}: table owner invariant: the table is held by another thread at worker start`);
 table.recover();
 const counters = new Float64Array(init.stats_memory);
 function warn(message: string): void {
@@ -140,11 +148,17 @@ function execute(request: RequestPacket): ReplyPacket {
 }
 
 port.on('message', (buffer: ArrayBuffer) => {
+  // The main thread gives the table back before it posts a packet, in the same task: it never
+  // holds it while a packet is on its way here. If it does, the invariant is broken: crash
+  // (the main thread answers the packet's ops WORKER_RESTARTED and starts a new worker).
+  if (!owner.acquire(Owner.WORKER)) throw new Error(`partition ${init.partition}: table owner invariant: a packet arrived while the main thread held the table`);
   const request = new RequestPacket(buffer);
   const reply = execute(request);
+  owner.release(Owner.WORKER);
   const message: WorkerToMain = { kind: 'reply', reply: reply.buffer, request: buffer };
   port.postMessage(message, [reply.buffer, buffer]);
 });
 
+owner.release(Owner.WORKER);
 const ready: WorkerToMain = { kind: 'ready', reapplied_ops };
 port.postMessage(ready);

@@ -3,7 +3,7 @@
  * and measure(), which wraps one load run with wall time, client CPU, server CPU (split by
  * thread for pikv) and the energy estimate, and records it.
  */
-import { opsPerJoule } from './energy.js';
+import { opsPerJoule, piScaledOpsPerJoule } from './energy.js';
 import { cpuSeconds, splitThreadCpu, systemCpuSeconds, threadCpuSeconds } from './proc.js';
 import type { BenchResults, Driver, RunRecord } from './results.js';
 import type { RunningServer } from './servers.js';
@@ -28,6 +28,8 @@ export interface BenchOptions {
   /** pikv serve --metrics: "off" measures what counting ops and latency costs (docs/OBSERVABILITY.md). */
   metrics: 'on' | 'off';
   out_dir: string;
+  /** -P depths for the redis-benchmark side-by-side workload (always -c 50). */
+  rb_pipelines: number[];
 }
 
 export interface BenchContext {
@@ -37,6 +39,8 @@ export interface BenchContext {
   results: BenchResults;
   /** Whether both servers hold the `keys` records of the main data set. */
   dataset_loaded: boolean;
+  /** Whether the redis-benchmark binary is installed (it can measure pikv's RESP port without a Redis server). */
+  redis_benchmark: boolean;
   log(line: string): void;
 }
 
@@ -59,6 +63,15 @@ export interface RunOutcome extends LoadTotals {
 function round(value: number, digits: number): number {
   const scale = 10 ** digits;
   return Math.round(value * scale) / scale;
+}
+
+/** "Pi 4B ops/J bound 588k, scaled 310k": the upper bound beside the Pi-scaled estimate. */
+function energyNote(record: RunRecord): string {
+  const board = 'Raspberry Pi 4B';
+  const bound = record.ops_per_joule?.[board];
+  if (bound === undefined) return '';
+  const scaled = record.ops_per_joule_pi_scaled?.[board];
+  return `  Pi 4B ops/J bound ${bound}${scaled === undefined ? '' : `, scaled ${scaled.ops_per_joule} (×${scaled.slowdown} CPU)`}`;
 }
 
 /** Runs `load` against `server` and records the run. */
@@ -98,10 +111,18 @@ export async function measure(ctx: BenchContext, server: RunningServer, meta: Ru
     const split = splitThreadCpu(server.pid, server.worker_tids, threads_before, threads_after);
     record.server_threads = { main_s: round(split.main_s, 2), main_system_s: round(main_system_s, 2), workers_s: round(split.workers_s, 2), other_s: round(split.other_s, 2) };
   }
+  const host_score = ctx.results.core_score?.events_per_s;
+  if (host_score) {
+    // The busiest thread bounds a board's throughput: Redis's event loop is the whole process; pikv's main
+    // thread or one worker (workers' CPU split evenly). Unknown (0) when the run carried its own CPU figure.
+    const workers = Math.max(1, server.worker_tids.length);
+    const busiest_s = server.system === 'redis' ? server_cpu_s : record.server_threads ? Math.max(record.server_threads.main_s, record.server_threads.workers_s / workers) : 0;
+    record.ops_per_joule_pi_scaled = piScaledOpsPerJoule(outcome.ops, wall_s, server_cpu_s, host_score, Math.min(busiest_s, server_cpu_s));
+  }
   ctx.results.runs.push(record);
-  const threads = record.server_threads ? ` [main ${record.server_threads.main_s}s (kernel ${record.server_threads.main_system_s}s) workers ${record.server_threads.workers_s}s other ${record.server_threads.other_s}s]` : '';
+  const threads = record.server_threads ? ` [main ${record.server_threads.main_s}s${record.server_threads.main_system_s === undefined ? '' : ` (kernel ${record.server_threads.main_system_s}s)`} workers ${record.server_threads.workers_s}s other ${record.server_threads.other_s}s]` : '';
   const misses = record.misses + record.errors > 0 ? ` misses ${record.misses} errors ${record.errors}` : '';
-  ctx.log(`  ${meta.system.padEnd(5)} ${meta.driver.padEnd(19)} ${meta.label.padEnd(28)} ${String(record.ops_per_s).padStart(10)} ops/s  server ${record.server_cpu_us_per_op} µs/op${record.server_cpu_system_s !== undefined ? ` (kernel ${record.server_cpu_system_s}s of ${record.server_cpu_s}s)` : ''}${threads}  client ${record.client_cpu_share} core${misses}`);
+  ctx.log(`  ${meta.system.padEnd(5)} ${meta.driver.padEnd(19)} ${meta.label.padEnd(28)} ${String(record.ops_per_s).padStart(10)} ops/s  server ${record.server_cpu_us_per_op} µs/op${record.server_cpu_system_s !== undefined ? ` (kernel ${record.server_cpu_system_s}s of ${record.server_cpu_s}s)` : ''}${threads}  client ${record.client_cpu_share} core${misses}${energyNote(record)}`);
   return record;
 }
 

@@ -27,14 +27,27 @@ export interface RedisBenchmarkResult {
   latency_ms: { avg: number; p50: number; p99: number; max: number };
 }
 
-/** Parses redis-benchmark --csv output: a header line, then one quoted row per test. */
-function parseCsv(stdout: string): Record<string, string> {
-  const lines = stdout.trim().split('\n').filter((line) => line.startsWith('"'));
+/**
+ * Parses redis-benchmark --csv output: a quoted header line ("test","rps",...), then one quoted
+ * row per test. Lines that are not quoted (warnings such as "WARNING: Could not fetch server
+ * CONFIG") are skipped. Returns one record per test row, keyed by the header's names.
+ */
+export function parseRedisBenchmarkCsv(stdout: string): Record<string, string>[] {
+  const lines = stdout.split(/\r?\n/).map((line) => line.trim()).filter((line) => line.startsWith('"'));
   if (lines.length < 2) throw new Error(`unexpected redis-benchmark output:\n${stdout}`);
   const unquote = (line: string): string[] => line.split('","').map((cell) => cell.replace(/^"|"$/g, ''));
   const header = unquote(lines[0]!);
-  const row = unquote(lines[lines.length - 1]!);
-  return Object.fromEntries(header.map((name, i) => [name, row[i] ?? '']));
+  if (header[0] !== 'test' || !header.includes('rps')) throw new Error(`unexpected redis-benchmark CSV header: ${lines[0]}`);
+  return lines.slice(1).map((line) => {
+    const row = unquote(line);
+    if (row.length !== header.length) throw new Error(`redis-benchmark CSV row has ${row.length} cells, header ${header.length}: ${line}`);
+    return Object.fromEntries(header.map((name, i) => [name, row[i]!]));
+  });
+}
+
+function parseCsv(stdout: string): Record<string, string> {
+  const rows = parseRedisBenchmarkCsv(stdout);
+  return rows[rows.length - 1]!;
 }
 
 async function runOnce(spec: RedisBenchmarkSpec, requests: number): Promise<RedisBenchmarkResult & { server_window_s: number }> {

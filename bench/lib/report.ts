@@ -4,7 +4,7 @@
  */
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { FAWN_KV_QUERIES_PER_JOULE, POWER_TABLE } from './energy.js';
+import { FAWN_KV_QUERIES_PER_JOULE, PI_CORE_SCORES, PI_CORE_SCORES_SOURCE, POWER_TABLE } from './energy.js';
 import { DRIVER_NOTES, type BenchResults, type RunRecord } from './results.js';
 import { formatBytes, lineChart, type Series } from './svg.js';
 
@@ -62,13 +62,42 @@ function memorySection(results: BenchResults): string[] {
 
 function energySection(results: BenchResults): string[] {
   const picks = results.runs.filter((r) => (r.workload === 'ycsb' && r.driver !== 'pikv-client-columns' && r.label.includes('uniform')) || r.workload === 'load' ||
-    (r.workload === 'connections' && r.params.connections === 50 && r.driver !== 'pikv-client-get'));
+    (r.workload === 'connections' && r.params.connections === 50 && r.driver !== 'pikv-client-get') || r.workload === 'redis-benchmark');
   if (picks.length === 0) return [];
+  const boards = POWER_TABLE.filter((p) => PI_CORE_SCORES[p.name] !== undefined).map((p) => p.name);
+  const score = results.core_score;
+  const scaled = score?.events_per_s ? boards : [];
   const lines = ['## Energy (estimate)', '',
-    'Ops per joule from each server\'s measured CPU seconds: J = P_idle·t_wall + (P_load − P_idle)·cpu_s/cores, with CPU seconds as measured on **this** machine ' +
-    `(a Pi core is slower, so board figures are upper bounds). FAWN-KV: ~${FAWN_KV_QUERIES_PER_JOULE} queries/J.`, '',
-    `| run | ${POWER_TABLE.map((p) => p.name).join(' | ')} |`, `|---|${POWER_TABLE.map(() => '---:').join('|')}|`];
-  for (const run of picks) lines.push(`| ${run.system} ${run.driver} ${run.label} | ${POWER_TABLE.map((p) => si(run.ops_per_joule?.[p.name] ?? 0)).join(' | ')} |`);
+    'Ops per joule from each server\'s measured CPU seconds: J = P_idle·t_wall + (P_load − P_idle)·cpu_s/cores. **Bound** columns charge **this** machine\'s ' +
+    'CPU seconds at each platform\'s power: for the boards they are upper bounds (a Pi core is slower). **Scaled** columns multiply the CPU seconds by ' +
+    'this machine\'s single-core score over the board\'s (and stretch the run when the board\'s 4 cores would be saturated): estimates, with the ' +
+    `uncertainty of one published CPU benchmark (±2× between published runs). Board scores: ${PI_CORE_SCORES_SOURCE}. This machine: ` +
+    `${score?.events_per_s ?? '–'} (${score?.source ?? 'not recorded'}). FAWN-KV (SOSP 2009): ~${FAWN_KV_QUERIES_PER_JOULE} queries/J.`, '',
+    `| run | ${POWER_TABLE.map((p) => (p.name.startsWith('Raspberry') ? `${p.name} bound` : p.name)).join(' | ')}${scaled.map((b) => ` | ${b} scaled (×slowdown)`).join('')} |`,
+    `|---|${POWER_TABLE.map(() => '---:').join('|')}${scaled.map(() => '|---:').join('')}|`];
+  for (const run of picks) {
+    const scaled_cells = scaled.map((b) => {
+      const estimate = run.ops_per_joule_pi_scaled?.[b];
+      return estimate === undefined ? ' | –' : ` | ${si(estimate.ops_per_joule)} (×${estimate.slowdown})`;
+    }).join('');
+    lines.push(`| ${run.system} ${run.driver} ${run.label} | ${POWER_TABLE.map((p) => si(run.ops_per_joule?.[p.name] ?? 0)).join(' | ')}${scaled_cells} |`);
+  }
+  return [...lines, ''];
+}
+
+/** redis-benchmark with the same flags against both servers: ops/s, ratio, server CPU per op. */
+function redisBenchmarkSection(results: BenchResults): string[] {
+  const runs = results.runs.filter((r) => r.workload === 'redis-benchmark');
+  if (runs.length === 0) return [];
+  const lines = ['## redis-benchmark, same flags against both', '',
+    'Redis\'s own C client against pikv\'s RESP port and against redis-server: `-c 50 -r <keys> -d <value bytes> --csv`, one command per run. ' +
+    'Server CPU per op from /proc/PID/stat (utime+stime) over the measured run.', '',
+    '| command | pikv ops/s | Redis ops/s | pikv/Redis | pikv CPU µs/op | Redis CPU µs/op | pikv p50 ms | Redis p50 ms |', '|---|---:|---:|---:|---:|---:|---:|---:|'];
+  for (const pikv of runs.filter((r) => r.system === 'pikv')) {
+    const redis = runs.find((r) => r.system === 'redis' && r.label === pikv.label);
+    lines.push(`| ${pikv.label} | ${si(pikv.ops_per_s)} | ${redis ? si(redis.ops_per_s) : '–'} | ${redis ? (pikv.ops_per_s / Math.max(redis.ops_per_s, 1)).toFixed(2) : '–'} | ` +
+      `${pikv.server_cpu_us_per_op} | ${redis?.server_cpu_us_per_op ?? '–'} | ${pikv.latency_ms?.p50 ?? '–'} | ${redis?.latency_ms?.p50 ?? '–'} |`);
+  }
   return [...lines, ''];
 }
 
@@ -140,7 +169,7 @@ export function writeReport(results: BenchResults, dir: string): string[] {
   const workloads = [...new Set(results.runs.map((r) => r.workload))];
   const drivers = [...new Set(results.runs.map((r) => r.driver))];
   const lines = [
-    ...header(results), ...goalsSection(results), ...comparisonSection(results), ...memorySection(results), ...latencySection(results),
+    ...header(results), ...goalsSection(results), ...comparisonSection(results), ...memorySection(results), ...latencySection(results), ...redisBenchmarkSection(results),
     '## Every run', '',
     ...workloads.flatMap((w) => [`### ${w}`, '', ...runsTable(results.runs.filter((r) => r.workload === w)), '']),
     ...energySection(results),

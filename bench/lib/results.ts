@@ -49,7 +49,10 @@ export interface RunRecord {
   latency?: LatencySummary;
   /** redis-benchmark's own latency figures, in ms. */
   latency_ms?: { avg: number; p50: number; p99: number; max: number };
+  /** Upper bounds: this machine's CPU seconds charged at each board's power. */
   ops_per_joule?: Record<string, number>;
+  /** The same with CPU seconds scaled to a Pi core (energy.ts piEstimate): estimates, for the boards with a core score. */
+  ops_per_joule_pi_scaled?: Record<string, { ops_per_joule: number; ops_per_s: number; slowdown: number }>;
   extra?: Record<string, number | string>;
 }
 
@@ -85,4 +88,6 @@ export interface BenchResults {
   memory?: MemoryFigures;
   goals: Goal[];
   notes: string[];
+  /** This machine's single-core score on the benchmark the Pi scores were published with (core-score.ts). */
+  core_score?: { events_per_s: number | null; source: string };
 }

@@ -21,6 +21,8 @@ export interface RunningServer {
   url: string;
   /** Partition worker thread ids (pikv only), for the per-thread CPU split. */
   worker_tids: number[];
+  /** pikv only, when started with `resp`: its RESP (Redis protocol) port. */
+  resp_port?: number;
   output(): string;
   stop(): Promise<void>;
 }
@@ -29,13 +31,43 @@ export const REDIS_INSTALL_HINT =
   'redis-server not found: benchmarking pikv alone. To compare with Redis, install it (Debian/Ubuntu):\n' +
   '  sudo apt-get update && sudo apt-get install -y redis-server   # provides redis-server, redis-cli, redis-benchmark';
 
-/** The installed Redis version, or null when redis-server (or redis-cli/redis-benchmark) is missing. */
+/**
+ * How to start a Redis server: `redis-server` when installed, else Debian's redis-tools
+ * `redis-check-aof`, which is the same Redis binary (Redis picks its mode from argv[0]: run
+ * under the name redis-server, it is the server). Null when neither is there.
+ */
+export interface RedisServerCommand {
+  file: string;
+  argv0: string;
+  /** Shown in the log and report. */
+  description: string;
+}
+
+export function redisServerCommand(): RedisServerCommand | null {
+  const server = spawnSync('redis-server', ['--version'], { encoding: 'utf8' });
+  if (server.error === undefined && server.status === 0) return { file: 'redis-server', argv0: 'redis-server', description: 'redis-server' };
+  const tools_binary = '/usr/bin/redis-check-aof';
+  const probe = spawnSync(tools_binary, ['--version'], { encoding: 'utf8', argv0: 'redis-server' });
+  if (probe.error === undefined && probe.status === 0 && /Redis server v=/.test(probe.stdout)) {
+    return { file: tools_binary, argv0: 'redis-server', description: `${tools_binary} run as redis-server (redis-tools ships the server binary under that name)` };
+  }
+  return null;
+}
+
+export function redisBenchmarkInstalled(): boolean {
+  const probe = spawnSync('redis-benchmark', ['--version'], { encoding: 'utf8' });
+  return probe.error === undefined && probe.status === 0;
+}
+
+/** The installed Redis version, or null when a Redis server (or redis-cli/redis-benchmark) is missing. */
 export function redisVersion(): string | null {
   for (const tool of ['redis-cli', 'redis-benchmark']) {
     const probe = spawnSync(tool, ['--version'], { encoding: 'utf8' });
     if (probe.error !== undefined || probe.status !== 0) return null;
   }
-  const server = spawnSync('redis-server', ['--version'], { encoding: 'utf8' });
+  const command = redisServerCommand();
+  if (command === null) return null;
+  const server = spawnSync(command.file, ['--version'], { encoding: 'utf8', argv0: command.argv0 });
   if (server.error !== undefined || server.status !== 0) return null;
   return /v=(\S+)/.exec(server.stdout)?.[1] ?? server.stdout.trim();
 }
@@ -85,19 +117,25 @@ export interface PikvStartOptions {
   serve_args?: string[];
   /** Command prefix, e.g. ['npx', '--yes', 'clinic@13', 'flame', '--']; node is appended. */
   wrapper?: string[];
+  /** Serve RESP on a free port too (for redis-benchmark); off by default. */
+  resp?: boolean;
 }
 
 export async function startPikv(options: PikvStartOptions): Promise<RunningServer> {
-  const node_command = [process.execPath, ...(options.node_args ?? []), PIKV_CLI_PATH, 'serve', '--host', '127.0.0.1', '--port', '0', '--resp-port', 'off',
+  const node_command = [process.execPath, ...(options.node_args ?? []), PIKV_CLI_PATH, 'serve', '--host', '127.0.0.1', '--port', '0', '--resp-port', options.resp === true ? '0' : 'off',
     '--workers', String(options.workers), '--max-memory', options.max_memory, ...(options.serve_args ?? [])];
   const command = [...(options.wrapper ?? []), ...node_command];
   const child = spawnTracked(command[0]!, command.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] });
   const { match, output } = await waitForLine(child, /listening on (ws:\/\/(\S+):(\d+)\S*) .*pid (\d+)/, 'pikv');
   // Under a wrapper (clinic) the node process is not our child: the pid comes from its log line.
   const pid = Number(match[4]);
+  // serve.ts logs the RESP address before the "listening on" line.
+  const resp_match = /RESP \(Redis protocol\) on redis:\/\/(\S+):(\d+)/.exec(output());
+  if (options.resp === true && resp_match === null) throw new Error(`pikv did not report a RESP port:\n${output()}`);
   await new Promise((resolve) => setTimeout(resolve, 200));
   return {
     system: 'pikv', pid, host: match[2]!, port: Number(match[3]), url: match[1]!,
+    ...(resp_match === null ? {} : { resp_port: Number(resp_match[2]) }),
     worker_tids: findWorkerThreads(pid, options.workers),
     output,
     stop: async () => {
@@ -118,8 +156,10 @@ export async function startPikv(options: PikvStartOptions): Promise<RunningServe
 
 export async function startRedis(): Promise<RunningServer> {
   const port = await freePort();
-  const child = spawnTracked('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no',
-    '--daemonize', 'no', '--protected-mode', 'yes', '--logfile', '', '--dir', '/tmp'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const command = redisServerCommand();
+  if (command === null) throw new Error(REDIS_INSTALL_HINT);
+  const child = spawnTracked(command.file, ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no',
+    '--daemonize', 'no', '--protected-mode', 'yes', '--logfile', '', '--dir', '/tmp'], { stdio: ['ignore', 'pipe', 'pipe'], argv0: command.argv0 });
   const { output } = await waitForLine(child, /Ready to accept connections/, 'redis-server');
   return {
     system: 'redis', pid: child.pid!, host: '127.0.0.1', port, url: `redis://127.0.0.1:${port}`, worker_tids: [],

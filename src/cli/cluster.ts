@@ -95,7 +95,7 @@ export async function runClusterStatus(options: TokenOptions & { url: string; js
     process.stdout.write(`${JSON.stringify({ asked: here.node_id, view, nodes: members.map((node, i) => ({ ...node, status: statuses[i] })) }, null, 2)}\n`);
     return;
   }
-  const replicas = `  replicas ${view.replicas ?? 1}${view.next_replicas !== undefined && view.next_replicas !== view.replicas ? ` -> ${view.next_replicas}` : ''}`;
+  const replicas = `  replicas ${view.replicas ?? 1}${view.next_replicas !== undefined && view.next_replicas !== view.replicas ? ` -> ${view.next_replicas}` : ''}  min_replicas ${view.min_replicas ?? 1}`;
   const down = view.down !== undefined && view.down.length > 0 ? `  down ${view.down.join(',')}` : '';
   const lines = [`epoch ${view.epoch}${view.next ? `  (changing: ${view.nodes.map((n) => n.id).join(',')} -> ${view.next.map((n) => n.id).join(',')})` : ''}${replicas}${down}  asked ${here.node_id}`, ''];
   lines.push('node         url                          state   epoch         keys  clean-up                  data move');
@@ -124,7 +124,9 @@ function copiesText(view: ClusterView): string {
       by_copies.set(live, (by_copies.get(live) ?? 0) + 1);
     }
     return [...by_copies].sort((a, b) => b[0] - a[0]).map(([copies, slots]) => {
-      const note = copies === 0 ? ' (unavailable: every copy down)' : copies < placement.replicas ? ' (under-replicated)' : '';
+      const note = copies === 0 ? ' (unavailable: every copy down)'
+        : copies < placement.min_replicas ? ' (under-replicated, below min_replicas: writes refused)'
+        : copies < placement.replicas ? ' (under-replicated)' : '';
       return `${slots} slots with ${copies} live ${copies === 1 ? 'copy' : 'copies'}${note}`;
     }).join(', ');
   };
@@ -185,6 +187,12 @@ export async function runClusterLeave(id: string | undefined, options: AdminOpti
 
 export async function runClusterRemove(id: string, options: AdminOptions & { force?: boolean }): Promise<void> {
   await admin(options, { action: 'remove', id, ...(options.force === true ? { force: true } : {}) }, (view) => !view.nodes.some((n) => n.id === id));
+}
+
+export async function runClusterSetMinReplicas(n: string, options: AdminOptions): Promise<void> {
+  const min_replicas = Number(n);
+  if (!Number.isInteger(min_replicas) || min_replicas < 1 || min_replicas > REPLICAS_MAX) throw new PikvError(ErrorCode.BAD_OP, `min-replicas must be a whole number from 1 to ${REPLICAS_MAX}`);
+  await admin(options, { action: 'set-min-replicas', min_replicas }, (view) => (view.min_replicas ?? 1) === min_replicas);
 }
 
 export async function runClusterSetReplicas(n: string, options: AdminOptions): Promise<void> {

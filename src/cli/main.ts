@@ -33,6 +33,8 @@ const runClusterJoin = lazy(cluster_commands, 'runClusterJoin');
 const runClusterLeave = lazy(cluster_commands, 'runClusterLeave');
 const runClusterRemove = lazy(cluster_commands, 'runClusterRemove');
 const runClusterSetReplicas = lazy(cluster_commands, 'runClusterSetReplicas');
+const runClusterSetMinReplicas = lazy(cluster_commands, 'runClusterSetMinReplicas');
+const runDiscover = lazy(() => import('./discover.js'), 'runDiscover');
 const runTop = lazy(() => import('./top.js'), 'runTop');
 const runDevCluster = lazy(() => import('./dev-cluster.js'), 'runDevCluster');
 
@@ -74,7 +76,9 @@ program
   .option('--compact-min-bytes <size>', 'with --data-dir: compact a worker\'s files once past this and 2x its data (default 64mb)')
   .option('--node-id <id>', 'cluster: this node\'s stable name (turns on cluster mode; see docs/CLUSTER.md)')
   .option('--advertise <url>', 'cluster: the ws://host:port peers and clients reach this node at (default: the listen address)')
-  .option('--etcd <urls>', 'cluster: etcd client URLs (comma-separated); the view and membership live there (docs/MEMBERSHIP.md)')
+  .option('--etcd <urls>', 'cluster: etcd client URLs (comma-separated); the view and membership live there (docs/MEMBERSHIP.md); "auto" finds them on the LAN by mDNS, used only once the view stored there passes the HMAC check with the cluster secret (docs/CLUSTER.md)')
+  .option('--mdns <mode>', 'cluster: advertise this node on the LAN as _pikv._tcp (mDNS): on, off, or auto = on unless the advertised URL is loopback (default auto)')
+  .option('--mdns-interface <ip>', 'cluster: IPv4 address of the interface for mDNS (default: every interface; multicast leaves where the routes say)')
   .option('--cluster-name <name>', 'cluster: with --etcd, the key prefix in etcd, so clusters can share one (default pikv)')
   .option('--lease-ttl-ms <ms>', 'cluster: with --etcd, the etcd lease TTL; the node stops acknowledging writes before it runs out (default 3000)')
   .option('--controller-tick-ms <ms>', 'cluster: with --etcd, how often the elected controller looks for work (default 200)')
@@ -82,8 +86,9 @@ program
   .option('--tls-key-file <file>', 'the PEM private key of --tls-cert-file')
   .option('--tls-ca-file <file>', 'cluster: PEM CA certificate that peers\' wss:// certificates must verify against')
   .option('--replicas <n>', 'cluster: with --etcd, copies of each key (1..5) for a cluster this node creates; later: pikv cluster set-replicas (default 2)')
+  .option('--min-replicas <m>', 'cluster: with --etcd, for a cluster this node creates: refuse writes to key ranges with fewer than M copies up (1..replicas; later: pikv cluster set-min-replicas; default 1)')
   .option('--down-grace-ms <ms>', 'cluster: with --etcd and 2+ copies, how long a down node keeps its place before its copies are rebuilt on others (default 60000)')
-  .option('--join <urls>', 'cluster (gossip, without --etcd): ask these nodes (comma-separated) to admit this one')
+  .option('--join <urls>', 'cluster (gossip, without --etcd): ask these nodes (comma-separated) to admit this one; "auto" = --etcd auto')
   .option('--cluster-secret-file <file>', 'cluster: file holding the shared secret for peer links and admin ops (default: $PIKV_CLUSTER_SECRET; never on the command line)')
   .option('--weight <n>', 'cluster: relative capacity, 1..16 (default 1)')
   .option('--client-token-file <file>', 'file holding a token every client must send (WebSocket: x-pikv-client-token; HTTP: Authorization: Bearer; RESP: AUTH) (default: $PIKV_CLIENT_TOKEN)')
@@ -158,6 +163,24 @@ adminOptions(cluster.command('remove').description('drop node ID without hand-of
   .argument('<id>').option('--force', 'with etcd: remove a node whose lease is alive, by handing its keys off first (as a leave)')).action(runClusterRemove);
 adminOptions(cluster.command('set-replicas').description('with etcd: keep N copies of every key (1..5); copies are made or trimmed in the background, then the change switches over (docs/REPLICATION.md)')
   .argument('<n>')).action(runClusterSetReplicas);
+adminOptions(cluster.command('set-min-replicas').description('with etcd: refuse writes (NOT_ENOUGH_REPLICAS) to key ranges with fewer than M copies up (1..replicas; default 1: write while any copy is up)')
+  .argument('<m>')).action(runClusterSetMinReplicas);
+
+program
+  .command('discover')
+  .description('list the pikv nodes that answer on the LAN by mDNS (_pikv._tcp): cluster, node id, URL, version, etcd endpoints')
+  .option('--timeout <time>', 'how long to listen for answers, e.g. 3s or 500ms (100ms..60s)', '3s')
+  .option('--json', 'machine-readable output')
+  .option('--cluster <name>', 'only nodes of this cluster')
+  .option('--interface <ip>', 'IPv4 address of the interface to ask on (default: every interface)')
+  .addHelpText('after', `
+What nodes advertise is listed as they say it, unverified: anyone on the LAN can advertise
+_pikv._tcp. A node started with --etcd auto uses an advertised etcd endpoint only once the
+view stored there passes the HMAC check with the cluster secret (docs/CLUSTER.md). Nodes
+advertise unless started with --mdns off; with --mdns auto (the default) a node whose URL is
+loopback (127.0.0.1) stays quiet. Needs multicast to the boards: the same LAN segment, UDP
+port 5353 open.`)
+  .action(runDiscover);
 
 program
   .command('dev-cluster')

@@ -5,7 +5,11 @@
 import { applySettings, defaultConfig, loadConfigFile, validateConfig } from '../node/config.js';
 import { PikvServer } from '../node/server.js';
 import { statSync } from 'node:fs';
-import { extractClusterSettings, parseClusterConfig, resolveClientToken } from '../cluster/cluster-config.js';
+import { extractClusterSettings, parseClusterConfig, resolveClientToken, type ClusterConfig } from '../cluster/cluster-config.js';
+import { PEER_PROTOCOL_VERSION } from '../protocol/auth.js';
+import { PIKV_VERSION } from '../node/resp/info.js';
+
+const discovery = (): Promise<typeof import('./serve-discovery.js')> => import('./serve-discovery.js');
 
 type ServeFlags = Record<string, string | undefined> & { config?: string };
 
@@ -33,7 +37,9 @@ export async function runServe(flags: ServeFlags): Promise<void> {
   config = validateConfig(applySettings(config, flagged.rest, 'flags'));
   const cluster_settings = { ...file.cluster, ...flagged.cluster };
   if (flags.config !== undefined) warnIfSecretsExposed(flags.config, file.cluster);
-  const cluster = parseClusterConfig(cluster_settings, process.env);
+  let cluster = parseClusterConfig(cluster_settings, process.env);
+  // --etcd auto: find the cluster's etcd on the LAN (verified by the view's HMAC) before the node exists.
+  if (cluster?.etcd_discover === true) cluster = { ...cluster, etcd: await (await discovery()).findClusterEtcd(cluster) };
   // A lone node has no cluster config, but may still require a client token.
   const client_token = cluster?.client_token ?? resolveClientToken(cluster_settings, process.env);
 
@@ -47,12 +53,14 @@ export async function runServe(flags: ServeFlags): Promise<void> {
   // action kills the process outright, and whoever read the address may signal at once.
   let stopping = false;
   let started: Promise<string> | null = null;
+  let advertiser: { stop(): Promise<void> } | null = null;
   const stop = (signal: string): void => {
     if (stopping) return;
     stopping = true;
     console.log(`pikv: ${signal} received, finishing in-flight requests`);
     (started ?? Promise.resolve(''))
       .catch(() => '')
+      .then(() => advertiser?.stop())
       .then(() => server.stop())
       .then(
         () => {
@@ -79,4 +87,15 @@ export async function runServe(flags: ServeFlags): Promise<void> {
   if (resp !== null) console.log(`pikv RESP (Redis protocol) on redis://${resp}: redis-cli -p ${resp.slice(resp.lastIndexOf(':') + 1)}`);
   else if (config.resp_port === null) console.log('pikv RESP (Redis protocol) is off (--resp-port off)');
   console.log(`pikv listening on ${url} (${config.workers} workers, max memory ${memory_mib} MiB, pid ${process.pid})`);
+  if (cluster !== null && !stopping) advertiser = await advertise(cluster, url);
+}
+
+/** mDNS: a cluster node says it is here (docs/CLUSTER.md), unless --mdns off, or (auto) its URL is loopback, which no other board could use. */
+async function advertise(cluster: ClusterConfig, listen_url: string): Promise<{ stop(): Promise<void> } | null> {
+  const url = cluster.advertise || listen_url;
+  const { advertiseNode, isLoopbackUrl } = await discovery();
+  if (cluster.mdns === 'off' || (cluster.mdns === 'auto' && isLoopbackUrl(url))) return null;
+  return advertiseNode({
+    node_id: cluster.node_id, cluster: cluster.cluster_name, version: PIKV_VERSION, peer_protocol: PEER_PROTOCOL_VERSION, url, etcd: cluster.etcd,
+  }, cluster);
 }

@@ -47,10 +47,22 @@ export interface ClusterConfig {
   controller_tick_ms: number;
   /** Copies of each key in a cluster this node creates (docs/REPLICATION.md); etcd mode only. */
   replicas: number;
+  /** With etcd, for a cluster this node creates: the view's min_replicas (docs/REPLICATION.md). */
+  min_replicas: number;
   /** With N >= 2, how long a down node keeps its place before its copies are rebuilt on others. */
   down_grace_ms: number;
   /** PEM CA certificate(s) that peers' wss:// certificates must verify against (from tls_ca_file); '' for none. */
   tls_ca: string;
+  /**
+   * `--etcd auto` (or `--join auto`): `etcd` is empty until the etcd endpoints are found on the
+   * LAN (discovery/find-etcd.ts, before the node starts), and a node never creates a cluster
+   * in an etcd it found there.
+   */
+  etcd_discover: boolean;
+  /** Advertise this node as `_pikv._tcp` by mDNS: on, off, or auto (on unless the advertised URL is loopback). */
+  mdns: 'auto' | 'on' | 'off';
+  /** IPv4 address of the interface for mDNS; '' lets the routes choose. */
+  mdns_interface: string;
 }
 
 export class ClusterConfigError extends Error {
@@ -61,10 +73,10 @@ export class ClusterConfigError extends Error {
 const NAMES = [
   'node_id', 'advertise', 'join', 'cluster_secret', 'cluster_secret_file', 'client_token', 'client_token_file', 'weight', 'peers',
   'heartbeat_interval_ms', 'forward_timeout_ms', 'etcd', 'cluster_name', 'lease_ttl_ms', 'controller_tick_ms',
-  'replicas', 'down_grace_ms', 'tls_ca_file',
+  'replicas', 'min_replicas', 'down_grace_ms', 'tls_ca_file', 'mdns', 'mdns_interface',
 ] as const;
 /** Settings that do not by themselves turn on cluster mode (a client token works on a lone node). */
-const NOT_CLUSTER = new Set(['client_token', 'client_token_file']);
+const NOT_CLUSTER = new Set(['client_token', 'client_token_file', 'mdns', 'mdns_interface']);
 
 type Warn = (message: string) => void;
 const warnOnStderr: Warn = (message) => console.error(`pikv: warning: ${message}`);
@@ -134,7 +146,7 @@ export function parseClusterConfig(settings: Record<string, unknown>, env: NodeJ
   const advertise = text(settings['advertise'], 'advertise');
   if (advertise !== '' && !/^wss?:\/\/[^/]+/.test(advertise)) throw new ClusterConfigError(`advertise must be ws://host:port, got ${JSON.stringify(advertise)}`);
   const join_value = settings['join'];
-  const join = join_value === undefined ? [] : Array.isArray(join_value) ? join_value.map((u) => text(u, 'join')) : text(join_value, 'join').split(',').filter((u) => u !== '');
+  let join = join_value === undefined ? [] : Array.isArray(join_value) ? join_value.map((u) => text(u, 'join')) : text(join_value, 'join').split(',').filter((u) => u !== '');
   const cluster_secret = secretSetting(settings, 'cluster_secret', env['PIKV_CLUSTER_SECRET'], 'cluster secret', warn);
   if (cluster_secret === '') throw new ClusterConfigError('a cluster node needs the cluster secret: set PIKV_CLUSTER_SECRET or give --cluster-secret-file FILE');
   let peers: RingNode[] = [];
@@ -148,8 +160,23 @@ export function parseClusterConfig(settings: Record<string, unknown>, env: NodeJ
   }
   const heartbeat_interval_ms = whole(settings['heartbeat_interval_ms'], 'heartbeat_interval_ms', 500, 50, 60_000);
   const etcd_value = settings['etcd'];
-  const etcd = etcd_value === undefined ? [] : Array.isArray(etcd_value) ? etcd_value.map((u) => text(u, 'etcd')) : text(etcd_value, 'etcd').split(',').filter((u) => u !== '');
+  let etcd = etcd_value === undefined ? [] : Array.isArray(etcd_value) ? etcd_value.map((u) => text(u, 'etcd')) : text(etcd_value, 'etcd').split(',').filter((u) => u !== '');
+  // `auto`: find this cluster's etcd on the LAN by mDNS (docs/CLUSTER.md); `--join auto` says the same.
+  const etcd_discover = (etcd.length === 1 && etcd[0] === 'auto') || (join.length === 1 && join[0] === 'auto');
+  if (etcd_discover) {
+    if ((etcd.length > 0 && etcd[0] !== 'auto') || (join.length > 0 && join[0] !== 'auto') || peers.length > 0) {
+      throw new ClusterConfigError('--etcd auto (or --join auto) finds etcd on the LAN: give no etcd URLs, --join URLs or peers with it');
+    }
+    etcd = [];
+    join = [];
+  }
+  if (etcd.includes('auto') || join.includes('auto')) throw new ClusterConfigError('auto must be the only value of --etcd or --join');
   for (const url of etcd) if (!/^https?:\/\/[^/]+/.test(url)) throw new ClusterConfigError(`etcd URLs must be http://host:port, got ${JSON.stringify(url)}`);
+  const mdns = text(settings['mdns'], 'mdns') || 'auto';
+  if (mdns !== 'auto' && mdns !== 'on' && mdns !== 'off') throw new ClusterConfigError(`mdns must be auto, on or off, got ${JSON.stringify(mdns)}`);
+  const mdns_interface = text(settings['mdns_interface'], 'mdns_interface');
+  if (mdns_interface !== '' && !/^\d{1,3}(\.\d{1,3}){3}$/.test(mdns_interface)) throw new ClusterConfigError(`mdns_interface must be an IPv4 address of this machine, got ${JSON.stringify(mdns_interface)}`);
+  if (etcd_discover && mdns === 'off') throw new ClusterConfigError('--etcd auto finds etcd by mDNS: it does not work with --mdns off');
   if (etcd.length > 0 && (join.length > 0 || peers.length > 0)) throw new ClusterConfigError('with --etcd, membership comes from etcd: drop --join and peers');
   const cluster_name = text(settings['cluster_name'], 'cluster_name') || 'pikv';
   if (!/^[A-Za-z0-9_.-]{1,64}$/.test(cluster_name)) throw new ClusterConfigError(`cluster_name must be 1-64 letters, digits, '_', '.' or '-', got ${JSON.stringify(cluster_name)}`);
@@ -169,8 +196,12 @@ export function parseClusterConfig(settings: Record<string, unknown>, env: NodeJ
     lease_ttl_ms: whole(settings['lease_ttl_ms'], 'lease_ttl_ms', 3_000, 1_000, 60_000),
     controller_tick_ms: whole(settings['controller_tick_ms'], 'controller_tick_ms', 200, 10, 10_000),
     replicas: whole(settings['replicas'], 'replicas', 2, 1, REPLICAS_MAX),
+    min_replicas: whole(settings['min_replicas'], 'min_replicas', 1, 1, REPLICAS_MAX),
     down_grace_ms: whole(settings['down_grace_ms'], 'down_grace_ms', 60_000, 0, 86_400_000),
     tls_ca: readCaFile(text(settings['tls_ca_file'], 'tls_ca_file')),
+    etcd_discover,
+    mdns,
+    mdns_interface,
   };
 }
 

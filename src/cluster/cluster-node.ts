@@ -108,6 +108,8 @@ export class ClusterNode implements OpRouter {
       return owner === null || owner.id === this.self ? null : owner;
     });
     this.replicator = new Replicator((id) => this.links.get(id), () => this.rings.view.epoch, () => this.migration?.onStreamChange());
+    // --etcd auto is resolved to endpoints before a node is built (cli/serve.ts): never gossip instead.
+    if (config !== null && config.etcd_discover && config.etcd.length === 0) throw new Error('--etcd auto: the etcd endpoints must be found before the node starts');
     if (config !== null && config.etcd.length === 0) {
       this.gossip = new GossipMembership({
         self: this.self,
@@ -125,7 +127,8 @@ export class ClusterNode implements OpRouter {
         hosts: config.etcd, cluster: config.cluster_name, secret: config.cluster_secret,
         self: { id: config.node_id, url: config.advertise, weight: config.weight },
         lease_ttl_ms: config.lease_ttl_ms, controller_tick_ms: config.controller_tick_ms, log,
-        replicas: config.replicas, down_grace_ms: config.down_grace_ms,
+        replicas: config.replicas, min_replicas: config.min_replicas, down_grace_ms: config.down_grace_ms,
+        create_if_absent: !config.etcd_discover,
         readyToJoin: () => this.clean_epoch === this.rings.view.epoch,
         onFenceLost: () => this.replicator.answerEarly(),
         memory: () => {
@@ -234,8 +237,12 @@ export class ClusterNode implements OpRouter {
       return true;
     }
     // read: 'any': an in-sync copy serves the GET itself (it has every acknowledged write; it may
-    // also have one not yet acknowledged, docs/REPLICATION.md).
-    if (op === Op.GET && batch.read_any === true && placement === rings.current && placement.inSyncHolder(this.self, hash)) return false;
+    // also have one not yet acknowledged, docs/REPLICATION.md). Not a copy the change in progress
+    // drops: once the switch commits, writes no longer reach it, and this node may adopt the
+    // switch late; every live node adopted this change's view before the switch could commit
+    // (each reports drained at it), so refusing here covers that whole window.
+    if (op === Op.GET && batch.read_any === true && placement === rings.current && placement.inSyncHolder(this.self, hash)
+      && (rings.target === null || rings.target.inSyncHolder(this.self, hash))) return false;
     const owner = placement.primaryOf(hash);
     if (owner === null) {
       // Every replica of this key is down (docs/REPLICATION.md): fail fast.
@@ -249,7 +256,13 @@ export class ClusterNode implements OpRouter {
         migration.routeHandedOff(ref);
         return true;
       }
-      if (op === Op.GET || !this.replicator.overloaded(hash)) return false;
+      if (op === Op.GET) return false;
+      // min_replicas: refused before it is applied anywhere, so the client may resend it.
+      if (!placement.writable(hash)) {
+        request.settle(index, Status.NOT_ENOUGH_REPLICAS);
+        return true;
+      }
+      if (!this.replicator.overloaded(hash)) return false;
       request.settle(index, Status.CLUSTER_BUSY);
       return true;
     }
@@ -367,12 +380,18 @@ export class ClusterNode implements OpRouter {
     const member = members.some((n) => n.id === this.self);
     this.reconcileCleanup(before, member);
     if (this.was_member && !member) {
-      if (this.membership !== null && (this.was_failed || !this.was_full_member)) {
+      // A leave is seen from its start: the leaving node hands off its keys at the view whose
+      // `next` drops it. A member that finds itself gone without having seen that view was
+      // removed while it was cut off (it missed the views that marked it down and removed it:
+      // test/chaos-removed-while-cut.test.ts), not asked to leave.
+      const saw_own_leave = before.view.next !== undefined && !before.view.next.some((n) => n.id === this.self);
+      if (this.membership !== null && (this.was_failed || !this.was_full_member || !saw_own_leave)) {
         // Removed after it was marked down (docs/REPLICATION.md R5), or dropped while it was
         // still joining (the controller took it for dead: an earlier incarnation, say): its
         // copies are stale. It deletes them (the clean-up of a non-member keeps nothing) and
-        // joins again empty. Only a full member that was not failed has left for good.
-        this.log(`this node was ${this.was_failed ? 'removed after it was marked down' : 'dropped while joining'}; it drops its copies and joins again`);
+        // joins again empty. Only a full member that was not failed and saw its leave start has left for good.
+        const why = this.was_failed ? 'removed after it was marked down' : !this.was_full_member ? 'dropped while joining' : 'removed while it was cut off';
+        this.log(`this node was ${why}; it drops its copies and joins again`);
       } else {
         this.log('this node has left the cluster');
         this.left = true;
@@ -562,7 +581,7 @@ export class ClusterNode implements OpRouter {
     const r = this.replicator;
     const view = this.rings.view;
     return {
-      replicas: view.replicas ?? 1, next_replicas: view.next_replicas ?? null, down: view.down ?? [],
+      replicas: view.replicas ?? 1, next_replicas: view.next_replicas ?? null, min_replicas: view.min_replicas ?? 1, down: view.down ?? [],
       writes_replicated: r.writes_replicated, commits_done: r.commits_done, commits_failed: r.commits_failed,
       commits_waiting: r.commits_waiting, reads_held: r.reads_held,
       streams: [...r.allStreams()].map((s) => ({

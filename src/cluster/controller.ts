@@ -442,15 +442,37 @@ export class Controller {
       }
       const copies = (view.replicas ?? 1) >= 2 ? 'keys it alone held are lost; other keys keep their copies' : 'its keys are lost';
       await this.commit(revision, next, `remove dead ${request.node_id} (${copies})`, pending);
+    } else if (request.kind === 'set-min-replicas') {
+      // Moves no data: one commit. It takes effect on each primary as it adopts the view.
+      if (request.min_replicas === (view.min_replicas ?? 1)) {
+        await this.drop(pending);
+        return;
+      }
+      if (request.min_replicas > (view.replicas ?? 1)) {
+        this.options.log(`controller: set min_replicas ${request.min_replicas} refused: it is more than replicas ${view.replicas ?? 1}, so every write would be refused (raise replicas first)`);
+        await this.drop(pending);
+        return;
+      }
+      const next: ClusterView = { ...view, epoch: view.epoch + 1 };
+      if (request.min_replicas === 1) delete next.min_replicas;
+      else next.min_replicas = request.min_replicas;
+      await this.commit(revision, next, `set min_replicas ${view.min_replicas ?? 1} -> ${request.min_replicas}`, pending);
     } else if (request.kind === 'set-replicas') {
       if (request.replicas === (view.replicas ?? 1)) {
+        await this.drop(pending);
+        return;
+      }
+      if (request.replicas < (view.min_replicas ?? 1)) {
+        this.options.log(`controller: set replicas ${request.replicas} refused: it is less than min_replicas ${view.min_replicas ?? 1}, so every write would be refused (lower min_replicas first)`);
         await this.drop(pending);
         return;
       }
       const next: ClusterView = { ...view, epoch: view.epoch + 1, next: view.nodes, next_replicas: request.replicas };
       if (this.waitsForDown(next, request.kind)) return;
       if (await this.refusedAsOverfull(view, next, registered, pending)) return;
-      await this.commit(revision, next, `set replicas ${view.replicas ?? 1} -> ${request.replicas}`, pending);
+      // The request stays until the factor is reached (isDone), like a join: a change given up
+      // (a slot lost every copy mid-change) is tried again (test/chaos-set-replicas.test.ts).
+      await this.commit(revision, next, `set replicas ${view.replicas ?? 1} -> ${request.replicas}`, null);
     } else {
       this.options.log(`controller: ${request.kind} requests are not supported yet; dropped`);
       await this.drop(pending);
@@ -507,6 +529,7 @@ function switchOf(view: ClusterView): ClusterView {
   const result: ClusterView = { epoch: view.epoch + 1, nodes };
   const replicas = view.next_replicas ?? view.replicas;
   if (replicas !== undefined) result.replicas = replicas;
+  if (view.min_replicas !== undefined) result.min_replicas = view.min_replicas;
   const down = targetDown(view);
   if (down.length > 0) {
     result.down = down;
@@ -525,11 +548,12 @@ function isNoChange(view: ClusterView): boolean {
 function isDone(request: AdminRequest, view: ClusterView): boolean {
   if (request.kind === 'join') return view.nodes.some((n) => n.id === request.node_id);
   if (request.kind === 'leave' || request.kind === 'remove') return !view.nodes.some((n) => n.id === request.node_id);
+  if (request.kind === 'set-replicas') return (view.replicas ?? 1) === request.replicas;
   return false;
 }
 
 function nodeIdOf(request: AdminRequest): string | null {
-  return request.kind === 'set-replicas' ? null : request.node_id;
+  return request.kind === 'set-replicas' || request.kind === 'set-min-replicas' ? null : request.node_id;
 }
 
 function sameMembers(a: readonly RingNode[], b: readonly RingNode[]): boolean {

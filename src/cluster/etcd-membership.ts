@@ -23,8 +23,15 @@ export interface EtcdMembershipOptions {
   controller_tick_ms: number;
   /** N for a cluster this node creates (docs/REPLICATION.md). */
   replicas: number;
+  min_replicas: number;
   /** With N >= 2, how long a down node keeps its place before its copies are rebuilt elsewhere. */
   down_grace_ms: number;
+  /**
+   * Create the cluster (epoch 1, this node alone) if etcd holds no view. False for an etcd found
+   * on the LAN (--etcd auto): it was trusted only because it held a verified view, so a view
+   * gone missing there is waited for, never replaced by a new cluster.
+   */
+  create_if_absent: boolean;
   /** True once this node, outside the view, has deleted its old copies and may ask to join. */
   readyToJoin: () => boolean;
   /** The lease fence ran out: this node serves nothing until it has read the view in a new session. */
@@ -106,8 +113,10 @@ export class EtcdMembership {
     const store = new ViewStore<ClusterView>({ client: this.client, cluster: options.cluster, secret: options.secret, check: checkView, log: options.log });
     this.store = store;
     let stored = await store.readView();
+    if (stored === null && !options.create_if_absent) throw new Error(`etcd holds no view of cluster "${options.cluster}", and this node found that etcd on the LAN: it does not create a cluster there`);
     if (stored === null) {
       const first: ClusterView = { epoch: 1, nodes: [{ ...options.self, incarnation: this.incarnation }], replicas: options.replicas };
+      if (options.min_replicas > 1) first.min_replicas = Math.min(options.min_replicas, options.replicas);
       const created = await store.casView(0, first);
       if (created.ok) options.log(`etcd: created cluster "${options.cluster}" with this node alone (epoch 1, ${options.replicas} copies per key once there are enough nodes)`);
       stored = await store.readView();
@@ -144,16 +153,23 @@ export class EtcdMembership {
 
   /**
    * A node that is not in the view (nor joining) asks to join, once per epoch it sees, once it
-   * has deleted its old copies (readyToJoin). Called with each view and on each tick.
+   * has deleted its old copies (readyToJoin); again on a later tick if the write failed.
+   * Called with each view and on each tick.
    */
   requestJoinIfAbsent(): void {
     const self = this.options.self;
     const view = this.last_view;
     if (view === null || view.nodes.some((n) => n.id === self.id) || view.next?.some((n) => n.id === self.id)) return;
     if (this.last_join_request_epoch === view.epoch || this.left || !this.options.readyToJoin()) return;
-    this.last_join_request_epoch = view.epoch;
+    const epoch = view.epoch;
+    this.last_join_request_epoch = epoch;
     void this.submit({ kind: 'join', node_id: self.id, url: self.url, weight: self.weight })
-      .catch((error: Error) => this.options.log(`etcd: join request failed: ${error.message}`));
+      .catch((error: Error) => {
+        // Ask again on the next tick: the view may not change again for a long time, and a node
+        // left out after one failed write stays out (test/chaos-rejoin.test.ts).
+        if (this.last_join_request_epoch === epoch) this.last_join_request_epoch = -1;
+        this.options.log(`etcd: join request failed (asking again): ${error.message}`);
+      });
   }
 
   /** Set once this node has left: it never asks to join again. */
@@ -201,11 +217,12 @@ export class EtcdMembership {
   submitAdmin(payload: Record<string, unknown>): void {
     const action = payload['action'];
     if (action === 'join') throw new Error('with etcd, a node joins by starting with --etcd; there is no join op');
-    if (action === 'set-replicas') {
-      const replicas = payload['replicas'];
-      this.options.log(`admin set-replicas ${String(replicas)}: request written to etcd for the controller`);
-      void this.submit(checkAdminRequest({ kind: 'set-replicas', replicas }))
-        .catch((error: Error) => this.options.log(`admin set-replicas: could not write the request to etcd: ${error.message}`));
+    if (action === 'set-replicas' || action === 'set-min-replicas') {
+      const request = action === 'set-replicas'
+        ? checkAdminRequest({ kind: action, replicas: payload['replicas'] })
+        : checkAdminRequest({ kind: action, min_replicas: payload['min_replicas'] });
+      this.options.log(`admin ${action} ${String(payload['replicas'] ?? payload['min_replicas'])}: request written to etcd for the controller`);
+      void this.submit(request).catch((error: Error) => this.options.log(`admin ${action}: could not write the request to etcd: ${error.message}`));
       return;
     }
     if (action !== 'leave' && action !== 'remove') throw new Error(`unknown admin action ${JSON.stringify(action)}`);
@@ -218,7 +235,7 @@ export class EtcdMembership {
 
   /** Writes an admin request for the controller; one key per kind and node, so a repeat is idempotent. */
   async submit(request: AdminRequest): Promise<void> {
-    const id = request.kind === 'set-replicas' ? 'set-replicas' : `${request.kind}-${request.node_id}`;
+    const id = request.kind === 'set-replicas' || request.kind === 'set-min-replicas' ? request.kind : `${request.kind}-${request.node_id}`;
     await this.client.put(this.keys.request(id)).value(JSON.stringify(request));
   }
 

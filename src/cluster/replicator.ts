@@ -31,6 +31,8 @@ import type { StreamCommit } from './out-batch.js';
 import type { PeerLink } from './peer-link.js';
 
 const SLOT_SHIFT = 16;
+/** held_hashes entry of a read (key hashes are u32, never negative). */
+const HELD_READ = -1;
 
 /**
  * The replicator's timers. Injected only by the simulation test (test/replication-sim.test.ts),
@@ -53,6 +55,8 @@ class Commit implements StreamCommit {
   /** The ops (writes, and reads of uncommitted keys) whose answers this commit holds, one hold each. */
   readonly held: PendingRequest[] = [];
   readonly held_indices: number[] = [];
+  /** Per held answer: the key hash of a write, or HELD_READ for a read that waits on one. */
+  readonly held_hashes: number[] = [];
   readonly hashes: number[] = [];
   private readonly onCommitted: (commit: Commit) => void;
 
@@ -93,6 +97,8 @@ export class Replicator {
   private readonly epoch: () => number;
   private readonly onStreamChange: () => void;
   private flush_scheduled = false;
+  /** The adopted view's rings: min_replicas is checked against its current placement. */
+  private rings: ViewRings | null = null;
   private readonly captured = new OpRef();
   private readonly schedule: Schedule | undefined;
   private readonly defer: (callback: () => void) => void;
@@ -110,6 +116,8 @@ export class Replicator {
    * replaced), so nothing it has not committed yet may be acknowledged.
    */
   adopt(rings: ViewRings, self: string, lost_primary: boolean): void {
+    // First: commits completed by the abandons below check min_replicas against this view.
+    this.rings = rings;
     if (lost_primary) this.failAll();
     const plan = new CopyPlan(rings, self);
     const wanted = new Set(plan.peers.map((p) => p.id));
@@ -162,7 +170,9 @@ export class Replicator {
   /** Partition hook, before the packet's ops settle: capture its writes, hold its answers. */
   onApplied(_partition: Partition, request: RequestPacket, reply: ReplyPacket, owners: readonly PendingRequest[], op_indices: Int32Array): void {
     const plan = this.plan;
-    if (plan.empty && this.uncommitted.size === 0) return;
+    const placement = this.rings?.current ?? null;
+    const min_replicas = placement?.min_replicas ?? 1;
+    if (plan.empty && this.uncommitted.size === 0 && min_replicas <= 1) return;
     const data = request.data;
     const copies = plan.copies;
     let commit: Commit | null = null;
@@ -182,13 +192,19 @@ export class Replicator {
           owners[i]!.hold();
           pending.held.push(owners[i]!);
           pending.held_indices.push(op_indices[i]!);
+          pending.held_hashes.push(HELD_READ);
           this.reads_held++;
         }
         continue;
       }
-      if ((op !== Op.PUT && op !== Op.DELETE) || reply.status[i] !== Status.OK || plan.empty) continue;
+      if ((op !== Op.PUT && op !== Op.DELETE) || reply.status[i] !== Status.OK) continue;
       const base = (hash >>> SLOT_SHIFT) * COPIES_MAX;
-      if (copies[base] === NO_PEER) continue;
+      if (plan.empty || copies[base] === NO_PEER) {
+        // No copy to wait for. Admitted while its slot had M copies up, applied after a view
+        // with fewer: it must not be reported done (docs/REPLICATION.md, min_replicas).
+        if (min_replicas > 1 && !placement!.writable(hash)) this.answerBelowMin(owners[i]!, op_indices[i]!);
+        continue;
+      }
       commit ??= new Commit(this.committed);
       const ref = this.captured.set(null, 0, op, hash, data, key_offset, key_length, data, key_offset + key_length, value_length);
       for (let c = 0; c < COPIES_MAX; c++) {
@@ -204,6 +220,7 @@ export class Replicator {
       owner.hold();
       commit.held.push(owner);
       commit.held_indices.push(op_indices[i]!);
+      commit.held_hashes.push(hash);
       commit.hashes.push(hash);
       this.uncommitted.set(hash, commit);
       this.writes_replicated++;
@@ -269,7 +286,18 @@ export class Replicator {
       for (const request of commit.held) request.release();
       commit.held.length = 0;
       commit.held_indices.length = 0;
+      commit.held_hashes.length = 0;
     }
+  }
+
+  /** A write with no copy to wait for, in a slot below min_replicas: answered NOT_ENOUGH_REPLICAS once it has settled. */
+  private answerBelowMin(request: PendingRequest, op_index: number): void {
+    request.hold();
+    // The partition settles the op right after this hook returns; override it after that.
+    queueMicrotask(() => {
+      request.override(op_index, Status.NOT_ENOUGH_REPLICAS);
+      request.release();
+    });
   }
 
   private readonly committed = (commit: Commit): void => {
@@ -281,7 +309,24 @@ export class Replicator {
       for (let i = 0; i < commit.held.length; i++) commit.held[i]!.override(commit.held_indices[i]!, Status.NODE_DOWN);
     } else if (!commit.answered) {
       this.commits_done++;
+      this.checkMinReplicas(commit);
     }
     for (const request of commit.held) request.release();
   };
+
+  /**
+   * min_replicas, checked when a commit completes: a write whose slot now has fewer copies up
+   * than M (a copy was dropped while it waited, or it was admitted under an older view) is on
+   * every copy still in sync (R1 holds) but must not be reported done: it is answered
+   * NOT_ENOUGH_REPLICAS (applied on fewer copies than asked; it may or may not persist), like
+   * Kafka's NOT_ENOUGH_REPLICAS_AFTER_APPEND.
+   */
+  private checkMinReplicas(commit: Commit): void {
+    const placement = this.rings?.current ?? null;
+    if (placement === null || placement.min_replicas <= 1) return;
+    for (let i = 0; i < commit.held.length; i++) {
+      const hash = commit.held_hashes[i]!;
+      if (hash !== HELD_READ && !placement.writable(hash)) commit.held[i]!.override(commit.held_indices[i]!, Status.NOT_ENOUGH_REPLICAS);
+    }
+  }
 }

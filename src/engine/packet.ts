@@ -128,6 +128,8 @@ export class ReplyPacket {
 export interface WorkerInit {
   table_memory: SharedArrayBuffer;
   stats_memory: SharedArrayBuffer;
+  /** The table's ownership word (table-owner.ts): the worker holds it while it touches the table. */
+  owner_memory: SharedArrayBuffer;
   partition: number;
   /** Result bytes one reply packet may carry; GETs past it fail with RESPONSE_TOO_LARGE. */
   reply_bytes_max: number;

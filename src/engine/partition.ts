@@ -8,12 +8,13 @@
  * filling the next packet, so a busy worker gets bigger batches rather than more messages.
  */
 import { Worker } from 'node:worker_threads';
-import { HashTable, createTableMemory } from '../hashmap/index.js';
+import { HashTable, PUT_OK, PUT_OUT_OF_MEMORY, createTableMemory } from '../hashmap/index.js';
 import { Status } from '../protocol/constants.js';
 import { copyBytes } from './copy-bytes.js';
 import type { PersistenceOptions } from '../persistence/options.js';
 import { ReplyPacket, RequestPacket, WorkerCounter, type WorkerInit, type WorkerToMain } from './packet.js';
 import type { OpRef } from './op-ref.js';
+import { Owner, TABLE_OWNER_BYTES, TableOwner } from './table-owner.js';
 import type { PendingRequest } from './pending-request.js';
 
 /** Ops per standard packet, and its data area; a bigger single op gets a packet of its own size. */
@@ -48,6 +49,10 @@ export class Partition {
   /** GETs the main thread answered itself, counted here because the worker never saw them. */
   main_thread_gets = 0;
   main_thread_hits = 0;
+  /** PUTs and DELETEs the main thread applied itself (also counted in the worker's counters). */
+  main_thread_writes = 0;
+  /** Who may touch the table now: the worker, the main thread, or nobody (table-owner.ts). */
+  readonly owner: TableOwner;
   restarts = 0;
   /** Cluster hook (src/cluster/replicator.ts, migration.ts): sees each executed packet, with the requests it answers, before its ops settle. Null when not clustered. */
   applied_hook: ((request: RequestPacket, reply: ReplyPacket, owners: readonly PendingRequest[], op_indices: Int32Array) => void) | null = null;
@@ -58,6 +63,7 @@ export class Partition {
   ops_dropped = 0;
 
   private readonly stats_memory: SharedArrayBuffer;
+  private readonly owner_memory: SharedArrayBuffer;
   private readonly reply_bytes_max: number;
   private readonly log: Logger;
   private readonly persistence: PersistenceOptions | null;
@@ -79,11 +85,13 @@ export class Partition {
     this.stats_memory = new SharedArrayBuffer(WorkerCounter.COUNT * Float64Array.BYTES_PER_ELEMENT);
     this.counters = new Float64Array(this.stats_memory);
     this.table = new HashTable(this.table_memory);
+    this.owner_memory = new SharedArrayBuffer(TABLE_OWNER_BYTES);
+    this.owner = new TableOwner(this.owner_memory);
     this.log = log;
   }
 
   start(): void {
-    const init: WorkerInit = { table_memory: this.table_memory, stats_memory: this.stats_memory, partition: this.index, reply_bytes_max: this.reply_bytes_max };
+    const init: WorkerInit = { table_memory: this.table_memory, stats_memory: this.stats_memory, owner_memory: this.owner_memory, partition: this.index, reply_bytes_max: this.reply_bytes_max };
     if (this.persistence !== null) init.persistence = this.persistence;
     const worker = new Worker(WORKER_URL, { workerData: init, name: `pikv-partition-${this.index}` });
     this.worker = worker;
@@ -101,6 +109,55 @@ export class Partition {
   /** True when no op for this partition is queued or executing, so the main thread may read the table. */
   isIdle(): boolean {
     return this.ready && this.inflight.length === 0 && this.full.length === 0 && (this.filling === null || this.filling.packet.op_count === 0);
+  }
+
+  /**
+   * True if the main thread may also apply writes here while the worker is idle: only when a
+   * write needs nothing but the table. With --data-dir the worker must log it before it is
+   * applied, and in a cluster the replicator and hand-off capture writes from the worker's
+   * replies (applied_hook); both keep every write on the worker.
+   */
+  get main_thread_writable(): boolean {
+    return this.persistence === null && this.applied_hook === null;
+  }
+
+  /**
+   * Takes the table for the main thread: only while idle, and only if the worker does not hold
+   * it. The caller must call releaseTable() in the same task, before anything is posted here.
+   */
+  acquireTable(): boolean {
+    return this.isIdle() && this.owner.acquire(Owner.MAIN);
+  }
+
+  releaseTable(): void {
+    this.owner.release(Owner.MAIN);
+  }
+
+  /** A PUT applied by the main thread, which holds the table (acquireTable); as the worker applies it. */
+  putOnMain(hash: number, keys: Uint8Array, key_offset: number, key_length: number, values: Uint8Array, value_offset: number, value_length: number): number {
+    this.assertMainHolds();
+    this.main_thread_writes++;
+    this.counters[WorkerCounter.PUTS]! += 1;
+    const result = this.table.put(hash, keys, key_offset, key_length, values, value_offset, value_length);
+    if (result === PUT_OK) return Status.OK;
+    if (result === PUT_OUT_OF_MEMORY) {
+      this.counters[WorkerCounter.OUT_OF_MEMORY]! += 1;
+      return Status.OUT_OF_MEMORY;
+    }
+    // The dispatcher enforces key and value limits below the table's own, so this is a bug.
+    return Status.INTERNAL;
+  }
+
+  /** A DELETE applied by the main thread, which holds the table. */
+  deleteOnMain(hash: number, keys: Uint8Array, key_offset: number, key_length: number): number {
+    this.assertMainHolds();
+    this.main_thread_writes++;
+    this.counters[WorkerCounter.DELETES]! += 1;
+    return this.table.delete(hash, keys, key_offset, key_length) ? Status.OK : Status.NOT_FOUND;
+  }
+
+  private assertMainHolds(): void {
+    if (this.owner.holder !== Owner.MAIN || !this.main_thread_writable) throw new Error(`partition ${this.index}: table owner invariant: a main-thread write without holding the table`);
   }
 
   get ops_queued(): number {
@@ -157,6 +214,7 @@ export class Partition {
       }
       if (!this.dropCancelled(entry)) continue;
       entry.op_count_sent = entry.packet.op_count;
+      if (this.owner.holder === Owner.MAIN) throw new Error(`partition ${this.index}: table owner invariant: a packet was sent while the main thread held the table`);
       this.inflight.push(entry);
       this.worker.postMessage(entry.packet.buffer, [entry.packet.buffer]);
     }
@@ -284,6 +342,8 @@ export class Partition {
     if (worker !== this.worker) return;
     this.worker = null;
     this.ready = false;
+    // A worker killed while it held the table cannot give it back; its replacement takes it for recover().
+    this.owner.releaseDead();
     if (this.stopping) return;
     const lost = this.inflight.splice(0);
     let ops_lost = 0;

@@ -6,10 +6,13 @@
  * executes its queue in order and the dispatcher appends a request's ops before it reads the
  * next frame, so ops on one key from one connection run in the order they were sent.
  *
- * Fast path: a small all-GET request whose partitions are all idle is answered here from the
- * shared tables, saving the ~60-90 us round trip to a sleeping worker (shared/MEASUREMENTS.md).
- * "Idle" means nothing queued for or executing in that partition, so no write can be in
- * progress and every earlier write from any connection is already visible; see Partition.isIdle.
+ * Fast path: a small request of GETs, PUTs and DELETEs whose partitions are all idle is executed
+ * here on the shared tables, saving the ~60-90 us round trip to a sleeping worker
+ * (shared/MEASUREMENTS.md). "Idle" means nothing queued for or executing in that partition, so
+ * every earlier op from any connection has been applied; the main thread then takes the table's
+ * ownership word (engine/table-owner.ts), so the worker and it are never in the table at once.
+ * Writes take this path only where they need nothing but the table (Partition.main_thread_writable:
+ * no --data-dir log, no cluster capture).
  */
 import { Op, Status } from '../protocol/constants.js';
 import type { RequestBatch } from '../protocol/codec.js';
@@ -20,7 +23,7 @@ import type { OpRouter } from '../engine/op-router.js';
 import { OpRef } from '../engine/op-ref.js';
 import type { RequestMetrics } from './metrics/request-metrics.js';
 
-/** Requests of at most this many GETs may take the main-thread read path. */
+/** Requests of at most this many data ops may take the main-thread path. */
 const FAST_PATH_OPS_MAX = 16;
 
 export interface DispatchLimits {
@@ -44,6 +47,9 @@ export class Dispatcher {
   private readonly fast_hashes = new Uint32Array(FAST_PATH_OPS_MAX);
   private readonly fast_refs = new Uint32Array(FAST_PATH_OPS_MAX);
   private readonly fast_key_offsets = new Uint32Array(FAST_PATH_OPS_MAX);
+  /** Partitions whose table the fast path holds now (1 = held), and their list. */
+  private readonly fast_owned: Uint8Array;
+  private readonly fast_owned_list: number[] = [];
 
   private flush_scheduled = false;
   /**
@@ -71,6 +77,7 @@ export class Dispatcher {
     this.limits = limits;
     this.statsValue = statsValue;
     this.touched = new Uint8Array(partitions.length);
+    this.fast_owned = new Uint8Array(partitions.length);
   }
 
   /** `peer`: the request came from another node (forwarded or replicated ops), counted apart in the metrics. */
@@ -153,20 +160,79 @@ export class Dispatcher {
     }
   }
 
+  /**
+   * Answers a small request here, from the shared tables, if every partition it touches is idle
+   * and lets the main thread take its table (Partition.acquireTable). Any op the fast path does
+   * not handle (a limit error, a non-data op, a key routed elsewhere, a write where writes must
+   * go through the worker) sends the whole request the normal way, so errors and order are the
+   * same on both paths.
+   */
   private tryFastPath(batch: RequestBatch, request: PendingRequest): boolean {
     const op_count = batch.op.length;
     const partition_count = this.partitions.length;
+    const { key_bytes_max, value_bytes_max } = this.limits;
     let key_offset = 0;
+    let writes = 0;
     for (let i = 0; i < op_count; i++) {
+      const op = batch.op[i]!;
       const key_length = batch.key_lengths[i]!;
-      if (batch.op[i] !== Op.GET || key_length > this.limits.key_bytes_max || batch.value_lengths[i] !== 0) return false;
+      const value_length = batch.value_lengths[i]!;
+      if (key_length > key_bytes_max) return false;
+      if (op === Op.PUT) {
+        if (value_length > value_bytes_max) return false;
+        writes++;
+      } else if (op === Op.DELETE) {
+        if (value_length !== 0) return false;
+        writes++;
+      } else if (op !== Op.GET || value_length !== 0) {
+        return false;
+      }
       const hash = murmur3_x86_32(batch.keys, key_offset, key_length, KEY_HASH_SEED);
       if (this.routing && (batch.migrate === true || !this.router!.isLocal(hash))) return false;
-      if (!this.partitions[hash % partition_count]!.isIdle()) return false;
+      const partition = this.partitions[hash % partition_count]!;
+      if (!partition.isIdle() || (op !== Op.GET && !partition.main_thread_writable)) return false;
       this.fast_hashes[i] = hash;
       this.fast_key_offsets[i] = key_offset;
       key_offset += key_length;
     }
+    if (!this.acquireTables(op_count)) return false;
+    try {
+      if (writes === 0) this.fastReads(batch, request);
+      else this.fastMixed(batch, request);
+    } finally {
+      this.releaseTables();
+    }
+    return true;
+  }
+
+  /** Takes the tables of the partitions the fast ops touch; all or none. */
+  private acquireTables(op_count: number): boolean {
+    const partition_count = this.partitions.length;
+    for (let i = 0; i < op_count; i++) {
+      const p = this.fast_hashes[i]! % partition_count;
+      if (this.fast_owned[p] === 1) continue;
+      if (!this.partitions[p]!.acquireTable()) {
+        this.releaseTables();
+        return false;
+      }
+      this.fast_owned[p] = 1;
+      this.fast_owned_list.push(p);
+    }
+    return true;
+  }
+
+  private releaseTables(): void {
+    for (const p of this.fast_owned_list) {
+      this.fast_owned[p] = 0;
+      this.partitions[p]!.releaseTable();
+    }
+    this.fast_owned_list.length = 0;
+  }
+
+  /** Only GETs: every value is copied into one buffer. */
+  private fastReads(batch: RequestBatch, request: PendingRequest): void {
+    const op_count = batch.op.length;
+    const partition_count = this.partitions.length;
     let total_bytes = 0;
     for (let i = 0; i < op_count; i++) {
       const partition = this.partitions[this.fast_hashes[i]! % partition_count]!;
@@ -191,7 +257,44 @@ export class Dispatcher {
       request.settleValue(i, source, position, length);
       position += length;
     }
-    return true;
+  }
+
+  /**
+   * Writes, and maybe GETs, applied in request order exactly as the worker would apply them
+   * (workers/partition-worker.ts), counted in the worker's own counters.
+   */
+  private fastMixed(batch: RequestBatch, request: PendingRequest): void {
+    const op_count = batch.op.length;
+    const partition_count = this.partitions.length;
+    let value_offset = 0;
+    for (let i = 0; i < op_count; i++) {
+      const op = batch.op[i]!;
+      const hash = this.fast_hashes[i]!;
+      const key_offset = this.fast_key_offsets[i]!;
+      const key_length = batch.key_lengths[i]!;
+      const value_length = batch.value_lengths[i]!;
+      const this_value = value_offset;
+      value_offset += value_length;
+      const partition = this.partitions[hash % partition_count]!;
+      const table = partition.table;
+      if (op === Op.GET) {
+        partition.main_thread_gets++;
+        const ref = table.find(hash, batch.keys, key_offset, key_length);
+        if (ref === 0) {
+          request.settle(i, Status.NOT_FOUND);
+          continue;
+        }
+        partition.main_thread_hits++;
+        const length = table.valueLength(ref);
+        const value = Buffer.allocUnsafe(length);
+        table.copyValue(ref, value, 0);
+        request.settleValue(i, request.addSource(value), 0, length);
+        continue;
+      }
+      request.settle(i, op === Op.PUT
+        ? partition.putOnMain(hash, batch.keys, key_offset, key_length, batch.values, this_value, value_length)
+        : partition.deleteOnMain(hash, batch.keys, key_offset, key_length));
+    }
   }
 }
 

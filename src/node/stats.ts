@@ -22,6 +22,9 @@ export interface WorkerStats {
   puts: number;
   deletes: number;
   batches: number;
+  /** Ops the main thread executed itself while the worker was idle (docs/ARCHITECTURE.md, "Main-thread fast path"). */
+  main_thread_gets: number;
+  main_thread_writes: number;
   out_of_memory: number;
   ops_queued: number;
   restarts: number;
@@ -83,6 +86,8 @@ function workerStats(partition: Partition): WorkerStats {
     puts,
     deletes,
     batches: c[WorkerCounter.BATCHES]!,
+    main_thread_gets: partition.main_thread_gets,
+    main_thread_writes: partition.main_thread_writes,
     out_of_memory: c[WorkerCounter.OUT_OF_MEMORY]!,
     ops_queued: partition.ops_queued,
     restarts: partition.restarts,

@@ -60,6 +60,8 @@ export const Status = {
   CLUSTER_BUSY: 23,
   /** Cluster mode: this node does not hold the current view from etcd (starting, or its etcd session is lost). */
   CLUSTER_UNAVAILABLE: 24,
+  /** A write to a slot with fewer copies up than the view's min_replicas (docs/REPLICATION.md); or, after the write, its copies fell below it. */
+  NOT_ENOUGH_REPLICAS: 25,
 } as const;
 export type StatusCode = (typeof Status)[keyof typeof Status];
 

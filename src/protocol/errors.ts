@@ -31,6 +31,7 @@ export const ErrorCode = {
   AUTH_FAILED: 'AUTH_FAILED',
   CLUSTER_BUSY: 'CLUSTER_BUSY',
   CLUSTER_UNAVAILABLE: 'CLUSTER_UNAVAILABLE',
+  NOT_ENOUGH_REPLICAS: 'NOT_ENOUGH_REPLICAS',
   // Whole-request errors, sent as {err, msg}.
   BAD_FRAME: 'BAD_FRAME',
   BAD_REQUEST: 'BAD_REQUEST',
@@ -65,7 +66,7 @@ export type ErrorCodeName = (typeof ErrorCode)[keyof typeof ErrorCode];
 /** Codes after which the same op may safely be sent again (it was not executed, or is idempotent to retry). */
 export const RETRYABLE_CODES: ReadonlySet<string> = new Set([
   ErrorCode.WORKER_RESTARTED, ErrorCode.SHUTTING_DOWN, ErrorCode.DISK_ERROR, ErrorCode.STALE_RING, ErrorCode.NODE_DOWN, ErrorCode.CLUSTER_BUSY,
-  ErrorCode.CLUSTER_UNAVAILABLE, ErrorCode.TOO_MANY_CONNECTIONS,
+  ErrorCode.CLUSTER_UNAVAILABLE, ErrorCode.TOO_MANY_CONNECTIONS, ErrorCode.NOT_ENOUGH_REPLICAS,
 ]);
 
 const STATUS_NAMES: ReadonlyMap<number, ErrorCodeName> = new Map<number, ErrorCodeName>([
@@ -85,6 +86,7 @@ const STATUS_NAMES: ReadonlyMap<number, ErrorCodeName> = new Map<number, ErrorCo
   [Status.AUTH_FAILED, ErrorCode.AUTH_FAILED],
   [Status.CLUSTER_BUSY, ErrorCode.CLUSTER_BUSY],
   [Status.CLUSTER_UNAVAILABLE, ErrorCode.CLUSTER_UNAVAILABLE],
+  [Status.NOT_ENOUGH_REPLICAS, ErrorCode.NOT_ENOUGH_REPLICAS],
 ]);
 
 /** The stable code of a status byte; unknown bytes from a newer server read as INTERNAL. */
@@ -110,6 +112,7 @@ const MESSAGES: Readonly<Record<ErrorCodeName, string>> = {
   AUTH_FAILED: 'missing or wrong cluster secret or client token',
   CLUSTER_UNAVAILABLE: 'this node does not hold the current cluster view from etcd (starting, or cut off from etcd); it serves nothing until it does; retry, or try another node',
   CLUSTER_BUSY: 'another membership change is still moving data, or nodes are still deleting old copies after one; retry when it has finished',
+  NOT_ENOUGH_REPLICAS: "fewer copies of this key's range are up than the cluster's min_replicas: a write before it was applied was refused; one after it was applied (its copies fell below the limit while it waited) may or may not persist; retry once nodes are back or re-replication has finished",
   BAD_FRAME: 'frame is not valid CBOR',
   BAD_REQUEST: 'request does not have the shape described in docs/PROTOCOL.md',
   UNSUPPORTED_VERSION: 'protocol version not supported',

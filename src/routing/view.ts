@@ -1,9 +1,10 @@
 /**
  * The cluster view: which nodes form the ring, at which epoch, and the change in progress.
  *
- * A view is `{epoch, nodes, next?, replicas?, next_replicas?, down?}`. `nodes`, `replicas` (N,
- * default 1) and `down` make the current placement (placement.ts): each key's N replicas and
- * its primary, which takes every op of the key (docs/REPLICATION.md).
+ * A view is `{epoch, nodes, next?, replicas?, next_replicas?, min_replicas?, down?}`. `nodes`,
+ * `replicas` (N, default 1) and `down` make the current placement (placement.ts): each key's N
+ * replicas and its primary, which takes every op of the key (docs/REPLICATION.md).
+ * `min_replicas` (M, default 1) is the fewest in-sync copies a slot may have and still take writes.
  * While a membership change moves data, `next` holds the target membership: each node hands
  * the keys it owns in `nodes` but not in `next` to their `next` owners (migration.ts), and
  * once every node of `nodes` has reported that, every node adopts `{epoch + 1, nodes: next}`.
@@ -25,6 +26,11 @@ export interface ClusterView {
   replicas?: number | undefined;
   /** The replication factor after the change in progress; absent means `replicas`. */
   next_replicas?: number | undefined;
+  /**
+   * The fewest in-sync copies (primary included) a slot needs to accept a write, 1..REPLICAS_MAX;
+   * absent means 1 (writes go on while any copy is up). Kafka's min.insync.replicas.
+   */
+  min_replicas?: number | undefined;
   /** Ids of members of `nodes` whose lease expired: never primary, never sent to. */
   down?: string[] | undefined;
   /** The epoch at which each node of `down` was marked down (the controller orders returns by it). */
@@ -51,6 +57,7 @@ export function canonicalView(view: ClusterView): ClusterView {
   if (view.next !== undefined) result.next = canonicalNodes(view.next);
   if (view.replicas !== undefined && view.replicas !== 1) result.replicas = view.replicas;
   if (view.next_replicas !== undefined) result.next_replicas = view.next_replicas;
+  if (view.min_replicas !== undefined && view.min_replicas !== 1) result.min_replicas = view.min_replicas;
   if (view.down !== undefined && view.down.length > 0) {
     result.down = [...view.down].sort();
     const epochs: Record<string, number> = {};
@@ -114,6 +121,7 @@ export function checkView(value: unknown): ClusterView {
     if (result.next === undefined) throw new ViewError('next_replicas needs next');
     result.next_replicas = checkReplicas(view.next_replicas, 'next_replicas');
   }
+  if (view.min_replicas !== undefined && view.min_replicas !== null) result.min_replicas = checkReplicas(view.min_replicas, 'min_replicas');
   if (view.down !== undefined && view.down !== null) {
     if (!Array.isArray(view.down) || view.down.some((id) => typeof id !== 'string' || !result.nodes.some((n) => n.id === id))) {
       throw new ViewError('down must list ids of nodes');
@@ -160,8 +168,9 @@ export class ViewRings {
     this.active = view.nodes.length > 0 ? new HashRing(view.nodes) : null;
     this.next = view.next !== undefined ? new HashRing(view.next) : null;
     const replicas = view.replicas ?? 1;
-    this.current = this.active === null ? null : new Placement(this.active, replicas, down);
-    this.target = this.next === null ? null : new Placement(this.next, view.next_replicas ?? replicas, new Set(targetDown(view)));
+    const min_replicas = view.min_replicas ?? 1;
+    this.current = this.active === null ? null : new Placement(this.active, replicas, down, min_replicas);
+    this.target = this.next === null ? null : new Placement(this.next, view.next_replicas ?? replicas, new Set(targetDown(view)), min_replicas);
   }
 
   /**

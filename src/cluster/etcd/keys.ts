@@ -104,7 +104,8 @@ export type AdminRequest =
   | { kind: 'leave'; node_id: string }
   | { kind: 'remove'; node_id: string }
   | { kind: 'weight'; node_id: string; weight: number }
-  | { kind: 'set-replicas'; replicas: number };
+  | { kind: 'set-replicas'; replicas: number }
+  | { kind: 'set-min-replicas'; min_replicas: number };
 
 function fail(message: string): never {
   throw new ClusterEtcdError('BAD_CLUSTER_KEY', message);
@@ -130,6 +131,8 @@ export function checkAdminRequest(value: unknown): AdminRequest {
       return { kind: 'weight', node_id: nodeId(), weight: positive('weight', NODE_WEIGHT_MAX) };
     case 'set-replicas':
       return { kind: 'set-replicas', replicas: positive('replicas', REPLICAS_MAX) };
+    case 'set-min-replicas':
+      return { kind: 'set-min-replicas', min_replicas: positive('min_replicas', REPLICAS_MAX) };
     default:
       return fail(`unknown admin request kind ${JSON.stringify(request.kind)}`);
   }
