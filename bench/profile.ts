@@ -65,7 +65,7 @@ function benchOptions(options: ProfileOptions): BenchOptions {
   const { keys, seconds, workers, out_dir, value_bytes } = options;
   return {
     quick: false, only: [], keys, seconds, key_bytes: 16, value_bytes, batches: [], connections_sweep: [], value_sizes: [],
-    connections: 2, depth: 8, ycsb_batch: 1024, workers, max_memory: '2gb', out_dir, rb_pipelines: [],
+    connections: 2, depth: 8, ycsb_batch: 1024, workers, max_memory: '2gb', metrics: 'on', out_dir, rb_pipelines: [],
   };
 }
 

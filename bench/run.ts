@@ -51,6 +51,7 @@ const USAGE = `usage: npm run bench -- [options]
   --ycsb-batch N          ops per request for YCSB (default 1024)
   --value-bytes N --key-bytes N   record shape (default 100, 16)
   --workers N --max-memory SIZE   pikv serve settings (default 4, 2gb)
+  --metrics on|off        pikv serve --metrics (default on); off measures the metrics' cost
   --rb-pipelines LIST     -P depths for the redis-benchmark workload, always -c 50 (default 1,16,1024)
   --host-core-score N     this machine's sysbench cpu single-thread events per CPU-second, for the
                           Pi-scaled energy estimate (default: measure it with sysbench, ~1 CPU-second,
@@ -72,13 +73,18 @@ function numbers(text: string, name: string): number[] {
   return list;
 }
 
+function metricsOption(value: string | undefined): 'on' | 'off' {
+  if (value === undefined || value === 'on' || value === 'off') return value ?? 'on';
+  throw new Error(`--metrics takes on or off, got ${value}`);
+}
+
 function parseOptions(): BenchOptions & { no_redis: boolean; host_core_score: number | undefined } {
   const { values: args } = parseArgs({
     options: {
       quick: { type: 'boolean', default: false }, only: { type: 'string' }, keys: { type: 'string' }, seconds: { type: 'string' },
       batches: { type: 'string' }, connections: { type: 'string' }, values: { type: 'string' }, conns: { type: 'string' }, depth: { type: 'string' },
       'ycsb-batch': { type: 'string' }, 'value-bytes': { type: 'string' }, 'key-bytes': { type: 'string' }, workers: { type: 'string' },
-      'max-memory': { type: 'string' }, 'rb-pipelines': { type: 'string' }, 'host-core-score': { type: 'string' }, report: { type: 'string' }, 'no-redis': { type: 'boolean', default: false }, out: { type: 'string' }, help: { type: 'boolean', default: false },
+      'max-memory': { type: 'string' }, metrics: { type: 'string' }, 'rb-pipelines': { type: 'string' }, 'host-core-score': { type: 'string' }, report: { type: 'string' }, 'no-redis': { type: 'boolean', default: false }, out: { type: 'string' }, help: { type: 'boolean', default: false },
     },
   });
   if (args.report !== undefined) {
@@ -110,6 +116,7 @@ function parseOptions(): BenchOptions & { no_redis: boolean; host_core_score: nu
     ycsb_batch: one(args['ycsb-batch'], 1024, 'ycsb-batch'),
     workers: one(args.workers, 4, 'workers'),
     max_memory: args['max-memory'] ?? '2gb',
+    metrics: metricsOption(args.metrics),
     out_dir: args.out ?? path.join(RESULTS_DIR, stamp),
     rb_pipelines: numbers(args['rb-pipelines'] ?? '1,16,1024', 'rb-pipelines'),
     no_redis: args['no-redis'] === true,
@@ -165,7 +172,8 @@ async function main(): Promise<void> {
   let redis: RunningServer | null = null;
   try {
     const redis_benchmark = redisBenchmarkInstalled();
-    pikv = await startPikv({ workers: options.workers, max_memory: options.max_memory, resp: options.only.includes('redis-benchmark') && redis_benchmark });
+    pikv = await startPikv({ workers: options.workers, max_memory: options.max_memory, resp: options.only.includes('redis-benchmark') && redis_benchmark,
+      serve_args: ['--metrics', options.metrics] });
     redis = version === null ? null : await startRedis();
     console.log(`pikv ${pikv.url} (pid ${pikv.pid}, worker threads ${pikv.worker_tids.join(',')})${redis ? `; Redis ${version} ${redis.url} (pid ${redis.pid})` : ''}`);
     const ctx: BenchContext = { options, pikv, redis, results, dataset_loaded: false, redis_benchmark, log: (line) => console.log(line) };

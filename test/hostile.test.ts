@@ -331,7 +331,8 @@ describe('Hostile input never crashes or wedges a node', { timeout: 120_000 }, (
     const cases: { name: string; bytes: Buffer | string; status: RegExp | null }[] = [
       { name: 'random bytes', bytes: garbage, status: /^HTTP\/1\.1 400 / },
       { name: 'an HTTP request line only', bytes: 'GET / HTTP/1.1\r\n\r\n', status: /^HTTP\/1\.1 400 / },
-      { name: 'a plain HTTP request', bytes: handshake([]), status: /^HTTP\/1\.1 426 / },
+      // GET / is the dashboard (src/node/observe/): a plain request gets the page.
+      { name: 'a plain HTTP request', bytes: handshake([]), status: /^HTTP\/1\.1 200 / },
       { name: 'no Sec-WebSocket-Key', bytes: handshake([...upgrade, 'Sec-WebSocket-Version: 13']), status: /^HTTP\/1\.1 400 / },
       { name: 'a malformed Sec-WebSocket-Key', bytes: handshake([...upgrade, 'Sec-WebSocket-Version: 13', 'Sec-WebSocket-Key: nope']), status: /^HTTP\/1\.1 400 / },
       { name: 'version 99', bytes: handshake([...upgrade, 'Sec-WebSocket-Version: 99', 'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==']), status: /^HTTP\/1\.1 400 / },

@@ -231,7 +231,7 @@ describe('HTTP API with curl', { timeout: 120_000, skip: NO_CURL }, () => {
       { args: [`${base}/v1/batch`], status: 405, code: 'METHOD_NOT_ALLOWED', header: ['allow', /^POST$/] },
       { args: ['-X', 'OPTIONS', `${base}/v1/kv/k`], status: 405, code: 'METHOD_NOT_ALLOWED' },
       { args: [`${base}/v1/keys`], status: 404, code: 'UNKNOWN_ROUTE' },
-      { args: [`${base}/`], status: 426, code: 'UNKNOWN_ROUTE', header: ['upgrade', /^websocket$/] },
+      { args: [`${base}/socket`], status: 426, code: 'UNKNOWN_ROUTE', header: ['upgrade', /^websocket$/] },
       { args: ['-X', 'PUT', ...JSON_TYPE, '--data-binary', 'v', `${base}/v1/kv/k?ttl=10`], status: 501, code: 'BAD_REQUEST' },
       { args: [`${base}/v1/kv/k?pretty`], status: 400, code: 'BAD_REQUEST' },
       { args: ['-X', 'POST', ...JSON_TYPE, '--data-binary', '{"ops": [', `${base}/v1/batch`], status: 400, code: 'BAD_REQUEST' },

@@ -25,6 +25,8 @@ export interface BenchOptions {
   ycsb_batch: number;
   workers: number;
   max_memory: string;
+  /** pikv serve --metrics: "off" measures what counting ops and latency costs (docs/OBSERVABILITY.md). */
+  metrics: 'on' | 'off';
   out_dir: string;
   /** -P depths for the redis-benchmark side-by-side workload (always -c 50). */
   rb_pipelines: number[];

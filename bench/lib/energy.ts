@@ -16,32 +16,10 @@
  * (SOSP 2009) reported about 350 queries per joule.
  */
 
-export interface PowerProfile {
-  name: string;
-  idle_w: number;
-  load_w: number;
-  cores: number;
-}
-
-export const POWER_TABLE: readonly PowerProfile[] = [
-  { name: 'Raspberry Pi 3B', idle_w: 1.4, load_w: 3.7, cores: 4 },
-  { name: 'Raspberry Pi 4B', idle_w: 2.7, load_w: 6.4, cores: 4 },
-  { name: 'Raspberry Pi 5', idle_w: 2.7, load_w: 8.8, cores: 4 },
-  { name: 'x86 server (2 socket)', idle_w: 100, load_w: 300, cores: 32 },
-];
-
-export const FAWN_KV_QUERIES_PER_JOULE = 350;
-
-export function joules(profile: PowerProfile, wall_s: number, cpu_s: number): number {
-  return profile.idle_w * wall_s + (profile.load_w - profile.idle_w) * Math.min(cpu_s, wall_s * profile.cores) / profile.cores;
-}
-
-/** Estimated ops per joule on every profile of the table, with this machine's CPU seconds (upper bounds for the boards). */
-export function opsPerJoule(ops: number, wall_s: number, cpu_s: number): Record<string, number> {
-  const result: Record<string, number> = {};
-  for (const profile of POWER_TABLE) result[profile.name] = Math.round(ops / joules(profile, wall_s, cpu_s));
-  return result;
-}
+// The model itself (profiles, joules, ops per joule) is the node's too: /metrics and the
+// dashboard use the same code (src/node/metrics/energy.ts). The Pi scaling below is the bench's.
+import { joules, POWER_TABLE, type PowerProfile } from '../../src/node/metrics/energy.js';
+export { FAWN_KV_QUERIES_PER_JOULE, joules, opsPerJoule, POWER_TABLE, type PowerProfile } from '../../src/node/metrics/energy.js';
 
 /**
  * Single-core scores of one deterministic CPU benchmark on each board, quoted (not measured

@@ -113,6 +113,8 @@ export interface PikvStartOptions {
   max_memory: string;
   /** Extra node flags, e.g. --cpu-prof for profiling. */
   node_args?: string[];
+  /** Extra `pikv serve` flags, e.g. ['--metrics', 'off']. */
+  serve_args?: string[];
   /** Command prefix, e.g. ['npx', '--yes', 'clinic@13', 'flame', '--']; node is appended. */
   wrapper?: string[];
   /** Serve RESP on a free port too (for redis-benchmark); off by default. */
@@ -121,7 +123,7 @@ export interface PikvStartOptions {
 
 export async function startPikv(options: PikvStartOptions): Promise<RunningServer> {
   const node_command = [process.execPath, ...(options.node_args ?? []), PIKV_CLI_PATH, 'serve', '--host', '127.0.0.1', '--port', '0', '--resp-port', options.resp === true ? '0' : 'off',
-    '--workers', String(options.workers), '--max-memory', options.max_memory];
+    '--workers', String(options.workers), '--max-memory', options.max_memory, ...(options.serve_args ?? [])];
   const command = [...(options.wrapper ?? []), ...node_command];
   const child = spawnTracked(command[0]!, command.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] });
   const { match, output } = await waitForLine(child, /listening on (ws:\/\/(\S+):(\d+)\S*) .*pid (\d+)/, 'pikv');

@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 /**
- * The `pikv` command: serve a node, or talk to one (get, put, del, load, stats), or run a dev cluster.
+ * The `pikv` command: serve a node, or talk to one (get, put, del, load, stats, top), or run a dev cluster.
  *
  * Client commands take --url, defaulting to $PIKV_URL and then ws://127.0.0.1:7070. Exit codes:
  * 0 success, 1 a key was not found (get) or a load stopped on bad input, 2 any other error.
@@ -35,6 +35,7 @@ const runClusterRemove = lazy(cluster_commands, 'runClusterRemove');
 const runClusterSetReplicas = lazy(cluster_commands, 'runClusterSetReplicas');
 const runClusterSetMinReplicas = lazy(cluster_commands, 'runClusterSetMinReplicas');
 const runDiscover = lazy(() => import('./discover.js'), 'runDiscover');
+const runTop = lazy(() => import('./top.js'), 'runTop');
 const runDevCluster = lazy(() => import('./dev-cluster.js'), 'runDevCluster');
 
 export const DEFAULT_URL = 'ws://127.0.0.1:7070';
@@ -96,6 +97,7 @@ program
   .option('--heartbeat-interval-ms <ms>', 'cluster: heartbeat period; 3 missed answers mark a peer down (default 500)')
   .option('--forward-timeout-ms <ms>', 'cluster: bound on every forwarded request (default 5000)')
   .option('--repair', 'with --data-dir: start even if files are damaged, dropping what cannot be read')
+  .option('--metrics <on|off>', 'count ops and latency for /metrics and the dashboard at http://host:port/; off measures their cost (default on)')
   .action(runServe);
 
 program.command('get').description('print the value of KEY; exit 1 if absent').argument('<key>').addOption(urlOption()).action(runGet);
@@ -124,6 +126,18 @@ program
   .option('--no-progress', 'no progress bar')
   .addOption(urlOption())
   .action(runLoad);
+
+program
+  .command('top')
+  .description('the whole cluster in the terminal, refreshed every second: ops/s, p50/p99, memory and state per node, and a total (q or Ctrl-C quits)')
+  .addOption(new Option('--client-token-file <file>', 'file holding the client token, if the node requires one (default: $PIKV_CLIENT_TOKEN)'))
+  .option('--delay-ms <ms>', 'time between refreshes', '1000')
+  .addOption(urlOption())
+  .addHelpText('after', `
+Reads GET /v1/cluster from the node at --url (any member; it asks the others). Keys as in top:
+q or Ctrl-C quits and gives the terminal back, space refreshes now. Not on a terminal, it
+prints one screen and exits. The dashboard at http://<node>:<port>/ shows the same live.`)
+  .action(runTop);
 
 const cluster = program.command('cluster').description('membership of a cluster (docs/CLUSTER.md)');
 function tokenOption(): Option {

@@ -36,6 +36,28 @@ import { checkView, isNewer, ViewRings, type ClusterView } from '../routing/view
 
 type Logger = (message: string) => void;
 
+/** The fields of CLUSTER_STATUS that observers read (the op's CBOR map has these and more). */
+export interface ClusterStatus {
+  node_id: string;
+  url: string;
+  epoch: number;
+  view: ClusterView;
+  member: boolean;
+  keys: number;
+  ops_forwarded: number;
+  ops_resent_after_stale_ring: number;
+  frames_forwarded: number;
+  peers: { id: string; url: string; up: boolean; last_answer_ms_ago: number | null; ops_failed: number; rtt_ms: number | null }[];
+  replication: {
+    replicas: number; writes_replicated: number; commits_failed: number;
+    streams: { to: string; ops_sent: number; ops_acked: number; ops_queued: number; failures: number }[];
+  };
+  migration: MigrationProgress | null;
+  last_migration: MigrationProgress | null;
+  cleanup: CleanupProgress | null;
+  etcd: { serving: boolean; controller: boolean } | null;
+}
+
 export class ClusterNode implements OpRouter {
   readonly routes: boolean;
   private readonly config: ClusterConfig | null;
@@ -524,6 +546,11 @@ export class ClusterNode implements OpRouter {
 
   // ---- status ----
 
+  /** What CLUSTER_STATUS answers, as an object: /metrics and the dashboard read it directly (src/node/metrics). */
+  statusSnapshot(): ClusterStatus {
+    return this.status() as unknown as ClusterStatus;
+  }
+
   private status(): Record<string, unknown> {
     let keys = 0;
     for (const partition of this.partitions) keys += partition.table.keys;
@@ -538,7 +565,7 @@ export class ClusterNode implements OpRouter {
       ops_resent_after_stale_ring: this.forwarder.ops_resent,
       frames_forwarded: this.forwarder.frames_forwarded,
       peers: [...this.links.values()].map((link) => ({
-        id: link.node.id, url: link.node.url, up: link.up, last_answer_ms_ago: link.last_answer_ms_ago, ops_failed: link.ops_failed,
+        id: link.node.id, url: link.node.url, up: link.up, last_answer_ms_ago: link.last_answer_ms_ago, ops_failed: link.ops_failed, rtt_ms: link.rtt_ms,
       })),
       replication: this.replicationStatus(),
       migration: this.migration?.progress() ?? null,

@@ -52,6 +52,8 @@ export class PeerLink {
   private last_refusal = '';
   /** Forwarded ops that failed because the peer was down or too slow; shown in cluster status. */
   ops_failed = 0;
+  /** Round trip of the last answered heartbeat, in ms (null before the first): /metrics and the dashboard. */
+  rtt_ms: number | null = null;
 
   constructor(node: RingNode, settings: PeerLinkSettings, hooks: PeerLinkHooks) {
     this.node = node;
@@ -89,10 +91,13 @@ export class PeerLink {
     if (this.heartbeat_inflight) return;
     this.heartbeat_inflight = true;
     const payload = this.hooks.heartbeatPayload();
+    const sent_ms = performance.now();
     client.batchColumns(single(Op.CLUSTER_HEARTBEAT, payload)).then(
       (results) => {
         this.heartbeat_inflight = false;
         if (results.status[0] !== Status.OK) return;
+        // A heartbeat may wait behind large frames on the link: this is the round trip ops see too.
+        this.rtt_ms = Math.round((performance.now() - sent_ms) * 1000) / 1000;
         this.last_answer_ms = Date.now();
         if (!this.was_up) {
           this.was_up = true;

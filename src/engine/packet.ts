@@ -179,5 +179,21 @@ export const WorkerCounter = {
   BATCHES_APPLIED: 18,
   LAST_BATCH_START: 19,
   LAST_BATCH_END: 20,
-  COUNT: 21,
+  /** Seconds spent in fdatasync of logs (all policies), and its histogram over FSYNC_BOUNDS_S. */
+  FSYNC_SECONDS: 21,
+  /** First of FSYNC_BOUNDS_S.length + 1 per-bucket counts (the last: above every bound). */
+  FSYNC_BUCKETS: 22,
+  COUNT: 22 + 13,
 } as const;
+
+/** fsync latency bucket bounds in seconds (SD cards take 1-100 ms, SSDs well under 1 ms). */
+export const FSYNC_BOUNDS_S: readonly number[] = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1];
+
+/** Adds one fsync that took `seconds` to a partition's counters (called by its worker). */
+export function recordFsync(counters: Float64Array, seconds: number): void {
+  let index = 0;
+  while (index < FSYNC_BOUNDS_S.length && seconds > FSYNC_BOUNDS_S[index]!) index++;
+  counters[WorkerCounter.FSYNC_BUCKETS + index]! += 1;
+  counters[WorkerCounter.FSYNC_SECONDS]! += seconds;
+  counters[WorkerCounter.FSYNCS]! += 1;
+}

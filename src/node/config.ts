@@ -83,6 +83,12 @@ export interface ServerConfig {
   compact_min_bytes: number;
   /** Start even if the data directory is damaged, dropping what cannot be read. */
   repair: boolean;
+  /**
+   * "on": count ops by type and result and request latency for /metrics and the dashboard
+   * (docs/OBSERVABILITY.md); "off" takes that counting out of the data path, so its cost can be
+   * measured. /metrics and the dashboard still serve everything else.
+   */
+  metrics: 'on' | 'off';
   /** Enables DEBUG_KILL_WORKER. Only from the PIKV_TEST_HOOKS=1 environment variable. */
   test_hooks: boolean;
 }
@@ -126,6 +132,7 @@ export function defaultConfig(): ServerConfig {
     fsync: 'everysec',
     compact_min_bytes: 64 * 1024 * 1024,
     repair: false,
+    metrics: 'on',
     test_hooks: process.env['PIKV_TEST_HOOKS'] === '1',
   };
 }
@@ -251,5 +258,6 @@ export function validateConfig(config: ServerConfig): ServerConfig {
   check((FSYNC_POLICIES as readonly string[]).includes(config.fsync), `fsync must be one of ${FSYNC_POLICIES.join(', ')}, got ${JSON.stringify(config.fsync)}`);
   check(config.compact_min_bytes >= 4096, 'compact_min_bytes must be at least 4kb');
   check(!config.repair || config.data_dir !== '', 'repair needs data_dir');
+  check(config.metrics === 'on' || config.metrics === 'off', `metrics must be on or off, got ${JSON.stringify(config.metrics)}`);
   return config;
 }

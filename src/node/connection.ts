@@ -32,7 +32,7 @@ import type { ServerConfig } from './config.js';
 import type { Dispatcher } from './dispatcher.js';
 import type { PendingRequest } from '../engine/pending-request.js';
 import { Op } from '../protocol/constants.js';
-import { RequestBudget, type BudgetHost, type ServedConnection } from './request-budget.js';
+import { RequestBudget, type BudgetHost, type ConnectionProtocol, type ServedConnection } from './request-budget.js';
 
 /** What a connection needs from the node it belongs to. */
 export interface ConnectionHost extends BudgetHost {
@@ -62,6 +62,7 @@ interface ReceiverInternals {
 }
 
 export class Connection implements ServedConnection {
+  readonly protocol: ConnectionProtocol;
   readonly ws: WebSocket;
   /** Remote IP address, for the per-address limit. */
   readonly address: string;
@@ -117,6 +118,7 @@ export class Connection implements ServedConnection {
   constructor(ws: WebSocket, host: ConnectionHost, options: { peer: boolean; address: string; keepalive_ms: number; peer_id?: string; peer_sequence?: number }) {
     this.ws = ws;
     this.peer = options.peer;
+    this.protocol = options.peer ? 'peer' : 'ws';
     this.peer_id = options.peer_id ?? '';
     this.peer_sequence = options.peer_sequence ?? 0;
     this.budget = new RequestBudget(host, {
@@ -318,7 +320,7 @@ export class Connection implements ServedConnection {
     }
     this.budget.open(frame.length);
     try {
-      const request = this.host.dispatcher.submit(batch, frame.length, this.onDone);
+      const request = this.host.dispatcher.submit(batch, frame.length, this.onDone, this.peer);
       // A request answered inside submit() (fast path, ping) has already been released by respond().
       this.budget.track(request, gets);
     } catch (error) {

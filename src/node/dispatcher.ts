@@ -21,6 +21,7 @@ import type { Partition } from '../engine/partition.js';
 import { PendingRequest, type RequestDone } from '../engine/pending-request.js';
 import type { OpRouter } from '../engine/op-router.js';
 import { OpRef } from '../engine/op-ref.js';
+import type { RequestMetrics } from './metrics/request-metrics.js';
 
 /** Requests of at most this many data ops may take the main-thread path. */
 const FAST_PATH_OPS_MAX = 16;
@@ -65,8 +66,12 @@ export class Dispatcher {
     }
   };
 
-  constructor(partitions: Partition[], limits: DispatchLimits, statsValue: () => Buffer, router: OpRouter | null = null) {
+  /** Ops and latency, counted once per answered request; null with --metrics off (metrics/request-metrics.ts). */
+  private readonly metrics: RequestMetrics | null;
+
+  constructor(partitions: Partition[], limits: DispatchLimits, statsValue: () => Buffer, router: OpRouter | null = null, metrics: RequestMetrics | null = null) {
     this.partitions = partitions;
+    this.metrics = metrics;
     this.router = router;
     this.routing = router !== null && router.routes;
     this.limits = limits;
@@ -75,13 +80,19 @@ export class Dispatcher {
     this.fast_owned = new Uint8Array(partitions.length);
   }
 
-  submit(batch: RequestBatch, frame_bytes: number, done: RequestDone): PendingRequest {
+  /** `peer`: the request came from another node (forwarded or replicated ops), counted apart in the metrics. */
+  submit(batch: RequestBatch, frame_bytes: number, done: RequestDone, peer = false): PendingRequest {
     const op_count = batch.op.length;
     const router = this.router;
+    const metrics = this.metrics;
+    const routing = this.routing;
+    const started_ms = metrics === null ? 0 : performance.now();
     // Checked when the answer leaves, not only when ops are routed: an op taken just before
     // the lease fence ran out must not be reported done after it (docs/REPLICATION.md R2).
-    const finish: RequestDone = this.routing ? (request) => {
-      if (!router!.answerable()) request.failOutcomes(Status.NODE_DOWN, (i) => isDataOp(batch.op[i]!));
+    // The metrics count the outcome the client gets, so after that check.
+    const finish: RequestDone = routing || metrics !== null ? (request) => {
+      if (routing && !router!.answerable()) request.failOutcomes(Status.NODE_DOWN, (i) => isDataOp(batch.op[i]!));
+      metrics?.record(batch.op, request.status, peer, (performance.now() - started_ms) / 1000);
       done(request);
     } : done;
     const request = new PendingRequest(batch.id, op_count, frame_bytes, this.limits.response_bytes_max, finish);

@@ -24,7 +24,11 @@ export interface BudgetHost {
 }
 
 /** What the server needs of any client connection, WebSocket or RESP. */
+/** How a connection reached the node: /metrics counts open connections by it. */
+export type ConnectionProtocol = 'ws' | 'http' | 'resp' | 'peer';
+
 export interface ServedConnection {
+  readonly protocol: ConnectionProtocol;
   readonly requests_inflight: number;
   readonly is_paused: boolean;
   /** Resumes reading if this connection is paused and no limit holds it back any more. */

@@ -27,6 +27,10 @@ import { NodeNames } from './http/node-names.js';
 import { Dispatcher } from './dispatcher.js';
 import { Partition, type Logger } from '../engine/partition.js';
 import { collectStats, type NodeStats } from './stats.js';
+import { RequestMetrics } from './metrics/request-metrics.js';
+import { Observe } from './observe/observe.js';
+import type { ClusterStatus } from '../cluster/cluster-node.js';
+import type { ConnectionProtocol } from './request-budget.js';
 
 /** Cluster settings for a node (src/cluster/); all optional: a lone node needs none. */
 export interface ClusterOptions {
@@ -89,6 +93,8 @@ export class PikvServer implements ConnectionHost, RespNode, HttpNode {
   private stopped: Promise<void> | null = null;
   /** Membership, peer links and routing (src/cluster/); a one-node view without cluster settings. */
   readonly cluster: ClusterNode;
+  /** /metrics, the dashboard and its data (src/node/observe/). */
+  readonly observe: Observe;
   private readonly auth: AuthSettings;
   /** This node's names and addresses: the HTTP API's Host check, and the Origin check of both (http/node-names.ts). */
   private readonly names: NodeNames;
@@ -117,7 +123,9 @@ export class PikvServer implements ConnectionHost, RespNode, HttpNode {
       node_id: cluster.config?.node_id ?? '',
       client_token: cluster.client_token ?? cluster.config?.client_token ?? '',
     };
-    this.dispatcher = new Dispatcher(this.partitions, config, () => this.codec.encodeValue(this.stats()), this.cluster);
+    const request_metrics = config.metrics === 'on' ? new RequestMetrics() : null;
+    this.dispatcher = new Dispatcher(this.partitions, config, () => this.codec.encodeValue(this.stats()), this.cluster, request_metrics);
+    this.observe = new Observe(this, request_metrics, { client_token: this.auth.client_token, tls_ca: cluster.config?.tls_ca ?? '' });
     const timeouts_ms = [config.handshake_timeout_ms, config.frame_timeout_ms, config.slow_client_timeout_ms];
     if (config.idle_timeout_ms > 0) timeouts_ms.push(config.idle_timeout_ms);
     this.sweep_ms = Math.max(SWEEP_MS_MIN, Math.min(SWEEP_MS_MAX, Math.floor(Math.min(...timeouts_ms) / 4)));
@@ -161,6 +169,7 @@ export class PikvServer implements ConnectionHost, RespNode, HttpNode {
     });
     await this.resp?.listen(this.config.host, this.config.resp_port!, this.config.resp_port_explicit);
     this.cluster.start();
+    this.observe.start();
     this.sweep_timer = setInterval(() => this.sweep(), this.sweep_ms);
     this.sweep_timer.unref();
     return this.url;
@@ -270,6 +279,17 @@ export class PikvServer implements ConnectionHost, RespNode, HttpNode {
     return collectStats(this, this.connections.size, requests_inflight);
   }
 
+  /** Open connections by protocol (/metrics). */
+  connectionsByProtocol(): Record<ConnectionProtocol, number> {
+    const counts: Record<ConnectionProtocol, number> = { ws: 0, http: 0, resp: 0, peer: 0 };
+    for (const connection of this.connections) counts[connection.protocol]++;
+    return counts;
+  }
+
+  clusterStatus(): ClusterStatus {
+    return this.cluster.statusSnapshot();
+  }
+
   overBudget(): boolean {
     return this.inflight_bytes >= this.config.node_inflight_bytes_max;
   }
@@ -301,6 +321,7 @@ export class PikvServer implements ConnectionHost, RespNode, HttpNode {
     this.resp?.close();
     if (this.sweep_timer !== null) clearInterval(this.sweep_timer);
     this.cluster.stop();
+    this.observe.stop();
     const deadline_ms = Date.now() + this.config.shutdown_timeout_ms;
     while (this.requestsInflight() > 0 && Date.now() < deadline_ms) {
       await new Promise((resolve) => setTimeout(resolve, SHUTDOWN_POLL_MS));

@@ -28,6 +28,7 @@ import { RequestBudget, type BudgetHost, type ServedConnection } from '../reques
 import type { ExchangeHost, HttpExchange } from './http-exchange.js';
 import { codeReply, sendError } from './replies.js';
 import type { GuardSettings } from './request-guard.js';
+import type { Observe } from '../observe/observe.js';
 import { lingerOnClose, pauseHttpSocket, resumeHttpSocket } from './socket-flow.js';
 
 /** Most bytes of JSON per op beside its value: a per-op error with its message. */
@@ -54,6 +55,7 @@ export interface HttpConnectionHost extends BudgetHost {
   readonly dispatcher: Dispatcher;
   readonly guard: GuardSettings;
   readonly shutting_down: boolean;
+  readonly observe: Observe;
   onPaused(connection: ServedConnection): void;
   onClosed(connection: HttpConnection): void;
   log(message: string): void;
@@ -61,6 +63,7 @@ export interface HttpConnectionHost extends BudgetHost {
 }
 
 export class HttpConnection implements ServedConnection, ExchangeHost {
+  readonly protocol = 'http';
   readonly address: string;
   private readonly socket: Socket;
   private readonly host: HttpConnectionHost;
@@ -112,6 +115,10 @@ export class HttpConnection implements ServedConnection, ExchangeHost {
 
   get shutting_down(): boolean {
     return this.host.shutting_down;
+  }
+
+  get observe(): Observe {
+    return this.host.observe;
   }
 
   get requests_inflight(): number {

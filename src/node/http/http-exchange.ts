@@ -17,6 +17,8 @@ import { BodyReader, declaredBytes, hasBody, type BodyOutcome } from './body-rea
 import { codeReply, sendBody, sendError, sendNoContent, type ErrorReply } from './replies.js';
 import { checkAccess, checkSite, mediaTypeOf, type GuardSettings } from './request-guard.js';
 import { isRefusal, routeOf } from './routes.js';
+import type { Observe } from '../observe/observe.js';
+import { answerObserve, type ObserveRoute } from './observe-answers.js';
 
 /** What an exchange needs from its connection. */
 export interface ExchangeHost {
@@ -24,6 +26,8 @@ export interface ExchangeHost {
   readonly codec: WireCodec;
   readonly guard: GuardSettings;
   readonly shutting_down: boolean;
+  /** The node's metrics, summaries and dashboard (src/node/observe/). */
+  readonly observe: Observe;
   /**
    * Runs `batch` through the dispatcher under the connection's budget; `answered` is called
    * once it is answered, and never if the connection goes first. `bytes` is what it holds of
@@ -85,7 +89,8 @@ export class HttpExchange {
     if (access !== null) return this.refuseLogged(access);
     if (route.kind === 'health') return this.health();
     if (route.kind === 'batch') return this.batch();
-    return this.kv(route.key);
+    if (route.kind === 'kv') return this.kv(route.key);
+    return this.observeRoute(route);
   }
 
   /** The body was not received within frame_timeout_ms (slowloris): 408, and the connection closes at once. */
@@ -145,6 +150,17 @@ export class HttpExchange {
       if (serving) this.host.sent(this.res, sendBody(this.res, 200, `${JSON_TYPE}; charset=utf-8`, Buffer.from(`${JSON.stringify(fields)}\n`)));
       else this.host.sent(this.res, sendError(this.res, { ...codeReply(code), fields }));
     });
+  }
+
+  /** Metrics, dashboard files, summaries and the event stream: no body, no dispatcher. */
+  private observeRoute(route: ObserveRoute): void {
+    const answer = answerObserve(route, this.host.observe, this.res);
+    if (answer.refusal !== undefined) return this.refuse(answer.refusal);
+    if (answer.sent !== undefined) this.host.sent(this.res, answer.sent);
+    answer.pending?.then(
+      (bytes) => this.host.sent(this.res, bytes),
+      (error: unknown) => this.host.internalError(error, this.res),
+    );
   }
 
   // ---- batches ----

@@ -21,6 +21,7 @@ import { HttpConnection, type HttpConnectionHost } from './http-connection.js';
 import { HttpExchange } from './http-exchange.js';
 import { codeReply, rawErrorResponse, sendError, type ErrorReply } from './replies.js';
 import type { GuardSettings } from './request-guard.js';
+import type { Observe } from '../observe/observe.js';
 
 /** What the HTTP front end needs from the node (PikvServer). */
 export interface HttpNode extends BudgetHost {
@@ -28,6 +29,7 @@ export interface HttpNode extends BudgetHost {
   readonly codec: WireCodec;
   readonly dispatcher: Dispatcher;
   readonly shutting_down: boolean;
+  readonly observe: Observe;
   log(message: string): void;
   onPaused(connection: ServedConnection): void;
   hasRoomForConnection(): boolean;
@@ -170,6 +172,10 @@ export class HttpFront implements HttpConnectionHost {
 
   get shutting_down(): boolean {
     return this.node.shutting_down;
+  }
+
+  get observe(): Observe {
+    return this.node.observe;
   }
 
   get inflight_bytes(): number {

@@ -8,9 +8,12 @@
  *   Host header still shows the page's name.
  * - An Origin header, which browsers send with cross-origin requests and every write, must be
  *   this node's own, else 403. pikv serves no pages, so any other origin is a foreign page.
- * - With a client token, every route but /v1/health needs `Authorization: Bearer <token>`
- *   (401). The health check stays open for load balancers; it tells only node id, epoch and
- *   whether the node serves.
+ * - With a client token, every route but /v1/health and the dashboard's files needs
+ *   `Authorization: Bearer <token>` (401): /metrics, /v1/summary, /v1/cluster and /v1/events
+ *   too, as the node's stats are behind the token on every protocol. The health check stays
+ *   open for load balancers; it tells only node id, epoch and whether the node serves. The
+ *   dashboard's files (/, /dashboard/*) are the same code in every install and hold no data:
+ *   the page asks for the token and sends it with its own requests.
  * - A write (PUT, DELETE, POST) needs Content-Type application/json or application/cbor, or
  *   the token (403). A page can send a POST with a form or text/plain body to any address
  *   without asking first; a JSON or CBOR content type, or an Authorization header, makes the
@@ -73,7 +76,7 @@ export function hasToken(request: IncomingMessage, client_token: string): boolea
 /** Token and cross-site write rule, once the route is known. */
 export function checkAccess(request: IncomingMessage, route: Route, settings: GuardSettings): ErrorReply | null {
   const token_ok = hasToken(request, settings.client_token);
-  if (settings.client_token !== '' && !token_ok && route.kind !== 'health') {
+  if (settings.client_token !== '' && !token_ok && route.kind !== 'health' && route.kind !== 'asset') {
     const sent = header(request, 'authorization') !== undefined;
     return {
       status: 401, code: ErrorCode.AUTH_FAILED,

@@ -5,6 +5,11 @@
  *   GET|HEAD|PUT|DELETE /v1/kv/<key>   one key; the key is the rest of the path, percent-decoded
  *   POST /v1/batch                     many ops, JSON or CBOR body
  *   GET|HEAD /v1/health                node id, epoch, serving
+ *   GET|HEAD /metrics                  Prometheus text (docs/OBSERVABILITY.md)
+ *   GET|HEAD / and /dashboard/<file>   the dashboard page and its files
+ *   GET|HEAD /v1/summary               this node at a glance (JSON); ?history=1 adds 10 minutes of samples
+ *   GET|HEAD /v1/cluster               every member's summary and the ring (JSON); ?history=1 as above
+ *   GET /v1/events                     the dashboard's Server-Sent Events: /v1/cluster once a second
  *
  * Keys in the path: everything after `/v1/kv/` up to `?`, percent-decoded to bytes, so any key
  * can be reached: `a/b` is the key "a/b", `%2F` is a slash, `%FF` the byte 0xFF, and `+` is a
@@ -16,7 +21,16 @@ import { ErrorCode, type ErrorCodeName } from '../../protocol/errors.js';
 export type Route =
   | { kind: 'kv'; key: Buffer }
   | { kind: 'batch' }
-  | { kind: 'health' };
+  | { kind: 'health' }
+  | { kind: 'metrics' }
+  | { kind: 'asset'; name: string }
+  | { kind: 'summary'; history: boolean }
+  | { kind: 'cluster'; history: boolean }
+  | { kind: 'events' };
+
+/** Read-only routes that show the node's state (src/node/observe/): GET and HEAD only. */
+const OBSERVE_METHODS = 'GET, HEAD';
+const DASHBOARD_PREFIX = '/dashboard/';
 
 export interface RouteRefusal {
   status: number;
@@ -39,6 +53,8 @@ export function routeOf(method: string, url: string): Route | RouteRefusal {
   const query_at = url.indexOf('?');
   const path = query_at < 0 ? url : url.slice(0, query_at);
   const query = query_at < 0 ? '' : url.slice(query_at + 1);
+  const observe = observeRoute(method, path, query);
+  if (observe !== null) return observe;
   if (!path.startsWith(API_PREFIX)) {
     // Anything else on the port is probably a WebSocket client that forgot to upgrade, or a
     // person trying the port: say what the port speaks (426, as before the HTTP API existed).
@@ -65,6 +81,27 @@ export function routeOf(method: string, url: string): Route | RouteRefusal {
     return { kind: 'health' };
   }
   return { status: 404, code: ErrorCode.UNKNOWN_ROUTE, message: `no route ${JSON.stringify(truncate(path))}: the HTTP API is GET, PUT and DELETE /v1/kv/<key>, POST /v1/batch and GET /v1/health` };
+}
+
+/** The dashboard and metrics routes, or null when `path` is none of them. */
+function observeRoute(method: string, path: string, query: string): Route | RouteRefusal | null {
+  let route: Route;
+  if (path === '/') route = { kind: 'asset', name: 'index.html' };
+  else if (path.startsWith(DASHBOARD_PREFIX)) route = { kind: 'asset', name: path.slice(DASHBOARD_PREFIX.length) };
+  else if (path === '/metrics') route = { kind: 'metrics' };
+  else if (path === '/v1/summary') route = { kind: 'summary', history: false };
+  else if (path === '/v1/cluster') route = { kind: 'cluster', history: false };
+  else if (path === '/v1/events') route = { kind: 'events' };
+  else return null;
+  if (method !== 'GET' && (method !== 'HEAD' || route.kind === 'events')) return notAllowed(method, route.kind === 'events' ? 'GET' : OBSERVE_METHODS);
+  if (route.kind === 'summary' || route.kind === 'cluster') {
+    if (query === 'history=1') return { ...route, history: true };
+    if (query !== '') return badRequest(`unknown query ${JSON.stringify(truncate(query))}; ${path} takes only history=1`);
+    return route;
+  }
+  // Browsers add cache-busting queries to files now and then; nothing else takes one.
+  if (query !== '' && route.kind !== 'asset') return badRequest(`${path} takes no query parameters`);
+  return route;
 }
 
 export function isRefusal(value: Route | RouteRefusal): value is RouteRefusal {

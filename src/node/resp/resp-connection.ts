@@ -48,6 +48,7 @@ const QUIET_ERRORS = new Set(['ECONNRESET', 'EPIPE', 'ETIMEDOUT']);
 const argsMax = (config: ServerConfig): number => Math.min(1024 * 1024, 2 * config.batch_ops_max + 1);
 
 export class RespConnection implements ServedConnection {
+  readonly protocol = 'resp';
   readonly address: string;
   private readonly socket: Socket;
   private readonly host: RespConnectionHost;
