@@ -91,6 +91,7 @@ program
   .option('--heartbeat-interval-ms <ms>', 'cluster: heartbeat period; 3 missed answers mark a peer down (default 500)')
   .option('--forward-timeout-ms <ms>', 'cluster: bound on every forwarded request (default 5000)')
   .option('--repair', 'with --data-dir: start even if files are damaged, dropping what cannot be read')
+  .option('--clock-sync <mode>', 'trust this node\'s clock for key expiry: auto (systemd NTPSynchronized, else year >= 2024) | yes | no (default auto); unsynchronised: TTL ops answer CLOCK_UNSYNCED')
   .action(runServe);
 
 program.command('get').description('print the value of KEY; exit 1 if absent').argument('<key>').addOption(urlOption()).action(runGet);

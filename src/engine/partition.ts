@@ -71,6 +71,9 @@ export class Partition {
   private restart_times_ms: number[] = [];
   private exited: Promise<void> = Promise.resolve();
 
+  /** False in a cluster: see WorkerInit.expire_locally. Set before start(). */
+  expire_locally = true;
+
   constructor(index: number, table_bytes: number, reply_bytes_max: number, log: Logger, persistence: PersistenceOptions | null = null) {
     this.index = index;
     this.persistence = persistence;
@@ -83,7 +86,10 @@ export class Partition {
   }
 
   start(): void {
-    const init: WorkerInit = { table_memory: this.table_memory, stats_memory: this.stats_memory, partition: this.index, reply_bytes_max: this.reply_bytes_max };
+    const init: WorkerInit = {
+      table_memory: this.table_memory, stats_memory: this.stats_memory, partition: this.index, reply_bytes_max: this.reply_bytes_max,
+      expire_locally: this.expire_locally,
+    };
     if (this.persistence !== null) init.persistence = this.persistence;
     const worker = new Worker(WORKER_URL, { workerData: init, name: `pikv-partition-${this.index}` });
     this.worker = worker;
@@ -133,6 +139,7 @@ export class Partition {
     const position = packet.op_count;
     const data_offset = packet.data_bytes;
     packet.op[position] = op;
+    packet.expiry[position] = ref.expiry_ms;
     packet.hash[position] = hash;
     packet.key_length[position] = key_length;
     packet.value_length[position] = value_length;
@@ -180,6 +187,7 @@ export class Partition {
       if (!owners[i]!.cancelled) {
         if (kept !== i) {
           packet.op[kept] = packet.op[i]!;
+          packet.expiry[kept] = packet.expiry[i]!;
           packet.hash[kept] = packet.hash[i]!;
           packet.key_length[kept] = packet.key_length[i]!;
           packet.value_length[kept] = packet.value_length[i]!;

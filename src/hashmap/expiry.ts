@@ -21,10 +21,14 @@ import { descriptorAt, rebuildSlotsFor, startRebuild } from './migration.js';
 import { entryValid, slotArrayValid } from './slots.js';
 import type { TableViews } from './views.js';
 
-/** Walks `slots` slots of one array from `start`; returns [visited live, deleted] added into `result`. */
+/**
+ * Walks `slots` slots of one array from `start`, adding live entries visited to result[1] and
+ * expired ones to result[2]. With `found` null it deletes them; otherwise it only records their
+ * refs in found[result[2]] (and stops recording when `found` is full).
+ */
 function expireArray(
   views: TableViews, index_ref: number, index_slots: number, start: number, slots: number, now_ms: number, primary: boolean,
-  result: Float64Array,
+  result: Float64Array, found: Uint32Array | null,
 ): void {
   if (!slotArrayValid(views, index_ref, index_slots)) return;
   const u32 = views.u32;
@@ -38,6 +42,11 @@ function expireArray(
     if (!entryValid(views, ref) || (entryFlags(u32, ref) & ENTRY_HAS_EXPIRY) === 0) continue;
     const expiry_ms = entryExpiry(u32, ref);
     if (expiry_ms > now_ms) continue;
+    if (found !== null) {
+      if (result[2]! < found.length) found[result[2]!] = ref;
+      result[2]! += 1;
+      continue;
+    }
     const payload_bytes = entryKeyLength(u32, ref) + entryValueLength(u32, ref);
     const block_bytes = entryBlockBytes(u32, ref);
     u32[slot + 1] = REF_TOMBSTONE; // publish
@@ -52,9 +61,9 @@ function expireArray(
 
 /**
  * One step; writes the next cursor to result[0], live entries visited to result[1] and
- * entries deleted to result[2].
+ * entries deleted (or, with `found`, found expired and listed there) to result[2].
  */
-export function expireStep(views: TableViews, cursor: number, slots_max: number, now_ms: number, result: Float64Array): void {
+export function expireStep(views: TableViews, cursor: number, slots_max: number, now_ms: number, result: Float64Array, found: Uint32Array | null = null): void {
   const u32 = views.u32;
   const d = descriptorAt(u32);
   const index_ref = u32[d + D_INDEX_REF]!;
@@ -64,12 +73,12 @@ export function expireStep(views: TableViews, cursor: number, slots_max: number,
   const slots = Math.max(1, Math.min(Math.floor(slots_max), 0x1000_0000));
   result[1] = 0;
   result[2] = 0;
-  expireArray(views, index_ref, index_slots, start, slots, now_ms, true, result);
-  if (old_ref !== 0) expireArray(views, old_ref, u32[d + D_OLD_SLOTS]!, start, slots, now_ms, false, result);
+  expireArray(views, index_ref, index_slots, start, slots, now_ms, true, result, found);
+  if (old_ref !== 0) expireArray(views, old_ref, u32[d + D_OLD_SLOTS]!, start, slots, now_ms, false, result, found);
   result[0] = index_slots > 0 ? (start + slots) % index_slots : 0;
   // Shrink a table that expiry left sparse, as HashTable.delete does.
   const keys = u32[H_KEYS]!;
-  if (result[2]! > 0 && old_ref === 0 && index_slots > INDEX_SLOTS_MIN && keys * 8 < index_slots) {
+  if (found === null && result[2]! > 0 && old_ref === 0 && index_slots > INDEX_SLOTS_MIN && keys * 8 < index_slots) {
     startRebuild(views, rebuildSlotsFor(keys, index_slots));
   }
 }

@@ -251,7 +251,16 @@ export class HashTable {
    * Writer only.
    */
   expireStep(cursor: number, slots_max: number, now_ms: number, result: Float64Array): void {
-    expireStep(this.views, cursor, slots_max, now_ms, result);
+    expireStep(this.views, cursor, slots_max, now_ms, result, null);
+  }
+
+  /**
+   * Read-only twin of expireStep: lists the refs of expired entries in `found` (at most its
+   * length; result[2] counts all) instead of deleting them, so the caller can log their deletes
+   * first and then delete them by key. Refs are valid until the next put/delete.
+   */
+  findExpired(cursor: number, slots_max: number, now_ms: number, result: Float64Array, found: Uint32Array): void {
+    expireStep(this.views, cursor, slots_max, now_ms, result, found);
   }
 
   /** Slot (> 0) holding `key` in the primary or the old array, or <= 0 if absent. Advances a migration first. */

@@ -83,6 +83,13 @@ export interface ServerConfig {
   compact_min_bytes: number;
   /** Start even if the data directory is damaged, dropping what cannot be read. */
   repair: boolean;
+  /**
+   * Whether this node's clock may be trusted for expiries (docs/PROTOCOL.md, "Expiry"): "auto"
+   * asks systemd (timedatectl NTPSynchronized) and, where that cannot answer, checks that the
+   * year is at least 2024; "yes" and "no" decide without looking. A node whose clock is not
+   * synchronised answers CLOCK_UNSYNCED to ops that depend on the time.
+   */
+  clock_sync: string;
   /** Enables DEBUG_KILL_WORKER. Only from the PIKV_TEST_HOOKS=1 environment variable. */
   test_hooks: boolean;
 }
@@ -126,6 +133,7 @@ export function defaultConfig(): ServerConfig {
     fsync: 'everysec',
     compact_min_bytes: 64 * 1024 * 1024,
     repair: false,
+    clock_sync: 'auto',
     test_hooks: process.env['PIKV_TEST_HOOKS'] === '1',
   };
 }
@@ -251,5 +259,6 @@ export function validateConfig(config: ServerConfig): ServerConfig {
   check((FSYNC_POLICIES as readonly string[]).includes(config.fsync), `fsync must be one of ${FSYNC_POLICIES.join(', ')}, got ${JSON.stringify(config.fsync)}`);
   check(config.compact_min_bytes >= 4096, 'compact_min_bytes must be at least 4kb');
   check(!config.repair || config.data_dir !== '', 'repair needs data_dir');
+  check(['auto', 'yes', 'no'].includes(config.clock_sync), `clock_sync must be auto, yes or no, got ${JSON.stringify(config.clock_sync)}`);
   return config;
 }

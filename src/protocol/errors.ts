@@ -31,6 +31,8 @@ export const ErrorCode = {
   AUTH_FAILED: 'AUTH_FAILED',
   CLUSTER_BUSY: 'CLUSTER_BUSY',
   CLUSTER_UNAVAILABLE: 'CLUSTER_UNAVAILABLE',
+  BAD_EXPIRY: 'BAD_EXPIRY',
+  CLOCK_UNSYNCED: 'CLOCK_UNSYNCED',
   // Whole-request errors, sent as {err, msg}.
   BAD_FRAME: 'BAD_FRAME',
   BAD_REQUEST: 'BAD_REQUEST',
@@ -85,6 +87,8 @@ const STATUS_NAMES: ReadonlyMap<number, ErrorCodeName> = new Map<number, ErrorCo
   [Status.AUTH_FAILED, ErrorCode.AUTH_FAILED],
   [Status.CLUSTER_BUSY, ErrorCode.CLUSTER_BUSY],
   [Status.CLUSTER_UNAVAILABLE, ErrorCode.CLUSTER_UNAVAILABLE],
+  [Status.BAD_EXPIRY, ErrorCode.BAD_EXPIRY],
+  [Status.CLOCK_UNSYNCED, ErrorCode.CLOCK_UNSYNCED],
 ]);
 
 /** The stable code of a status byte; unknown bytes from a newer server read as INTERNAL. */
@@ -110,6 +114,8 @@ const MESSAGES: Readonly<Record<ErrorCodeName, string>> = {
   AUTH_FAILED: 'missing or wrong cluster secret or client token',
   CLUSTER_UNAVAILABLE: 'this node does not hold the current cluster view from etcd (starting, or cut off from etcd); it serves nothing until it does; retry, or try another node',
   CLUSTER_BUSY: 'another membership change is still moving data, or nodes are still deleting old copies after one; retry when it has finished',
+  BAD_EXPIRY: 'the expiry is not a valid time (xp: a whole number of ms since the Unix epoch, or -1 on a PUT to keep the current one; tl: a whole number of ms >= 0), or the op takes none',
+  CLOCK_UNSYNCED: 'this node\'s clock is not known to be synchronised (NTP), so it refuses ops that depend on the time (expiries, TTL reads); fix its time sync (docs/PROTOCOL.md, "Expiry")',
   BAD_FRAME: 'frame is not valid CBOR',
   BAD_REQUEST: 'request does not have the shape described in docs/PROTOCOL.md',
   UNSUPPORTED_VERSION: 'protocol version not supported',
