@@ -4,6 +4,9 @@
  * --data-dir (docs/PROTOCOL.md, "Expiry").
  */
 import assert from 'node:assert/strict';
+import { copyFileSync, readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { after, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { connect, Op, WireCodec, type PikvClient } from '../src/index.js';
@@ -157,5 +160,32 @@ describe('expiry with --data-dir', { timeout: 60_000 }, () => {
     ({ server, kv } = await start(args));
     assert.equal(await kv.get('gone'), undefined);
     assert.equal(await kv.ttl('gone'), undefined);
+  });
+});
+
+describe('a data directory written before expiry (format version 1)', { timeout: 60_000 }, () => {
+  it('loads, takes TTLs, and loads again after the upgrade', async () => {
+    const dir = temporaryDataDir('data-v1');
+    const fixture = fileURLToPath(new URL('../../test/fixtures/data-v1/', import.meta.url));
+    for (const name of readdirSync(fixture)) if (name !== 'README.md') copyFileSync(join(fixture, name), join(dir, name));
+    assert.match(readFileSync(join(dir, 'MANIFEST'), 'utf8'), /"version":1/);
+    const args = ['--data-dir', dir, '--key-bytes-max', '4kb'];
+    let { server, kv } = await start(args);
+    assert.match(server.output(), /recovered 100 keys/);
+    assert.equal(Buffer.from((await kv.get('old-0'))!).toString(), 'value-0');
+    assert.equal(await kv.get('old-7'), undefined);
+    assert.equal(Buffer.from((await kv.get('old-8'))!).toString(), 'overwritten');
+    assert.equal(Buffer.from((await kv.get('k'.repeat(3000)))!).toString(), 'long-key value');
+    assert.equal(await kv.ttl('old-1'), null);
+    assert.equal(await kv.expire('old-1', 120_000), true);
+    await kv.put('new', 'n', { ttl_ms: 120_000 });
+    assert.match(readFileSync(join(dir, 'MANIFEST'), 'utf8'), /"version":2/);
+    await kv.close();
+    await server.stop();
+    ({ server, kv } = await start(args));
+    assert.match(server.output(), /recovered 101 keys/);
+    assert.ok(((await kv.ttl('old-1')) ?? 0) > 100_000);
+    assert.ok(((await kv.ttl('new')) ?? 0) > 100_000);
+    assert.equal(Buffer.from((await kv.get('old-1'))!).toString(), 'value-1');
   });
 });

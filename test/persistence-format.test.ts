@@ -97,7 +97,7 @@ describe('log records', () => {
 
   it('refuse a file written for another partition or worker count', () => {
     const { path } = writeLog('other.log', 1);
-    assert.throws(() => readRecordFile(path, { ...EXPECT, workers: 3 }, { repair: false }, () => {}), /expected magic "PIKVLOG\\u0000", version 1, workers 3/);
+    assert.throws(() => readRecordFile(path, { ...EXPECT, workers: 3 }, { repair: false }, () => {}), /expected magic "PIKVLOG\\u0000", version 1..2, workers 3/);
   });
 
   it('treat a file shorter than its header as empty', () => {
