@@ -86,7 +86,8 @@ describe('RESP2 front end', { timeout: 180_000 }, () => {
     assert.equal(await cli('echo', 'bytes'), 'bytes');
     assert.equal(await cli('select', '0'), 'OK');
     assert.match(await cli('select', '1'), /^ERR DB index is out of range/);
-    assert.match(await cli('set', 'cli:t', 'v', 'EX', '10'), /^ERR SET EX is not supported yet: pikv has no key expiry yet/);
+    assert.equal(await cli('set', 'cli:t', 'v', 'EX', '10'), 'OK');
+    assert.match(await cli('set', 'cli:t', 'v', 'EX', '0'), /^ERR invalid expire time in 'set' command/);
     assert.match(await cli('set', 'cli:t', 'v', 'NX'), /^ERR SET NX is not supported yet/);
     assert.match(await cli('set', 'cli:t', 'v', 'bogus'), /^ERR syntax error/);
     assert.match(await cli('getdel', 'cli:greeting'), /^ERR GETDEL is not supported yet/);

@@ -95,7 +95,9 @@ program
   .action(runServe);
 
 program.command('get').description('print the value of KEY; exit 1 if absent').argument('<key>').addOption(urlOption()).action(runGet);
-program.command('put').description('set KEY to VALUE').argument('<key>').argument('<value>').addOption(urlOption()).action(runPut);
+program.command('put').description('set KEY to VALUE').argument('<key>').argument('<value>')
+  .option('--ttl <duration>', 'the key expires after this long (500ms, 10s, 5m, 2h, 7d; bare numbers are seconds), by the node\'s clock')
+  .addOption(urlOption()).action(runPut);
 program.command('del').alias('delete').description('delete KEY; exit 1 if it was absent').argument('<key>').addOption(urlOption()).action(runDel);
 program
   .command('stats')

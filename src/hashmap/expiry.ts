@@ -2,8 +2,8 @@
 //
 // Like Redis's activeExpireCycle, the caller runs steps while they keep finding expired keys
 // and stops when a step finds few (or its time budget is spent). A step walks `slots_max`
-// consecutive slots of the primary slot array from the cursor (and as many of the old array
-// while a rebuild runs), so its cost is bounded whatever the table holds. The cursor is a
+// consecutive slots of the primary slot array from the cursor (and the same share of the old
+// array while a rebuild runs), so its cost is bounded whatever the table holds. The cursor is a
 // primary slot position that wraps; after a rebuild it simply points somewhere else in the new
 // array, which only changes the order keys are sampled in.
 //
@@ -74,7 +74,13 @@ export function expireStep(views: TableViews, cursor: number, slots_max: number,
   result[1] = 0;
   result[2] = 0;
   expireArray(views, index_ref, index_slots, start, slots, now_ms, true, result, found);
-  if (old_ref !== 0) expireArray(views, old_ref, u32[d + D_OLD_SLOTS]!, start, slots, now_ms, false, result, found);
+  if (old_ref !== 0) {
+    // The old array may be larger (a shrink) or smaller (a growth): walk the same share of it,
+    // so one pass of the cursor over the primary covers all of the old one too.
+    const old_slots = u32[d + D_OLD_SLOTS]!;
+    const scale = index_slots > 0 ? old_slots / index_slots : 1;
+    expireArray(views, old_ref, old_slots, Math.floor((start % Math.max(1, index_slots)) * scale), Math.max(1, Math.ceil(slots * scale)), now_ms, false, result, found);
+  }
   result[0] = index_slots > 0 ? (start + slots) % index_slots : 0;
   // Shrink a table that expiry left sparse, as HashTable.delete does.
   const keys = u32[H_KEYS]!;
