@@ -67,7 +67,7 @@ export type ErrorCodeName = (typeof ErrorCode)[keyof typeof ErrorCode];
 /** Codes after which the same op may safely be sent again (it was not executed, or is idempotent to retry). */
 export const RETRYABLE_CODES: ReadonlySet<string> = new Set([
   ErrorCode.WORKER_RESTARTED, ErrorCode.SHUTTING_DOWN, ErrorCode.DISK_ERROR, ErrorCode.STALE_RING, ErrorCode.NODE_DOWN, ErrorCode.CLUSTER_BUSY,
-  ErrorCode.CLUSTER_UNAVAILABLE, ErrorCode.TOO_MANY_CONNECTIONS,
+  ErrorCode.CLUSTER_UNAVAILABLE, ErrorCode.TOO_MANY_CONNECTIONS, ErrorCode.CLOCK_UNSYNCED,
 ]);
 
 const STATUS_NAMES: ReadonlyMap<number, ErrorCodeName> = new Map<number, ErrorCodeName>([
