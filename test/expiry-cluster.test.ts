@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { connect } from '../src/index.js';
+import { connect, connectCluster } from '../src/index.js';
 import { startNode, waitForClean, waitForMembers } from './helpers/cluster.js';
 import { clusters, startThree, withCluster } from './helpers/etcd-cluster.js';
 import { etcdMissing } from './helpers/etcd.js';
@@ -56,6 +56,15 @@ describe('expiry across a data move (gossip)', { timeout: 90_000 }, () => {
         assert.ok(ttl <= before.get(`m:${i}`)! && ttl > 500_000, `m:${i}: ${ttl}`);
       }
       assert.equal(await kv.ttl('m:plain'), null);
+      // The cluster client sends a relative TTL straight to each key's owner.
+      const cluster_kv = await connectCluster([a.url]);
+      try {
+        await cluster_kv.put('cc:1', 'v', { ttl_ms: 60_000 });
+        await cluster_kv.put('cc:2', 'v', { ttl_ms: 60_000 });
+      } finally {
+        await cluster_kv.close();
+      }
+      for (const key of ['cc:1', 'cc:2']) assert.ok(((await kv.ttl(key)) ?? 0) > 50_000, key);
       await sleep(1600);
       assert.equal(await kv.get('m:short'), undefined);
     } finally {
