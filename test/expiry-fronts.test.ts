@@ -33,22 +33,22 @@ describe('expiry through RESP, HTTP and the CLI', { timeout: 120_000 }, () => {
   it('redis-cli: SET EX/PX/EXAT/PXAT/KEEPTTL, SETEX, PSETEX, EXPIRE*, TTL, PTTL, PERSIST', { skip: NO_REDIS_CLI }, async () => {
     assert.equal(await cli('set', 'r:a', 'v', 'EX', '100'), 'OK');
     const ttl = Number(await cli('ttl', 'r:a'));
-    assert.ok(ttl === 100 || ttl === 99, `TTL ${ttl}`);
+    assert.ok(ttl >= 95 && ttl <= 100, `TTL ${ttl}`);
     const pttl = Number(await cli('pttl', 'r:a'));
-    assert.ok(pttl > 98_000 && pttl <= 100_000, `PTTL ${pttl}`);
+    assert.ok(pttl > 95_000 && pttl <= 100_000, `PTTL ${pttl}`);
     assert.equal(await cli('ttl', 'r:none'), '-2');
     assert.equal(await cli('pttl', 'r:none'), '-2');
     assert.equal(await cli('set', 'r:b', 'v'), 'OK');
     assert.equal(await cli('ttl', 'r:b'), '-1');
     assert.equal(await cli('expire', 'r:b', '50'), '1');
-    assert.ok(Number(await cli('ttl', 'r:b')) >= 49);
+    assert.ok(Number(await cli('ttl', 'r:b')) >= 45);
     assert.equal(await cli('persist', 'r:b'), '1');
     assert.equal(await cli('persist', 'r:b'), '0');
     assert.equal(await cli('ttl', 'r:b'), '-1');
     assert.equal(await cli('expire', 'r:none', '50'), '0');
     // SET without KEEPTTL clears the TTL; with KEEPTTL keeps it.
     assert.equal(await cli('set', 'r:a', 'w', 'KEEPTTL'), 'OK');
-    assert.ok(Number(await cli('ttl', 'r:a')) >= 98);
+    assert.ok(Number(await cli('ttl', 'r:a')) >= 95);
     assert.equal(await cli('get', 'r:a'), 'w');
     assert.equal(await cli('set', 'r:a', 'x'), 'OK');
     assert.equal(await cli('ttl', 'r:a'), '-1');
@@ -59,7 +59,7 @@ describe('expiry through RESP, HTTP and the CLI', { timeout: 120_000 }, () => {
     assert.ok(Number(await cli('pttl', 'r:d')) > 290_000);
     assert.equal(await cli('set', 'r:e', 'v', 'PX', '200'), 'OK');
     assert.equal(await cli('setex', 'r:f', '300', 'sv'), 'OK');
-    assert.ok(Number(await cli('ttl', 'r:f')) >= 299);
+    assert.ok(Number(await cli('ttl', 'r:f')) >= 295);
     assert.equal(await cli('psetex', 'r:g', '250', 'pv'), 'OK');
     assert.equal(await cli('pexpireat', 'r:c', String(Date.now() + 400_000)), '1');
     assert.ok(Number(await cli('pttl', 'r:c')) > 390_000);
@@ -87,17 +87,17 @@ describe('expiry through RESP, HTTP and the CLI', { timeout: 120_000 }, () => {
 
   it('curl: PUT /v1/kv/{key}?ttl=SECONDS', { skip: NO_CURL }, async () => {
     const base = httpBase(server.url);
-    const put = await curl(['-X', 'PUT', '-H', 'content-type: application/octet-stream', '-H', 'x-pikv-test: 1', '--data-binary', 'hv', `${base}/v1/kv/h:a?ttl=1`]);
+    const put = await curl(['-X', 'PUT', '-H', 'content-type: application/octet-stream', '-H', 'x-pikv-test: 1', '--data-binary', 'hv', `${base}/v1/kv/h:a?ttl=3`]);
     assert.ok(put.status === 204 || put.status === 403, `status ${put.status}`);
     if (put.status === 403) {
       // A write without a JSON or CBOR type is refused as cross-site (docs/PROTOCOL.md): send one.
-      const again = await curl(['-X', 'PUT', '-H', 'content-type: application/json', '--data-binary', 'hv', `${base}/v1/kv/h:a?ttl=1`]);
+      const again = await curl(['-X', 'PUT', '-H', 'content-type: application/json', '--data-binary', 'hv', `${base}/v1/kv/h:a?ttl=3`]);
       assert.equal(again.status, 204);
     }
     const ttl = await kv.ttl('h:a');
-    assert.ok(typeof ttl === 'number' && ttl > 0 && ttl <= 1000, `ttl ${ttl}`);
+    assert.ok(typeof ttl === 'number' && ttl > 0 && ttl <= 3000, `ttl ${ttl}`);
     assert.equal((await curl([`${base}/v1/kv/h:a`])).body.toString(), 'hv');
-    await sleep(1200);
+    await sleep(3200);
     assert.equal((await curl([`${base}/v1/kv/h:a`])).status, 404);
     const bad = await curl(['-X', 'PUT', '-H', 'content-type: application/json', '--data-binary', 'v', `${base}/v1/kv/h:b?ttl=-5`]);
     assert.equal(bad.status, 400);

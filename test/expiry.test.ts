@@ -66,10 +66,11 @@ describe('expiry over the WebSocket protocol', { timeout: 60_000 }, () => {
 
   it('an expired key is never returned, and the worker deletes it', async () => {
     const { kv } = await start();
-    await kv.put('short', 'v', { ttl_ms: 150 });
-    await kv.put('batched', 'v', { ttl_ms: 150 });
+    // Long enough to be read back first on a loaded machine.
+    await kv.put('short', 'v', { ttl_ms: 1500 });
+    await kv.put('batched', 'v', { ttl_ms: 1500 });
     assert.equal(Buffer.from((await kv.get('short'))!).toString(), 'v');
-    await sleep(250);
+    await sleep(1700);
     assert.equal(await kv.get('short'), undefined);
     const results = await kv.batch([{ op: 'get', key: 'batched' }, { op: 'put', key: 'c', value: 'v', ttl_ms: 100_000 }]);
     assert.equal(results[0]!.code, 'NOT_FOUND');
@@ -130,16 +131,16 @@ describe('expiry with --data-dir', { timeout: 60_000 }, () => {
     const args = ['--data-dir', dir];
     let { server, kv } = await start(args);
     await kv.put('long', 'L', { ttl_ms: 120_000 });
-    await kv.put('short', 'S', { ttl_ms: 800 });
+    await kv.put('short', 'S', { ttl_ms: 3000 });
     await kv.put('plain', 'P');
-    await kv.put('extended', 'E', { ttl_ms: 800 });
+    await kv.put('extended', 'E', { ttl_ms: 3000 });
     assert.equal(await kv.expire('extended', 120_000), true, 'extended before it expired');
-    await kv.put('persisted', 'Q', { ttl_ms: 800 });
+    await kv.put('persisted', 'Q', { ttl_ms: 3000 });
     assert.equal(await kv.persist('persisted'), true);
     const long_before = (await kv.ttl('long'))!;
     await kv.close();
     await server.stop();
-    await sleep(1000);
+    await sleep(3000);
     ({ server, kv } = await start(args));
     assert.match(server.output(), /dropped 1 keys whose expiry passed while the node was down/);
     assert.equal(await kv.get('short'), undefined);
@@ -148,8 +149,8 @@ describe('expiry with --data-dir', { timeout: 60_000 }, () => {
     assert.equal(Buffer.from((await kv.get('persisted'))!).toString(), 'Q');
     assert.equal(await kv.ttl('persisted'), null);
     const long_after = (await kv.ttl('long'))!;
-    // Absolute: the time spent down counts (about 1 s here), it is not restarted.
-    assert.ok(long_after < long_before - 900 && long_after > 100_000, `before ${long_before}, after ${long_after}`);
+    // Absolute: the time spent down counts (over 3 s here), it is not restarted.
+    assert.ok(long_after < long_before - 2900 && long_after > 100_000, `before ${long_before}, after ${long_after}`);
     // A key expired on access is logged as deleted: an EXPIRE after it must not bring it back on replay.
     await kv.put('gone', 'G', { ttl_ms: 200 });
     await sleep(300);
