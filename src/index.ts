@@ -2,7 +2,7 @@
  * The pikv package: the client library, plus what a client in another language or a
  * benchmark needs to speak the protocol directly.
  */
-export { connect, PikvClient, type ClientOptions, type ColumnBatch, type ColumnResults } from './client/client.js';
+export { connect, PikvClient, type ClientOptions, type ColumnBatch, type ColumnResults, type PutOptions } from './client/client.js';
 export type { BatchOp, Bytes, OpResult } from './client/ops.js';
 export { connectCluster, PikvClusterClient, type ClusterClientOptions } from './client/cluster-client.js';
 export { HashRing, type RingNode } from './routing/ring.js';

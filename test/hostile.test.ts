@@ -114,7 +114,7 @@ describe('Hostile input never crashes or wedges a node', { timeout: 120_000 }, (
   });
 
   it('answers unknown op codes with a per-op UNKNOWN_OP and still executes the rest of the request', async () => {
-    const unknown = [0, 12, 99, 128, 239, 240, 241, 255]; // 6-11 are the cluster ops (docs/PROTOCOL.md)
+    const unknown = [0, 15, 99, 128, 239, 240, 241, 255]; // 6-11 are the cluster ops, 12-14 EXPIRE, PERSIST, TTL (docs/PROTOCOL.md)
     const ops = [Op.PUT, ...unknown, Op.GET];
     const key_lengths = ops.map((op) => (op === Op.PUT || op === Op.GET ? 7 : op === 99 ? 3 : 0));
     const socket = await RawSocket.open(server.url);

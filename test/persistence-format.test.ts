@@ -97,12 +97,54 @@ describe('log records', () => {
 
   it('refuse a file written for another partition or worker count', () => {
     const { path } = writeLog('other.log', 1);
-    assert.throws(() => readRecordFile(path, { ...EXPECT, workers: 3 }, { repair: false }, () => {}), /expected magic "PIKVLOG\\u0000", version 1, workers 3/);
+    assert.throws(() => readRecordFile(path, { ...EXPECT, workers: 3 }, { repair: false }, () => {}), /expected magic "PIKVLOG\\u0000", version 1..2, workers 3/);
   });
 
   it('treat a file shorter than its header as empty', () => {
     const path = join(dir, 'short.log');
     writeFileSync(path, Buffer.alloc(FILE_HEADER_BYTES - 1));
     assert.equal(countOps(path).result.header_torn, true);
+  });
+});
+
+describe('BATCH ops with expiry (format version 2)', () => {
+  it('round-trips the flags and the absolute expiry, and a version-1 op reads as one without', async () => {
+    const { OP_EXPIRE, OP_PERSIST, OPF_HAS_EXPIRY, OPF_KEEP_EXPIRY, RECORD_HEADER_BYTES } = await import('../src/persistence/format.js');
+    const { readLoggedOp, applyLoggedOp } = await import('../src/persistence/logged-op.js');
+    const { createTableMemory, HashTable } = await import('../src/hashmap/index.js');
+    const buffer = new RecordBuffer();
+    buffer.beginRecord(RECORD_BATCH);
+    const data = Buffer.from('kAvalue1value2');
+    const T = 1_900_000_000_777;
+    buffer.appendOp(OP_PUT, 5, data, 0, 2, 2, 6, OPF_HAS_EXPIRY, T);
+    buffer.appendOp(OP_PUT, 5, data, 0, 2, 8, 6, OPF_KEEP_EXPIRY, 0);
+    buffer.appendOp(OP_EXPIRE, 5, data, 0, 2, 0, 0, OPF_HAS_EXPIRY, T + 1);
+    buffer.appendOp(OP_PERSIST, 5, data, 0, 2, 0, 0);
+    buffer.appendOp(OP_DELETE, 5, data, 0, 2, 0, 0);
+    buffer.endRecord();
+    const bytes = buffer.bytes.subarray(0, buffer.length);
+    const op = { op: 0, flags: 0, expiry_ms: 0, hash: 0, key_offset: 0, key_length: 0, value_length: 0 };
+    const table = new HashTable(createTableMemory(1 << 20));
+    const seen: [number, number, number, number | null][] = [];
+    let at = RECORD_HEADER_BYTES;
+    for (let i = 0; i < 5; i++) {
+      at = readLoggedOp(bytes, at, bytes.length, op);
+      assert.ok(at > 0);
+      applyLoggedOp(table, bytes, op);
+      const ref = table.find(5, Buffer.from('kA'), 0, 2);
+      seen.push([op.op, op.flags, op.expiry_ms, ref === 0 ? null : table.expiry(ref)]);
+    }
+    assert.equal(at, bytes.length);
+    assert.deepEqual(seen, [
+      [OP_PUT, OPF_HAS_EXPIRY, T, T],
+      [OP_PUT, OPF_KEEP_EXPIRY, 0, T], // KEEP takes the expiry the replay reached
+      [OP_EXPIRE, OPF_HAS_EXPIRY, T + 1, T + 1],
+      [OP_PERSIST, 0, 0, 0],
+      [OP_DELETE, 0, 0, null],
+    ]);
+    // Unknown flag bits are refused, not misread.
+    const bad = Buffer.from(bytes);
+    bad[RECORD_HEADER_BYTES + 1] = 0x80;
+    assert.equal(readLoggedOp(bad, RECORD_HEADER_BYTES, bad.length, op), -1);
   });
 });

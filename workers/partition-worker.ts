@@ -8,11 +8,13 @@
  * one key in the order a connection sent them.
  */
 import { parentPort, workerData } from 'node:worker_threads';
-import { HashTable, PREFETCH_OPS_MAX, PUT_OK, PUT_OUT_OF_MEMORY } from '../src/hashmap/index.js';
+import { HashTable, PREFETCH_OPS_MAX, PUT_NOT_FOUND, PUT_OK, PUT_OUT_OF_MEMORY } from '../src/hashmap/index.js';
 import { PartitionLog } from '../src/persistence/partition-log.js';
-import { Op, Status } from '../src/protocol/constants.js';
+import { EXPIRY_KEEP, Op, Status } from '../src/protocol/constants.js';
 import { HEADER_DATA_BYTES, HEADER_OP_COUNT, ReplyPacket, RequestPacket, WorkerCounter, type WorkerInit, type WorkerToMain } from '../src/engine/packet.js';
 import { Owner, TableOwner } from '../src/engine/table-owner.js';
+import { ExpiredKeys } from '../src/engine/expired-keys.js';
+import { KEY_HASH_SEED, murmur3_x86_32 } from '../src/routing/murmur3.js';
 
 /** Migration slots moved per batch on top of the table's own per-write steps, so growth also finishes under read-mostly load. */
 const MIGRATION_SLOTS_PER_BATCH = 256;
@@ -48,6 +50,155 @@ const reapplied_ops = persistence === null ? -1 : persistence.finishInterruptedB
 /** Keeps prefetch() loads observable so the JIT cannot drop them. */
 let prefetch_sink = 0;
 
+// --- expiry ---------------------------------------------------------------------------------
+// A key's expiry is an absolute time in ms since the epoch, compared with this thread's
+// Date.now(), read once per packet so every op of a packet sees the same time. Only with
+// expire_locally (a single node) does this worker delete expired keys: on access, before the
+// packet's ops run, and by active expiry. Either way it logs the deletes first (with
+// --data-dir), because whether a key had expired is a decision about the clock that a replay
+// must not take again. In a cluster it only hides expired keys (docs/REPLICATION.md, "Expiry").
+
+/** Slots one active-expiry step visits (per slot array): about 50 us. */
+const EXPIRE_SLOTS_PER_STEP = 2048;
+/** An active-expiry run stops after this long, and after a step that found few expired keys. */
+const EXPIRE_RUN_BUDGET_MS = 4;
+/** Runs while few keys expire: ten a second, as Redis's default hz. */
+const EXPIRE_TICK_MS = 100;
+/** A step whose finds are above this share of its live entries runs again at once (Redis: 10%). */
+const EXPIRE_AGAIN_SHARE = 0.1;
+const expire_locally = init.expire_locally;
+const expired = new ExpiredKeys();
+const expire_result = new Float64Array(3);
+// Room for a step over the primary and an old array up to twice its size.
+const expire_found = new Uint32Array(EXPIRE_SLOTS_PER_STEP * 3);
+let expire_cursor = 0;
+let expire_run_scheduled = false;
+
+/** True if entry `ref` (non-zero) has an expiry at or before `now_ms`. */
+function isExpired(ref: number, now_ms: number): boolean {
+  const expiry_ms = table.expiry(ref);
+  return expiry_ms > 0 && expiry_ms <= now_ms;
+}
+
+/** Logs (with --data-dir) then deletes the collected keys; false if they could not be logged (they stay, hidden). */
+function deleteExpired(): boolean {
+  if (expired.count === 0) return true;
+  if (persistence !== null && !persistence.appendExpiredDeletes(expired.count, expired.hashes, expired.keys, expired.key_offsets, expired.key_lengths)) {
+    expired.clear();
+    return false;
+  }
+  for (let i = 0; i < expired.count; i++) table.delete(expired.hashes[i]!, expired.keys, expired.key_offsets[i]!, expired.key_lengths[i]!);
+  counters[WorkerCounter.EXPIRED_KEYS]! += expired.count;
+  expired.clear();
+  return true;
+}
+
+/**
+ * Before a packet runs (and before it is logged): deletes the keys its ops touch that have
+ * already expired, so no op of the packet finds an expired entry (lazy expiry, Redis's
+ * expireIfNeeded). Looks only when the table holds keys with an expiry.
+ */
+function expireTouchedKeys(request: RequestPacket, now_ms: number): void {
+  if (!expire_locally || table.expiring_keys === 0) return;
+  const data = request.data;
+  let data_offset = 0;
+  for (let i = 0; i < request.op_count; i++) {
+    const key_length = request.key_length[i]!;
+    const key_offset = data_offset;
+    data_offset += key_length + request.value_length[i]!;
+    const op = request.op[i]!;
+    if (op < Op.GET || op > Op.TTL || (op > Op.DELETE && op < Op.EXPIRE)) continue;
+    const ref = table.find(request.hash[i]!, data, key_offset, key_length);
+    if (ref === 0 || !isExpired(ref, now_ms)) continue;
+    const at = expired.add(request.hash[i]!, key_length);
+    expired.keys.set(data.subarray(key_offset, key_offset + key_length), at);
+  }
+  deleteExpired();
+}
+
+/**
+ * Active expiry (Redis's activeExpireCycle): steps of EXPIRE_SLOTS_PER_STEP slots, for at most
+ * EXPIRE_RUN_BUDGET_MS, again at once while steps keep finding many expired keys. Each run is
+ * one macrotask, so packets that arrive meanwhile are served between runs.
+ */
+function expireRun(): void {
+  expire_run_scheduled = false;
+  if (table.expiring_keys === 0) return;
+  // Runs between packets, so it must take the table like a packet does: the main thread may be
+  // in it for a moment (a fast-path request, src/engine/table-owner.ts). Then try again soon.
+  if (!owner.acquire(Owner.WORKER)) {
+    setTimeout(scheduleExpireRun, 1);
+    return;
+  }
+  let again = false;
+  try {
+    again = expireSteps();
+  } finally {
+    owner.release(Owner.WORKER);
+  }
+  if (again) scheduleExpireRun();
+}
+
+/** Active-expiry steps within the run's budget; true if the last step found many expired keys. */
+function expireSteps(): boolean {
+  const started_ms = performance.now();
+  const now_ms = Date.now();
+  let again = false;
+  do {
+    // Expiry deletes can start a rebuild (a shrink); move it along here too, since an idle
+    // partition has no writes to do it (each write migrates a few slots).
+    table.step(EXPIRE_SLOTS_PER_STEP);
+    table.findExpired(expire_cursor, EXPIRE_SLOTS_PER_STEP, now_ms, expire_result, expire_found);
+    expire_cursor = expire_result[0]!;
+    counters[WorkerCounter.EXPIRE_STEPS]! += 1;
+    const found = Math.min(expire_result[2]!, expire_found.length);
+    // Keys first (refs are invalid once anything is deleted), then log, then delete.
+    for (let i = 0; i < found; i++) {
+      const ref = expire_found[i]!;
+      const key_length = table.keyLength(ref);
+      const at = expired.add(0, key_length);
+      table.copyKey(ref, expired.keys, at);
+      expired.hashes[expired.count - 1] = murmur3_x86_32(expired.keys, at, key_length, KEY_HASH_SEED);
+    }
+    if (!deleteExpired()) return false; // the disk refused the log: try again next tick
+    again = expire_result[2]! > EXPIRE_AGAIN_SHARE * expire_result[1]!;
+  } while (again && performance.now() - started_ms < EXPIRE_RUN_BUDGET_MS);
+  return again;
+}
+
+function scheduleExpireRun(): void {
+  if (expire_run_scheduled) return;
+  expire_run_scheduled = true;
+  setImmediate(expireRun);
+}
+
+if (expire_locally) setInterval(scheduleExpireRun, EXPIRE_TICK_MS);
+
+/** Writes a TTL reply value: remaining ms as a little-endian float64. */
+function writeRemaining(target: Uint8Array, offset: number, remaining_ms: number): void {
+  new DataView(target.buffer, target.byteOffset + offset, 8).setFloat64(0, remaining_ms, true);
+}
+
+/**
+ * Turns writes whose expiry has already passed into DELETEs, before the packet is logged (and
+ * replicated): a PUT with such a time answers OK and leaves no key (Redis's SET PXAT in the
+ * past), an EXPIRE deletes the key (Redis's EXPIRE with a time in the past). Marks the PUTs in
+ * `put_as_delete` so they still answer OK.
+ */
+function rewritePastExpiries(request: RequestPacket, now_ms: number, put_as_delete: Uint8Array): void {
+  for (let i = 0; i < request.op_count; i++) {
+    const op = request.op[i]!;
+    if (op !== Op.PUT && op !== Op.EXPIRE) continue;
+    const expiry_ms = request.expiry[i]!;
+    if (expiry_ms <= 0 || expiry_ms > now_ms) continue;
+    // The PUT's value bytes stay in the data area (ops are packed); the log and the streams
+    // treat a DELETE's value as absent (partition-log.ts, replicator.ts).
+    if (op === Op.PUT) put_as_delete[i] = 1;
+    request.op[i] = Op.DELETE;
+    request.expiry[i] = 0;
+  }
+}
+
 /**
  * A reply packet with room for at least `bytes_needed` of values, keeping the first
  * `bytes_used`. Values are copied from the table straight into the packet that is sent, so a
@@ -70,6 +221,10 @@ function execute(request: RequestPacket): ReplyPacket {
   let reply_bytes = 0;
   let reply = ReplyPacket.create(count, Math.min(REPLY_DATA_BYTES_INITIAL, count * 128));
   let prefetched_end = 0;
+  const now_ms = Date.now();
+  const put_as_delete = new Uint8Array(count);
+  rewritePastExpiries(request, now_ms, put_as_delete);
+  expireTouchedKeys(request, now_ms);
   // Log-then-apply: if the batch's writes could not be logged, none of them is applied.
   const log_failed = persistence !== null && !persistence.appendBatch(request);
   for (let i = 0; i < count; i++) {
@@ -87,7 +242,7 @@ function execute(request: RequestPacket): ReplyPacket {
     if (op === Op.GET) {
       gets++;
       const ref = table.find(hash, data, key_offset, key_length);
-      if (ref === 0) {
+      if (ref === 0 || isExpired(ref, now_ms)) {
         status[i] = Status.NOT_FOUND;
         continue;
       }
@@ -107,7 +262,14 @@ function execute(request: RequestPacket): ReplyPacket {
         status[i] = Status.DISK_ERROR;
         continue;
       }
-      const result = table.put(hash, data, key_offset, key_length, data, key_offset + key_length, val_length);
+      let expiry_ms = request.expiry[i]!;
+      if (expiry_ms === EXPIRY_KEEP) {
+        const ref = table.find(hash, data, key_offset, key_length);
+        expiry_ms = ref === 0 || isExpired(ref, now_ms) ? 0 : table.expiry(ref);
+        // Streams built from this packet (replication, data moves) carry the time itself.
+        request.expiry[i] = expiry_ms;
+      }
+      const result = table.put(hash, data, key_offset, key_length, data, key_offset + key_length, val_length, expiry_ms);
       if (result === PUT_OUT_OF_MEMORY) {
         status[i] = Status.OUT_OF_MEMORY;
         out_of_memory++;
@@ -120,7 +282,41 @@ function execute(request: RequestPacket): ReplyPacket {
     } else if (op === Op.DELETE) {
       deletes++;
       if (log_failed) status[i] = Status.DISK_ERROR;
-      else if (!table.delete(hash, data, key_offset, key_length)) status[i] = Status.NOT_FOUND;
+      else if (!table.delete(hash, data, key_offset, key_length) && put_as_delete[i] === 0) status[i] = Status.NOT_FOUND;
+    } else if (op === Op.EXPIRE || op === Op.PERSIST) {
+      if (log_failed) {
+        status[i] = Status.DISK_ERROR;
+        continue;
+      }
+      const ref = table.find(hash, data, key_offset, key_length);
+      if (ref === 0 || isExpired(ref, now_ms) || (op === Op.PERSIST && table.expiry(ref) === 0)) {
+        status[i] = Status.NOT_FOUND;
+        continue;
+      }
+      const result = table.setExpiry(hash, data, key_offset, key_length, op === Op.EXPIRE ? request.expiry[i]! : 0);
+      if (result === PUT_OUT_OF_MEMORY) {
+        status[i] = Status.OUT_OF_MEMORY;
+        out_of_memory++;
+        puts_failed++;
+      } else if (result === PUT_NOT_FOUND) {
+        status[i] = Status.NOT_FOUND;
+      } else if (result !== PUT_OK) {
+        // The main thread checks expiries before they get here, so this is a bug.
+        status[i] = Status.INTERNAL;
+        puts_failed++;
+      }
+    } else if (op === Op.TTL) {
+      const ref = table.find(hash, data, key_offset, key_length);
+      if (ref === 0 || isExpired(ref, now_ms)) {
+        status[i] = Status.NOT_FOUND;
+        continue;
+      }
+      const expiry_ms = table.expiry(ref);
+      if (expiry_ms === 0) continue; // OK with no value: the key has no expiry
+      reply = growReply(reply, count, reply_bytes, reply_bytes + 8);
+      writeRemaining(reply.data, reply_bytes, expiry_ms - now_ms);
+      reply_bytes += 8;
+      value_length[i] = 8;
     } else {
       status[i] = Status.UNKNOWN_OP;
     }

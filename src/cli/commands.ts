@@ -4,10 +4,26 @@
 import { connect, type PikvClient } from '../client/client.js';
 import { ColumnBuilder } from '../client/columns.js';
 import { Op, Status } from '../protocol/constants.js';
-import { statusName } from '../protocol/errors.js';
+import { ErrorCode, PikvError, statusName } from '../protocol/errors.js';
 
 interface UrlOptions {
   url: string;
+}
+
+interface PutCliOptions extends UrlOptions {
+  ttl?: string;
+}
+
+const DURATION_UNITS_MS: Readonly<Record<string, number>> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
+
+/** `--ttl` as ms: a whole number with a unit (500ms, 10s, 5m, 2h, 7d) or bare seconds. */
+export function parseTtl(text: string): number {
+  const match = /^([1-9][0-9]{0,12})(ms|s|m|h|d)?$/.exec(text.trim());
+  const ms = match === null ? NaN : Number(match[1]) * DURATION_UNITS_MS[match[2] ?? 's']!;
+  if (!Number.isSafeInteger(ms) || ms < 1) {
+    throw new PikvError(ErrorCode.BAD_ARGUMENT, `--ttl must be a whole number with a unit (500ms, 10s, 5m, 2h, 7d) or of seconds, got ${JSON.stringify(text)}`);
+  }
+  return ms;
 }
 
 async function withClient<T>(url: string, work: (client: PikvClient) => Promise<T>): Promise<T> {
@@ -30,8 +46,9 @@ export async function runGet(key: string, options: UrlOptions): Promise<void> {
   if (process.stdout.isTTY) process.stdout.write('\n');
 }
 
-export async function runPut(key: string, value: string, options: UrlOptions): Promise<void> {
-  await withClient(options.url, (client) => client.put(key, value));
+export async function runPut(key: string, value: string, options: PutCliOptions): Promise<void> {
+  const ttl_ms = options.ttl === undefined ? undefined : parseTtl(options.ttl);
+  await withClient(options.url, (client) => client.put(key, value, ttl_ms === undefined ? {} : { ttl_ms }));
 }
 
 export async function runDel(key: string, options: UrlOptions): Promise<void> {

@@ -98,10 +98,13 @@ program
   .option('--forward-timeout-ms <ms>', 'cluster: bound on every forwarded request (default 5000)')
   .option('--repair', 'with --data-dir: start even if files are damaged, dropping what cannot be read')
   .option('--metrics <on|off>', 'count ops and latency for /metrics and the dashboard at http://host:port/; off measures their cost (default on)')
+  .option('--clock-sync <mode>', 'trust this node\'s clock for key expiry: auto (systemd NTPSynchronized, else year >= 2024) | yes | no (default auto); unsynchronised: TTL ops answer CLOCK_UNSYNCED')
   .action(runServe);
 
 program.command('get').description('print the value of KEY; exit 1 if absent').argument('<key>').addOption(urlOption()).action(runGet);
-program.command('put').description('set KEY to VALUE').argument('<key>').argument('<value>').addOption(urlOption()).action(runPut);
+program.command('put').description('set KEY to VALUE').argument('<key>').argument('<value>')
+  .option('--ttl <duration>', 'the key expires after this long (500ms, 10s, 5m, 2h, 7d; bare numbers are seconds), by the node\'s clock')
+  .addOption(urlOption()).action(runPut);
 program.command('del').alias('delete').description('delete KEY; exit 1 if it was absent').argument('<key>').addOption(urlOption()).action(runDel);
 program
   .command('stats')

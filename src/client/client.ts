@@ -7,12 +7,12 @@
  * CONNECTION_LOST); writes are never retried behind the caller's back.
  */
 import WebSocket from 'ws';
-import { Op, REQUEST_ID_MAX } from '../protocol/constants.js';
+import { EXPIRY_KEEP, Op, REQUEST_ID_MAX } from '../protocol/constants.js';
 import { isErrorResponse, WireCodec, type RequestBatch, type ResponseBatch } from '../protocol/codec.js';
 import { ErrorCode, PikvError, type ErrorCodeName } from '../protocol/errors.js';
 import { ERROR_HEADER, PeerHandshake, type PeerIdentity } from '../protocol/auth.js';
 import {
-  BatchSink, OP_CODES, SingleSink, checkBytes, deleteResult, getResult, putResult,
+  BatchSink, OP_CODES, SingleSink, checkBytes, checkTtl, deleteResult, getResult, putResult, ttlResult,
   type BatchOp, type Bytes, type OpResult, type OpSink,
 } from './ops.js';
 
@@ -105,6 +105,18 @@ function writeBytes(bytes: Bytes, target: Buffer, offset: number): number {
   return bytes.length;
 }
 
+/** Options of PikvClient.put. */
+export interface PutOptions {
+  /** Time to live in ms (>= 1), counted by the node from when it receives the put. */
+  ttl_ms?: number;
+  /** Keep the key's current expiry (Redis KEEPTTL). */
+  keep_ttl?: boolean;
+}
+
+/** Queued-op markers for expiries sent as absolute `xp` values. */
+const EXPIRY_KEEP_TTL = -1;
+const EXPIRY_NOW = -2;
+
 export class PikvClient {
   readonly url: string;
   private readonly ws: WebSocket;
@@ -118,6 +130,8 @@ export class PikvClient {
   private queued_ops: number[] = [];
   private queued_keys: Bytes[] = [];
   private queued_values: (Bytes | null)[] = [];
+  /** Per op: 0 no expiry, > 0 a time to live in ms (wire `tl`), EXPIRY_KEEP_TTL or EXPIRY_NOW (wire `xp`). */
+  private queued_ttls: number[] = [];
   private queued_sinks: OpSink[] = [];
   private queued_positions: number[] = [];
   private flush_scheduled = false;
@@ -146,8 +160,46 @@ export class PikvClient {
     return this.single(Op.GET, key, null, getResult);
   }
 
-  put(key: Bytes, value: Bytes): Promise<void> {
-    return this.single(Op.PUT, key, checkBytes(value, 'value'), putResult);
+  /**
+   * Sets `key`. `ttl_ms`: the key expires that many ms after the node receives the put (the
+   * node's clock decides; docs/PROTOCOL.md, "Expiry"); `keep_ttl`: keep the key's current
+   * expiry (Redis KEEPTTL). Without either, a put clears any expiry, as Redis's SET does.
+   */
+  put(key: Bytes, value: Bytes, options: PutOptions = {}): Promise<void> {
+    let ttl = 0;
+    try {
+      if (options.ttl_ms !== undefined && options.keep_ttl === true) throw new PikvError(ErrorCode.BAD_ARGUMENT, 'give ttl_ms or keep_ttl, not both');
+      if (options.ttl_ms !== undefined) ttl = checkTtl(options.ttl_ms);
+      else if (options.keep_ttl === true) ttl = EXPIRY_KEEP_TTL;
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    return this.single(Op.PUT, key, checkBytes(value, 'value'), putResult, ttl);
+  }
+
+  /** Remaining time to live in ms; null when the key has no expiry; undefined when there is no such key. */
+  ttl(key: Bytes): Promise<number | null | undefined> {
+    return this.single(Op.TTL, key, null, ttlResult);
+  }
+
+  /**
+   * Makes `key` expire `ttl_ms` from now (the node's clock); 0 or less deletes it now, as
+   * Redis's EXPIRE does. Resolves true if the key existed.
+   */
+  expire(key: Bytes, ttl_ms: number): Promise<boolean> {
+    let ttl: number;
+    try {
+      if (typeof ttl_ms !== 'number' || !Number.isSafeInteger(ttl_ms)) throw new PikvError(ErrorCode.BAD_ARGUMENT, `ttl_ms must be a whole number, got ${String(ttl_ms)}`);
+      ttl = ttl_ms <= 0 ? EXPIRY_NOW : checkTtl(ttl_ms);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    return this.single(Op.EXPIRE, key, null, deleteResult, ttl);
+  }
+
+  /** Removes the key's expiry. Resolves true if it had one (false: no such key, or no expiry). */
+  persist(key: Bytes): Promise<boolean> {
+    return this.single(Op.PERSIST, key, null, deleteResult);
   }
 
   /** Resolves true if the key existed. */
@@ -180,12 +232,21 @@ export class PikvClient {
       for (const item of ops) {
         if (!(item.op in OP_CODES)) return reject(new PikvError(ErrorCode.BAD_ARGUMENT, `unknown op ${JSON.stringify(item.op)}`));
         if (item.op !== 'ping') checkBytes(item.key, 'key');
-        if (item.op === 'put') checkBytes(item.value, 'value');
+        if (item.op === 'put') {
+          checkBytes(item.value, 'value');
+          if (item.ttl_ms !== undefined) {
+            try {
+              checkTtl(item.ttl_ms);
+            } catch (error) {
+              return reject(error);
+            }
+          }
+        }
       }
       const sink = new BatchSink(ops.length, resolve, reject);
       for (let i = 0; i < ops.length; i++) {
         const item = ops[i]!;
-        this.enqueue(OP_CODES[item.op], item.op === 'ping' ? '' : item.key, item.op === 'put' ? item.value : null, sink, i);
+        this.enqueue(OP_CODES[item.op], item.op === 'ping' ? '' : item.key, item.op === 'put' ? item.value : null, sink, i, item.op === 'put' ? item.ttl_ms ?? 0 : 0);
       }
     });
   }
@@ -225,7 +286,7 @@ export class PikvClient {
     return this.closed;
   }
 
-  private single<T>(op: number, key: Bytes, value: Bytes | null, map: (status: number, value: Uint8Array | undefined) => T): Promise<T> {
+  private single<T>(op: number, key: Bytes, value: Bytes | null, map: (status: number, value: Uint8Array | undefined) => T, ttl = 0): Promise<T> {
     return new Promise<T>((resolve, reject) => {
       const refused = this.refusal(1);
       if (refused !== null) return reject(refused);
@@ -234,7 +295,7 @@ export class PikvClient {
       } catch (error) {
         return reject(error);
       }
-      this.enqueue(op, key, value, new SingleSink(map, resolve, reject), 0);
+      this.enqueue(op, key, value, new SingleSink(map, resolve, reject), 0, ttl);
     });
   }
 
@@ -246,8 +307,9 @@ export class PikvClient {
     return null;
   }
 
-  private enqueue(op: number, key: Bytes, value: Bytes | null, sink: OpSink, position: number): void {
+  private enqueue(op: number, key: Bytes, value: Bytes | null, sink: OpSink, position: number, ttl = 0): void {
     this.queued_ops.push(op);
+    this.queued_ttls.push(ttl);
     this.queued_keys.push(key);
     this.queued_values.push(value);
     this.queued_sinks.push(sink);
@@ -269,6 +331,8 @@ export class PikvClient {
     const values = this.queued_values;
     const sinks = this.queued_sinks;
     const positions = this.queued_positions;
+    const ttls = this.queued_ttls;
+    this.queued_ttls = [];
     this.queued_ops = [];
     this.queued_keys = [];
     this.queued_values = [];
@@ -276,11 +340,11 @@ export class PikvClient {
     this.queued_positions = [];
     for (let start = 0; start < ops.length; start += this.options.batch_ops_max) {
       const end = Math.min(ops.length, start + this.options.batch_ops_max);
-      this.sendFrame(ops, keys, values, sinks, positions, start, end);
+      this.sendFrame(ops, keys, values, sinks, positions, start, end, ttls);
     }
   }
 
-  private sendFrame(ops: number[], keys: Bytes[], values: (Bytes | null)[], sinks: OpSink[], positions: number[], start: number, end: number): void {
+  private sendFrame(ops: number[], keys: Bytes[], values: (Bytes | null)[], sinks: OpSink[], positions: number[], start: number, end: number, ttls: number[]): void {
     const count = end - start;
     const op = new Uint8Array(count);
     const key_lengths = new Uint32Array(count);
@@ -314,7 +378,29 @@ export class PikvClient {
     const frame_sinks = whole ? sinks : sinks.slice(start, end);
     const frame_positions = whole ? positions : positions.slice(start, end);
     this.inflight.set(id, { kind: 'ops', op_count: count, sinks: frame_sinks, positions: frame_positions, timer: this.frameTimer(id) });
-    const frame = this.codec.encodeRequest({ id, op, key_lengths, value_lengths, keys: key_buffer, values: value_buffer });
+    const request: RequestBatch = { id, op, key_lengths, value_lengths, keys: key_buffer, values: value_buffer };
+    // The expiry columns go only in frames that have an op with one.
+    for (let i = start; i < end; i++) {
+      if (ttls[i] === 0) continue;
+      const tl = new Float64Array(count);
+      const xp = new Float64Array(count);
+      let relative = false;
+      let absolute = false;
+      for (let j = 0; j < count; j++) {
+        const ttl = ttls[start + j]!;
+        if (ttl > 0) {
+          tl[j] = ttl;
+          relative = true;
+        } else if (ttl !== 0) {
+          xp[j] = ttl === EXPIRY_KEEP_TTL ? EXPIRY_KEEP : 1; // 1 ms after the epoch: already past
+          absolute = true;
+        }
+      }
+      if (relative) request.ttl = tl;
+      if (absolute) request.expiry = xp;
+      break;
+    }
+    const frame = this.codec.encodeRequest(request);
     this.ws.send(frame, { binary: true });
   }
 

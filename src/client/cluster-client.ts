@@ -16,7 +16,7 @@ import { Placement, slotOf } from '../routing/placement.js';
 import { HashRing, type RingNode } from '../routing/ring.js';
 import { checkView, type ClusterView } from '../routing/view.js';
 import { connect, type ClientOptions, type PikvClient } from './client.js';
-import { checkBytes, OP_CODES, type BatchOp, type Bytes, type OpResult } from './ops.js';
+import { checkBytes, checkTtl, OP_CODES, type BatchOp, type Bytes, type OpResult } from './ops.js';
 
 const STALE_RETRIES_MAX = 8;
 const STALE_RETRY_DELAY_MS = 100;
@@ -59,8 +59,9 @@ export class PikvClusterClient {
     throw new PikvError(result!.code);
   }
 
-  async put(key: Bytes, value: Bytes): Promise<void> {
-    const [result] = await this.batch([{ op: 'put', key, value }]);
+  /** `ttl_ms`: the key expires that many ms after its owner receives the put. */
+  async put(key: Bytes, value: Bytes, options: { ttl_ms?: number } = {}): Promise<void> {
+    const [result] = await this.batch([{ op: 'put', key, value, ...(options.ttl_ms === undefined ? {} : { ttl_ms: options.ttl_ms }) }]);
     if (result!.code !== 'OK') throw new PikvError(result!.code === 'NOT_FOUND' ? ErrorCode.INTERNAL : result!.code);
   }
 
@@ -77,7 +78,10 @@ export class PikvClusterClient {
     for (const item of ops) {
       if (!(item.op in OP_CODES) || item.op === 'ping') throw new PikvError(ErrorCode.BAD_ARGUMENT, `unsupported op ${JSON.stringify(item.op)}`);
       checkBytes(item.key, 'key');
-      if (item.op === 'put') checkBytes(item.value, 'value');
+      if (item.op === 'put') {
+        checkBytes(item.value, 'value');
+        if (item.ttl_ms !== undefined) checkTtl(item.ttl_ms);
+      }
     }
     const results = new Array<OpResult>(ops.length);
     const keys = ops.map((item) => toBytes((item as { key: Bytes }).key));
@@ -187,8 +191,10 @@ export class PikvClusterClient {
   }
 }
 
-function columns(ops: readonly BatchOp[], keys: Uint8Array[], indices: number[]): { op: Uint8Array; key_lengths: Uint32Array; value_lengths: Uint32Array; keys: Uint8Array; values: Uint8Array } {
+function columns(ops: readonly BatchOp[], keys: Uint8Array[], indices: number[]): { op: Uint8Array; key_lengths: Uint32Array; value_lengths: Uint32Array; keys: Uint8Array; values: Uint8Array; ttl?: Float64Array } {
   const op = new Uint8Array(indices.length);
+  const ttl = new Float64Array(indices.length);
+  let timed = false;
   const key_lengths = new Uint32Array(indices.length);
   const value_lengths = new Uint32Array(indices.length);
   const key_parts: Uint8Array[] = [];
@@ -202,9 +208,15 @@ function columns(ops: readonly BatchOp[], keys: Uint8Array[], indices: number[])
       const value = toBytes(item.value);
       value_lengths[i] = value.length;
       value_parts.push(value);
+      if (item.ttl_ms !== undefined) {
+        // Relative (wire `tl`): the owner's clock makes it absolute when the put arrives.
+        ttl[i] = item.ttl_ms;
+        timed = true;
+      }
     }
   });
-  return { op, key_lengths, value_lengths, keys: Buffer.concat(key_parts), values: Buffer.concat(value_parts) };
+  const batch = { op, key_lengths, value_lengths, keys: Buffer.concat(key_parts), values: Buffer.concat(value_parts) };
+  return timed ? { ...batch, ttl } : batch;
 }
 
 async function readView(url: string, options: ClientOptions, codec: WireCodec): Promise<ClusterView> {

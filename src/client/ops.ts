@@ -13,7 +13,7 @@ export type Bytes = string | Uint8Array;
 /** One op of a batch() call. */
 export type BatchOp =
   | { op: 'get'; key: Bytes }
-  | { op: 'put'; key: Bytes; value: Bytes }
+  | { op: 'put'; key: Bytes; value: Bytes; ttl_ms?: number }
   | { op: 'delete'; key: Bytes }
   | { op: 'ping' };
 
@@ -106,6 +106,26 @@ export function getResult(status: number, value: Uint8Array | undefined): Uint8A
   if (status === Status.OK) return value ?? new Uint8Array(0);
   if (status === Status.NOT_FOUND) return undefined;
   throw new PikvError(statusError(status));
+}
+
+/** TTL result: remaining ms, null when the key has no expiry, undefined when there is no key. */
+export function ttlResult(status: number, value: Uint8Array | undefined): number | null | undefined {
+  if (status === Status.NOT_FOUND) return undefined;
+  if (status !== Status.OK) throw new PikvError(statusError(status));
+  if (value === undefined || value.length === 0) return null;
+  if (value.length !== 8) throw new PikvError(ErrorCode.BAD_RESPONSE, `a TTL result has 8 bytes, not ${value.length}`);
+  return new DataView(value.buffer, value.byteOffset, 8).getFloat64(0, true);
+}
+
+/**
+ * A time to live in ms as a client sends it: a whole number of ms >= 1, at most 2^53 - 1 - now.
+ * Throws BAD_ARGUMENT otherwise.
+ */
+export function checkTtl(ttl_ms: unknown): number {
+  if (typeof ttl_ms !== 'number' || !Number.isSafeInteger(ttl_ms) || ttl_ms < 1 || ttl_ms > Number.MAX_SAFE_INTEGER - Date.now()) {
+    throw new PikvError(ErrorCode.BAD_ARGUMENT, `ttl_ms must be a whole number of milliseconds >= 1, got ${String(ttl_ms)}`);
+  }
+  return ttl_ms;
 }
 
 export function putResult(status: number): void {

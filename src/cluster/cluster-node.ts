@@ -256,7 +256,7 @@ export class ClusterNode implements OpRouter {
         migration.routeHandedOff(ref);
         return true;
       }
-      if (op === Op.GET) return false;
+      if (op === Op.GET || op === Op.TTL) return false; // reads: neither min_replicas nor stream back-pressure applies
       // min_replicas: refused before it is applied anywhere, so the client may resend it.
       if (!placement.writable(hash)) {
         request.settle(index, Status.NOT_ENOUGH_REPLICAS);

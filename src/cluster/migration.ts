@@ -215,6 +215,8 @@ export class Migration {
       if (value_length > this.value_buffer.length) this.value_buffer = Buffer.allocUnsafe(value_length);
       table.copyValue(entry, this.value_buffer, 0);
       const ref = this.scanned.set(null, 0, Op.PUT, hash, this.key_buffer, 0, key_length, this.value_buffer, 0, value_length);
+      // The absolute expiry moves with the entry (an expired one arrives as a DELETE: the receiving worker turns a PUT whose time has passed into one).
+      ref.expiry_ms = table.expiry(entry);
       for (let i = 0; i < COPIES_MAX; i++) {
         const peer = plan.targets[base + i]!;
         if (peer === NO_PEER) break;

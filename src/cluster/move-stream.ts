@@ -14,7 +14,7 @@
  * the switch nothing but this stream writes the moving keys at the receiver. Frames from
  * before the failure that answer late are ignored (generation), so counts stay exact.
  */
-import { Status } from '../protocol/constants.js';
+import { Status, STREAM_RECORD_VERSION } from '../protocol/constants.js';
 import { OutBatch, settleBatch, type StreamCommit } from './out-batch.js';
 import type { PeerLink } from './peer-link.js';
 import type { RingNode } from '../routing/ring.js';
@@ -163,7 +163,8 @@ export class MoveStream {
     this.keys_sent += batch.op_count;
     this.bytes_sent += batch.bytes;
     const epoch = this.epoch();
-    link.send({ ...batch.columns(), migrate: true, ...(epoch > 0 ? { ring_epoch: epoch } : {}) }).then(
+    // `sv`: the per-entry record carries key, value and absolute expiry (constants.ts STREAM_RECORD_VERSION).
+    link.send({ ...batch.columns(), migrate: true, stream_version: STREAM_RECORD_VERSION, ...(epoch > 0 ? { ring_epoch: epoch } : {}) }).then(
       (results) => {
         if (generation !== this.generation || this.stopped) return;
         const failed = countFailed(results.status);

@@ -36,6 +36,9 @@ export class OutBatch {
    */
   readonly commits: StreamCommit[] = [];
   private op = new Uint8Array(64);
+  /** Absolute expiry per op (OpRef.expiry_ms); sent as `xp` only when some op has one. */
+  private expiry = new Float64Array(64);
+  private expiring_ops = 0;
   private key_lengths = new Uint32Array(64);
   private value_lengths = new Uint32Array(64);
   private keys: Buffer = Buffer.allocUnsafe(BYTES_INITIAL);
@@ -57,6 +60,8 @@ export class OutBatch {
     if (this.op_count === this.op.length) this.growColumns();
     const i = this.op_count++;
     this.op[i] = op;
+    this.expiry[i] = ref.expiry_ms;
+    if (ref.expiry_ms !== 0) this.expiring_ops++;
     this.key_lengths[i] = key_length;
     this.value_lengths[i] = value_length;
     this.keys = ensure(this.keys, this.key_bytes + key_length, this.key_bytes);
@@ -84,26 +89,33 @@ export class OutBatch {
     for (let i = 0; i < this.op_count; i++) {
       const key_length = columns.key_lengths[i]!;
       const value_length = columns.value_lengths[i]!;
-      visit(ref.set(this.owners[i]!, this.indices[i]!, columns.op[i]!, 0, columns.keys, key_offset, key_length, columns.values, value_offset, value_length, this.attempts[i]!));
+      ref.set(this.owners[i]!, this.indices[i]!, columns.op[i]!, 0, columns.keys, key_offset, key_length, columns.values, value_offset, value_length, this.attempts[i]!);
+      ref.expiry_ms = this.expiry[i]!;
+      visit(ref);
       key_offset += key_length;
       value_offset += value_length;
     }
   }
 
   columns(): ColumnBatch {
-    return {
+    const columns: ColumnBatch = {
       op: this.op.subarray(0, this.op_count),
       key_lengths: this.key_lengths.subarray(0, this.op_count),
       value_lengths: this.value_lengths.subarray(0, this.op_count),
       keys: this.keys.subarray(0, this.key_bytes),
       values: this.values.subarray(0, this.value_bytes),
     };
+    if (this.expiring_ops > 0) columns.expiry = this.expiry.subarray(0, this.op_count);
+    return columns;
   }
 
   private growColumns(): void {
     const length = this.op.length * 2;
     const op = new Uint8Array(length);
     op.set(this.op);
+    const expiry = new Float64Array(length);
+    expiry.set(this.expiry);
+    this.expiry = expiry;
     const key_lengths = new Uint32Array(length);
     key_lengths.set(this.key_lengths);
     const value_lengths = new Uint32Array(length);

@@ -186,7 +186,7 @@ export class Replicator {
       const hash = request.hash[i]!;
       // A DELETE that found nothing reads the key too: its NOT_FOUND must not report an absence
       // that a failover could take back (an uncommitted DELETE), any more than a GET may.
-      if (op === Op.GET || (op === Op.DELETE && reply.status[i] === Status.NOT_FOUND)) {
+      if (op === Op.GET || op === Op.TTL || (op === Op.DELETE && reply.status[i] === Status.NOT_FOUND)) {
         const pending = this.uncommitted.size > 0 ? this.uncommitted.get(hash) : undefined;
         if (pending !== undefined) {
           owners[i]!.hold();
@@ -197,7 +197,7 @@ export class Replicator {
         }
         continue;
       }
-      if ((op !== Op.PUT && op !== Op.DELETE) || reply.status[i] !== Status.OK) continue;
+      if ((op !== Op.PUT && op !== Op.DELETE && op !== Op.EXPIRE && op !== Op.PERSIST) || reply.status[i] !== Status.OK) continue;
       const base = (hash >>> SLOT_SHIFT) * COPIES_MAX;
       if (plan.empty || copies[base] === NO_PEER) {
         // No copy to wait for. Admitted while its slot had M copies up, applied after a view
@@ -206,7 +206,10 @@ export class Replicator {
         continue;
       }
       commit ??= new Commit(this.committed);
-      const ref = this.captured.set(null, 0, op, hash, data, key_offset, key_length, data, key_offset + key_length, value_length);
+      // A DELETE carries no value (a PUT whose expiry had passed became a DELETE in place, its
+      // value bytes left behind); the expiry goes as the absolute time the worker applied.
+      const ref = this.captured.set(null, 0, op, hash, data, key_offset, key_length, data, key_offset + key_length, op === Op.DELETE ? 0 : value_length);
+      ref.expiry_ms = request.expiry[i]!;
       for (let c = 0; c < COPIES_MAX; c++) {
         const peer = copies[base + c]!;
         if (peer === NO_PEER) break;

@@ -28,6 +28,8 @@ export class OpRef {
   value_length = 0;
   /** Times the op was already refused with STALE_RING and sent again (cluster/forwarder.ts). */
   attempt = 0;
+  /** Absolute expiry in ms since the epoch (0 none, -1 keep on PUT); set after set() by whoever has one. */
+  expiry_ms = 0;
 
   /** Points this view at one op; returns it for chaining. */
   set(request: PendingRequest | null, index: number, op: number, hash: number, keys: Uint8Array, key_offset: number, key_length: number,
@@ -43,6 +45,7 @@ export class OpRef {
     this.value_offset = value_offset;
     this.value_length = value_length;
     this.attempt = attempt;
+    this.expiry_ms = 0;
     return this;
   }
 }

@@ -11,7 +11,10 @@
  *   [4]   u32 ops_capacity           sizes the column arrays below
  *   [8]   u32 data_bytes             bytes used in the data area
  *   [12]  u32 reserved
- *   [16]  u8  op[ops_capacity]        padded to a multiple of 4
+ *   [16]  u8  op[ops_capacity]        padded to a multiple of 8
+ *   then  f64 expiry[ops_capacity]    absolute expiry in ms since the epoch (0 none, -1 keep on PUT);
+ *                                     the worker writes back what it applied (a kept expiry
+ *                                     resolved), so replication streams carry absolute times
  *   then  u32 hash[ops_capacity]      murmur3 of each key, so the worker never rehashes
  *   then  u32 key_length[ops_capacity]
  *   then  u32 value_length[ops_capacity]
@@ -34,11 +37,16 @@ function align4(n: number): number {
   return (n + 3) & ~3;
 }
 
+function align8(n: number): number {
+  return (n + 7) & ~7;
+}
+
 /** Views over a request packet's columns. */
 export class RequestPacket {
   readonly buffer: ArrayBuffer;
   readonly header: Uint32Array;
   readonly op: Uint8Array;
+  readonly expiry: Float64Array;
   readonly hash: Uint32Array;
   readonly key_length: Uint32Array;
   readonly value_length: Uint32Array;
@@ -46,7 +54,7 @@ export class RequestPacket {
   readonly ops_capacity: number;
 
   static byteLength(ops_capacity: number, data_bytes: number): number {
-    return PACKET_HEADER_BYTES + align4(ops_capacity) + 12 * ops_capacity + data_bytes;
+    return PACKET_HEADER_BYTES + align8(ops_capacity) + 20 * ops_capacity + data_bytes;
   }
 
   static create(ops_capacity: number, data_bytes: number): RequestPacket {
@@ -62,7 +70,9 @@ export class RequestPacket {
     this.ops_capacity = capacity;
     let offset = PACKET_HEADER_BYTES;
     this.op = new Uint8Array(buffer, offset, capacity);
-    offset += align4(capacity);
+    offset += align8(capacity);
+    this.expiry = new Float64Array(buffer, offset, capacity);
+    offset += 8 * capacity;
     this.hash = new Uint32Array(buffer, offset, capacity);
     offset += 4 * capacity;
     this.key_length = new Uint32Array(buffer, offset, capacity);
@@ -135,6 +145,12 @@ export interface WorkerInit {
   reply_bytes_max: number;
   /** Set with --data-dir: the worker logs every write (src/persistence/). */
   persistence?: PersistenceOptions;
+  /**
+   * True on a single node: the worker deletes expired keys itself (on access and by active
+   * expiry). False in a cluster, where only a key's primary decides expiry and replicates the
+   * delete (docs/REPLICATION.md, "Expiry"): the worker then only hides expired keys from reads.
+   */
+  expire_locally: boolean;
 }
 export type WorkerToMain =
   /** `reapplied_ops`: ops of a batch the previous worker logged but had not finished applying, re-applied before this message (-1: none). */
@@ -183,7 +199,11 @@ export const WorkerCounter = {
   FSYNC_SECONDS: 21,
   /** First of FSYNC_BOUNDS_S.length + 1 per-bucket counts (the last: above every bound). */
   FSYNC_BUCKETS: 22,
-  COUNT: 22 + 13,
+  /** Keys deleted because their expiry passed: on access (lazy) and by active expiry. */
+  EXPIRED_KEYS: 22 + 13,
+  /** Active-expiry steps run. */
+  EXPIRE_STEPS: 22 + 14,
+  COUNT: 22 + 15,
 } as const;
 
 /** fsync latency bucket bounds in seconds (SD cards take 1-100 ms, SSDs well under 1 ms). */

@@ -77,6 +77,9 @@ export class Partition {
   private restart_times_ms: number[] = [];
   private exited: Promise<void> = Promise.resolve();
 
+  /** False in a cluster: see WorkerInit.expire_locally. Set before start(). */
+  expire_locally = true;
+
   constructor(index: number, table_bytes: number, reply_bytes_max: number, log: Logger, persistence: PersistenceOptions | null = null) {
     this.index = index;
     this.persistence = persistence;
@@ -91,7 +94,10 @@ export class Partition {
   }
 
   start(): void {
-    const init: WorkerInit = { table_memory: this.table_memory, stats_memory: this.stats_memory, owner_memory: this.owner_memory, partition: this.index, reply_bytes_max: this.reply_bytes_max };
+    const init: WorkerInit = {
+      table_memory: this.table_memory, stats_memory: this.stats_memory, owner_memory: this.owner_memory, partition: this.index,
+      reply_bytes_max: this.reply_bytes_max, expire_locally: this.expire_locally,
+    };
     if (this.persistence !== null) init.persistence = this.persistence;
     const worker = new Worker(WORKER_URL, { workerData: init, name: `pikv-partition-${this.index}` });
     this.worker = worker;
@@ -118,7 +124,7 @@ export class Partition {
    * replies (applied_hook); both keep every write on the worker.
    */
   get main_thread_writable(): boolean {
-    return this.persistence === null && this.applied_hook === null;
+    return this.persistence === null && this.applied_hook === null && this.expire_locally;
   }
 
   /**
@@ -148,12 +154,23 @@ export class Partition {
     return Status.INTERNAL;
   }
 
-  /** A DELETE applied by the main thread, which holds the table. */
-  deleteOnMain(hash: number, keys: Uint8Array, key_offset: number, key_length: number): number {
+  /**
+   * A DELETE applied by the main thread, which holds the table. A key whose expiry has passed
+   * is deleted too but answers NOT_FOUND, as the worker's lazy expiry makes it answer.
+   */
+  deleteOnMain(hash: number, keys: Uint8Array, key_offset: number, key_length: number, now_ms: number): number {
     this.assertMainHolds();
     this.main_thread_writes++;
     this.counters[WorkerCounter.DELETES]! += 1;
-    return this.table.delete(hash, keys, key_offset, key_length) ? Status.OK : Status.NOT_FOUND;
+    const ref = this.table.find(hash, keys, key_offset, key_length);
+    if (ref === 0) return Status.NOT_FOUND;
+    const expiry_ms = this.table.expiry(ref);
+    this.table.delete(hash, keys, key_offset, key_length);
+    if (expiry_ms > 0 && expiry_ms <= now_ms) {
+      this.counters[WorkerCounter.EXPIRED_KEYS]! += 1;
+      return Status.NOT_FOUND;
+    }
+    return Status.OK;
   }
 
   private assertMainHolds(): void {
@@ -190,6 +207,7 @@ export class Partition {
     const position = packet.op_count;
     const data_offset = packet.data_bytes;
     packet.op[position] = op;
+    packet.expiry[position] = ref.expiry_ms;
     packet.hash[position] = hash;
     packet.key_length[position] = key_length;
     packet.value_length[position] = value_length;
@@ -238,6 +256,7 @@ export class Partition {
       if (!owners[i]!.cancelled) {
         if (kept !== i) {
           packet.op[kept] = packet.op[i]!;
+          packet.expiry[kept] = packet.expiry[i]!;
           packet.hash[kept] = packet.hash[i]!;
           packet.key_length[kept] = packet.key_length[i]!;
           packet.value_length[kept] = packet.value_length[i]!;

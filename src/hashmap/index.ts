@@ -1,7 +1,10 @@
 // Public surface of the SharedArrayBuffer hash table (see README.md).
 
 export { createTableMemory, formatTableMemory } from './format.js';
-export { HashTable, PREFETCH_OPS_MAX, PUT_OK, PUT_OUT_OF_MEMORY, PUT_KEY_TOO_LARGE, PUT_VALUE_TOO_LARGE, type PutResult } from './table.js';
+export {
+  HashTable, PREFETCH_OPS_MAX, PUT_OK, PUT_OUT_OF_MEMORY, PUT_KEY_TOO_LARGE, PUT_VALUE_TOO_LARGE, PUT_BAD_EXPIRY, PUT_NOT_FOUND, EXPIRY_MS_MAX,
+  type PutResult,
+} from './table.js';
 export type { TableStats } from './stats.js';
 export { SCAN_END } from './scan.js';
 export { HashTableError, type HashTableErrorCode } from './errors.js';

@@ -13,8 +13,15 @@
 
 /** 'PKHT' little-endian: identifies a formatted table. */
 export const MAGIC = 0x5448_4b50;
-/** Bump this when any offset or encoding below changes. */
-export const LAYOUT_VERSION = 1;
+/**
+ * Bump this when any offset or encoding below changes. Version 2 added entry flags (an
+ * optional expiry, a value codec id; entry.ts) and H_EXPIRING_KEYS. A version-1 table is a
+ * valid version-2 table (its long headers have zero flag bits, unit 22 was zero), so attach
+ * accepts it and the writer's recover() rewrites the version word.
+ */
+export const LAYOUT_VERSION = 2;
+/** Oldest layout version a table may have and still be attached (then upgraded by recover()). */
+export const LAYOUT_VERSION_OLDEST = 1;
 
 // --- identity -------------------------------------------------------------
 export const H_MAGIC = 0;
@@ -47,7 +54,8 @@ export const H_INDEX_TOMBSTONES = 18; // tombstones in primary
 export const H_GROWS = 19; // rebuilds into a larger slot array, ever
 export const H_REBUILDS = 20; // rebuilds into a same-size slot array, ever
 export const H_SHRINKS = 21; // rebuilds into a smaller slot array, ever
-// unit 22..23 reserved
+export const H_EXPIRING_KEYS = 22; // live keys with an expiry (entry flag HAS_EXPIRY); version 2
+// unit 23 reserved
 
 // f64 counters: index into the Float64Array view (f64 index = unit / 2)
 export const F_PAYLOAD_BYTES = 12; // units 24..25: sum of key + value lengths
@@ -72,10 +80,10 @@ export const REF_EMPTY = 0;
 export const REF_TOMBSTONE = 1;
 
 // --- entries ---------------------------------------------------------------
-// An entry block: a 4- or 8-byte header (entry.ts), then key bytes, then value
+// An entry block: a 4-, 8- or 16-byte header (entry.ts), then key bytes, then value
 // bytes. A free block reuses unit 0 as the free-list "next" pointer.
-/** The larger of the two entry header forms. */
-export const ENTRY_HEADER_BYTES = 8;
+/** The largest entry header: the long form with an expiry. */
+export const ENTRY_HEADER_BYTES = 16;
 
 // --- limits ----------------------------------------------------------------
 export const KEY_BYTES_MAX = 65535;

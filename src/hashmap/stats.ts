@@ -7,7 +7,7 @@
 
 import {
   D_INDEX_SLOTS, D_OLD_REF, D_OLD_SLOTS, F_BYTES_ALLOCATED, F_BYTES_FREE_LISTED, F_PAYLOAD_BYTES, H_BUMP_UNITS,
-  H_GROWS, H_INDEX_TOMBSTONES, H_INDEX_USED_SLOTS, H_KEYS, H_MIGRATE_CURSOR, H_REBUILDS, H_SHRINKS, HEADER_BYTES,
+  H_EXPIRING_KEYS, H_GROWS, H_INDEX_TOMBSTONES, H_INDEX_USED_SLOTS, H_KEYS, H_MIGRATE_CURSOR, H_REBUILDS, H_SHRINKS, HEADER_BYTES,
 } from './layout.js';
 import { descriptorAt } from './migration.js';
 import type { TableViews } from './views.js';
@@ -15,6 +15,8 @@ import type { TableViews } from './views.js';
 export interface TableStats {
   /** Live keys. */
   keys: number;
+  /** Live keys that have an expiry (expired or not). */
+  expiring_keys: number;
   /** Sum of key and value lengths of live keys. */
   payload_bytes: number;
   /** Bytes of live blocks (entries and slot arrays), counted at their size class. */
@@ -57,6 +59,7 @@ export function readStats(views: TableViews): TableStats {
   const bytes_free_listed = f64[F_BYTES_FREE_LISTED]!;
   return {
     keys: u32[H_KEYS]!,
+    expiring_keys: u32[H_EXPIRING_KEYS]!,
     payload_bytes: f64[F_PAYLOAD_BYTES]!,
     bytes_used,
     bytes_free_listed,

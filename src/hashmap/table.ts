@@ -12,11 +12,15 @@
 // the order given in README "Crash consistency".
 
 import { allocate, free } from './allocator.js';
-import { entryBytesFor, entryHeaderBytes, entryKeyLength, entryKeyStart, entryValueLength, writeEntryHeader } from './entry.js';
+import {
+  ENTRY_FLAGS_KNOWN, ENTRY_HAS_EXPIRY, ENTRY_VALUE_CODEC_MAX, ENTRY_VALUE_CODEC_SHIFT, entryBlockBytes, entryBytesFor, entryExpiry,
+  entryFlags, entryHeaderBytes, entryKeyLength, entryKeyStart, entryValueLength, writeEntryExpiry, writeEntryHeader,
+} from './entry.js';
+import { expireStep } from './expiry.js';
 import { homeSlot, mix32 } from './hash.js';
 import {
   D_INDEX_REF, D_INDEX_SLOTS, D_OLD_REF, D_OLD_SLOTS, 
-  F_PAYLOAD_BYTES, H_INDEX_TOMBSTONES, H_INDEX_USED_SLOTS, H_KEYS, INDEX_SLOTS_MIN, KEY_BYTES_MAX,
+  F_PAYLOAD_BYTES, H_EXPIRING_KEYS, H_INDEX_TOMBSTONES, H_INDEX_USED_SLOTS, H_KEYS, INDEX_SLOTS_MIN, KEY_BYTES_MAX,
   MIGRATE_SLOTS_PER_OP, REF_EMPTY, REF_TOMBSTONE, slotsUsedHardMax, slotsUsedMax, VALUE_BYTES_MAX,
 } from './layout.js';
 import { descriptorAt, finishMigration, migrateStep, rebuildSlotsFor, startRebuild } from './migration.js';
@@ -31,7 +35,24 @@ export const PUT_OK = 0;
 export const PUT_OUT_OF_MEMORY = 1;
 export const PUT_KEY_TOO_LARGE = 2;
 export const PUT_VALUE_TOO_LARGE = 3;
-export type PutResult = typeof PUT_OK | typeof PUT_OUT_OF_MEMORY | typeof PUT_KEY_TOO_LARGE | typeof PUT_VALUE_TOO_LARGE;
+/** put() with an expiry that is not a time the table can store (see EXPIRY_MS_MAX). */
+export const PUT_BAD_EXPIRY = 4;
+/** setExpiry() found no such key. */
+export const PUT_NOT_FOUND = 5;
+export type PutResult = typeof PUT_OK | typeof PUT_OUT_OF_MEMORY | typeof PUT_KEY_TOO_LARGE | typeof PUT_VALUE_TOO_LARGE |
+  typeof PUT_BAD_EXPIRY | typeof PUT_NOT_FOUND;
+
+/** Largest storable expiry: 2^53 - 1 ms (the table stores 64 bits; JS numbers are exact to 2^53). */
+export const EXPIRY_MS_MAX = Number.MAX_SAFE_INTEGER;
+
+/** Entry flags for an expiry (0 = none) and a value codec id (0..7). */
+function flagsFor(expiry_ms: number, value_codec: number): number {
+  return (expiry_ms > 0 ? ENTRY_HAS_EXPIRY : 0) | ((value_codec & ENTRY_VALUE_CODEC_MAX) << ENTRY_VALUE_CODEC_SHIFT);
+}
+
+function expiryValid(expiry_ms: number): boolean {
+  return Number.isSafeInteger(expiry_ms) && expiry_ms >= 0 && expiry_ms <= EXPIRY_MS_MAX;
+}
 
 /** Most hashes one prefetch() call touches: twice that many cache lines still fit in L2. */
 export const PREFETCH_OPS_MAX = 512;
@@ -54,6 +75,11 @@ export class HashTable {
   /** Live keys. */
   get keys(): number {
     return this.views.u32[H_KEYS]!;
+  }
+
+  /** Live keys that have an expiry (expired or not): active expiry has nothing to do while this is 0. */
+  get expiring_keys(): number {
+    return this.views.u32[H_EXPIRING_KEYS]!;
   }
 
   /** Writer only, once after attaching to a buffer whose writer may have been killed. */
@@ -118,6 +144,17 @@ export class HashTable {
     return ref > REF_TOMBSTONE && entryHeaderBytes(this.views, ref) > 0 ? entryKeyLength(this.views.u32, ref) : 0;
   }
 
+  /** Absolute expiry (ms since the Unix epoch) of entry `ref`, 0 if it has none or the ref is invalid. */
+  expiry(ref: number): number {
+    return ref > REF_TOMBSTONE && entryHeaderBytes(this.views, ref) > 0 ? entryExpiry(this.views.u32, ref) : 0;
+  }
+
+  /** Value codec id (0 = raw; issue #13) of entry `ref`, 0 for an invalid ref. Stored, never interpreted. */
+  valueFlags(ref: number): number {
+    if (ref <= REF_TOMBSTONE || entryHeaderBytes(this.views, ref) === 0) return 0;
+    return (entryFlags(this.views.u32, ref) >>> ENTRY_VALUE_CODEC_SHIFT) & ENTRY_VALUE_CODEC_MAX;
+  }
+
   /** Copies the value of entry `ref` to target[target_offset..]. Copies nothing for an invalid ref. */
   copyValue(ref: number, target: Uint8Array, target_offset: number): void {
     const views = this.views;
@@ -153,26 +190,91 @@ export class HashTable {
     return scanStep(this.views, cursor, entries_max, visit);
   }
 
-  /** Inserts or overwrites. Never throws; on PUT_OUT_OF_MEMORY the table is unchanged. */
+  /**
+   * Inserts or overwrites. `expiry_ms`: absolute expiry in ms since the Unix epoch, 0 for none
+   * (an overwrite replaces the old expiry either way); `value_codec`: 0..7, stored as given.
+   * Never throws; on an error result the table is unchanged.
+   */
   put(
     hash: number, key: Uint8Array, key_offset: number, key_length: number,
-    value: Uint8Array, value_offset: number, value_length: number,
+    value: Uint8Array, value_offset: number, value_length: number, expiry_ms = 0, value_codec = 0,
   ): PutResult {
     if (key_length > KEY_BYTES_MAX) return PUT_KEY_TOO_LARGE;
     if (value_length > VALUE_BYTES_MAX) return PUT_VALUE_TOO_LARGE;
+    if (!expiryValid(expiry_ms) || !(value_codec >= 0 && value_codec <= ENTRY_VALUE_CODEC_MAX)) return PUT_BAD_EXPIRY;
+    const flags = flagsFor(expiry_ms, value_codec);
     const views = this.views;
     const u32 = views.u32;
     migrateStep(views, MIGRATE_SLOTS_PER_OP);
     const tag = mix32(hash);
     const d = descriptorAt(u32);
     const found = probeKey(views, u32[d + D_INDEX_REF]!, u32[d + D_INDEX_SLOTS]!, tag, key, key_offset, key_length);
-    if (found > 0) return this.overwrite(found, key_length, value, value_offset, value_length);
+    if (found > 0) return this.overwrite(found, key_length, value, value_offset, value_length, flags, expiry_ms);
     const old_ref = u32[d + D_OLD_REF]!;
     if (old_ref !== 0) {
       const old_found = probeKey(views, old_ref, u32[d + D_OLD_SLOTS]!, tag, key, key_offset, key_length);
-      if (old_found > 0) return this.overwrite(old_found, key_length, value, value_offset, value_length);
+      if (old_found > 0) return this.overwrite(old_found, key_length, value, value_offset, value_length, flags, expiry_ms);
     }
-    return this.insert(-found, tag, key, key_offset, key_length, value, value_offset, value_length);
+    return this.insert(-found, tag, key, key_offset, key_length, value, value_offset, value_length, flags, expiry_ms);
+  }
+
+  /**
+   * Sets (expiry_ms > 0) or clears (0) the expiry of an existing key, keeping its value.
+   * PUT_OK, PUT_NOT_FOUND, PUT_BAD_EXPIRY or PUT_OUT_OF_MEMORY (table unchanged). An entry that
+   * already has an expiry gets the new one in place (one u32 pair); otherwise the entry is
+   * rewritten in the other header form, so a key whose TTL is cleared pays no extra bytes again.
+   */
+  setExpiry(hash: number, key: Uint8Array, key_offset: number, key_length: number, expiry_ms: number): PutResult {
+    if (!expiryValid(expiry_ms)) return PUT_BAD_EXPIRY;
+    const slot = this.slotOf(hash, key, key_offset, key_length);
+    if (slot <= 0) return PUT_NOT_FOUND;
+    const views = this.views;
+    const u32 = views.u32;
+    const ref = u32[slot + 1]!;
+    const flags_old = entryFlags(u32, ref);
+    if (expiry_ms > 0 && (flags_old & ENTRY_HAS_EXPIRY) !== 0) {
+      // A kill between the two stores can leave a mixed time; with --data-dir the worker re-applies the logged op.
+      writeEntryExpiry(u32, ref, expiry_ms);
+      return PUT_OK;
+    }
+    if (expiry_ms === 0 && (flags_old & ENTRY_HAS_EXPIRY) === 0) return PUT_OK;
+    const flags = (flags_old & ENTRY_FLAGS_KNOWN & ~ENTRY_HAS_EXPIRY) | (expiry_ms > 0 ? ENTRY_HAS_EXPIRY : 0);
+    const key_start = entryKeyStart(u32, ref);
+    const value_length = entryValueLength(u32, ref);
+    return this.replace(slot, key_length, views.u8, key_start + key_length, value_length, flags, expiry_ms);
+  }
+
+  /**
+   * One bounded step of active expiry (expiry.ts): visits up to `slots_max` slots from `cursor`
+   * and deletes the entries whose expiry is at or before `now_ms`. Returns the next cursor in
+   * `result[0]`, the live entries visited in `result[1]` and those deleted in `result[2]`.
+   * Writer only.
+   */
+  expireStep(cursor: number, slots_max: number, now_ms: number, result: Float64Array): void {
+    expireStep(this.views, cursor, slots_max, now_ms, result, null);
+  }
+
+  /**
+   * Read-only twin of expireStep: lists the refs of expired entries in `found` (at most its
+   * length; result[2] counts all) instead of deleting them, so the caller can log their deletes
+   * first and then delete them by key. Refs are valid until the next put/delete.
+   */
+  findExpired(cursor: number, slots_max: number, now_ms: number, result: Float64Array, found: Uint32Array): void {
+    expireStep(this.views, cursor, slots_max, now_ms, result, found);
+  }
+
+  /** Slot (> 0) holding `key` in the primary or the old array, or <= 0 if absent. Advances a migration first. */
+  private slotOf(hash: number, key: Uint8Array, key_offset: number, key_length: number): number {
+    const views = this.views;
+    const u32 = views.u32;
+    migrateStep(views, MIGRATE_SLOTS_PER_OP);
+    const tag = mix32(hash);
+    const d = descriptorAt(u32);
+    const found = probeKey(views, u32[d + D_INDEX_REF]!, u32[d + D_INDEX_SLOTS]!, tag, key, key_offset, key_length);
+    if (found > 0) return found;
+    const old_ref = u32[d + D_OLD_REF]!;
+    if (old_ref === 0) return 0;
+    return probeKey(views, old_ref, u32[d + D_OLD_SLOTS]!, tag, key, key_offset, key_length);
   }
 
   /** Removes `key`. Returns true if it existed. */
@@ -193,8 +295,11 @@ export class HashTable {
     const key_bytes = entryKeyLength(u32, ref);
     const value_bytes = entryValueLength(u32, ref);
     const payload_bytes = key_bytes + value_bytes;
+    const expiring = (entryFlags(u32, ref) & ENTRY_HAS_EXPIRY) !== 0;
+    const block_bytes = entryBlockBytes(u32, ref);
     u32[slot + 1] = REF_TOMBSTONE; // publish
-    free(views, ref, entryBytesFor(key_bytes, value_bytes));
+    free(views, ref, block_bytes);
+    if (expiring) u32[H_EXPIRING_KEYS] = u32[H_EXPIRING_KEYS]! - 1;
     const keys = u32[H_KEYS]! - 1;
     u32[H_KEYS] = keys;
     if (in_primary) u32[H_INDEX_TOMBSTONES] = u32[H_INDEX_TOMBSTONES]! + 1;
@@ -217,27 +322,50 @@ export class HashTable {
     return readStats(this.views);
   }
 
-  /** New value for the key in `slot`: in place if the length is unchanged, else a new block. */
-  private overwrite(slot: number, key_length: number, value: Uint8Array, value_offset: number, value_length: number): PutResult {
+  /** New value for the key in `slot`: in place if length and flags are unchanged, else a new block. */
+  private overwrite(
+    slot: number, key_length: number, value: Uint8Array, value_offset: number, value_length: number, flags: number, expiry_ms: number,
+  ): PutResult {
     const views = this.views;
     const u32 = views.u32;
     const ref = u32[slot + 1]!;
     const value_length_old = entryValueLength(u32, ref);
     const key_start_old = entryKeyStart(u32, ref);
-    if (value_length_old === value_length) {
+    if (value_length_old === value_length && entryFlags(u32, ref) === flags) {
+      // A kill between the expiry and the value stores leaves one of them new: with --data-dir
+      // the worker re-applies the logged op before serving (docs/PERSISTENCE.md).
+      if ((flags & ENTRY_HAS_EXPIRY) !== 0) writeEntryExpiry(u32, ref, expiry_ms);
       // One TypedArray.prototype.set call: a kill cannot tear the value.
       const start = key_start_old + key_length;
       if (value_offset === 0 && value_length === value.length) views.u8.set(value, start);
       else views.u8.set(value.subarray(value_offset, value_offset + value_length), start);
       return PUT_OK;
     }
-    const ref_new = allocate(views, entryBytesFor(key_length, value_length));
+    return this.replace(slot, key_length, value, value_offset, value_length, flags, expiry_ms);
+  }
+
+  /**
+   * Swaps the entry in `slot` for a new block with the same key and the given value, flags and
+   * expiry (the value may lie in the old block: it is copied before the old block is freed).
+   */
+  private replace(
+    slot: number, key_length: number, value: Uint8Array, value_offset: number, value_length: number, flags: number, expiry_ms: number,
+  ): PutResult {
+    const views = this.views;
+    const u32 = views.u32;
+    const ref = u32[slot + 1]!;
+    const value_length_old = entryValueLength(u32, ref);
+    const expiring_old = (entryFlags(u32, ref) & ENTRY_HAS_EXPIRY) !== 0;
+    const block_bytes_old = entryBlockBytes(u32, ref);
+    const ref_new = allocate(views, entryBytesFor(key_length, value_length, flags));
     if (ref_new === 0) return PUT_OUT_OF_MEMORY;
     // The key bytes are copied from the old entry (it is the same key).
-    this.writeEntry(ref_new, views.u8, key_start_old, key_length, value, value_offset, value_length);
+    this.writeEntry(ref_new, views.u8, entryKeyStart(u32, ref), key_length, value, value_offset, value_length, flags, expiry_ms);
     u32[slot + 1] = ref_new; // publish
-    free(views, ref, entryBytesFor(key_length, value_length_old));
+    free(views, ref, block_bytes_old);
     views.f64[F_PAYLOAD_BYTES] += value_length - value_length_old;
+    const expiring = (flags & ENTRY_HAS_EXPIRY) !== 0;
+    if (expiring !== expiring_old) u32[H_EXPIRING_KEYS] = u32[H_EXPIRING_KEYS]! + (expiring ? 1 : -1);
     return PUT_OK;
   }
 
@@ -249,7 +377,7 @@ export class HashTable {
    */
   private insert(
     reusable: number, tag: number, key: Uint8Array, key_offset: number, key_length: number,
-    value: Uint8Array, value_offset: number, value_length: number,
+    value: Uint8Array, value_offset: number, value_length: number, flags: number, expiry_ms: number,
   ): PutResult {
     const views = this.views;
     const u32 = views.u32;
@@ -270,25 +398,26 @@ export class HashTable {
         if (slot === 0) return PUT_OUT_OF_MEMORY;
       }
     }
-    const ref = allocate(views, entryBytesFor(key_length, value_length));
+    const ref = allocate(views, entryBytesFor(key_length, value_length, flags));
     if (ref === 0) return PUT_OUT_OF_MEMORY;
-    this.writeEntry(ref, key, key_offset, key_length, value, value_offset, value_length);
+    this.writeEntry(ref, key, key_offset, key_length, value, value_offset, value_length, flags, expiry_ms);
     const counter = u32[slot + 1] === REF_TOMBSTONE ? H_INDEX_TOMBSTONES : H_INDEX_USED_SLOTS;
     views.i32[slot] = tag;
     u32[slot + 1] = ref; // publish
     u32[counter] = counter === H_INDEX_TOMBSTONES ? u32[counter]! - 1 : u32[counter]! + 1;
     u32[H_KEYS] = u32[H_KEYS]! + 1;
+    if ((flags & ENTRY_HAS_EXPIRY) !== 0) u32[H_EXPIRING_KEYS] = u32[H_EXPIRING_KEYS]! + 1;
     views.f64[F_PAYLOAD_BYTES] += key_length + value_length;
     return PUT_OK;
   }
 
-  /** Fills a fresh, unpublished block: header, key bytes, value bytes. */
+  /** Fills a fresh, unpublished block: header (with its expiry, if flagged), key bytes, value bytes. */
   private writeEntry(
     ref: number, key: Uint8Array, key_offset: number, key_length: number,
-    value: Uint8Array, value_offset: number, value_length: number,
+    value: Uint8Array, value_offset: number, value_length: number, flags: number, expiry_ms: number,
   ): void {
     const u8 = this.views.u8;
-    writeEntryHeader(this.views.u32, ref, key_length, value_length);
+    writeEntryHeader(this.views.u32, ref, key_length, value_length, flags, expiry_ms);
     const start = entryKeyStart(this.views.u32, ref);
     copyBytes(u8, start, key, key_offset, key_length);
     copyBytes(u8, start + key_length, value, value_offset, value_length);

@@ -7,7 +7,7 @@
 import { HashTableError } from './errors.js';
 import {
   H_ARENA_END_UNITS, H_BUMP_UNITS, H_HEADER_UNITS, H_LAYOUT_VERSION, H_MAGIC, H_SIZE_CLASS_COUNT,
-  HEADER_F64_COUNT, HEADER_UNITS, LAYOUT_VERSION, MAGIC, SIZE_CLASS_COUNT, TABLE_BYTES_MAX, TABLE_BYTES_MIN,
+  HEADER_F64_COUNT, HEADER_UNITS, LAYOUT_VERSION, LAYOUT_VERSION_OLDEST, MAGIC, SIZE_CLASS_COUNT, TABLE_BYTES_MAX, TABLE_BYTES_MIN,
 } from './layout.js';
 
 export interface TableViews {
@@ -42,7 +42,7 @@ export function checkTableBytes(bytes_capacity: number): void {
   }
 }
 
-/** Throws HashTableError unless the buffer holds a table of this layout version. */
+/** Throws HashTableError unless the buffer holds a table of a layout version this code reads. */
 export function checkFormatted(memory: unknown): void {
   if (!(memory instanceof SharedArrayBuffer)) {
     throw new HashTableError('HASHMAP_ERR_NOT_SHARED', 'a HashTable needs a SharedArrayBuffer');
@@ -54,10 +54,11 @@ export function checkFormatted(memory: unknown): void {
   if (u32[H_MAGIC] !== MAGIC) {
     throw new HashTableError('HASHMAP_ERR_NOT_FORMATTED', 'buffer has no table magic; call createTableMemory()');
   }
-  if (u32[H_LAYOUT_VERSION] !== LAYOUT_VERSION || u32[H_HEADER_UNITS] !== HEADER_UNITS ||
+  const version = u32[H_LAYOUT_VERSION]!;
+  if (version < LAYOUT_VERSION_OLDEST || version > LAYOUT_VERSION || u32[H_HEADER_UNITS] !== HEADER_UNITS ||
       u32[H_SIZE_CLASS_COUNT] !== SIZE_CLASS_COUNT) {
     throw new HashTableError('HASHMAP_ERR_LAYOUT_VERSION',
-      `table layout version ${u32[H_LAYOUT_VERSION]} is not ${LAYOUT_VERSION}`);
+      `table layout version ${version} is not ${LAYOUT_VERSION_OLDEST}..${LAYOUT_VERSION}`);
   }
   const units_total = memory.byteLength / 4;
   const bump = u32[H_BUMP_UNITS]!;

@@ -89,6 +89,13 @@ export interface ServerConfig {
    * measured. /metrics and the dashboard still serve everything else.
    */
   metrics: 'on' | 'off';
+  /**
+   * Whether this node's clock may be trusted for expiries (docs/PROTOCOL.md, "Expiry"): "auto"
+   * asks systemd (timedatectl NTPSynchronized) and, where that cannot answer, checks that the
+   * year is at least 2024; "yes" and "no" decide without looking. A node whose clock is not
+   * synchronised answers CLOCK_UNSYNCED to ops that depend on the time.
+   */
+  clock_sync: string;
   /** Enables DEBUG_KILL_WORKER. Only from the PIKV_TEST_HOOKS=1 environment variable. */
   test_hooks: boolean;
 }
@@ -133,6 +140,7 @@ export function defaultConfig(): ServerConfig {
     compact_min_bytes: 64 * 1024 * 1024,
     repair: false,
     metrics: 'on',
+    clock_sync: 'auto',
     test_hooks: process.env['PIKV_TEST_HOOKS'] === '1',
   };
 }
@@ -259,5 +267,6 @@ export function validateConfig(config: ServerConfig): ServerConfig {
   check(config.compact_min_bytes >= 4096, 'compact_min_bytes must be at least 4kb');
   check(!config.repair || config.data_dir !== '', 'repair needs data_dir');
   check(config.metrics === 'on' || config.metrics === 'off', `metrics must be on or off, got ${JSON.stringify(config.metrics)}`);
+  check(['auto', 'yes', 'no'].includes(config.clock_sync), `clock_sync must be auto, yes or no, got ${JSON.stringify(config.clock_sync)}`);
   return config;
 }

@@ -14,7 +14,8 @@
  * Writes take this path only where they need nothing but the table (Partition.main_thread_writable:
  * no --data-dir log, no cluster capture).
  */
-import { Op, Status } from '../protocol/constants.js';
+import { EXPIRY_KEEP, Op, Status } from '../protocol/constants.js';
+import { EXPIRY_MS_MAX } from '../hashmap/index.js';
 import type { RequestBatch } from '../protocol/codec.js';
 import { KEY_HASH_SEED, murmur3_x86_32 } from '../routing/murmur3.js';
 import type { Partition } from '../engine/partition.js';
@@ -25,6 +26,16 @@ import type { RequestMetrics } from './metrics/request-metrics.js';
 
 /** Requests of at most this many data ops may take the main-thread path. */
 const FAST_PATH_OPS_MAX = 16;
+
+/** What the dispatcher needs to know about the node's clock (node/clock.ts). */
+export interface ClockState {
+  readonly synced: boolean;
+}
+
+const CLOCK_TRUSTED: ClockState = { synced: true };
+/** resolveExpiry's answers that are not an expiry. */
+const EXPIRY_INVALID = -2;
+const EXPIRY_CLOCK_UNSYNCED = -3;
 
 export interface DispatchLimits {
   key_bytes_max: number;
@@ -68,8 +79,10 @@ export class Dispatcher {
 
   /** Ops and latency, counted once per answered request; null with --metrics off (metrics/request-metrics.ts). */
   private readonly metrics: RequestMetrics | null;
+  private readonly clock: ClockState;
 
-  constructor(partitions: Partition[], limits: DispatchLimits, statsValue: () => Buffer, router: OpRouter | null = null, metrics: RequestMetrics | null = null) {
+  constructor(partitions: Partition[], limits: DispatchLimits, statsValue: () => Buffer, router: OpRouter | null = null, metrics: RequestMetrics | null = null, clock: ClockState = CLOCK_TRUSTED) {
+    this.clock = clock;
     this.partitions = partitions;
     this.metrics = metrics;
     this.router = router;
@@ -100,7 +113,9 @@ export class Dispatcher {
       request.completeIfEmpty();
       return request;
     }
-    if (op_count <= FAST_PATH_OPS_MAX && this.tryFastPath(batch, request)) return request;
+    const has_expiry = batch.expiry !== undefined || batch.ttl !== undefined;
+    if (op_count <= FAST_PATH_OPS_MAX && !has_expiry && this.tryFastPath(batch, request)) return request;
+    const now_ms = Date.now();
 
     const partition_count = this.partitions.length;
     const { key_bytes_max, value_bytes_max } = this.limits;
@@ -114,13 +129,17 @@ export class Dispatcher {
       const this_value = value_offset;
       key_offset += key_length;
       value_offset += value_length;
-      if (op === Op.GET || op === Op.DELETE || op === Op.PUT) {
+      if (isDataOp(op)) {
+        const expiry_ms = has_expiry || op >= Op.EXPIRE ? this.resolveExpiry(batch, i, op, now_ms) : 0;
         if (key_length > key_bytes_max) request.settle(i, Status.KEY_TOO_LARGE);
         else if (op === Op.PUT && value_length > value_bytes_max) request.settle(i, Status.VALUE_TOO_LARGE);
         else if (op !== Op.PUT && value_length !== 0) request.settle(i, Status.BAD_OP);
+        else if (expiry_ms === EXPIRY_INVALID) request.settle(i, Status.BAD_EXPIRY);
+        else if (expiry_ms === EXPIRY_CLOCK_UNSYNCED) request.settle(i, Status.CLOCK_UNSYNCED);
         else {
           const hash = murmur3_x86_32(batch.keys, this_key, key_length, KEY_HASH_SEED);
           const ref = this.ref.set(request, i, op, hash, batch.keys, this_key, key_length, batch.values, this_value, value_length);
+          ref.expiry_ms = expiry_ms;
           if (this.routing && this.router!.route(ref, batch)) continue;
           const partition = hash % partition_count;
           this.partitions[partition]!.enqueue(ref);
@@ -135,6 +154,25 @@ export class Dispatcher {
       setImmediate(this.flushTouched);
     }
     return request;
+  }
+
+  /**
+   * The absolute expiry op `index` carries (0 none, EXPIRY_KEEP on a PUT), from its `xp` or its
+   * `tl` (relative, turned absolute with this node's clock now), or EXPIRY_INVALID /
+   * EXPIRY_CLOCK_UNSYNCED. Stream frames (`mg`) carry the primary's decisions and are taken
+   * whatever this node's clock says.
+   */
+  private resolveExpiry(batch: RequestBatch, index: number, op: number, now_ms: number): number {
+    const xp = batch.expiry?.[index] ?? 0;
+    const tl = batch.ttl?.[index] ?? 0;
+    if (!Number.isSafeInteger(xp) || !Number.isSafeInteger(tl) || xp < EXPIRY_KEEP || xp > EXPIRY_MS_MAX || tl < 0 || tl > EXPIRY_MS_MAX - now_ms) return EXPIRY_INVALID;
+    if (xp !== 0 && tl !== 0) return EXPIRY_INVALID;
+    if (xp === EXPIRY_KEEP && op !== Op.PUT) return EXPIRY_INVALID;
+    const expiry_ms = xp !== 0 ? xp : tl !== 0 ? now_ms + tl : 0;
+    if (op === Op.EXPIRE ? expiry_ms <= 0 : op !== Op.PUT && expiry_ms !== 0) return EXPIRY_INVALID;
+    const timed = expiry_ms !== 0 || op === Op.EXPIRE || op === Op.PERSIST || op === Op.TTL;
+    if (timed && !this.clock.synced && batch.migrate !== true) return EXPIRY_CLOCK_UNSYNCED;
+    return expiry_ms;
   }
 
   /** Ops the main thread answers without a partition. */
@@ -234,9 +272,15 @@ export class Dispatcher {
     const op_count = batch.op.length;
     const partition_count = this.partitions.length;
     let total_bytes = 0;
+    const now_ms = Date.now();
     for (let i = 0; i < op_count; i++) {
       const partition = this.partitions[this.fast_hashes[i]! % partition_count]!;
-      const ref = partition.table.find(this.fast_hashes[i]!, batch.keys, this.fast_key_offsets[i]!, batch.key_lengths[i]!);
+      let ref = partition.table.find(this.fast_hashes[i]!, batch.keys, this.fast_key_offsets[i]!, batch.key_lengths[i]!);
+      // An expired key is never returned; its worker deletes it (this thread only reads the table).
+      if (ref !== 0) {
+        const expiry_ms = partition.table.expiry(ref);
+        if (expiry_ms > 0 && expiry_ms <= now_ms) ref = 0;
+      }
       this.fast_refs[i] = ref;
       if (ref !== 0) total_bytes += partition.table.valueLength(ref);
     }
@@ -266,6 +310,7 @@ export class Dispatcher {
   private fastMixed(batch: RequestBatch, request: PendingRequest): void {
     const op_count = batch.op.length;
     const partition_count = this.partitions.length;
+    const now_ms = Date.now();
     let value_offset = 0;
     for (let i = 0; i < op_count; i++) {
       const op = batch.op[i]!;
@@ -280,7 +325,9 @@ export class Dispatcher {
       if (op === Op.GET) {
         partition.main_thread_gets++;
         const ref = table.find(hash, batch.keys, key_offset, key_length);
-        if (ref === 0) {
+        const expiry_ms = ref === 0 ? 0 : table.expiry(ref);
+        // An expired key is never returned (the worker's active expiry deletes it later).
+        if (ref === 0 || (expiry_ms > 0 && expiry_ms <= now_ms)) {
           request.settle(i, Status.NOT_FOUND);
           continue;
         }
@@ -293,11 +340,11 @@ export class Dispatcher {
       }
       request.settle(i, op === Op.PUT
         ? partition.putOnMain(hash, batch.keys, key_offset, key_length, batch.values, this_value, value_length)
-        : partition.deleteOnMain(hash, batch.keys, key_offset, key_length));
+        : partition.deleteOnMain(hash, batch.keys, key_offset, key_length, now_ms));
     }
   }
 }
 
 function isDataOp(op: number): boolean {
-  return op === Op.GET || op === Op.PUT || op === Op.DELETE;
+  return op === Op.GET || op === Op.PUT || op === Op.DELETE || op === Op.EXPIRE || op === Op.PERSIST || op === Op.TTL;
 }

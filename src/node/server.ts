@@ -5,6 +5,7 @@
  * Threads: this (main) thread parses frames, routes ops and answers; each partition's worker
  * thread owns one hash table. See docs/ARCHITECTURE.md for the data path of one batch.
  */
+import { ClockWatch, type ClockMode } from './clock.js';
 import { ConfigError } from './config.js';
 import { readFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server as HttpServer } from 'node:http';
@@ -60,6 +61,8 @@ export class PikvServer implements ConnectionHost, RespNode, HttpNode {
   readonly codec = new WireCodec();
   readonly dispatcher: Dispatcher;
   readonly partitions: Partition[];
+  /** Whether this node's clock may decide expiries (node/clock.ts). */
+  readonly clock: ClockWatch;
   inflight_bytes = 0;
   shutting_down = false;
   readonly started_ms = Date.now();
@@ -118,13 +121,16 @@ export class PikvServer implements ConnectionHost, RespNode, HttpNode {
       };
     for (let i = 0; i < config.workers; i++) this.partitions.push(new Partition(i, table_bytes, config.response_bytes_max, logger, this.persistence));
     this.cluster = new ClusterNode(cluster.config ?? null, this.partitions, logger, () => this.url, cluster.onLeft ?? (() => {}));
+    // In a cluster only a key's primary may decide that it expired (docs/REPLICATION.md, "Expiry").
+    for (const partition of this.partitions) partition.expire_locally = !this.cluster.routes;
+    this.clock = new ClockWatch(config.clock_sync as ClockMode);
     this.auth = {
       cluster_secret: cluster.config?.cluster_secret ?? '',
       node_id: cluster.config?.node_id ?? '',
       client_token: cluster.client_token ?? cluster.config?.client_token ?? '',
     };
     const request_metrics = config.metrics === 'on' ? new RequestMetrics() : null;
-    this.dispatcher = new Dispatcher(this.partitions, config, () => this.codec.encodeValue(this.stats()), this.cluster, request_metrics);
+    this.dispatcher = new Dispatcher(this.partitions, config, () => this.codec.encodeValue(this.stats()), this.cluster, request_metrics, this.clock);
     this.observe = new Observe(this, request_metrics, { client_token: this.auth.client_token, tls_ca: cluster.config?.tls_ca ?? '' });
     const timeouts_ms = [config.handshake_timeout_ms, config.frame_timeout_ms, config.slow_client_timeout_ms];
     if (config.idle_timeout_ms > 0) timeouts_ms.push(config.idle_timeout_ms);
@@ -159,6 +165,7 @@ export class PikvServer implements ConnectionHost, RespNode, HttpNode {
       const report = recoverNode(this.persistence, this.config.repair, this.partitions.map((p) => p.table), this.partitions.map((p) => p.counters));
       for (const line of describeRecovery(report)) this.log(line);
     }
+    this.clock.start();
     for (const partition of this.partitions) partition.start();
     await new Promise<void>((resolve, reject) => {
       this.http.once('error', reject);
@@ -320,6 +327,7 @@ export class PikvServer implements ConnectionHost, RespNode, HttpNode {
     this.http.close();
     this.resp?.close();
     if (this.sweep_timer !== null) clearInterval(this.sweep_timer);
+    this.clock.stop();
     this.cluster.stop();
     this.observe.stop();
     const deadline_ms = Date.now() + this.config.shutdown_timeout_ms;

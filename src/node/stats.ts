@@ -38,6 +38,11 @@ export interface WorkerStats {
   disk_errors: number;
   fsyncs: number;
   compactions: number;
+  /** Live keys with an expiry (expired or not yet deleted). */
+  expiring_keys: number;
+  /** Keys this worker deleted because their expiry passed (on access or by active expiry). */
+  expired_keys: number;
+  expire_steps: number;
 }
 
 export interface NodeStats {
@@ -50,6 +55,10 @@ export interface NodeStats {
   bytes_used: number;
   bytes_capacity: number;
   ops: number;
+  expiring_keys: number;
+  expired_keys: number;
+  /** Whether this node's clock is trusted for expiries, and why (node/clock.ts). */
+  clock: { synced: boolean; reason: string };
   memory: { rss_bytes: number; heap_used_bytes: number; external_bytes: number; array_buffers_bytes: number };
   /** Ops dropped unexecuted because their client had gone. */
   ops_dropped: number;
@@ -59,6 +68,7 @@ export interface NodeStats {
 
 interface StatsSource {
   readonly config: ServerConfig;
+  readonly clock: { readonly synced: boolean; readonly reason: string };
   readonly partitions: Partition[];
   readonly started_ms: number;
 }
@@ -99,6 +109,9 @@ function workerStats(partition: Partition): WorkerStats {
     disk_errors: c[WorkerCounter.DISK_ERRORS]!,
     fsyncs: c[WorkerCounter.FSYNCS]!,
     compactions: c[WorkerCounter.COMPACTIONS]!,
+    expiring_keys: table.expiring_keys,
+    expired_keys: c[WorkerCounter.EXPIRED_KEYS]!,
+    expire_steps: c[WorkerCounter.EXPIRE_STEPS]!,
   };
 }
 
@@ -120,6 +133,9 @@ export function collectStats(source: StatsSource, connections: number, requests_
     bytes_used: per_worker.reduce((sum, w) => sum + w.bytes_used, 0),
     bytes_capacity: per_worker.reduce((sum, w) => sum + w.bytes_capacity, 0),
     ops: per_worker.reduce((sum, w) => sum + w.ops, 0),
+    expiring_keys: per_worker.reduce((sum, w) => sum + w.expiring_keys, 0),
+    expired_keys: per_worker.reduce((sum, w) => sum + w.expired_keys, 0),
+    clock: { synced: source.clock.synced, reason: source.clock.reason },
     memory: { rss_bytes: memory.rss, heap_used_bytes: memory.heapUsed, external_bytes: memory.external, array_buffers_bytes: memory.arrayBuffers },
     ops_dropped: source.partitions.reduce((total, partition) => total + partition.ops_dropped, 0),
     limits: {

@@ -10,7 +10,7 @@
 import { closeSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { PersistenceError, PersistenceErrorCode } from './errors.js';
-import { FORMAT_VERSION, MANIFEST_NAME, parseFileName, type FileName } from './format.js';
+import { FORMAT_VERSION, FORMAT_VERSION_OLDEST, MANIFEST_NAME, parseFileName, type FileName } from './format.js';
 
 export interface Manifest {
   format: 'pikv-data';
@@ -64,8 +64,8 @@ export function readManifest(dir: string): Manifest | null {
   if (parsed.format !== 'pikv-data' || !Number.isSafeInteger(parsed.workers) || (parsed.workers ?? 0) < 1) {
     throw new PersistenceError(PersistenceErrorCode.MISMATCH, `${path} is not a pikv manifest`);
   }
-  if (parsed.version !== FORMAT_VERSION) {
-    throw new PersistenceError(PersistenceErrorCode.MISMATCH, `${path}: data format version ${parsed.version}, this pikv reads version ${FORMAT_VERSION}`);
+  if (typeof parsed.version !== 'number' || parsed.version < FORMAT_VERSION_OLDEST || parsed.version > FORMAT_VERSION) {
+    throw new PersistenceError(PersistenceErrorCode.MISMATCH, `${path}: data format version ${parsed.version}, this pikv reads versions ${FORMAT_VERSION_OLDEST}..${FORMAT_VERSION}`);
   }
   return parsed as Manifest;
 }

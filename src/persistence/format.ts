@@ -1,5 +1,5 @@
 /**
- * On-disk format, version 1: every offset and name of a data directory is here.
+ * On-disk format, version 2 (reads 1): every offset and name of a data directory is here.
  *
  * A data directory holds MANIFEST (JSON: format version and worker count) and, per partition
  * p of a node with W workers, files named by generation g (zero-padded):
@@ -14,15 +14,24 @@
  *                 [28] u32 CRC32C of bytes 0..28
  *   record:       [0] u32 payload bytes  [4] u8 type  [5] u8 0  [6] u16 0  [8] u32 count
  *                 [12] u32 CRC32C of header bytes 0..12 then the payload  [16] payload
- *   BATCH payload: `count` ops, each [0] u8 op (2 PUT, 3 DELETE) [1] u8 0 [2] u16 key bytes
- *                 [4] u32 value bytes [8] u32 murmur3 hash of the key [12] key [..] value
- *   ABORT payload: `count` u32 op indices of the BATCH record right before it whose PUT
- *                 failed with OUT_OF_MEMORY after being logged: replay skips them.
+ *   BATCH payload: `count` ops, each [0] u8 op (2 PUT, 3 DELETE, 12 EXPIRE, 13 PERSIST)
+ *                 [1] u8 flags (OPF_*; 0 in version 1) [2] u16 key bytes [4] u32 value bytes
+ *                 [8] u32 murmur3 hash of the key [12] (if OPF_HAS_EXPIRY) u32 expiry ms low,
+ *                 u32 high [..] key [..] value
+ *   ABORT payload: `count` u32 op indices of the BATCH record right before it whose PUT (or
+ *                 EXPIRE/PERSIST) failed with OUT_OF_MEMORY after being logged: replay skips them.
  *   SNAPSHOT_END:  no payload; `count` = entries in the snapshot. Last record of a snapshot.
  * One BATCH record is one request packet (group commit): one write, one checksum.
  */
 
-export const FORMAT_VERSION = 1;
+/**
+ * Version written into new file headers. Version 2 gave BATCH ops a flags byte (below) and the
+ * EXPIRE and PERSIST ops; a version-1 file has that byte zero everywhere, so it reads as
+ * version 2 with no metadata: both are read, nothing needs migrating.
+ */
+export const FORMAT_VERSION = 2;
+/** Oldest file format version still read. */
+export const FORMAT_VERSION_OLDEST = 1;
 export const MANIFEST_NAME = 'MANIFEST';
 
 export const FILE_HEADER_BYTES = 32;
@@ -49,12 +58,23 @@ export const RECORD_SNAPSHOT_END = 3;
 
 export const OP_HEADER_BYTES = 12;
 export const O_OP = 0;
+/** Op flags (version 2; zero in version 1): OPF_*. */
+export const O_FLAGS = 1;
 export const O_KEY_BYTES = 2;
 export const O_VALUE_BYTES = 4;
 export const O_HASH = 8;
 /** Op codes in BATCH records: the protocol's own (src/protocol/constants.ts). */
 export const OP_PUT = 2;
 export const OP_DELETE = 3;
+/** Sets the key's expiry (OPF_HAS_EXPIRY always set); a key that is absent stays absent. */
+export const OP_EXPIRE = 12;
+/** Clears the key's expiry. */
+export const OP_PERSIST = 13;
+/** Op flag: 8 bytes follow the op header, before the key: the absolute expiry in ms since the epoch (u32 low, u32 high). */
+export const OPF_HAS_EXPIRY = 1;
+/** Op flag on a PUT: keep the key's current expiry (Redis KEEPTTL); applied against the state replay has reached. */
+export const OPF_KEEP_EXPIRY = 2;
+export const OP_EXPIRY_BYTES = 8;
 
 /** Largest record payload accepted when reading: a packet of the largest value plus headroom. */
 export const RECORD_PAYLOAD_BYTES_MAX = 0x7fff_0000;

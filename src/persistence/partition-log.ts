@@ -28,16 +28,17 @@
 import { closeSync, existsSync, openSync, readSync } from 'node:fs';
 import { join } from 'node:path';
 import type { HashTable } from '../hashmap/index.js';
-import { PUT_OK } from '../hashmap/index.js';
-import { Op, Status } from '../protocol/constants.js';
+import { PUT_NOT_FOUND, PUT_OK } from '../hashmap/index.js';
+import { EXPIRY_KEEP, Op, Status } from '../protocol/constants.js';
 import { crc32c } from './crc32c.js';
 import { recordFsync, WorkerCounter, type RequestPacket } from '../engine/packet.js';
 import { fsyncDirectory, listDataFiles, partitionDiskBytes, partitionFiles, removeFiles } from './data-dir.js';
 import {
-  FILE_HEADER_BYTES, fileName, LOG_MAGIC, O_HASH, O_KEY_BYTES, O_OP, O_VALUE_BYTES, OP_DELETE, OP_HEADER_BYTES, OP_PUT,
+  FILE_HEADER_BYTES, fileName, LOG_MAGIC, OP_DELETE, OPF_HAS_EXPIRY, OPF_KEEP_EXPIRY,
   R_COUNT, R_CRC, R_PAYLOAD_BYTES, R_TYPE, readU32, RECORD_ABORT, RECORD_BATCH, RECORD_HEADER_BYTES,
 } from './format.js';
 import { LogFile } from './log-file.js';
+import { applyLoggedOp, readLoggedOp, type LoggedOp } from './logged-op.js';
 import type { PersistenceOptions } from './options.js';
 import { RecordBuffer } from './record-buffer.js';
 import { SnapshotWriter } from './snapshot-writer.js';
@@ -112,9 +113,15 @@ export class PartitionLog {
       const op = request.op[i]!;
       const key_length = request.key_length[i]!;
       const value_length = request.value_length[i]!;
-      if (op === Op.PUT || op === Op.DELETE) {
-        buffer.appendOp(op, request.hash[i]!, data, data_offset, key_length, data_offset + key_length, value_length);
-        payload_bytes += key_length + value_length;
+      if (isLoggedOp(op)) {
+        const expiry_ms = request.expiry[i]!;
+        // The protocol's op codes are the log's (format.ts); PERSIST and DELETE carry no expiry.
+        const flags = op === Op.EXPIRE || (op === Op.PUT && expiry_ms > 0) ? OPF_HAS_EXPIRY
+          : op === Op.PUT && expiry_ms === EXPIRY_KEEP ? OPF_KEEP_EXPIRY : 0;
+        // A DELETE's value is absent: a PUT whose expiry had passed became a DELETE in place (partition-worker.ts).
+        const logged_value_length = op === Op.DELETE ? 0 : value_length;
+        buffer.appendOp(op, request.hash[i]!, data, data_offset, key_length, data_offset + key_length, logged_value_length, flags, expiry_ms);
+        payload_bytes += key_length + logged_value_length;
       }
       data_offset += key_length + value_length;
     }
@@ -137,6 +144,28 @@ export class PartitionLog {
     return true;
   }
 
+  /**
+   * Logs DELETEs of `count` keys the worker found expired (keys[key_offsets[i]..+key_lengths[i]],
+   * hashes in `hashes`), as one BATCH record, before it deletes them. Logged because whether a
+   * key had expired depends on the clock at the time: a replay must not decide it again (an
+   * EXPIRE that ran before the old expiry must still find the key). False: nothing was logged,
+   * so the keys must not be deleted (they stay hidden from reads).
+   */
+  appendExpiredDeletes(count: number, hashes: Uint32Array, keys: Uint8Array, key_offsets: Uint32Array, key_lengths: Uint32Array): boolean {
+    if (count === 0) return true;
+    const buffer = this.buffer;
+    buffer.reset();
+    buffer.beginRecord(RECORD_BATCH);
+    for (let i = 0; i < count; i++) buffer.appendOp(OP_DELETE, hashes[i]!, keys, key_offsets[i]!, key_lengths[i]!, 0, 0);
+    buffer.endRecord();
+    if (!this.write(false)) {
+      this.retryUntil('cutting a failed write off the log', () => this.file === null || this.file.cutBackNow());
+      return false;
+    }
+    this.counters[WorkerCounter.LOGGED_OPS]! += count;
+    return true;
+  }
+
   /** After the whole packet is applied (and its ABORT written): the log and memory agree again. One store. */
   batchApplied(): void {
     this.counters[WorkerCounter.BATCHES_APPLIED] = this.counters[WorkerCounter.BATCHES_LOGGED]!;
@@ -153,8 +182,9 @@ export class PartitionLog {
     let logged_index = 0;
     for (let i = 0; i < request.op_count; i++) {
       const op = request.op[i]!;
-      if (op !== Op.PUT && op !== Op.DELETE) continue;
+      if (!isLoggedOp(op)) continue;
       if (op === Op.PUT && status[i] !== Status.OK) failed.push(logged_index);
+      else if ((op === Op.EXPIRE || op === Op.PERSIST) && status[i] !== Status.OK && status[i] !== Status.NOT_FOUND) failed.push(logged_index);
       logged_index++;
     }
     this.writeAbort(failed);
@@ -205,22 +235,14 @@ export class PartitionLog {
     const failed: number[] = [];
     const count = readU32(bytes, R_COUNT);
     let at = RECORD_HEADER_BYTES;
+    const op: LoggedOp = { op: 0, flags: 0, expiry_ms: 0, hash: 0, key_offset: 0, key_length: 0, value_length: 0 };
     for (let i = 0; i < count; i++) {
-      const op = bytes[at + O_OP]!;
-      const key_length = bytes[at + O_KEY_BYTES]! | (bytes[at + O_KEY_BYTES + 1]! << 8);
-      const value_length = readU32(bytes, at + O_VALUE_BYTES);
-      const hash = readU32(bytes, at + O_HASH);
-      const key_offset = at + OP_HEADER_BYTES;
-      at = key_offset + key_length + value_length;
-      if (op === OP_PUT) {
-        // An overwrite with a value of the same length is in place and cannot fail, so a put
-        // that fails here did not leave its value in the table the first time either.
-        if (this.table.put(hash, bytes, key_offset, key_length, bytes, key_offset + key_length, value_length) !== PUT_OK) failed.push(i);
-      } else if (op === OP_DELETE) {
-        this.table.delete(hash, bytes, key_offset, key_length);
-      } else {
-        throw new Error(`partition ${this.partition}: op ${op} in a logged batch`);
-      }
+      at = readLoggedOp(bytes, at, record_bytes, op);
+      if (at < 0) throw new Error(`partition ${this.partition}: an op of the unfinished batch cannot be read`);
+      // An overwrite with a value of the same length (and the same flags) is in place and cannot
+      // fail, so a put that fails here did not leave its value in the table the first time either.
+      const result = applyLoggedOp(this.table, bytes, op);
+      if (result !== PUT_OK && result !== PUT_NOT_FOUND) failed.push(i);
     }
     if (at !== record_bytes) throw new Error(`partition ${this.partition}: the unfinished batch's ops do not add up`);
     this.writeAbort(failed);
@@ -455,4 +477,9 @@ function checkBatchRecord(bytes: Uint8Array, record_bytes: number, partition: nu
     crc32c(header_crc, bytes, RECORD_HEADER_BYTES, record_bytes) !== readU32(bytes, R_CRC)) {
     throw new Error(`partition ${partition}: the unfinished batch at the log tail is not an intact BATCH record`);
   }
+}
+
+/** Ops a BATCH record holds: the writes. */
+function isLoggedOp(op: number): boolean {
+  return op === Op.PUT || op === Op.DELETE || op === Op.EXPIRE || op === Op.PERSIST;
 }

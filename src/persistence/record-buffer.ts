@@ -9,7 +9,7 @@
 import { crc32c } from './crc32c.js';
 import {
   FH_CRC, FH_GENERATION, FH_MAGIC, FH_PARTITION, FH_VERSION, FH_WORKERS, FILE_HEADER_BYTES, FORMAT_VERSION, O_HASH,
-  O_KEY_BYTES, O_OP, O_VALUE_BYTES, OP_HEADER_BYTES, R_COUNT, R_CRC, R_PAYLOAD_BYTES, R_TYPE, RECORD_HEADER_BYTES, writeU32,
+  O_KEY_BYTES, O_OP, O_VALUE_BYTES, O_FLAGS, OP_EXPIRY_BYTES, OP_HEADER_BYTES, OPF_HAS_EXPIRY, R_COUNT, R_CRC, R_PAYLOAD_BYTES, R_TYPE, RECORD_HEADER_BYTES, writeU32,
 } from './format.js';
 
 const INITIAL_BYTES = 64 * 1024;
@@ -63,20 +63,32 @@ export class RecordBuffer {
     this.length = at + RECORD_HEADER_BYTES;
   }
 
-  /** Appends one op (BATCH records): header, then the key and value bytes from `source`. */
-  appendOp(op: number, hash: number, source: Uint8Array, key_offset: number, key_length: number, value_offset: number, value_length: number): void {
-    this.ensure(OP_HEADER_BYTES + key_length + value_length);
+  /**
+   * Appends one op (BATCH records): header, the expiry if `flags` has OPF_HAS_EXPIRY, then the
+   * key and value bytes from `source`.
+   */
+  appendOp(
+    op: number, hash: number, source: Uint8Array, key_offset: number, key_length: number, value_offset: number, value_length: number,
+    flags = 0, expiry_ms = 0,
+  ): void {
+    const expiry_bytes = (flags & OPF_HAS_EXPIRY) !== 0 ? OP_EXPIRY_BYTES : 0;
+    this.ensure(OP_HEADER_BYTES + expiry_bytes + key_length + value_length);
     const b = this.bytes;
     const at = this.length;
     b[at + O_OP] = op;
-    b[at + O_OP + 1] = 0;
+    b[at + O_FLAGS] = flags;
     b[at + O_KEY_BYTES] = key_length & 0xff;
     b[at + O_KEY_BYTES + 1] = key_length >>> 8;
     writeU32(b, at + O_VALUE_BYTES, value_length);
     writeU32(b, at + O_HASH, hash);
-    copy(b, at + OP_HEADER_BYTES, source, key_offset, key_length);
-    copy(b, at + OP_HEADER_BYTES + key_length, source, value_offset, value_length);
-    this.length = at + OP_HEADER_BYTES + key_length + value_length;
+    const key_at = at + OP_HEADER_BYTES + expiry_bytes;
+    if (expiry_bytes > 0) {
+      writeU32(b, at + OP_HEADER_BYTES, expiry_ms % 0x1_0000_0000);
+      writeU32(b, at + OP_HEADER_BYTES + 4, Math.floor(expiry_ms / 0x1_0000_0000));
+    }
+    copy(b, key_at, source, key_offset, key_length);
+    copy(b, key_at + key_length, source, value_offset, value_length);
+    this.length = key_at + key_length + value_length;
     this.record_count++;
   }
 

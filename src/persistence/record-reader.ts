@@ -13,7 +13,7 @@ import { crc32c } from './crc32c.js';
 import { PersistenceError, PersistenceErrorCode } from './errors.js';
 import { FileWindow } from './file-window.js';
 import {
-  FH_CRC, FH_GENERATION, FH_MAGIC, FH_MAGIC_BYTES, FH_PARTITION, FH_VERSION, FH_WORKERS, FILE_HEADER_BYTES, FORMAT_VERSION,
+  FH_CRC, FH_GENERATION, FH_MAGIC, FH_MAGIC_BYTES, FH_PARTITION, FH_VERSION, FH_WORKERS, FILE_HEADER_BYTES, FORMAT_VERSION, FORMAT_VERSION_OLDEST,
   R_COUNT, R_CRC, R_PAYLOAD_BYTES, R_RESERVED, R_TYPE, readU32, RECORD_ABORT, RECORD_BATCH, RECORD_HEADER_BYTES,
   RECORD_PAYLOAD_BYTES_MAX, RECORD_SNAPSHOT_END,
 } from './format.js';
@@ -84,9 +84,9 @@ function checkHeader(window: FileWindow, path: string, expect: FileExpectation):
   const magic = String.fromCharCode(...b.subarray(FH_MAGIC, FH_MAGIC + FH_MAGIC_BYTES));
   const version = readU32(b, FH_VERSION);
   const fields = `magic ${JSON.stringify(magic)}, version ${version}, workers ${readU32(b, FH_WORKERS)}, partition ${readU32(b, FH_PARTITION)}, generation ${readU32(b, FH_GENERATION)}`;
-  if (magic !== expect.magic || version !== FORMAT_VERSION || readU32(b, FH_WORKERS) !== expect.workers ||
+  if (magic !== expect.magic || version < FORMAT_VERSION_OLDEST || version > FORMAT_VERSION || readU32(b, FH_WORKERS) !== expect.workers ||
     readU32(b, FH_PARTITION) !== expect.partition || readU32(b, FH_GENERATION) !== expect.generation) {
-    throw new PersistenceError(PersistenceErrorCode.MISMATCH, `${path}: header says ${fields}; expected magic ${JSON.stringify(expect.magic)}, version ${FORMAT_VERSION}, workers ${expect.workers}, partition ${expect.partition}, generation ${expect.generation}`);
+    throw new PersistenceError(PersistenceErrorCode.MISMATCH, `${path}: header says ${fields}; expected magic ${JSON.stringify(expect.magic)}, version ${FORMAT_VERSION_OLDEST}..${FORMAT_VERSION}, workers ${expect.workers}, partition ${expect.partition}, generation ${expect.generation}`);
   }
 }
 

@@ -23,18 +23,20 @@ import {
   ensureDirectory, fsyncDirectory, listDataFiles, partitionFiles, readManifest, removeFiles, writeManifest,
 } from './data-dir.js';
 import { PersistenceError, PersistenceErrorCode } from './errors.js';
-import { FILE_HEADER_BYTES, fileName, LOG_MAGIC, SNAPSHOT_MAGIC } from './format.js';
+import { FILE_HEADER_BYTES, fileName, FORMAT_VERSION, LOG_MAGIC, SNAPSHOT_MAGIC } from './format.js';
 import { LogFile } from './log-file.js';
 import type { PersistenceOptions } from './options.js';
 import { readRecordFile, type ReadResult } from './record-reader.js';
 import { RecordBuffer } from './record-buffer.js';
-import { applyBatch, type ReplayCounts } from './replay.js';
+import { applyBatch, dropExpired, type ReplayCounts } from './replay.js';
 import { SnapshotWriter } from './snapshot-writer.js';
 
 export interface RecoveryReport {
   keys: number;
   puts: number;
   deletes: number;
+  /** Keys dropped because their expiry passed before the end of recovery. */
+  expired: number;
   files: number;
   bytes_read: number;
   elapsed_ms: number;
@@ -68,14 +70,19 @@ export function recoverNode(options: PersistenceOptions, repair: boolean, tables
   removeFiles(dir, listing.filter(({ file }) => file.workers !== stored_workers).map(({ name }) => name));
   listing = listDataFiles(dir);
 
-  const report: RecoveryReport = { keys: 0, puts: 0, deletes: 0, files: 0, bytes_read: 0, elapsed_ms: 0, repartitioned_from: null, notes: [] };
-  const counts: ReplayCounts = { puts: 0, deletes: 0, skipped: 0 };
+  const report: RecoveryReport = { keys: 0, puts: 0, deletes: 0, expired: 0, files: 0, bytes_read: 0, elapsed_ms: 0, repartitioned_from: null, notes: [] };
+  const counts: ReplayCounts = { puts: 0, deletes: 0, expiries: 0, skipped: 0 };
   const states: PartitionState[] = [];
   for (let partition = 0; partition < stored_workers; partition++) {
     states.push(loadPartition(dir, stored_workers, partition, listing, repair, tables, counts, report));
   }
   report.puts = counts.puts;
   report.deletes = counts.deletes;
+  // Keys whose expiry passed while the node was down are not loaded (their deletes are not logged).
+  const now_ms = Date.now();
+  for (const table of tables) report.expired += dropExpired(table, now_ms);
+  // A version-1 data dir: its files stay readable as they are; the manifest says the newest version once loaded.
+  if (manifest !== null && manifest.version !== FORMAT_VERSION && stored_workers === workers) writeManifest(dir, workers);
 
   if (stored_workers !== workers) {
     // Every new partition becomes one fresh snapshot; MANIFEST switches only once all are durable.
@@ -175,6 +182,7 @@ function publishLog(counters: Float64Array, generation: number, log_bytes: numbe
 export function describeRecovery(report: RecoveryReport): string[] {
   const mib = (report.bytes_read / 1024 / 1024).toFixed(1);
   const lines = [`recovered ${report.keys} keys in ${Math.round(report.elapsed_ms)} ms (${report.puts} puts and ${report.deletes} deletes replayed from ${report.files} files, ${mib} MiB)`];
+  if (report.expired > 0) lines.push(`dropped ${report.expired} keys whose expiry passed while the node was down`);
   if (report.repartitioned_from !== null) lines.push(`re-partitioned the data directory from ${report.repartitioned_from} to the current worker count`);
   return lines.concat(report.notes);
 }

@@ -11,7 +11,7 @@
  * frame's memory is reused.
  */
 import { Decoder, Encoder } from 'cbor-x';
-import { Field, PROTOCOL_VERSION, REQUEST_ID_MAX } from './constants.js';
+import { Field, PROTOCOL_VERSION, REQUEST_ID_MAX, STREAM_RECORD_VERSION } from './constants.js';
 import { ErrorCode, PikvError, type ErrorCodeName } from './errors.js';
 import { readRequestMap } from './request-reader.js';
 
@@ -36,6 +36,12 @@ export interface RequestBatch {
   read_any?: boolean | undefined;
   /** Not on the wire: the node id that peer proved in its handshake (a replication stream's sender). */
   peer_id?: string | undefined;
+  /** Wire field `xp`: absolute expiry per op, ms since the Unix epoch (0 none, -1 keep on PUT). */
+  expiry?: Float64Array | undefined;
+  /** Wire field `tl`: time to live per op in ms (0 none), turned into an absolute expiry by the receiving node. */
+  ttl?: Float64Array | undefined;
+  /** Wire field `sv`: the stream record version of an `mg` frame (STREAM_RECORD_VERSION); absent = 1. */
+  stream_version?: number | undefined;
 }
 
 /** A successful response: one status byte and one (possibly empty) value per op, in request order. */
@@ -102,6 +108,9 @@ export class WireCodec {
     if (batch.ring_epoch !== undefined) map[Field.RING_EPOCH] = batch.ring_epoch;
     if (batch.migrate === true) map[Field.MIGRATE] = true;
     if (batch.read_any === true) map[Field.READ_ANY] = true;
+    if (batch.expiry !== undefined) map[Field.EXPIRY] = batch.expiry;
+    if (batch.ttl !== undefined) map[Field.TTL] = batch.ttl;
+    if (batch.stream_version !== undefined) map[Field.STREAM_VERSION] = batch.stream_version;
     return this.encoder.encode(map);
   }
 
@@ -165,8 +174,26 @@ export class WireCodec {
     if (ring_epoch !== undefined && !(typeof ring_epoch === 'number' && Number.isSafeInteger(ring_epoch) && ring_epoch >= 0)) {
       fail(ErrorCode.BAD_REQUEST, "'re' must be a non-negative integer (the ring epoch)");
     }
-    if (ring_epoch === undefined && map[Field.MIGRATE] === undefined && map[Field.READ_ANY] === undefined) return { id, op, key_lengths, value_lengths, keys, values };
-    return { id, op, key_lengths, value_lengths, keys, values, ring_epoch: ring_epoch as number | undefined, migrate: map[Field.MIGRATE] === true, read_any: map[Field.READ_ANY] === true };
+    const expiry = map[Field.EXPIRY];
+    const ttl = map[Field.TTL];
+    const stream_version = map[Field.STREAM_VERSION];
+    if (expiry !== undefined && !(expiry instanceof Float64Array && expiry.length === op.length)) {
+      fail(ErrorCode.BAD_REQUEST, "'xp' must be a float64 typed array (tag 86) with one entry per op");
+    }
+    if (ttl !== undefined && !(ttl instanceof Float64Array && ttl.length === op.length)) {
+      fail(ErrorCode.BAD_REQUEST, "'tl' must be a float64 typed array (tag 86) with one entry per op");
+    }
+    if (stream_version !== undefined && !(stream_version === 1 || stream_version === STREAM_RECORD_VERSION)) {
+      fail(ErrorCode.UNSUPPORTED_VERSION, `'sv' (stream record version) must be 1..${STREAM_RECORD_VERSION}; this node cannot keep the metadata of version ${String(stream_version)}`);
+    }
+    if (ring_epoch === undefined && map[Field.MIGRATE] === undefined && map[Field.READ_ANY] === undefined && expiry === undefined && ttl === undefined) {
+      return { id, op, key_lengths, value_lengths, keys, values };
+    }
+    const batch: RequestBatch = { id, op, key_lengths, value_lengths, keys, values, ring_epoch: ring_epoch as number | undefined, migrate: map[Field.MIGRATE] === true, read_any: map[Field.READ_ANY] === true };
+    if (expiry !== undefined) batch.expiry = expiry as Float64Array;
+    if (ttl !== undefined) batch.ttl = ttl as Float64Array;
+    if (stream_version !== undefined) batch.stream_version = stream_version as number;
+    return batch;
   }
 
   encodeResponse(response: ResponseBatch): Buffer {

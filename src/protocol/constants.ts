@@ -27,6 +27,18 @@ export const Op = {
   CLUSTER_ADMIN: 10,
   /** Peer-only: "my ranges for the transition at this epoch are handed off". Key: CBOR {from, epoch}. */
   CLUSTER_DRAINED: 11,
+  /**
+   * Sets the key's expiry to the op's `xp` (absolute ms since the Unix epoch; a time not in the
+   * future deletes the key, as Redis's EXPIRE does). OK, or NOT_FOUND if there is no such key.
+   */
+  EXPIRE: 12,
+  /** Removes the key's expiry. OK if one was removed; NOT_FOUND if there is no such key or it had none. */
+  PERSIST: 13,
+  /**
+   * Reads the key's time to live: OK with an 8-byte value (float64 little-endian, remaining ms,
+   * >= 0), OK with an empty value when the key has no expiry, NOT_FOUND when there is no key.
+   */
+  TTL: 14,
   /** Test hook: terminates a partition worker. Refused unless the server runs with PIKV_TEST_HOOKS=1. */
   DEBUG_KILL_WORKER: 240,
 } as const;
@@ -61,7 +73,11 @@ export const Status = {
   /** Cluster mode: this node does not hold the current view from etcd (starting, or its etcd session is lost). */
   CLUSTER_UNAVAILABLE: 24,
   /** A write to a slot with fewer copies up than the view's min_replicas (docs/REPLICATION.md); or, after the write, its copies fell below it. */
-  NOT_ENOUGH_REPLICAS: 25,
+  NOT_ENOUGH_REPLICAS: 27,
+  /** The op's expiry (`xp`/`tl`) is not a valid time, or an op that takes none was given one. */
+  BAD_EXPIRY: 25,
+  /** This node's clock is not known to be synchronised, so it refuses ops whose meaning depends on the time (docs/PROTOCOL.md, "Expiry"). */
+  CLOCK_UNSYNCED: 26,
 } as const;
 export type StatusCode = (typeof Status)[keyof typeof Status];
 
@@ -83,7 +99,27 @@ export const Field = {
   MIGRATE: 'mg',
   /** Optional request field: GETs may be served by any in-sync copy, not only the primary (docs/REPLICATION.md). */
   READ_ANY: 'ra',
+  /**
+   * Optional request column (float64 typed array, one per op): absolute expiry in ms since the
+   * Unix epoch. 0 = none; -1 on a PUT = keep the key's current expiry (Redis KEEPTTL).
+   */
+  EXPIRY: 'xp',
+  /** Optional request column (float64 typed array, one per op): time to live in ms, turned into `xp` by the receiving node's clock. 0 = none. */
+  TTL: 'tl',
+  /** Optional request field: version of the per-entry metadata a stream frame (`mg`) carries; STREAM_RECORD_VERSION. */
+  STREAM_VERSION: 'sv',
 } as const;
+
+/**
+ * Version of the per-entry record a data-move or replication stream frame (`mg`) carries:
+ * 1 = key and value only; 2 = key, value and `xp` (absolute expiry) per op. A receiver refuses
+ * a frame of a version it does not know (UNSUPPORTED_VERSION) rather than drop metadata.
+ * The value codec id (issue #13) will be version 3.
+ */
+export const STREAM_RECORD_VERSION = 2;
+
+/** `xp` value on a PUT: keep the key's current expiry. */
+export const EXPIRY_KEEP = -1;
 
 /** Largest request id: ids must survive a round trip through a JS number exactly. */
 export const REQUEST_ID_MAX = Number.MAX_SAFE_INTEGER;

@@ -32,6 +32,8 @@ export const ErrorCode = {
   CLUSTER_BUSY: 'CLUSTER_BUSY',
   CLUSTER_UNAVAILABLE: 'CLUSTER_UNAVAILABLE',
   NOT_ENOUGH_REPLICAS: 'NOT_ENOUGH_REPLICAS',
+  BAD_EXPIRY: 'BAD_EXPIRY',
+  CLOCK_UNSYNCED: 'CLOCK_UNSYNCED',
   // Whole-request errors, sent as {err, msg}.
   BAD_FRAME: 'BAD_FRAME',
   BAD_REQUEST: 'BAD_REQUEST',
@@ -66,7 +68,7 @@ export type ErrorCodeName = (typeof ErrorCode)[keyof typeof ErrorCode];
 /** Codes after which the same op may safely be sent again (it was not executed, or is idempotent to retry). */
 export const RETRYABLE_CODES: ReadonlySet<string> = new Set([
   ErrorCode.WORKER_RESTARTED, ErrorCode.SHUTTING_DOWN, ErrorCode.DISK_ERROR, ErrorCode.STALE_RING, ErrorCode.NODE_DOWN, ErrorCode.CLUSTER_BUSY,
-  ErrorCode.CLUSTER_UNAVAILABLE, ErrorCode.TOO_MANY_CONNECTIONS, ErrorCode.NOT_ENOUGH_REPLICAS,
+  ErrorCode.CLUSTER_UNAVAILABLE, ErrorCode.TOO_MANY_CONNECTIONS, ErrorCode.NOT_ENOUGH_REPLICAS, ErrorCode.CLOCK_UNSYNCED,
 ]);
 
 const STATUS_NAMES: ReadonlyMap<number, ErrorCodeName> = new Map<number, ErrorCodeName>([
@@ -87,6 +89,8 @@ const STATUS_NAMES: ReadonlyMap<number, ErrorCodeName> = new Map<number, ErrorCo
   [Status.CLUSTER_BUSY, ErrorCode.CLUSTER_BUSY],
   [Status.CLUSTER_UNAVAILABLE, ErrorCode.CLUSTER_UNAVAILABLE],
   [Status.NOT_ENOUGH_REPLICAS, ErrorCode.NOT_ENOUGH_REPLICAS],
+  [Status.BAD_EXPIRY, ErrorCode.BAD_EXPIRY],
+  [Status.CLOCK_UNSYNCED, ErrorCode.CLOCK_UNSYNCED],
 ]);
 
 /** The stable code of a status byte; unknown bytes from a newer server read as INTERNAL. */
@@ -113,6 +117,8 @@ const MESSAGES: Readonly<Record<ErrorCodeName, string>> = {
   CLUSTER_UNAVAILABLE: 'this node does not hold the current cluster view from etcd (starting, or cut off from etcd); it serves nothing until it does; retry, or try another node',
   CLUSTER_BUSY: 'another membership change is still moving data, or nodes are still deleting old copies after one; retry when it has finished',
   NOT_ENOUGH_REPLICAS: "fewer copies of this key's range are up than the cluster's min_replicas: a write before it was applied was refused; one after it was applied (its copies fell below the limit while it waited) may or may not persist; retry once nodes are back or re-replication has finished",
+  BAD_EXPIRY: 'the expiry is not a valid time (xp: a whole number of ms since the Unix epoch, or -1 on a PUT to keep the current one; tl: a whole number of ms >= 0), or the op takes none',
+  CLOCK_UNSYNCED: 'this node\'s clock is not known to be synchronised (NTP), so it refuses ops that depend on the time (expiries, TTL reads); fix its time sync (docs/PROTOCOL.md, "Expiry")',
   BAD_FRAME: 'frame is not valid CBOR',
   BAD_REQUEST: 'request does not have the shape described in docs/PROTOCOL.md',
   UNSUPPORTED_VERSION: 'protocol version not supported',

@@ -1,7 +1,7 @@
 /**
  * A fast reader for the CBOR subset that request frames use in practice (docs/PROTOCOL.md):
  * one definite-length map of short text keys to unsigned integers, booleans, byte strings and
- * RFC 8746 typed arrays (tags 64, 69, 70). It yields the same kind of object cbor-x would (fields the
+ * RFC 8746 typed arrays (tags 64, 69, 70, 86). It yields the same kind of object cbor-x would (fields the
  * protocol does not define are skipped, as validation ignores them anyway), so
  * WireCodec validates both the same way, and answers null for anything outside the subset
  * (floats, big integers, indefinite lengths, nesting, trailing bytes ...), which then goes to
@@ -23,6 +23,7 @@ const SIMPLE_TRUE = 0xf5;
 const TAG_UINT8_ARRAY = 64;
 const TAG_UINT16_LE_ARRAY = 69;
 const TAG_UINT32_LE_ARRAY = 70;
+const TAG_FLOAT64_LE_ARRAY = 86;
 /** More entries than this is not a request this reader needs to be fast for. */
 const MAP_ENTRIES_MAX = 16;
 const KEY_BYTES_MAX = 23;
@@ -89,10 +90,15 @@ function knownField(frame: Buffer, start: number, length: number): string | null
   return null;
 }
 
-function typedArray(tag: number, bytes: Buffer): Uint8Array | Uint16Array | Uint32Array | null {
+function typedArray(tag: number, bytes: Buffer): Uint8Array | Uint16Array | Uint32Array | Float64Array | null {
   if (tag === TAG_UINT8_ARRAY) return bytes;
-  const width = tag === TAG_UINT32_LE_ARRAY ? 4 : 2;
+  const width = tag === TAG_FLOAT64_LE_ARRAY ? 8 : tag === TAG_UINT32_LE_ARRAY ? 4 : 2;
   if (!HOST_IS_LITTLE_ENDIAN || bytes.length % width !== 0) return null;
+  if (width === 8) {
+    // A fresh ArrayBuffer when unaligned: its offset 0 is 8-aligned.
+    const source = bytes.byteOffset % 8 === 0 ? bytes : new Uint8Array(bytes);
+    return new Float64Array(source.buffer, source.byteOffset, source.length / 8);
+  }
   // An unaligned view is not allowed; copy those into fresh, aligned memory.
   const aligned = bytes.byteOffset % width === 0 ? bytes : Buffer.from(bytes);
   return width === 4
@@ -111,7 +117,7 @@ export function readRequestMap(frame: Buffer): Record<string, unknown> | null {
   // Every field present up front: one object shape, not a dictionary-mode object per frame.
   const map: Record<string, unknown> = {
     v: undefined, id: undefined, op: undefined, kl: undefined, vl: undefined, keys: undefined, vals: undefined,
-    re: undefined, mg: undefined,
+    re: undefined, mg: undefined, ra: undefined, xp: undefined, tl: undefined, sv: undefined,
   };
   for (let entry = 0; entry < entries; entry++) {
     if (cursor.position >= frame.length) return null;
@@ -138,7 +144,7 @@ export function readRequestMap(frame: Buffer): Record<string, unknown> | null {
     } else if (major === MAJOR_TAG) {
       cursor.position++;
       const tag = cursor.argument(head & 31);
-      if (tag !== TAG_UINT8_ARRAY && tag !== TAG_UINT16_LE_ARRAY && tag !== TAG_UINT32_LE_ARRAY) return null;
+      if (tag !== TAG_UINT8_ARRAY && tag !== TAG_UINT16_LE_ARRAY && tag !== TAG_UINT32_LE_ARRAY && tag !== TAG_FLOAT64_LE_ARRAY) return null;
       const bytes = cursor.bytes();
       const array = bytes === null ? null : typedArray(tag, bytes);
       if (array === null) return null;

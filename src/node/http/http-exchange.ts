@@ -89,7 +89,7 @@ export class HttpExchange {
     if (access !== null) return this.refuseLogged(access);
     if (route.kind === 'health') return this.health();
     if (route.kind === 'batch') return this.batch();
-    if (route.kind === 'kv') return this.kv(route.key);
+    if (route.kind === 'kv') return this.kv(route.key, route.ttl_ms);
     return this.observeRoute(route);
   }
 
@@ -107,7 +107,7 @@ export class HttpExchange {
 
   // ---- routes ----
 
-  private kv(key: Buffer): void {
+  private kv(key: Buffer, ttl_ms: number): void {
     const { config } = this.host;
     const method = this.req.method;
     if (key.length > config.key_bytes_max) {
@@ -118,7 +118,7 @@ export class HttpExchange {
     if (declaredBytes(this.req) > config.value_bytes_max) return this.refuse(this.valueTooLarge(`Content-Length is ${declaredBytes(this.req)}`));
     this.readBody(config.value_bytes_max, (outcome) => {
       if ('too_large' in outcome) return this.refuse({ ...this.valueTooLarge('the body is longer'), close: true });
-      this.submitOne(Op.PUT, key, outcome.body);
+      this.submitOne(Op.PUT, key, outcome.body, ttl_ms);
     });
   }
 
@@ -165,8 +165,10 @@ export class HttpExchange {
 
   // ---- batches ----
 
-  private submitOne(op: number, key: Buffer, value: Buffer): void {
+  /** One op; `ttl_ms` > 0 goes as the wire's relative `tl`, so this node's clock makes it absolute (docs/PROTOCOL.md, "Expiry"). */
+  private submitOne(op: number, key: Buffer, value: Buffer, ttl_ms = 0): void {
     const batch = single(this.host.nextRequestId(), op, key, value);
+    if (ttl_ms > 0) batch.ttl = new Float64Array([ttl_ms]);
     this.submit(batch, key.length + value.length, op === Op.GET ? 1 : 0, (request) => {
       request.limitValues();
       if (request.status[0] !== Status.OK) return this.answerError(request, 0);

@@ -37,7 +37,10 @@ export function httpStatusOf(code: ErrorCodeName | 'OK'): number {
     case ErrorCode.UNKNOWN_OP:
     case ErrorCode.BAD_FRAME:
     case ErrorCode.BAD_REQUEST:
+    case ErrorCode.BAD_EXPIRY:
     case ErrorCode.UNSUPPORTED_VERSION: return 400;
+    // The node cannot honour a TTL now (its clock is not synchronised); another node may.
+    case ErrorCode.CLOCK_UNSYNCED: return 503;
     case ErrorCode.AUTH_FAILED: return 401;
     case ErrorCode.CROSS_SITE: return 403;
     case ErrorCode.UNKNOWN_ROUTE: return 404;

@@ -2,7 +2,8 @@
  * The HTTP API's routes (docs/PROTOCOL.md, "HTTP"): a request target and method become what
  * to do, or the reason it is refused. Nothing here touches the node.
  *
- *   GET|HEAD|PUT|DELETE /v1/kv/<key>   one key; the key is the rest of the path, percent-decoded
+ *   GET|HEAD|PUT|DELETE /v1/kv/<key>   one key; the key is the rest of the path, percent-decoded;
+ *                                      PUT takes ?ttl=SECONDS (a whole number >= 1)
  *   POST /v1/batch                     many ops, JSON or CBOR body
  *   GET|HEAD /v1/health                node id, epoch, serving
  *   GET|HEAD /metrics                  Prometheus text (docs/OBSERVABILITY.md)
@@ -19,7 +20,8 @@
 import { ErrorCode, type ErrorCodeName } from '../../protocol/errors.js';
 
 export type Route =
-  | { kind: 'kv'; key: Buffer }
+  /** `ttl_ms`: from PUT's `?ttl=SECONDS`; 0 when absent. */
+  | { kind: 'kv'; key: Buffer; ttl_ms: number }
   | { kind: 'batch' }
   | { kind: 'health' }
   | { kind: 'metrics' }
@@ -65,12 +67,12 @@ export function routeOf(method: string, url: string): Route | RouteRefusal {
   }
   if (path.startsWith(KV_PREFIX)) {
     if (!KV_METHODS.split(', ').includes(method)) return notAllowed(method, KV_METHODS);
-    const query_refusal = checkQuery(query, method);
-    if (query_refusal !== null) return query_refusal;
+    const ttl_ms = checkQuery(query, method);
+    if (typeof ttl_ms !== 'number') return ttl_ms;
     const key = percentDecode(path.slice(KV_PREFIX.length));
     if (key === null) return badRequest('the key in the path has a malformed percent-escape (% must be followed by two hex digits)');
     if (key.length === 0) return badRequest('no key in the path (listing keys is not supported); the empty key is reachable through POST /v1/batch');
-    return { kind: 'kv', key };
+    return { kind: 'kv', key, ttl_ms };
   }
   if (path === '/v1/batch') {
     if (method !== 'POST') return notAllowed(method, BATCH_METHODS);
@@ -108,17 +110,27 @@ export function isRefusal(value: Route | RouteRefusal): value is RouteRefusal {
   return 'status' in value;
 }
 
+/** Largest ?ttl: about 285 years, well inside what the engine stores. */
+const TTL_SECONDS_MAX = 9_000_000_000;
+
 /**
- * Query parameters are refused rather than ignored, so a typo is not silently dropped. `ttl`
- * is what the issue asks for on PUT; the engine has no expiry yet, so it says so.
+ * The time to live in ms a PUT's `?ttl=SECONDS` asks for (0 without one), or the refusal.
+ * Other query parameters are refused rather than ignored, so a typo is not silently dropped.
  */
-function checkQuery(query: string, method: string): RouteRefusal | null {
-  if (query === '') return null;
-  const names = query.split('&').map((pair) => pair.split('=')[0]);
-  if (method === 'PUT' && names.includes('ttl')) {
-    return { status: 501, code: ErrorCode.BAD_REQUEST, message: '?ttl is not supported yet: pikv has no key expiry yet' };
+function checkQuery(query: string, method: string): number | RouteRefusal {
+  if (query === '') return 0;
+  const pairs = query.split('&').map((pair) => pair.split('='));
+  const unknown = pairs.find(([name]) => !(method === 'PUT' && name === 'ttl'));
+  if (unknown !== undefined) {
+    return badRequest(`unknown query parameter ${JSON.stringify(truncate(unknown[0] ?? ''))}; /v1/kv/<key> takes ?ttl=SECONDS on PUT and nothing else`);
   }
-  return badRequest(`unknown query parameter ${JSON.stringify(truncate(names[0] ?? ''))}; /v1/kv/<key> takes none`);
+  if (pairs.length > 1) return badRequest('?ttl is given more than once');
+  const text = pairs[0]![1] ?? '';
+  const seconds = /^[1-9][0-9]{0,9}$/.test(text) ? Number(text) : NaN;
+  if (!(seconds >= 1 && seconds <= TTL_SECONDS_MAX)) {
+    return { status: 400, code: ErrorCode.BAD_EXPIRY, message: `?ttl must be a whole number of seconds from 1 to ${TTL_SECONDS_MAX}, got ${JSON.stringify(truncate(text))}` };
+  }
+  return seconds * 1000;
 }
 
 function notAllowed(method: string, allow: string): RouteRefusal {

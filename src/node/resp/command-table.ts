@@ -3,9 +3,9 @@
  * arity, flags and key positions for COMMAND / COMMAND INFO, and summary, group and arguments
  * for COMMAND DOCS, which redis-cli 7 reads at start-up for its help and its typing hints.
  *
- * Only what works is listed: SET's TTL and condition options answer an error for now, so its
- * docs show `SET key value` alone. The behaviour lives in session.ts; docs/RESP.md has the
- * compatibility table.
+ * Only what works is listed: SET's condition options (NX, XX, GET) answer an error for now, so
+ * its docs show the expiry options only. The behaviour lives in session.ts; docs/RESP.md has
+ * the compatibility table.
  */
 
 /** An argument as COMMAND DOCS describes it (redis-cli builds its hints from these). */
@@ -69,8 +69,26 @@ export const COMMANDS: readonly CommandSpec[] = [
     spec('client|id', 2, ['noscript', 'loading', 'stale'], NO_KEYS, ['@slow', '@connection'], 'Returns the unique client ID of the connection.', '5.0.0', 'connection', []),
   ]),
   spec('get', 2, ['readonly', 'fast'], [1, 1, 1], ['@read', '@string', '@fast'], 'Returns the string value of a key.', '1.0.0', 'string', [key()]),
-  spec('set', -3, ['write', 'denyoom'], [1, 1, 1], ['@write', '@string', '@slow'], 'Sets the string value of a key (no options yet: TTLs and conditions answer an error).', '1.0.0', 'string',
-    [key(), text('value')]),
+  spec('set', -3, ['write', 'denyoom'], [1, 1, 1], ['@write', '@string', '@slow'], 'Sets the string value of a key, with an optional expiry (NX, XX and GET answer an error).', '1.0.0', 'string',
+    [key(), text('value'), { name: 'expiration', type: 'oneof', optional: true, arguments: [
+      { name: 'seconds', type: 'integer', token: 'EX' }, { name: 'milliseconds', type: 'integer', token: 'PX' },
+      { name: 'unix-time-seconds', type: 'integer', token: 'EXAT' }, { name: 'unix-time-milliseconds', type: 'integer', token: 'PXAT' },
+      { name: 'keepttl', type: 'pure-token', token: 'KEEPTTL' }] }]),
+  spec('setex', 4, ['write', 'denyoom'], [1, 1, 1], ['@write', '@string', '@slow'], 'Sets the string value and expiration time (seconds) of a key.', '2.0.0', 'string',
+    [key(), { name: 'seconds', type: 'integer' }, text('value')]),
+  spec('psetex', 4, ['write', 'denyoom'], [1, 1, 1], ['@write', '@string', '@slow'], 'Sets the string value and expiration time (milliseconds) of a key.', '2.6.0', 'string',
+    [key(), { name: 'milliseconds', type: 'integer' }, text('value')]),
+  spec('expire', -3, ['write', 'fast'], [1, 1, 1], ['@keyspace', '@write', '@fast'], 'Sets the expiration time of a key in seconds (NX, XX, GT and LT answer an error).', '1.0.0', 'generic',
+    [key(), { name: 'seconds', type: 'integer' }]),
+  spec('pexpire', -3, ['write', 'fast'], [1, 1, 1], ['@keyspace', '@write', '@fast'], 'Sets the expiration time of a key in milliseconds.', '2.6.0', 'generic',
+    [key(), { name: 'milliseconds', type: 'integer' }]),
+  spec('expireat', -3, ['write', 'fast'], [1, 1, 1], ['@keyspace', '@write', '@fast'], 'Sets the expiration time of a key to a Unix timestamp (seconds).', '1.2.0', 'generic',
+    [key(), { name: 'unix-time-seconds', type: 'integer' }]),
+  spec('pexpireat', -3, ['write', 'fast'], [1, 1, 1], ['@keyspace', '@write', '@fast'], 'Sets the expiration time of a key to a Unix timestamp (milliseconds).', '2.6.0', 'generic',
+    [key(), { name: 'unix-time-milliseconds', type: 'integer' }]),
+  spec('ttl', 2, ['readonly', 'fast'], [1, 1, 1], ['@keyspace', '@read', '@fast'], 'Returns the time to live of a key in seconds (-1: none, -2: no key).', '1.0.0', 'generic', [key()]),
+  spec('pttl', 2, ['readonly', 'fast'], [1, 1, 1], ['@keyspace', '@read', '@fast'], 'Returns the time to live of a key in milliseconds (-1: none, -2: no key).', '2.6.0', 'generic', [key()]),
+  spec('persist', 2, ['write', 'fast'], [1, 1, 1], ['@keyspace', '@write', '@fast'], 'Removes the expiration time of a key.', '2.2.0', 'generic', [key()]),
   spec('mget', -2, ['readonly', 'fast'], [1, -1, 1], ['@read', '@string', '@fast'], 'Returns the string values of one or more keys (not one snapshot across partitions).', '1.0.0', 'string', [keys()]),
   spec('mset', -3, ['write', 'denyoom'], [1, -1, 2], ['@write', '@string', '@slow'], 'Sets the string values of one or more keys (not atomic in pikv).', '1.0.1', 'string',
     [{ name: 'data', type: 'block', multiple: true, arguments: [key(), text('value')] }]),
@@ -112,14 +130,13 @@ export function arityFits(command: CommandSpec, argc: number): boolean {
  * split by a worker's RESPONSE_TOO_LARGE (the GET fails, the PUT lands), so GETDEL could
  * delete a value it never returned.
  */
-export const TTL_REASON = 'pikv has no key expiry yet';
+const EXPIRETIME_REASON = 'pikv reports time to live (TTL, PTTL), not the absolute expiry time';
+const GETEX_REASON = 'pikv\'s engine has no atomic read-and-set-expiry op yet';
 export const CONDITIONAL_REASON = 'pikv\'s engine has no conditional (compare-and-set) write yet';
 const READ_WRITE_REASON = 'pikv\'s engine has no atomic read-and-write op yet';
 const CLEAR_REASON = 'pikv\'s engine has no atomic clear yet';
 export const NOT_YET: ReadonlyMap<string, string> = new Map([
-  ['setex', TTL_REASON], ['psetex', TTL_REASON], ['expire', TTL_REASON], ['pexpire', TTL_REASON], ['expireat', TTL_REASON],
-  ['pexpireat', TTL_REASON], ['ttl', TTL_REASON], ['pttl', TTL_REASON], ['persist', TTL_REASON], ['getex', TTL_REASON],
-  ['expiretime', TTL_REASON], ['pexpiretime', TTL_REASON],
+  ['getex', GETEX_REASON], ['expiretime', EXPIRETIME_REASON], ['pexpiretime', EXPIRETIME_REASON],
   ['setnx', CONDITIONAL_REASON], ['msetnx', CONDITIONAL_REASON],
   ['getset', READ_WRITE_REASON], ['getdel', READ_WRITE_REASON],
   ['flushall', CLEAR_REASON], ['flushdb', CLEAR_REASON],

@@ -81,13 +81,14 @@ function sectionLines(section: Section, source: InfoSource, stats: NodeStats): s
         `total_connections_received:${source.resp_counters.connections_received}`,
         `total_commands_processed:${source.resp_counters.commands_processed}`,
         `rejected_connections:${source.resp_counters.connections_rejected}`,
-        `keyspace_hits:${hits}`, `keyspace_misses:${gets - hits}`, `total_ops:${stats.ops}`,
+        `keyspace_hits:${hits}`, `keyspace_misses:${gets - hits}`, `expired_keys:${stats.expired_keys}`, `total_ops:${stats.ops}`,
         `out_of_memory_errors:${stats.per_worker.reduce((sum, worker) => sum + worker.out_of_memory, 0)}`,
       ];
     }
     case 'keyspace':
       // Redis lists only databases that hold keys.
-      return stats.keys > 0 ? [`db0:keys=${stats.keys},expires=0,avg_ttl=0`] : [];
+      // avg_ttl stays 0 (Redis estimates it from samples; pikv keeps no such estimate).
+      return stats.keys > 0 ? [`db0:keys=${stats.keys},expires=${stats.expiring_keys},avg_ttl=0`] : [];
     case 'cluster':
       return ['cluster_enabled:0', `pikv_cluster:${source.clustered ? 1 : 0}`];
   }

@@ -25,6 +25,10 @@ export const ReplyKind = {
   /** Read when the reply is rendered, after the commands before it have run. */
   DBSIZE: 6,
   INFO: 7,
+  /** One TTL op (TTL): seconds left, -1 without an expiry, -2 without a key. */
+  TTL_SECONDS: 8,
+  /** One TTL op (PTTL): ms left, -1, -2. */
+  TTL_MS: 9,
 } as const;
 export type ReplyKindCode = (typeof ReplyKind)[keyof typeof ReplyKind];
 
@@ -49,6 +53,9 @@ class BatchBuilder {
   private readonly keys: Buffer[] = [];
   /** PUT values by op index; undefined for ops without a value. */
   private readonly values: (Buffer | undefined)[] = [];
+  /** Absolute expiry per op (wire `xp`): 0 none, EXPIRY_KEEP on a PUT. */
+  private readonly expiries: number[] = [];
+  private expiring = 0;
   private key_bytes = 0;
   private value_bytes = 0;
   gets = 0;
@@ -57,8 +64,10 @@ class BatchBuilder {
     return this.ops.length;
   }
 
-  add(op: number, key: Buffer, value?: Buffer): void {
+  add(op: number, key: Buffer, value?: Buffer, expiry_ms = 0): void {
     this.ops.push(op);
+    this.expiries.push(expiry_ms);
+    if (expiry_ms !== 0) this.expiring++;
     this.keys.push(key);
     this.values.push(value);
     this.key_bytes += key.length;
@@ -89,7 +98,9 @@ class BatchBuilder {
         value_lengths[i] = value.length;
       }
     }
-    return { batch: { id, op, key_lengths, value_lengths, keys, values }, bytes: this.key_bytes + this.value_bytes };
+    const batch: RequestBatch = { id, op, key_lengths, value_lengths, keys, values };
+    if (this.expiring > 0) batch.expiry = Float64Array.from(this.expiries);
+    return { batch, bytes: this.key_bytes + this.value_bytes };
   }
 }
 
@@ -132,18 +143,18 @@ export class ReadGroup {
   }
 
   /**
-   * One command's ops, all with the same op code: keys[i] (with values[i] for PUTs). They go
+   * One command's ops, all with the same op code and expiry: keys[i] (with values[i] for PUTs). They go
    * into the current batch, or a new one if they would take it past batch_ops_max; the caller
    * has checked that one command's ops fit in one batch.
    */
-  ops(kind: ReplyKindCode, op: number, keys: Buffer[], values?: Buffer[]): void {
+  ops(kind: ReplyKindCode, op: number, keys: Buffer[], values?: Buffer[], expiry_ms = 0): void {
     let builder = this.builders[this.builders.length - 1];
     if (builder === undefined || builder.op_count + keys.length > this.batch_ops_max) {
       builder = new BatchBuilder();
       this.builders.push(builder);
     }
     const first_op = builder.op_count;
-    for (let i = 0; i < keys.length; i++) builder.add(op, keys[i]!, values?.[i]);
+    for (let i = 0; i < keys.length; i++) builder.add(op, keys[i]!, values?.[i], expiry_ms);
     this.plans.push({ kind, batch: this.builders.length - 1, first_op, op_count: keys.length, fixed: null, sections: null });
   }
 

@@ -67,6 +67,17 @@ function renderPlan(plan: ReplyPlan, group: ReadGroup, source: RenderSource, wri
       writer.integer(count);
       return;
     }
+    case ReplyKind.TTL_SECONDS:
+    case ReplyKind.TTL_MS: {
+      if (request.status[first] === Status.NOT_FOUND) return void writer.integer(-2);
+      if (request.value_length[first] !== 8) return void writer.integer(-1);
+      const bytes = Buffer.allocUnsafe(8);
+      request.copyValue(first, bytes, 0);
+      const remaining_ms = Math.max(0, bytes.readDoubleLE(0));
+      // Redis rounds TTL's seconds to the nearest one.
+      writer.integer(plan.kind === ReplyKind.TTL_MS ? remaining_ms : Math.floor((remaining_ms + 500) / 1000));
+      return;
+    }
     case ReplyKind.VALUES:
       writer.arrayHeader(plan.op_count);
       for (let i = first; i < end; i++) {

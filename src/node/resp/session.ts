@@ -7,11 +7,12 @@
  * Redis's wording is kept where clients or people match on it (unknown command, wrong number
  * of arguments, NOAUTH, WRONGPASS, NOPROTO). Behaviour and differences: docs/RESP.md.
  */
-import { Op } from '../../protocol/constants.js';
+import { EXPIRY_KEEP, Op } from '../../protocol/constants.js';
+import { EXPIRY_MS_MAX } from '../../hashmap/index.js';
 import { equalText } from '../../protocol/auth.js';
 import { ErrorCode } from '../../protocol/errors.js';
 import type { ServerConfig } from '../config.js';
-import { arityFits, findCommand, NOT_YET, TTL_REASON, CONDITIONAL_REASON } from './command-table.js';
+import { arityFits, findCommand, NOT_YET, CONDITIONAL_REASON } from './command-table.js';
 import { commandCount, commandDocs, commandInfo, commandInfoAll, commandList } from './command-docs.js';
 import { REDIS_VERSION_CLAIMED } from './info.js';
 import { parseLength } from './parser.js';
@@ -49,6 +50,14 @@ const WRONGPASS = encodeReply((w) => w.error('WRONGPASS invalid username-passwor
 const NOPROTO = encodeReply((w) => w.error('NOPROTO sorry, this protocol version is not supported.'));
 const SYNTAX_ERROR = encodeReply((w) => w.error('ERR syntax error'));
 const NOT_AN_INTEGER = encodeReply((w) => w.error('ERR value is not an integer or out of range'));
+
+/** A signed decimal integer argument as Redis reads one, or NaN. */
+function parseInteger(arg: Buffer): number {
+  const text = arg.toString('latin1');
+  if (!/^-?(0|[1-9][0-9]{0,17})$/.test(text)) return NaN;
+  const value = Number(text);
+  return Number.isSafeInteger(value) ? value : NaN;
+}
 
 function errorReply(text: string): Buffer {
   return encodeReply((w) => w.error(text));
@@ -124,6 +133,15 @@ export class RespSession {
       case 'config': return group.fixed(this.config(args));
       case 'get': return this.data(group, ReplyKind.GET, Op.GET, [args[1]!]);
       case 'set': return this.set(args, group);
+      case 'setex':
+      case 'psetex': return this.setex(name, args, group);
+      case 'expire':
+      case 'pexpire':
+      case 'expireat':
+      case 'pexpireat': return this.expire(name, args, group);
+      case 'ttl': return this.data(group, ReplyKind.TTL_SECONDS, Op.TTL, [args[1]!]);
+      case 'pttl': return this.data(group, ReplyKind.TTL_MS, Op.TTL, [args[1]!]);
+      case 'persist': return this.data(group, ReplyKind.DELETED, Op.PERSIST, [args[1]!]);
       case 'mget': return this.data(group, ReplyKind.VALUES, Op.GET, args.slice(1));
       case 'exists': return this.data(group, ReplyKind.EXISTING, Op.GET, args.slice(1));
       case 'del':
@@ -136,31 +154,76 @@ export class RespSession {
   }
 
   /** A command's engine ops, after the checks every data command shares. */
-  private data(group: ReadGroup, kind: ReplyKindCode, op: number, keys: Buffer[], values?: Buffer[]): void {
+  private data(group: ReadGroup, kind: ReplyKindCode, op: number, keys: Buffer[], values?: Buffer[], expiry_ms = 0): void {
     const { error_limits } = this.host;
     if (keys.length > error_limits.batch_ops_max) {
       group.fixed(errorReply(codeErrorText(ErrorCode.TOO_MANY_OPS, error_limits, `this command has ${keys.length} keys`)));
     } else if (this.host.shutting_down) {
       group.fixed(errorReply(codeErrorText(ErrorCode.SHUTTING_DOWN, error_limits)));
     } else {
-      group.ops(kind, op, keys, values);
+      group.ops(kind, op, keys, values, expiry_ms);
     }
   }
 
-  /** SET key value: the options answer an error until the engine has TTLs and conditional writes. */
+  /**
+   * SET key value [EX s | PX ms | EXAT s | PXAT ms | KEEPTTL]. The expiry is made absolute with
+   * this node's clock; without one (or KEEPTTL) the key's TTL is cleared, as in Redis. NX, XX
+   * and GET still answer an error until the engine has conditional writes.
+   */
   private set(args: Buffer[], group: ReadGroup): void {
+    let expiry_ms = 0;
+    let timed = false;
     for (let i = 3; i < args.length; i++) {
       const option = lower(args[i]).toUpperCase();
       if (option === 'EX' || option === 'PX' || option === 'EXAT' || option === 'PXAT') {
-        if (i + 1 >= args.length) return group.fixed(SYNTAX_ERROR);
-        return group.fixed(errorReply(`ERR SET ${option} is not supported yet: ${TTL_REASON}`));
+        if (timed || i + 1 >= args.length) return group.fixed(SYNTAX_ERROR);
+        timed = true;
+        const amount = parseInteger(args[++i]!);
+        if (Number.isNaN(amount)) return group.fixed(NOT_AN_INTEGER);
+        const absolute = absoluteExpiry(option === 'EX' ? 's' : option === 'PX' ? 'ms' : option === 'EXAT' ? 'at_s' : 'at_ms', amount);
+        if (absolute === null || amount <= 0) return group.fixed(errorReply('ERR invalid expire time in \'set\' command'));
+        expiry_ms = absolute;
+        continue;
       }
-      if (option === 'KEEPTTL') return group.fixed(errorReply(`ERR SET KEEPTTL is not supported yet: ${TTL_REASON}`));
+      if (option === 'KEEPTTL') {
+        if (timed) return group.fixed(SYNTAX_ERROR);
+        timed = true;
+        expiry_ms = EXPIRY_KEEP;
+        continue;
+      }
       if (option === 'NX' || option === 'XX') return group.fixed(errorReply(`ERR SET ${option} is not supported yet: ${CONDITIONAL_REASON}`));
       if (option === 'GET') return group.fixed(errorReply('ERR SET GET is not supported yet: pikv\'s engine has no atomic read-and-write op yet'));
       return group.fixed(SYNTAX_ERROR);
     }
-    this.data(group, ReplyKind.OK, Op.PUT, [args[1]!], [args[2]!]);
+    this.data(group, ReplyKind.OK, Op.PUT, [args[1]!], [args[2]!], expiry_ms);
+  }
+
+  /** SETEX key seconds value, PSETEX key ms value. */
+  private setex(name: string, args: Buffer[], group: ReadGroup): void {
+    const amount = parseInteger(args[2]!);
+    if (Number.isNaN(amount)) return group.fixed(NOT_AN_INTEGER);
+    const absolute = absoluteExpiry(name === 'setex' ? 's' : 'ms', amount);
+    if (absolute === null || amount <= 0) return group.fixed(errorReply(`ERR invalid expire time in '${name}' command`));
+    this.data(group, ReplyKind.OK, Op.PUT, [args[1]!], [args[3]!], absolute);
+  }
+
+  /**
+   * EXPIRE/PEXPIRE key amount, EXPIREAT/PEXPIREAT key time: 1 if the key exists, else 0. A time
+   * not in the future deletes the key, as in Redis. The NX/XX/GT/LT options answer an error.
+   */
+  private expire(name: string, args: Buffer[], group: ReadGroup): void {
+    if (args.length > 3) {
+      const option = lower(args[3]).toUpperCase();
+      if (['NX', 'XX', 'GT', 'LT'].includes(option)) return group.fixed(errorReply(`ERR ${name.toUpperCase()} ${option} is not supported yet: ${CONDITIONAL_REASON}`));
+      return group.fixed(errorReply(`ERR Unsupported option ${text(args[3]!, NAME_BYTES_MAX)}`));
+    }
+    const amount = parseInteger(args[2]!);
+    if (Number.isNaN(amount)) return group.fixed(NOT_AN_INTEGER);
+    const unit = name === 'expire' ? 's' : name === 'pexpire' ? 'ms' : name === 'expireat' ? 'at_s' : 'at_ms';
+    const absolute = absoluteExpiry(unit, amount);
+    if (absolute === null) return group.fixed(errorReply(`ERR invalid expire time in '${name}' command`));
+    // 1 ms after the epoch: a time already past, so the engine deletes the key.
+    this.data(group, ReplyKind.DELETED, Op.EXPIRE, [args[1]!], undefined, Math.max(1, absolute));
   }
 
   private mset(args: Buffer[], group: ReadGroup): void {
@@ -294,6 +357,17 @@ export class RespSession {
       ['port', String(this.host.resp_port)], ['bind', config.host],
     ];
   }
+}
+
+/**
+ * An absolute expiry in ms since the epoch from a relative amount (s, ms; counted from this
+ * node's clock now) or an absolute one (at_s, at_ms); null when it overflows what the engine
+ * stores (Redis: "invalid expire time"). May be in the past.
+ */
+function absoluteExpiry(unit: 's' | 'ms' | 'at_s' | 'at_ms', amount: number): number | null {
+  const ms = unit === 's' || unit === 'at_s' ? amount * 1000 : amount;
+  const absolute = unit === 's' || unit === 'ms' ? Date.now() + ms : ms;
+  return Number.isSafeInteger(absolute) && absolute <= EXPIRY_MS_MAX ? absolute : null;
 }
 
 /** Redis's text for an unknown command: its name and the start of its arguments, quoted. */
