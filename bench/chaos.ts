@@ -51,6 +51,7 @@ import type { ClusterView } from '../src/routing/view.js';
 import { ChaosCluster, CLI_PATH, LEASE_TTL_MS, SECRET } from './chaos/cluster.js';
 import { History } from './chaos/history.js';
 import { Load, type Rng } from './chaos/load.js';
+import { prng } from './lib/keys.js';
 import { clientNamespace, elapsed_s, createNetns, deleteNetns, killAll, LoopbackTopology, netnsNames, NetnsTopology, netnsUnavailable, setPidFile, spawnProc, type Topology } from './chaos/topology.js';
 
 const { values: opts } = parseArgs({
@@ -70,17 +71,6 @@ const { values: opts } = parseArgs({
 });
 
 const delay = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
-
-function mulberry32(seed: number): Rng {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const seed = opts.seed !== undefined ? Number(opts.seed) : Math.floor(Math.random() * 1e9);
 const replicas = Number(opts.replicas);
@@ -489,11 +479,11 @@ async function startCluster(topology: Topology, n: number, started_ms: number): 
 /** The same load on a fault-free N = 1 cluster of the same size, for the throughput ratio. */
 async function n1Throughput(topology: Topology): Promise<number> {
   const cluster = await startCluster(topology, 1, Date.now());
-  const run = new Run(cluster, mulberry32(seed ^ 0x5bd1e995));
+  const run = new Run(cluster, prng(seed ^ 0x5bd1e995));
   for (const id of NODES) run.expected.add(id);
   try {
     await run.settle(30_000, 'N=1 start');
-    const load = new Load(cluster, run.history, mulberry32(seed ^ 0x27d4eb2f), LOAD_SHAPE);
+    const load = new Load(cluster, run.history, prng(seed ^ 0x27d4eb2f), LOAD_SHAPE);
     load.start();
     await delay(1_500);
     const ops_s = await throughput(load, 5_000);
@@ -519,7 +509,7 @@ async function inner(): Promise<number> {
   const log_dir = opts.logs ?? join(tmpdir(), `pikv-chaos-${seed}-${Date.now()}`);
   mkdirSync(log_dir, { recursive: true });
   console.log(`chaos: seed ${seed}, N=${replicas}, ${NODES.length} nodes, topology ${topology.kind}, lease ${LEASE_TTL_MS} ms, down grace ${opts['down-grace-ms']} ms, logs ${log_dir}`);
-  const fault_rng = mulberry32(seed);
+  const fault_rng = prng(seed);
   const kinds = schedule(fault_rng, topology.can_partition, opts.faults);
   console.log(`schedule: ${kinds.join(' -> ')}`);
 
@@ -540,7 +530,7 @@ async function inner(): Promise<number> {
   }, 1000);
   try {
     await run.settle(30_000, 'start');
-    load = new Load(cluster, run.history, mulberry32(seed ^ 0x9e3779b9), LOAD_SHAPE);
+    load = new Load(cluster, run.history, prng(seed ^ 0x9e3779b9), LOAD_SHAPE);
     load.start();
     await delay(1_500);
     const n_ops_s = await throughput(load, 5_000);

@@ -20,19 +20,18 @@ import type { ChildProcess } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { createInterface } from 'node:readline';
 import { Sandbox, SUBNET, CLIENT_HOST, loadAverage, readCgroupCpu, sandboxUnavailable, threadsOutside, type CgroupCpuStat, type CpuSpec, type LinkSpec } from './lib/cluster-net.js';
 import type { Command, Mode, RunTotals, Workload } from './lib/cluster-loadgen.js';
 import { writeClusterReport, type ClusterResults, type ClusterRun, type RunMode } from './lib/cluster-report.js';
 import { cpuSeconds } from './lib/proc.js';
 import { spawnTracked, stopProcess } from './lib/processes.js';
+import { LOADGEN_PATH, LoadGenProcess } from './lib/loadgen-process.js';
 import { PIKV_CLI_PATH } from './lib/servers.js';
 import { keyOf, type KeySpec } from './lib/ycsb.js';
 import { HashRing } from '../src/routing/ring.js';
 import { KEY_HASH_SEED, murmur3_x86_32 } from '../src/routing/murmur3.js';
 import { systemInfo } from './lib/sysinfo.js';
 
-const LOADGEN_PATH = fileURLToPath(new URL('./lib/cluster-loadgen.js', import.meta.url));
 const RESULTS_DIR = fileURLToPath(new URL('../../bench/results/', import.meta.url));
 const PORT = 7070;
 const SECRET = 'bench-cluster-secret';
@@ -137,50 +136,12 @@ function parseOptions(): Options {
   };
 }
 
-/** The load generator: one JSON command per line in, one JSON answer per line out. */
-class LoadGen {
-  private readonly child: ChildProcess;
-  private readonly waiters: ((line: Record<string, unknown>) => void)[] = [];
-  private stderr = '';
-
-  constructor(sandbox: Sandbox, cgroup: string) {
-    const script = `echo $$ > '${cgroup}/cgroup.procs' && exec ip netns exec '${sandbox.client_ns}' "$@"`;
-    this.child = spawnTracked('/bin/sh', ['-c', script, 'sh', process.execPath, LOADGEN_PATH, '--loadgen'], { stdio: ['pipe', 'pipe', 'pipe'] });
-    sandbox.pids.add(this.child.pid!);
-    this.child.stderr!.on('data', (chunk: Buffer) => (this.stderr += chunk.toString()));
-    createInterface({ input: this.child.stdout! }).on('line', (line) => {
-      let parsed: Record<string, unknown>;
-      try {
-        parsed = JSON.parse(line) as Record<string, unknown>;
-      } catch {
-        console.log(`  loadgen: ${line}`);
-        return;
-      }
-      this.waiters.shift()?.(parsed);
-    });
-    this.child.once('exit', (code) => {
-      for (const wake of this.waiters.splice(0)) wake({ ok: false, error: `load generator exited (${code}): ${this.stderr}` });
-    });
-  }
-
-  /** Sends a command; `onEvent` gets intermediate event lines (e.g. start). */
-  async send<T>(command: Command, onEvent?: (event: Record<string, unknown>) => void): Promise<T> {
-    this.child.stdin!.write(`${JSON.stringify(command)}\n`);
-    for (;;) {
-      const line = await new Promise<Record<string, unknown>>((resolve) => this.waiters.push(resolve));
-      if ('event' in line) {
-        onEvent?.(line);
-        continue;
-      }
-      if (line['ok'] !== true) throw new Error(`load generator: ${String(line['error'])}`);
-      return line as T;
-    }
-  }
-
-  async stop(): Promise<void> {
-    this.child.stdin!.end(`${JSON.stringify({ cmd: 'quit' })}\n`);
-    await stopProcess(this.child, 3_000);
-  }
+/** The load generator, in the client namespace and its cgroup. */
+function startLoadGen(sandbox: Sandbox, cgroup: string): LoadGenProcess {
+  const script = `echo $$ > '${cgroup}/cgroup.procs' && exec ip netns exec '${sandbox.client_ns}' "$@"`;
+  const child = spawnTracked('/bin/sh', ['-c', script, 'sh', process.execPath, LOADGEN_PATH, '--loadgen'], { stdio: ['pipe', 'pipe', 'pipe'] });
+  sandbox.pids.add(child.pid!);
+  return new LoadGenProcess(child);
 }
 
 interface Node {
@@ -233,7 +194,7 @@ function startNode(sandbox: Sandbox, options: Options, index: number, cgroup: st
   });
 }
 
-async function startCluster(sandbox: Sandbox, options: Options, loadgen: LoadGen, count: number, cgroups: string[]): Promise<Node[]> {
+async function startCluster(sandbox: Sandbox, options: Options, loadgen: LoadGenProcess, count: number, cgroups: string[]): Promise<Node[]> {
   const first = await startNode(sandbox, options, 1, cgroups[0]!, null);
   const rest = await Promise.all(Array.from({ length: count - 1 }, (_, i) => startNode(sandbox, options, i + 2, cgroups[i + 1]!, first.url)));
   const nodes = [first, ...rest];
@@ -263,7 +224,7 @@ function snapshot(nodes: Node[]): Snapshot {
   return { at_ms: performance.now(), cpu_s: nodes.map((n) => cpuSeconds(n.pid)), cgroup: nodes.map((n) => readCgroupCpu(n.cgroup)) };
 }
 
-async function measure(loadgen: LoadGen, nodes: Node[], command: Extract<Command, { cmd: 'run' }>, meta: Omit<ClusterRun, 'ops_per_s' | 'totals' | 'node_cpu' | 'client_cpu_cores' | 'load_average'>): Promise<ClusterRun> {
+async function measure(loadgen: LoadGenProcess, nodes: Node[], command: Extract<Command, { cmd: 'run' }>, meta: Omit<ClusterRun, 'ops_per_s' | 'totals' | 'node_cpu' | 'client_cpu_cores' | 'load_average'>): Promise<ClusterRun> {
   let before: Snapshot | null = null;
   const answer = await loadgen.send<{ totals: RunTotals }>(command, () => (before = snapshot(nodes)));
   const after = snapshot(nodes);
@@ -327,7 +288,7 @@ async function main(): Promise<void> {
     big_key_shares: {},
     notes: [],
   };
-  let loadgen: LoadGen | null = null;
+  let loadgen: LoadGenProcess | null = null;
   let nodes: Node[] = [];
   const stopSignals = (signal: NodeJS.Signals): void => {
     // processes.ts stops tracked children and exits; the sandbox's exit handler removes the rest.
@@ -347,7 +308,7 @@ async function main(): Promise<void> {
     const client_cgroup = sandbox.addCgroup('client', { cpus: 0, period_us: options.cpu.period_us }, options.shares);
     console.log(`sandbox ${tag}: bridge + ${max_nodes} node namespaces (${SUBNET}.1-${max_nodes}) + client (${SUBNET}.${CLIENT_HOST}); ` +
       `link ${options.link.rate || 'unshaped'}; CPU quota ${options.cpu.cpus || 'none'} per node (period ${options.cpu.period_us} µs); load average ${loadAverage().join(' ')}`);
-    loadgen = new LoadGen(sandbox, client_cgroup);
+    loadgen = startLoadGen(sandbox, client_cgroup);
     const sizes = [...new Set([...options.nodes, ...options.big_nodes])].sort((x, y) => x - y);
     for (const count of sizes) {
       // Preload without a quota (not measured), then apply it.

@@ -22,7 +22,6 @@
  *   npm run bench:scaling -- --nodes 1,2 --replicas 1 --seconds 1 --keys 10000 --warmup 0   # smoke
  */
 import type { ChildProcess } from 'node:child_process';
-import { createInterface } from 'node:readline';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path, { join } from 'node:path';
@@ -35,10 +34,10 @@ import { CpuQuota, type QuotaGroup, type QuotaMethod, type ThrottleStat } from '
 import { etcdRates, readEtcdSnapshot, type EtcdRates } from './lib/etcd-metrics.js';
 import { cpuSeconds } from './lib/proc.js';
 import { spawnTracked, stopProcess } from './lib/processes.js';
+import { LOADGEN_PATH, LoadGenProcess } from './lib/loadgen-process.js';
 import { PIKV_CLI_PATH } from './lib/servers.js';
 import { systemInfo, type SystemInfo } from './lib/sysinfo.js';
 
-const LOADGEN_PATH = fileURLToPath(new URL('./lib/cluster-loadgen.js', import.meta.url));
 const RESULTS_DIR = fileURLToPath(new URL('../../bench/results/', import.meta.url));
 const SECRET = 'bench-scaling-secret';
 const KEY_BYTES = 16;
@@ -134,52 +133,10 @@ function parseOptions(): Options {
   return options;
 }
 
-/** The load generator as a child process, one JSON command per line (as in bench/cluster.ts, without namespaces). */
-class LoadGen {
-  private readonly child: ChildProcess;
-  private readonly waiters: ((line: Record<string, unknown>) => void)[] = [];
-  private stderr = '';
-
-  constructor(quota: CpuQuota, group: QuotaGroup) {
-    const { file, args } = quota.wrap(group, [process.execPath, LOADGEN_PATH, '--loadgen']);
-    this.child = spawnTracked(file, args, { stdio: ['pipe', 'pipe', 'pipe'] });
-    this.child.stderr!.on('data', (chunk: Buffer) => (this.stderr += chunk.toString()));
-    createInterface({ input: this.child.stdout! }).on('line', (line) => {
-      let parsed: Record<string, unknown>;
-      try {
-        parsed = JSON.parse(line) as Record<string, unknown>;
-      } catch {
-        console.log(`  loadgen: ${line}`);
-        return;
-      }
-      this.waiters.shift()?.(parsed);
-    });
-    this.child.once('exit', (code) => {
-      for (const wake of this.waiters.splice(0)) wake({ ok: false, error: `load generator exited (${code}): ${this.stderr}` });
-    });
-  }
-
-  get pid(): number {
-    return this.child.pid!;
-  }
-
-  async send<T>(command: Command, onEvent?: (event: Record<string, unknown>) => void): Promise<T> {
-    this.child.stdin!.write(`${JSON.stringify(command)}\n`);
-    for (;;) {
-      const line = await new Promise<Record<string, unknown>>((resolve) => this.waiters.push(resolve));
-      if ('event' in line) {
-        onEvent?.(line);
-        continue;
-      }
-      if (line['ok'] !== true) throw new Error(`load generator: ${String(line['error'])}`);
-      return line as T;
-    }
-  }
-
-  async stop(): Promise<void> {
-    this.child.stdin!.end(`${JSON.stringify({ cmd: 'quit' })}\n`);
-    await stopProcess(this.child, 3_000);
-  }
+/** The load generator as a child process, in the client group (as in bench/cluster.ts, without namespaces). */
+function startLoadGen(quota: CpuQuota, group: QuotaGroup): LoadGenProcess {
+  const { file, args } = quota.wrap(group, [process.execPath, LOADGEN_PATH, '--loadgen']);
+  return new LoadGenProcess(spawnTracked(file, args, { stdio: ['pipe', 'pipe', 'pipe'] }));
 }
 
 interface Node {
@@ -247,7 +204,7 @@ function throttledShare(before: ThrottleStat | null, after: ThrottleStat | null)
   return periods > 0 ? Math.round(((after.nr_throttled - before.nr_throttled) / periods) * 100) / 100 : 0;
 }
 
-async function measureRun(loadgen: LoadGen, quota: CpuQuota, nodes: Node[], etcd: LocalEtcd, command: Extract<Command, { cmd: 'run' }>,
+async function measureRun(loadgen: LoadGenProcess, quota: CpuQuota, nodes: Node[], etcd: LocalEtcd, command: Extract<Command, { cmd: 'run' }>,
   meta: Pick<StepRun, 'replicas' | 'nodes' | 'workload' | 'workers' | 'quota_cpus_per_node' | 'batch_ops'>): Promise<StepRun> {
   let before: { at_ms: number; node_cpu: number[]; throttle: (ThrottleStat | null)[]; etcd_cpu: number; etcd: Awaited<ReturnType<typeof readEtcdSnapshot>> } | null = null;
   const etcd_start = await readEtcdSnapshot(etcd.client_url);
@@ -330,7 +287,7 @@ function report(results: ScalingResults): string {
   return `${lines.join('\n')}\n`;
 }
 
-async function runStep(loadgen: LoadGen, quota: CpuQuota, options: Options, replicas: number, count: number, results: ScalingResults): Promise<void> {
+async function runStep(loadgen: LoadGenProcess, quota: CpuQuota, options: Options, replicas: number, count: number, results: ScalingResults): Promise<void> {
   const workers = options.workers ?? (count <= 4 ? 2 : 1);
   const cpus = Math.round(Math.min(options.node_cpu, options.cpu_budget / count) * 1000) / 1000;
   const dir = mkdtempSync(join(tmpdir(), 'pikv-bench-scaling-'));
@@ -398,7 +355,7 @@ async function main(): Promise<void> {
   mkdirSync(out_dir, { recursive: true });
   // The load generator gets a group without a quota under the same parent, so it shares the parent's weight.
   const client_group = quota.create('client', 0);
-  const loadgen = new LoadGen(quota, client_group);
+  const loadgen = startLoadGen(quota, client_group);
   try {
     for (const replicas of options.replicas) {
       for (const count of options.nodes) {

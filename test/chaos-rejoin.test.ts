@@ -16,63 +16,29 @@
  * member again within a bound. Every process is stopped by PID.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { freeLoopbackPort } from '../src/cluster/etcd/local-server.js';
-import { etcdMissing, startEtcd, startEtcdProxy, type EtcdProcess, type EtcdProxy } from './helpers/etcd.js';
-import { startServer, type ServerProcess } from './helpers/server-process.js';
-import { viewOf, waitForView } from './helpers/cluster-view.js';
-import { ENV, fill, waitFor } from './helpers/etcd-cluster.js';
+import { etcdMissing } from './helpers/etcd.js';
+import { viewOf, waitForHealthyView, waitForView } from './helpers/cluster-view.js';
+import { fill, waitFor } from './helpers/etcd-cluster.js';
+import { ProxiedEtcdCluster } from './helpers/proxied-etcd-cluster.js';
 
 const skip = etcdMissing() ?? false;
-const started: ServerProcess[] = [];
-const dirs: string[] = [];
-let etcd: EtcdProcess | null = null;
-let proxy: EtcdProxy | null = null;
-
-function serve(id: string, port: number, etcd_url: string, data_dir: string): Promise<ServerProcess> {
-  return startServer(['--port', String(port), '--node-id', id, '--etcd', etcd_url, '--workers', '1', '--max-memory', '128mb', '--replicas', '2',
-    '--lease-ttl-ms', '2000', '--down-grace-ms', '1000', '--controller-tick-ms', '50', '--heartbeat-interval-ms', '200', '--forward-timeout-ms', '2000',
-    '--data-dir', data_dir, '--fsync', 'always'], ENV).then((server) => {
-    started.push(server);
-    return server;
-  });
-}
-
-async function stopAll(): Promise<void> {
-  for (const server of started.splice(0)) {
-    if (server.child.exitCode === null && server.child.signalCode === null) {
-      process.kill(server.pid, 'SIGKILL');
-      await server.exited;
-    }
-  }
-  await proxy?.close();
-  proxy = null;
-  await etcd?.stop();
-  etcd = null;
-  for (const dir of dirs.splice(0)) rmSync(dir, { recursive: true, force: true });
-}
+const cluster = new ProxiedEtcdCluster('rejoin');
 
 describe('a removed node coming back while its link to etcd blips', { skip, timeout: 120_000 }, () => {
-  after(stopAll);
+  after(() => cluster.stop());
 
   it('asks to join again after a failed join request, and is a member again', { timeout: 100_000 }, async () => {
-    etcd = await startEtcd();
-    proxy = await startEtcdProxy(etcd.client_url);
-    const dir = (id: string): string => {
-      const made = mkdtempSync(join(tmpdir(), `pikv-rejoin-${id}-`));
-      dirs.push(made);
-      return made;
-    };
-    const a = await serve('a', await freeLoopbackPort(), etcd.client_url, dir('a'));
+    await cluster.start();
+    const { etcd_url, proxy } = cluster;
+    const a = await cluster.serve('a', await freeLoopbackPort(), etcd_url, cluster.dataDir('a'));
     await waitForView(a.url, ['a']);
-    const b = await serve('b', await freeLoopbackPort(), etcd.client_url, dir('b'));
+    const b = await cluster.serve('b', await freeLoopbackPort(), etcd_url, cluster.dataDir('b'));
     await waitForView(a.url, ['a', 'b']);
     const c_port = await freeLoopbackPort();
-    const c_dir = dir('c');
-    const c1 = await serve('c', c_port, proxy.client_url, c_dir);
+    const c_dir = cluster.dataDir('c');
+    const c1 = await cluster.serve('c', c_port, proxy.client_url, c_dir);
     await waitForView(a.url, ['a', 'b', 'c']);
     // Keys on c's disk: when it comes back outside the view it deletes them before it asks to
     // join, which gives the test time to cut its link after it read the view.
@@ -81,13 +47,10 @@ describe('a removed node coming back while its link to etcd blips', { skip, time
     process.kill(c1.pid, 'SIGKILL');
     await c1.exited;
     // Down, then removed after its grace (1 s), its copies rebuilt on a and b.
-    await waitFor(async () => {
-      const view = await viewOf(a.url).catch(() => null);
-      return view !== null && view.next === undefined && (view.down?.length ?? 0) === 0 && view.nodes.map((n) => n.id).sort().join(',') === 'a,b' ? view : null;
-    }, 40_000, 50);
+    await waitForHealthyView(a.url, ['a', 'b'], 40_000);
     const quiet = await viewOf(a.url);
 
-    const c2 = await serve('c', c_port, proxy.client_url, c_dir);
+    const c2 = await cluster.serve('c', c_port, proxy.client_url, c_dir);
     // It read the view (it prints it); cut its link to etcd before its clean-up is done.
     await waitFor(async () => (/view epoch \d+ \(etcd\)/.test(c2.output()) ? true : null), 15_000, 2);
     proxy.cut();

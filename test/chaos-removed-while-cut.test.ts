@@ -15,56 +15,31 @@
  * Every process is stopped by PID.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { freeLoopbackPort } from '../src/cluster/etcd/local-server.js';
-import { etcdMissing, startEtcd, startEtcdProxy, type EtcdProcess, type EtcdProxy } from './helpers/etcd.js';
-import { startServer, type ServerProcess } from './helpers/server-process.js';
-import { viewOf, waitForView } from './helpers/cluster-view.js';
-import { ENV, fill, waitFor } from './helpers/etcd-cluster.js';
+import { etcdMissing } from './helpers/etcd.js';
+import type { ServerProcess } from './helpers/server-process.js';
+import { waitForHealthyView, waitForView } from './helpers/cluster-view.js';
+import { fill } from './helpers/etcd-cluster.js';
+import { ProxiedEtcdCluster } from './helpers/proxied-etcd-cluster.js';
 
 const skip = etcdMissing() ?? false;
-const started: ServerProcess[] = [];
-const dirs: string[] = [];
-let etcd: EtcdProcess | null = null;
-let proxy: EtcdProxy | null = null;
+const cluster = new ProxiedEtcdCluster('removed');
 
-function serve(id: string, etcd_url: string): Promise<ServerProcess> {
-  const dir = mkdtempSync(join(tmpdir(), `pikv-removed-${id}-`));
-  dirs.push(dir);
-  return freeLoopbackPort().then((port) => startServer(['--port', String(port), '--node-id', id, '--etcd', etcd_url, '--workers', '1', '--max-memory', '128mb',
-    '--replicas', '2', '--lease-ttl-ms', '2000', '--down-grace-ms', '1000', '--controller-tick-ms', '50', '--heartbeat-interval-ms', '200',
-    '--forward-timeout-ms', '2000', '--data-dir', dir, '--fsync', 'always'], ENV)).then((server) => {
-    started.push(server);
-    return server;
-  });
-}
-
-async function stopAll(): Promise<void> {
-  for (const server of started.splice(0)) {
-    if (server.child.exitCode === null && server.child.signalCode === null) {
-      process.kill(server.pid, 'SIGKILL');
-      await server.exited;
-    }
-  }
-  await proxy?.close();
-  proxy = null;
-  await etcd?.stop();
-  etcd = null;
-  for (const dir of dirs.splice(0)) rmSync(dir, { recursive: true, force: true });
+async function serve(id: string, etcd_url: string): Promise<ServerProcess> {
+  const dir = cluster.dataDir(id);
+  return cluster.serve(id, await freeLoopbackPort(), etcd_url, dir);
 }
 
 describe('a member removed while cut off from etcd', { skip, timeout: 120_000 }, () => {
-  after(stopAll);
+  after(() => cluster.stop());
 
   it('joins again when its link comes back, instead of taking the removal for a leave and stopping', { timeout: 100_000 }, async () => {
-    etcd = await startEtcd();
-    proxy = await startEtcdProxy(etcd.client_url);
-    const a = await serve('a', etcd.client_url);
+    await cluster.start();
+    const { etcd_url, proxy } = cluster;
+    const a = await serve('a', etcd_url);
     await waitForView(a.url, ['a']);
-    await serve('b', etcd.client_url);
+    await serve('b', etcd_url);
     await waitForView(a.url, ['a', 'b']);
     const c = await serve('c', proxy.client_url);
     await waitForView(a.url, ['a', 'b', 'c']);
@@ -72,10 +47,7 @@ describe('a member removed while cut off from etcd', { skip, timeout: 120_000 },
 
     proxy.cut();
     // Marked down after its lease, removed after the 1 s grace: a settled view of a and b.
-    const removed = await waitFor(async () => {
-      const view = await viewOf(a.url).catch(() => null);
-      return view !== null && view.next === undefined && (view.down?.length ?? 0) === 0 && view.nodes.map((n) => n.id).sort().join(',') === 'a,b' ? view : null;
-    }, 40_000, 50);
+    const removed = await waitForHealthyView(a.url, ['a', 'b'], 40_000);
     proxy.restore();
     console.log(`# c removed at epoch ${removed.epoch} while cut off; link restored`);
 

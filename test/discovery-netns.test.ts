@@ -25,112 +25,41 @@
  * ways out are used. Skips with a message where `ip netns` or etcd is unavailable.
  */
 import assert from 'node:assert/strict';
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
-import { etcdEnvironment, localEtcdArgs } from '../src/cluster/etcd/local-server.js';
 import { CLI_PATH } from './helpers/server-process.js';
-import { ETCD_BINARY, etcdMissing } from './helpers/etcd.js';
+import { etcdMissing } from './helpers/etcd.js';
+import { ip, netnsUnavailable, NetnsWorld, type NetnsProc } from './helpers/netns-world.js';
 
 const TAG = `pd${process.pid % 100000}`;
 const SUBNET = `10.205.${process.pid % 250}`;
-const BRIDGE_NS = `${TAG}-br`;
 const PORT = 7070;
 const CLUSTER = 'disc';
 const SECRET = 'discovery-netns-secret';
 const ROGUE_SECRET = 'not-the-cluster-secret';
 const HOSTS = { n1: 1, n2: 2, n3: 3, n4: 4, r1: 50, t1: 60, cl: 100, etcd: 200, retcd: 201, tetcd: 202 } as const;
 type Name = keyof typeof HOSTS;
-const address = (name: Name): string => `${SUBNET}.${HOSTS[name]}`;
+const world = new NetnsWorld(TAG, SUBNET);
+const address = (name: Name): string => world.address(HOSTS[name]);
 const nsOf = (name: Name): string => `${TAG}-${name}`;
 const urlOf = (name: Name): string => `ws://${address(name)}:${PORT}`;
 const ETCD_URL = `http://${address('etcd')}:2379`;
 const ROGUE_ETCD_URL = `http://${address('retcd')}:2379`;
 
-function ip(...args: string[]): void {
-  execFileSync('ip', args, { stdio: 'pipe' });
-}
-
-function unavailable(): string | null {
-  const probe = `${TAG}-probe`;
-  try {
-    ip('netns', 'add', probe);
-    ip('netns', 'del', probe);
-  } catch (error) {
-    return `ip netns is unavailable here (${(error as Error).message.split('\n')[0]}); needs root and iproute2`;
-  }
-  return etcdMissing();
-}
-
-interface Proc {
-  name: string;
-  child: ChildProcess;
-  text: string;
-  exited: Promise<void>;
-  waitFor(pattern: RegExp, timeout_ms: number): Promise<RegExpExecArray>;
-}
-
-const procs: Proc[] = [];
-const namespaces: string[] = [];
-const temp_dirs: string[] = [];
-
-function inNamespace(ns: string, name: string, command: string, args: string[], env: NodeJS.ProcessEnv = process.env): Proc {
-  const child = spawn('ip', ['netns', 'exec', ns, command, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env });
-  const proc: Proc = {
-    name, child, text: '',
-    exited: new Promise((resolve) => child.once('close', () => resolve())),
-    async waitFor(pattern, timeout_ms) {
-      const deadline = Date.now() + timeout_ms;
-      for (;;) {
-        const match = pattern.exec(proc.text);
-        if (match !== null) return match;
-        if (Date.now() > deadline) throw new Error(`${name}: no ${pattern} within ${timeout_ms} ms; output:\n${proc.text.slice(-4000)}`);
-        if (child.exitCode !== null || child.signalCode !== null) throw new Error(`${name} exited (${child.exitCode ?? child.signalCode}) before ${pattern}:\n${proc.text.slice(-4000)}`);
-        await new Promise((resolve) => setTimeout(resolve, 100));
-      }
-    },
-  };
-  child.stdout!.on('data', (chunk: Buffer) => (proc.text += chunk.toString()));
-  child.stderr!.on('data', (chunk: Buffer) => (proc.text += chunk.toString()));
-  procs.push(proc);
-  return proc;
-}
-
-function addNamespace(name: Name): void {
-  const ns = nsOf(name);
-  ip('netns', 'add', ns);
-  namespaces.push(ns);
-  const outside = `${TAG}v${HOSTS[name]}`;
-  // Both ends are created inside our namespaces: nothing is added to the host's.
-  ip('-n', BRIDGE_NS, 'link', 'add', outside, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', ns);
-  ip('-n', BRIDGE_NS, 'link', 'set', outside, 'master', 'br0', 'up');
-  ip('-n', ns, 'addr', 'add', `${address(name)}/24`, 'dev', 'eth0');
-  ip('-n', ns, 'link', 'set', 'eth0', 'up');
-  ip('-n', ns, 'link', 'set', 'lo', 'up');
-}
-
-function startEtcd(name: 'etcd' | 'retcd' | 'tetcd'): Proc {
-  const data_dir = mkdtempSync(join(tmpdir(), 'pikv-discovery-etcd-'));
-  temp_dirs.push(data_dir);
-  const url = `http://${address(name)}:2379`;
-  const args = localEtcdArgs({ binary: ETCD_BINARY, data_dir, client_port: 2379, peer_port: 2380, heartbeat_interval_ms: 50, election_timeout_ms: 250, log_level: 'warn', start_timeout_ms: 15_000 });
-  for (const flag of ['--listen-client-urls', '--advertise-client-urls']) args[args.indexOf(flag) + 1] = url;
-  return inNamespace(nsOf(name), name, ETCD_BINARY, args, etcdEnvironment());
+function startEtcd(name: 'etcd' | 'retcd' | 'tetcd'): NetnsProc {
+  return world.startEtcd(nsOf(name), name, `http://${address(name)}:2379`, 'pikv-discovery-etcd-');
 }
 
 /** A pikv node in its namespace; `etcd` is a URL or 'auto', or null for `--join auto`. */
-function startNode(name: 'n1' | 'n2' | 'n3' | 'n4' | 'r1' | 't1', etcd: string | null, secret = SECRET): Proc {
+function startNode(name: 'n1' | 'n2' | 'n3' | 'n4' | 'r1' | 't1', etcd: string | null, secret = SECRET): NetnsProc {
   const args = [CLI_PATH, 'serve', '--host', address(name), '--port', String(PORT), '--advertise', urlOf(name), '--node-id', name,
     '--cluster-name', CLUSTER, '--lease-ttl-ms', '2000', '--controller-tick-ms', '50', '--workers', '1', '--max-memory', '32mb', '--resp-port', 'off'];
   args.push(...(etcd === null ? ['--join', 'auto'] : ['--etcd', etcd]));
   // The secret travels in the environment (pikv refuses it on the command line).
-  return inNamespace(nsOf(name), name, process.execPath, args, { ...process.env, PIKV_CLUSTER_SECRET: secret });
+  return world.spawn(nsOf(name), name, process.execPath, args, { env: { ...process.env, PIKV_CLUSTER_SECRET: secret } });
 }
 
 async function cli(args: string[], secret = SECRET): Promise<string> {
-  const proc = inNamespace(nsOf('cl'), `pikv ${args[0]}`, process.execPath, [CLI_PATH, ...args], { ...process.env, PIKV_CLUSTER_SECRET: secret });
+  const proc = world.spawn(nsOf('cl'), `pikv ${args[0]}`, process.execPath, [CLI_PATH, ...args], { env: { ...process.env, PIKV_CLUSTER_SECRET: secret } });
   const timer = setTimeout(() => proc.child.kill('SIGKILL'), 30_000);
   await proc.exited;
   clearTimeout(timer);
@@ -138,58 +67,40 @@ async function cli(args: string[], secret = SECRET): Promise<string> {
   return proc.text;
 }
 
-const skip = unavailable();
+const skip = netnsUnavailable(TAG) ?? etcdMissing();
 
 describe('LAN discovery across network namespaces', { skip: skip ?? false }, () => {
-  after(async () => {
-    for (const proc of procs) {
-      if (proc.child.pid !== undefined && proc.child.exitCode === null && proc.child.signalCode === null) {
-        try {
-          process.kill(proc.child.pid, 'SIGKILL');
-        } catch { /* gone */ }
-      }
-    }
-    await Promise.race([Promise.all(procs.map((p) => p.exited)), new Promise((resolve) => setTimeout(resolve, 5_000))]);
-    for (const name of [...namespaces].reverse()) {
-      try {
-        ip('netns', 'del', name);
-      } catch { /* gone */ }
-    }
-    for (const dir of temp_dirs) rmSync(dir, { recursive: true, force: true });
-  });
+  after(() => world.cleanUp());
 
   it('three nodes find their etcd by mDNS and form a cluster; a rogue advertiser with a wrong-secret view is ignored; two valid etcds make a new node wait', { timeout: 150_000 }, async () => {
-    ip('netns', 'add', BRIDGE_NS);
-    namespaces.push(BRIDGE_NS);
-    ip('-n', BRIDGE_NS, 'link', 'add', 'br0', 'type', 'bridge');
-    ip('-n', BRIDGE_NS, 'link', 'set', 'br0', 'up');
-    for (const name of Object.keys(HOSTS) as Name[]) addNamespace(name);
+    world.addBridge();
+    for (const name of Object.keys(HOSTS) as Name[]) world.addNamespace(nsOf(name), HOSTS[name]);
     ip('-n', nsOf('cl'), 'route', 'add', '224.0.0.0/4', 'dev', 'eth0');
 
     startEtcd('etcd');
     startEtcd('retcd');
     // The rogue: same cluster name, another secret, its own etcd; it creates "its" cluster there.
     const rogue = startNode('r1', ROGUE_ETCD_URL, ROGUE_SECRET);
-    await rogue.waitFor(/view epoch 1 \(etcd\): nodes r1\b/, 30_000);
-    await rogue.waitFor(/mdns: advertising/, 15_000);
+    await rogue.waitForText(/view epoch 1 \(etcd\): nodes r1\b/, 30_000);
+    await rogue.waitForText(/mdns: advertising/, 15_000);
 
     // n2 first: the only etcd on the LAN is the rogue's. It must refuse it and wait.
     const n2 = startNode('n2', 'auto');
-    await n2.waitFor(new RegExp(`discovery: no etcd endpoint found on the LAN passed the check: ${ROGUE_ETCD_URL.replace(/\./g, '\\.')} ignored \\([^)]*wrong HMAC`), 30_000);
+    await n2.waitForText(new RegExp(`discovery: no etcd endpoint found on the LAN passed the check: ${ROGUE_ETCD_URL.replace(/\./g, '\\.')} ignored \\([^)]*wrong HMAC`), 30_000);
     assert.doesNotMatch(n2.text, /listening on|view epoch|discovery: using/, 'n2 must not start on an etcd that failed the check');
 
     const n1 = startNode('n1', ETCD_URL);
-    await n1.waitFor(/view epoch 1 \(etcd\): nodes n1\b/, 30_000);
+    await n1.waitForText(/view epoch 1 \(etcd\): nodes n1\b/, 30_000);
     const n3 = startNode('n3', null);
     for (const node of [n2, n3]) {
-      const using = await node.waitFor(/discovery: using etcd (\S+) /, 45_000);
+      const using = await node.waitForText(/discovery: using etcd (\S+) /, 45_000);
       assert.equal(using[1], ETCD_URL, `${node.name} chose ${using[1]}`);
     }
     assert.match(n3.text, /ignored http:\/\/[\d.]+:2379 \([^)]*wrong HMAC/, 'n3 saw the rogue and ignored it');
 
     // Joining goes through etcd: each asks to join, the controller (n1) carries it out.
     const settled = /view epoch \d+ \(etcd\): nodes ((?:n[123],){2}n[123])(?!; moving)/;
-    for (const node of [n1, n2, n3]) assert.equal((await node.waitFor(settled, 60_000))[1]!.split(',').sort().join(','), 'n1,n2,n3', node.name);
+    for (const node of [n1, n2, n3]) assert.equal((await node.waitForText(settled, 60_000))[1]!.split(',').sort().join(','), 'n1,n2,n3', node.name);
 
     const found = JSON.parse(await cli(['discover', '--json', '--timeout', '3s'])) as { node_id: string; cluster: string; url: string; etcd: string[] }[];
     const byId = new Map(found.map((node) => [node.node_id, node]));
@@ -217,10 +128,10 @@ describe('LAN discovery across network namespaces', { skip: skip ?? false }, () 
     const TWIN_ETCD_URL = `http://${address('tetcd')}:2379`;
     startEtcd('tetcd');
     const twin = startNode('t1', TWIN_ETCD_URL);
-    await twin.waitFor(/view epoch 1 \(etcd\): nodes t1\b/, 30_000);
-    await twin.waitFor(/mdns: advertising/, 15_000);
+    await twin.waitForText(/view epoch 1 \(etcd\): nodes t1\b/, 30_000);
+    await twin.waitForText(/mdns: advertising/, 15_000);
     const n4 = startNode('n4', 'auto');
-    const waiting = await n4.waitFor(/discovery: cannot tell which etcd is this cluster's: ([^\n]*)/, 30_000);
+    const waiting = await n4.waitForText(/discovery: cannot tell which etcd is this cluster's: ([^\n]*)/, 30_000);
     assert.ok(waiting[1]!.includes(ETCD_URL) && waiting[1]!.includes(TWIN_ETCD_URL), waiting[0]);
     await new Promise((resolve) => setTimeout(resolve, 2_000));
     assert.doesNotMatch(n4.text, /listening on|view epoch|discovery: using/, 'n4 must not start while two etcd clusters claim its cluster');

@@ -43,20 +43,17 @@
  * <prefix>-netns-<name>.jsonl.
  */
 import assert from 'node:assert/strict';
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { execFileSync } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { after, describe, it } from 'node:test';
-import { etcdEnvironment, localEtcdArgs } from '../src/cluster/etcd/local-server.js';
 import { CLI_PATH } from './helpers/server-process.js';
-import { ETCD_BINARY, etcdMissing } from './helpers/etcd.js';
+import { etcdMissing } from './helpers/etcd.js';
+import { netnsUnavailable, NetnsWorld, type NetnsProc } from './helpers/netns-world.js';
 
 const DRIVER = fileURLToPath(new URL('./helpers/netns-replication-driver.js', import.meta.url));
 const TAG = `pr${process.pid % 100000}`;
 const SUBNET = `10.204.${process.pid % 250}`;
-const BRIDGE_NS = `${TAG}-br`;
 const CLIENT_NS = `${TAG}-cl`;
 const ETCD_NS = `${TAG}-etcd`;
 const CLIENT_HOST = 100;
@@ -82,99 +79,64 @@ const hostOf = (id: string): number => NODES.indexOf(id as (typeof NODES)[number
 const urlOf = (id: string): string => `ws://${SUBNET}.${hostOf(id)}:${PORT}`;
 const nsOf = (id: string): string => `${TAG}-${id}`;
 
-function ip(...args: string[]): void {
-  execFileSync('ip', args, { stdio: 'pipe' });
-}
-
 function iptables(ns: string, ...args: string[]): void {
   execFileSync('ip', ['netns', 'exec', ns, 'iptables', '-w', ...args], { stdio: 'pipe' });
 }
 
 /** Null if this machine can run the test; else why not. */
 function unavailable(): string | null {
-  const probe = `${TAG}-probe`;
-  try {
-    ip('netns', 'add', probe);
-  } catch (error) {
-    return `ip netns is unavailable here (${(error as Error).message.split('\n')[0]}); needs root and iproute2`;
-  }
-  try {
-    iptables(probe, '-A', 'INPUT', '-i', 'lo', '-j', 'ACCEPT');
-  } catch (error) {
-    return `iptables does not work in a network namespace here (${(error as Error).message.split('\n')[0]}); apt-get install iptables (.ci/run installs it)`;
-  } finally {
+  const iptablesProblem = (probe: string): string | null => {
     try {
-      ip('netns', 'del', probe);
-    } catch { /* gone */ }
-  }
-  return etcdMissing();
+      iptables(probe, '-A', 'INPUT', '-i', 'lo', '-j', 'ACCEPT');
+    } catch (error) {
+      return `iptables does not work in a network namespace here (${(error as Error).message.split('\n')[0]}); apt-get install iptables (.ci/run installs it)`;
+    }
+    return null;
+  };
+  return netnsUnavailable(TAG, iptablesProblem) ?? etcdMissing();
 }
 
 // ---- processes in namespaces ----
 
-interface Proc {
-  name: string;
-  child: ChildProcess;
-  text: string;
+/** A process in a namespace; a driver's JSON lines on stdout go to `events`, not `text`. */
+interface Proc extends NetnsProc {
   /** Parsed JSON lines of stdout (drivers). */
   events: Record<string, unknown>[];
-  exited: Promise<void>;
-  waitFor<T>(what: string, match: () => T | null | undefined | false, timeout_ms: number): Promise<T>;
 }
 
+const world = new NetnsWorld(TAG, SUBNET);
 const procs: Proc[] = [];
 const T0 = Date.now();
 /** Log lines as kept: prefixed with ms since the test file started (the summary prints the cut's). */
 const stamp = (text: string): string => text.replace(/^(?=.)/gm, `[${Date.now() - T0}] `);
-const namespaces: string[] = [];
-const temp_dirs: string[] = [];
 
-function inNamespace(ns: string, name: string, command: string, args: string[], env: NodeJS.ProcessEnv = process.env): Proc {
-  const child = spawn('ip', ['netns', 'exec', ns, command, ...args], { stdio: ['pipe', 'pipe', 'pipe'], env });
+/** Output handling for a process of this test: JSON lines of stdout to `events`, the rest stamped to `text`. */
+function eventsAndText(): { events: Record<string, unknown>[]; output: (chunk: string, stream: 'stdout' | 'stderr') => string } {
+  const events: Record<string, unknown>[] = [];
   let pending = '';
-  const wakers = new Set<() => void>();
-  const proc: Proc = {
-    name, child, text: '', events: [],
-    exited: new Promise((resolve) => child.once('close', () => resolve())),
-    async waitFor<T>(what: string, match: () => T | null | undefined | false, timeout_ms: number): Promise<T> {
-      const deadline = Date.now() + timeout_ms;
-      for (;;) {
-        const found = match();
-        if (found !== null && found !== undefined && found !== false) return found;
-        if (Date.now() > deadline) throw new Error(`${name}: no ${what} within ${timeout_ms} ms; output tail:\n${proc.text.slice(-3000)}`);
-        if (child.exitCode !== null || child.signalCode !== null) throw new Error(`${name} exited (${child.exitCode ?? child.signalCode}) before ${what}:\n${proc.text.slice(-3000)}`);
-        await new Promise<void>((resolve) => {
-          const timer = setTimeout(() => {
-            wakers.delete(wake);
-            resolve();
-          }, 100);
-          const wake = (): void => {
-            clearTimeout(timer);
-            resolve();
-          };
-          wakers.add(wake);
-        });
-      }
-    },
-  };
-  child.stdout!.on('data', (chunk: Buffer) => {
-    pending += chunk.toString();
+  const output = (chunk: string, stream: 'stdout' | 'stderr'): string => {
+    if (stream === 'stderr') return stamp(chunk);
+    pending += chunk;
     const lines = pending.split('\n');
     pending = lines.pop()!;
+    let text = '';
     for (const line of lines) {
       try {
         if (line.startsWith('{')) {
-          proc.events.push(JSON.parse(line) as Record<string, unknown>);
+          events.push(JSON.parse(line) as Record<string, unknown>);
           continue;
         }
       } catch { /* a log line */ }
-      proc.text += stamp(`${line}\n`);
+      text += stamp(`${line}\n`);
     }
-    for (const wake of wakers) wake();
-    wakers.clear();
-  });
-  child.stderr!.on('data', (chunk: Buffer) => (proc.text += stamp(chunk.toString())));
-  child.stdin!.on('error', () => undefined);
+    return text;
+  };
+  return { events, output };
+}
+
+function inNamespace(ns: string, name: string, command: string, args: string[], env: NodeJS.ProcessEnv = process.env): Proc {
+  const { events, output } = eventsAndText();
+  const proc: Proc = Object.assign(world.spawn(ns, name, command, args, { env, stdin: 'pipe', output }), { events });
   procs.push(proc);
   return proc;
 }
@@ -202,28 +164,11 @@ function startNode(id: string): Proc {
 }
 
 function startEtcd(): Proc {
-  const data_dir = mkdtempSync(join(tmpdir(), 'pikv-netns-etcd-'));
-  temp_dirs.push(data_dir);
-  // The helper's flags (test/helpers/etcd.ts: 50 ms heartbeats, 250 ms elections, so 1 s leases
-  // are granted), listening for clients on the namespace's address instead of loopback.
-  const args = localEtcdArgs({
-    binary: ETCD_BINARY, data_dir, client_port: 2379, peer_port: 2380, heartbeat_interval_ms: 50, election_timeout_ms: 250,
-    auto_compaction_retention_revisions: 1000, log_level: 'warn', start_timeout_ms: 15_000,
-  });
-  for (const flag of ['--listen-client-urls', '--advertise-client-urls']) args[args.indexOf(flag) + 1] = ETCD_URL;
-  return inNamespace(ETCD_NS, 'etcd', ETCD_BINARY, args, etcdEnvironment());
-}
-
-function addNamespace(name: string, host: number): void {
-  ip('netns', 'add', name);
-  namespaces.push(name);
-  const outside = `${TAG}v${host}`;
-  // Both ends are created inside our namespaces: nothing is added to the host's.
-  ip('-n', BRIDGE_NS, 'link', 'add', outside, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', name);
-  ip('-n', BRIDGE_NS, 'link', 'set', outside, 'master', 'br0', 'up');
-  ip('-n', name, 'addr', 'add', `${SUBNET}.${host}/24`, 'dev', 'eth0');
-  ip('-n', name, 'link', 'set', 'eth0', 'up');
-  ip('-n', name, 'link', 'set', 'lo', 'up');
+  const { events, output } = eventsAndText();
+  const spawn = { stdin: 'pipe' as const, output };
+  const proc: Proc = Object.assign(world.startEtcd(ETCD_NS, 'etcd', ETCD_URL, 'pikv-netns-etcd-', { auto_compaction_retention_revisions: 1000, spawn }), { events });
+  procs.push(proc);
+  return proc;
 }
 
 // ---- the partition ----
@@ -361,34 +306,16 @@ function dumpLogs(): void {
 }
 
 describe('replication across a real network partition (etcd mode, N=2)', { skip: skip ?? false }, () => {
-  after(async () => {
-    for (const proc of procs) {
-      if (proc.child.pid !== undefined && proc.child.exitCode === null && proc.child.signalCode === null) {
-        try {
-          process.kill(proc.child.pid, 'SIGKILL');
-        } catch { /* gone */ }
-      }
-    }
-    await Promise.race([Promise.all(procs.map((p) => p.exited)), new Promise((resolve) => setTimeout(resolve, 5_000))]);
-    for (const name of [...namespaces].reverse()) {
-      try {
-        ip('netns', 'del', name);
-      } catch { /* gone */ }
-    }
-    for (const dir of temp_dirs) rmSync(dir, { recursive: true, force: true });
-  });
+  after(() => world.cleanUp());
 
   it('the isolated node stops acknowledging within its lease, the majority fails over, it rejoins, and no acknowledged write is lost', { timeout: 90_000 }, async () => {
     const started = Date.now();
     try {
       // ---- network: a bridge, one namespace per process group ----
-      ip('netns', 'add', BRIDGE_NS);
-      namespaces.push(BRIDGE_NS);
-      ip('-n', BRIDGE_NS, 'link', 'add', 'br0', 'type', 'bridge');
-      ip('-n', BRIDGE_NS, 'link', 'set', 'br0', 'up');
-      addNamespace(CLIENT_NS, CLIENT_HOST);
-      addNamespace(ETCD_NS, ETCD_HOST);
-      for (const id of NODES) addNamespace(nsOf(id), hostOf(id));
+      world.addBridge();
+      world.addNamespace(CLIENT_NS, CLIENT_HOST);
+      world.addNamespace(ETCD_NS, ETCD_HOST);
+      for (const id of NODES) world.addNamespace(nsOf(id), hostOf(id));
 
       const etcd = startEtcd();
       const healthy = driver('etcd-health', ['health', ETCD_URL, '15000']);

@@ -119,6 +119,29 @@ async function waitEtcd(url: string, proc: Proc): Promise<void> {
   }
 }
 
+/**
+ * etcd started by `spawnEtcd` (on the same data dir and ports each time), once healthy at `url`;
+ * restart() kills it by PID and starts it again after `down_ms`.
+ */
+async function restartableEtcd(url: string, spawnEtcd: () => Proc): Promise<EtcdHandle> {
+  const launch = async (): Promise<Proc> => {
+    const proc = spawnEtcd();
+    await waitEtcd(url, proc);
+    return proc;
+  };
+  let current = await launch();
+  return {
+    url,
+    proc: () => current,
+    restart: async (down_ms) => {
+      process.kill(current.pid, 'SIGKILL');
+      await current.exited;
+      await new Promise((resolve) => setTimeout(resolve, down_ms));
+      current = await launch();
+    },
+  };
+}
+
 const ETCD_BINARY = process.env['PIKV_ETCD_BINARY'] ?? 'etcd';
 /** 50 ms heartbeats, 250 ms elections: etcd grants 2 s leases as asked (test/helpers/etcd.ts). */
 function etcdArgs(data_dir: string, client_port: number, peer_port: number): string[] {
@@ -137,22 +160,7 @@ export class LoopbackTopology implements Topology {
     const client_port = await freeLoopbackPort();
     const peer_port = await freeLoopbackPort();
     const url = `http://127.0.0.1:${client_port}`;
-    const launch = async (): Promise<Proc> => {
-      const proc = spawnProc('etcd', ETCD_BINARY, etcdArgs(data_dir, client_port, peer_port), etcdEnvironment());
-      await waitEtcd(url, proc);
-      return proc;
-    };
-    let current = await launch();
-    return {
-      url,
-      proc: () => current,
-      restart: async (down_ms) => {
-        process.kill(current.pid, 'SIGKILL');
-        await current.exited;
-        await new Promise((resolve) => setTimeout(resolve, down_ms));
-        current = await launch();
-      },
-    };
+    return restartableEtcd(url, () => spawnProc('etcd', ETCD_BINARY, etcdArgs(data_dir, client_port, peer_port), etcdEnvironment()));
   }
 
   async address(id: string): Promise<NodeAddress> {
@@ -284,22 +292,7 @@ export class NetnsTopology implements Topology {
     const url = `http://${this.names.subnet}.${NETNS_ETCD_HOST}:2379`;
     const args = etcdArgs(data_dir, 2379, 2380);
     for (const flag of ['--listen-client-urls', '--advertise-client-urls']) args[args.indexOf(flag) + 1] = url;
-    const launch = async (): Promise<Proc> => {
-      const proc = this.inNs(nsName(this.names, 'etcd'), 'etcd', ETCD_BINARY, args, etcdEnvironment());
-      await waitEtcd(url, proc);
-      return proc;
-    };
-    let current = await launch();
-    return {
-      url,
-      proc: () => current,
-      restart: async (down_ms) => {
-        process.kill(current.pid, 'SIGKILL');
-        await current.exited;
-        await new Promise((resolve) => setTimeout(resolve, down_ms));
-        current = await launch();
-      },
-    };
+    return restartableEtcd(url, () => this.inNs(nsName(this.names, 'etcd'), 'etcd', ETCD_BINARY, args, etcdEnvironment()));
   }
 
   address(id: string): Promise<NodeAddress> {

@@ -13,7 +13,8 @@
  * generator's link is not shaped: it stands for many clients.
  */
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
+import { readOrEmpty, removeCgroupDir } from './cgroup-dir.js';
 
 export const SUBNET = '10.204.0';
 export const CLIENT_HOST = 100;
@@ -174,42 +175,16 @@ export class Sandbox {
   }
 }
 
-function sleepSync(ms: number): void {
-  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
-}
-
-/** rmdir a cgroup, waiting up to 5 s for killed processes in it to be reaped. */
-function removeCgroupDir(dir: string): void {
-  for (let attempt = 0; attempt < 50; attempt++) {
-    try {
-      rmdirSync(dir);
-      return;
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return;
-      sleepSync(100);
-    }
-  }
-  process.stderr.write(`bench: could not remove cgroup ${dir} (still has: ${safeRead(`${dir}/cgroup.procs`).trim().replace(/\n/g, ',')})\n`);
-}
-
-function safeRead(path: string): string {
-  try {
-    return readFileSync(path, 'utf8');
-  } catch {
-    return '';
-  }
-}
-
 export function readCgroupCpu(dir: string): CgroupCpuStat {
-  const stat = safeRead(`${dir}/cpu.stat`);
+  const stat = readOrEmpty(`${dir}/cpu.stat`);
   const field = (name: string): number => Number(new RegExp(`^${name} (\\d+)`, 'm').exec(stat)?.[1] ?? 0);
-  const usage = safeRead(`${dir}/cpuacct.usage`).trim();
+  const usage = readOrEmpty(`${dir}/cpuacct.usage`).trim();
   return { nr_periods: field('nr_periods'), nr_throttled: field('nr_throttled'), throttled_s: field('throttled_time') / 1e9, usage_s: usage === '' ? null : Number(usage) / 1e9 };
 }
 
 /** Thread ids of `pid` that are not in cgroup `dir` (should be none). */
 export function threadsOutside(pid: number, dir: string): number[] {
-  const inside = new Set(safeRead(`${dir}/tasks`).split('\n').filter(Boolean).map(Number));
+  const inside = new Set(readOrEmpty(`${dir}/tasks`).split('\n').filter(Boolean).map(Number));
   let tids: string[] = [];
   try {
     tids = readdirSync(`/proc/${pid}/task`);
@@ -220,6 +195,6 @@ export function threadsOutside(pid: number, dir: string): number[] {
 }
 
 export function loadAverage(): [number, number, number] {
-  const parts = safeRead('/proc/loadavg').split(' ');
+  const parts = readOrEmpty('/proc/loadavg').split(' ');
   return [Number(parts[0]), Number(parts[1]), Number(parts[2])];
 }

@@ -10,7 +10,8 @@
  * every thread it starts is born inside; cleanup() removes the groups (stop the processes first).
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, rmdirSync, writeFileSync } from 'node:fs';
+import { readOrEmpty, removeCgroupDir } from './cgroup-dir.js';
 
 export type QuotaMethod = 'cgroup2' | 'cgroup1' | 'systemd-run' | 'none';
 
@@ -29,14 +30,6 @@ export interface ThrottleStat {
 
 const V2_CANDIDATES = ['/sys/fs/cgroup', '/sys/fs/cgroup/unified'];
 const V1_CPU_ROOT = '/sys/fs/cgroup/cpu';
-
-function read(path: string): string {
-  try {
-    return readFileSync(path, 'utf8');
-  } catch {
-    return '';
-  }
-}
 
 /** cpu.max for `cpus` CPUs over `period_us`: "max <period>" when cpus ≤ 0 (no quota). */
 export function cpuMaxLine(cpus: number, period_us: number): string {
@@ -92,10 +85,10 @@ export class CpuQuota {
     const reasons: string[] = [];
     if (prefer === 'auto' || prefer === 'cgroup2') {
       for (const root of V2_CANDIDATES) {
-        if (!read(`${root}/cgroup.controllers`).split(/\s+/).includes('cpu')) continue;
+        if (!readOrEmpty(`${root}/cgroup.controllers`).split(/\s+/).includes('cpu')) continue;
         try {
           // The cpu controller must be enabled for the children of `root`.
-          if (!read(`${root}/cgroup.subtree_control`).split(/\s+/).includes('cpu')) writeFileSync(`${root}/cgroup.subtree_control`, '+cpu');
+          if (!readOrEmpty(`${root}/cgroup.subtree_control`).split(/\s+/).includes('cpu')) writeFileSync(`${root}/cgroup.subtree_control`, '+cpu');
           const probe = `${root}/pikv-probe-${process.pid}`;
           mkdirSync(probe);
           rmdirSync(probe);
@@ -159,33 +152,20 @@ export class CpuQuota {
   }
 
   throttling(group: QuotaGroup): ThrottleStat | null {
-    return group.dir === null ? null : parseCpuStat(read(`${group.dir}/cpu.stat`));
+    return group.dir === null ? null : parseCpuStat(readOrEmpty(`${group.dir}/cpu.stat`));
   }
 
   /** Removes a group (its processes must have exited); waits up to 5 s for them to be reaped. */
   remove(group: QuotaGroup): void {
     const at = this.groups.indexOf(group);
     if (at >= 0) this.groups.splice(at, 1);
-    if (group.dir !== null) removeDir(group.dir);
+    if (group.dir !== null) removeCgroupDir(group.dir);
   }
 
   /** Idempotent and synchronous, so that it can run from an 'exit' handler. */
   cleanup(): void {
-    for (const group of this.groups.splice(0)) if (group.dir !== null) removeDir(group.dir);
-    if (this.parent !== null) removeDir(this.parent);
+    for (const group of this.groups.splice(0)) if (group.dir !== null) removeCgroupDir(group.dir);
+    if (this.parent !== null) removeCgroupDir(this.parent);
     this.parent = null;
   }
-}
-
-function removeDir(dir: string): void {
-  for (let attempt = 0; attempt < 50; attempt++) {
-    try {
-      rmdirSync(dir);
-      return;
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return;
-      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 100);
-    }
-  }
-  process.stderr.write(`bench: could not remove cgroup ${dir} (still has: ${read(`${dir}/cgroup.procs`).trim().replace(/\n/g, ',')})\n`);
 }

@@ -1,6 +1,6 @@
 /**
  * Reading a node's cluster view and status for cluster tests: one control op over a fresh
- * client, and a wait for a settled view with given members.
+ * client, and waits for a settled view with given members.
  */
 import { connect, Op, WireCodec, type ClientOptions } from '../../src/index.js';
 import type { ClusterView } from '../../src/routing/view.js';
@@ -25,9 +25,19 @@ export function viewOf(url: string, options: ClientOptions = {}): Promise<Cluste
 
 /** Waits until `url` routes by a settled view (no move in progress) whose members are exactly `ids`. */
 export function waitForView(url: string, ids: string[], timeout_ms = 30_000): Promise<ClusterView> {
+  return waitForSettledView(url, ids, false, timeout_ms);
+}
+
+/** As waitForView, and no member is marked down either (e.g. a node removed after its grace, its copies rebuilt). */
+export function waitForHealthyView(url: string, ids: string[], timeout_ms = 30_000): Promise<ClusterView> {
+  return waitForSettledView(url, ids, true, timeout_ms);
+}
+
+function waitForSettledView(url: string, ids: string[], none_down: boolean, timeout_ms: number): Promise<ClusterView> {
   const want = [...ids].sort().join(',');
   return waitFor(async () => {
     const view = await viewOf(url).catch(() => null);
-    return view !== null && view.next === undefined && view.nodes.map((n) => n.id).sort().join(',') === want ? view : null;
+    if (view === null || view.next !== undefined || (none_down && (view.down?.length ?? 0) > 0)) return null;
+    return view.nodes.map((n) => n.id).sort().join(',') === want ? view : null;
   }, timeout_ms);
 }
