@@ -46,6 +46,11 @@ describe('main-thread writes', { timeout: 120_000 }, () => {
     try {
       for (let i = 0; i < 200; i++) await kv.put(`single-${i}`, `value-${i}`);
       for (let i = 0; i < 200; i += 2) assert.equal(await kv.delete(`single-${i}`), true);
+      // A key whose expiry passed is absent to a main-thread GET and DELETE, as to the worker.
+      await kv.put('expiring', 'soon', { ttl_ms: 100 });
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      assert.equal(await kv.get('expiring'), undefined);
+      assert.equal(await kv.delete('expiring'), false, 'deleting an expired key finds nothing');
       assert.equal(await kv.delete('single-0'), false, 'a second DELETE finds nothing');
       for (let i = 0; i < 200; i++) {
         const got = await kv.get(`single-${i}`);
