@@ -182,4 +182,10 @@ describe('pikv CLI', { timeout: 180_000 }, () => {
     assert.equal(loaded.code, 2);
     assert.match(loaded.stderr, /--format/);
   });
+
+  it('serve refuses more memory per worker than one table holds (4 GiB), with a clear message, and caps its default instead', async () => {
+    const refused = await runCli(['serve', '--host', '127.0.0.1', '--port', '0', '--resp-port', 'off', '--workers', '1', '--max-memory', '5gb']);
+    assert.equal(refused.code, 2);
+    assert.match(refused.stderr, /max memory per worker is 4294967296 B/);
+  });
 });

@@ -2,7 +2,7 @@
  * `pikv serve`: merges defaults, --config and flags, starts a node, and stops it gracefully
  * on SIGINT or SIGTERM (exit 0 once in-flight requests are answered).
  */
-import { applySettings, defaultConfig, loadConfigFile, validateConfig } from '../node/config.js';
+import { applySettings, capDefaultMemory, defaultConfig, loadConfigFile, validateConfig } from '../node/config.js';
 import { PikvServer } from '../node/server.js';
 import { statSync } from 'node:fs';
 import { extractClusterSettings, parseClusterConfig, resolveClientToken, type ClusterConfig } from '../cluster/cluster-config.js';
@@ -34,7 +34,10 @@ export async function runServe(flags: ServeFlags): Promise<void> {
     if (name !== 'config' && value !== undefined) overrides[camelToSnake(name)] = value;
   }
   const flagged = extractClusterSettings(overrides);
-  config = validateConfig(applySettings(config, flagged.rest, 'flags'));
+  config = applySettings(config, flagged.rest, 'flags');
+  const memory_given = [file.rest, flagged.rest].some((settings) => ['max_memory', 'max-memory', 'memory_bytes_max'].some((key) => settings[key] !== undefined));
+  if (!memory_given) config = capDefaultMemory(config);
+  config = validateConfig(config);
   const cluster_settings = { ...file.cluster, ...flagged.cluster };
   if (flags.config !== undefined) warnIfSecretsExposed(flags.config, file.cluster);
   let cluster = parseClusterConfig(cluster_settings, process.env);

@@ -91,8 +91,11 @@ export const VALUE_BYTES_MAX = 1024 * 1024 * 1024; // 1 GiB; block max is 2 GiB
 export const BLOCK_BYTES_MAX = 2 * 1024 * 1024 * 1024;
 export const INDEX_SLOTS_MIN = 1024;
 export const INDEX_SLOTS_MAX = BLOCK_BYTES_MAX / SLOT_BYTES; // 2^28
-/** Unit addresses are u32: 2^32 units of 4 B. Kept 8 B below 16 GiB. */
-export const TABLE_BYTES_MAX = 4 * 0xffff_fffe;
+/**
+ * 4 GiB. Unit addresses (u32, 4 B units) could reach 16 GiB, but V8 refuses a typed array of
+ * more than 2^32 elements, and the table keeps a Uint8Array over its whole buffer.
+ */
+export const TABLE_BYTES_MAX = 2 ** 32;
 /** Header plus one minimum index. */
 export const TABLE_BYTES_MIN = HEADER_BYTES + INDEX_SLOTS_MIN * SLOT_BYTES;
 

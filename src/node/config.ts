@@ -161,6 +161,15 @@ const ALIASES: Readonly<Record<string, keyof ServerConfig>> = {
   'max-memory': 'memory_bytes_max',
 };
 
+/**
+ * The default memory (a share of RAM) capped so that no worker is asked for more than one table
+ * can hold (TABLE_BYTES_MAX): on a big machine with few workers it would be. A size the user
+ * gave is not capped; validateConfig refuses it with a clear message instead.
+ */
+export function capDefaultMemory(config: ServerConfig): ServerConfig {
+  return { ...config, memory_bytes_max: Math.min(config.memory_bytes_max, config.workers * TABLE_BYTES_MAX) };
+}
+
 export class ConfigError extends Error {
   readonly code = 'BAD_CONFIG';
 }
