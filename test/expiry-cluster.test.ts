@@ -112,4 +112,45 @@ describe('expiry across replication (etcd, 2 copies)', { timeout: 120_000, skip:
       }
     }, ['--replicas', '2']);
   });
+
+  it('keys whose time passes are deleted by their primary and the delete reaches every copy; a key renewed meanwhile stays', async () => {
+    await withCluster('expiry-active-cluster', async (cluster) => {
+      await startThree(cluster, false);
+      const urls = cluster.urls();
+      const kv = await connectCluster([urls[0]!]);
+      try {
+        for (let i = 0; i < KEYS; i++) {
+          for (let attempt = 0; ; attempt++) {
+            const [result] = await kv.batch([{ op: 'put', key: `a:${i}`, value: 'v', ttl_ms: 1_500 }]);
+            if (result!.code === 'OK') break;
+            if (attempt > 50) throw new Error(`put a:${i}: ${result!.code}`);
+            await sleep(100);
+          }
+        }
+        assert.equal((await expiringKeys(urls)).reduce((a, b) => a + b, 0), 2 * KEYS, 'two copies of every key, each with its expiry');
+        // Renewed without a TTL before it expires: it must survive its old time on every copy.
+        await kv.put('a:0', 'renewed');
+        const deadline = Date.now() + 20_000;
+        let counts = await expiringKeys(urls);
+        while (counts.some((c) => c > 0) && Date.now() < deadline) {
+          await sleep(250);
+          counts = await expiringKeys(urls);
+        }
+        assert.deepEqual(counts, urls.map(() => 0), 'every copy of every expired key was deleted (not only hidden)');
+        assert.equal(Buffer.from((await kv.get('a:0'))!).toString(), 'renewed');
+        let total_keys = 0;
+        for (const url of urls) {
+          const node = await connect(url);
+          try {
+            total_keys += (await node.stats())['keys'] as number;
+          } finally {
+            await node.close();
+          }
+        }
+        assert.equal(total_keys, 2, 'only the renewed key is left, on its two copies');
+      } finally {
+        await kv.close();
+      }
+    }, ['--replicas', '2']);
+  });
 });

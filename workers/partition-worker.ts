@@ -11,7 +11,7 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { HashTable, PREFETCH_OPS_MAX, PUT_NOT_FOUND, PUT_OK, PUT_OUT_OF_MEMORY } from '../src/hashmap/index.js';
 import { PartitionLog } from '../src/persistence/partition-log.js';
 import { EXPIRY_KEEP, Op, Status } from '../src/protocol/constants.js';
-import { HEADER_DATA_BYTES, HEADER_OP_COUNT, ReplyPacket, RequestPacket, WorkerCounter, type WorkerInit, type WorkerToMain } from '../src/engine/packet.js';
+import { EXPIRED_REPORT_KEYS_MAX, HEADER_DATA_BYTES, HEADER_OP_COUNT, ReplyPacket, RequestPacket, WorkerCounter, type WorkerInit, type WorkerToMain } from '../src/engine/packet.js';
 import { Owner, TableOwner } from '../src/engine/table-owner.js';
 import { ExpiredKeys } from '../src/engine/expired-keys.js';
 import { KEY_HASH_SEED, murmur3_x86_32 } from '../src/routing/murmur3.js';
@@ -117,6 +117,45 @@ function expireTouchedKeys(request: RequestPacket, now_ms: number): void {
 }
 
 /**
+ * Before a packet runs (and before it is logged): the DELETE_EXPIRED ops a cluster primary sent
+ * for keys this worker reported (expireSteps). Each key is deleted only if it has expired now: a
+ * write since the report may have given it a new life. Marks the ones deleted. Logged first,
+ * like every expiry delete.
+ */
+function expireAskedKeys(request: RequestPacket, now_ms: number, deleted: Uint8Array): void {
+  const data = request.data;
+  let data_offset = 0;
+  let asked = 0;
+  for (let i = 0; i < request.op_count; i++) {
+    const key_length = request.key_length[i]!;
+    const key_offset = data_offset;
+    data_offset += key_length + request.value_length[i]!;
+    if (request.op[i] !== Op.DELETE_EXPIRED) continue;
+    const ref = table.find(request.hash[i]!, data, key_offset, key_length);
+    if (ref === 0 || !isExpired(ref, now_ms)) continue;
+    const at = expired.add(request.hash[i]!, key_length);
+    expired.keys.set(data.subarray(key_offset, key_offset + key_length), at);
+    deleted[i] = 1;
+    asked++;
+  }
+  if (asked > 0 && !deleteExpired()) deleted.fill(0);
+}
+
+/** Sends the collected expired keys to the main thread instead of deleting them (a cluster: only a primary deletes). */
+function reportExpired(): void {
+  if (expired.count === 0) return;
+  const count = Math.min(expired.count, EXPIRED_REPORT_KEYS_MAX);
+  const key_lengths = expired.key_lengths.slice(0, count);
+  const hashes = expired.hashes.slice(0, count);
+  let bytes = 0;
+  for (let i = 0; i < count; i++) bytes += key_lengths[i]!;
+  const keys = expired.keys.slice(0, bytes);
+  expired.clear();
+  const message: WorkerToMain = { kind: 'expired', keys, key_lengths, hashes };
+  port!.postMessage(message, [keys.buffer, key_lengths.buffer, hashes.buffer]);
+}
+
+/**
  * Active expiry (Redis's activeExpireCycle): steps of EXPIRE_SLOTS_PER_STEP slots, for at most
  * EXPIRE_RUN_BUDGET_MS, again at once while steps keep finding many expired keys. Each run is
  * one macrotask, so packets that arrive meanwhile are served between runs.
@@ -160,6 +199,12 @@ function expireSteps(): boolean {
       table.copyKey(ref, expired.keys, at);
       expired.hashes[expired.count - 1] = murmur3_x86_32(expired.keys, at, key_length, KEY_HASH_SEED);
     }
+    if (!expire_locally) {
+      // A cluster: this node may be a backup of these keys, and only their primary decides.
+      // One step per tick, at most EXPIRED_REPORT_KEYS_MAX keys reported.
+      reportExpired();
+      return false;
+    }
     if (!deleteExpired()) return false; // the disk refused the log: try again next tick
     again = expire_result[2]! > EXPIRE_AGAIN_SHARE * expire_result[1]!;
   } while (again && performance.now() - started_ms < EXPIRE_RUN_BUDGET_MS);
@@ -172,7 +217,7 @@ function scheduleExpireRun(): void {
   setImmediate(expireRun);
 }
 
-if (expire_locally) setInterval(scheduleExpireRun, EXPIRE_TICK_MS);
+setInterval(scheduleExpireRun, EXPIRE_TICK_MS);
 
 /** Writes a TTL reply value: remaining ms as a little-endian float64. */
 function writeRemaining(target: Uint8Array, offset: number, remaining_ms: number): void {
@@ -225,6 +270,8 @@ function execute(request: RequestPacket): ReplyPacket {
   const put_as_delete = new Uint8Array(count);
   rewritePastExpiries(request, now_ms, put_as_delete);
   expireTouchedKeys(request, now_ms);
+  const expired_deleted = new Uint8Array(count);
+  expireAskedKeys(request, now_ms, expired_deleted);
   // Log-then-apply: if the batch's writes could not be logged, none of them is applied.
   const log_failed = persistence !== null && !persistence.appendBatch(request);
   for (let i = 0; i < count; i++) {
@@ -283,6 +330,9 @@ function execute(request: RequestPacket): ReplyPacket {
       deletes++;
       if (log_failed) status[i] = Status.DISK_ERROR;
       else if (!table.delete(hash, data, key_offset, key_length) && put_as_delete[i] === 0) status[i] = Status.NOT_FOUND;
+    } else if (op === Op.DELETE_EXPIRED) {
+      // Applied (logged and deleted) before the packet: see expireAskedKeys.
+      if (expired_deleted[i] === 0) status[i] = Status.NOT_FOUND;
     } else if (op === Op.EXPIRE || op === Op.PERSIST) {
       if (log_failed) {
         status[i] = Status.DISK_ERROR;

@@ -25,6 +25,7 @@ import type { ReplyPacket, RequestPacket } from '../engine/packet.js';
 import { Cleanup, losesRanges, type CleanupProgress } from './cleanup.js';
 import type { ClusterConfig } from './cluster-config.js';
 import { EtcdMembership } from './etcd-membership.js';
+import { ExpiryDriver } from './expiry-driver.js';
 import { Forwarder } from './forwarder.js';
 import { GossipMembership } from './gossip-membership.js';
 import { Migration, type MigrationProgress } from './migration.js';
@@ -176,7 +177,10 @@ export class ClusterNode implements OpRouter {
     const config = this.config;
     if (config === null) return;
     if (config.advertise === '') config.advertise = this.listenUrl();
-    for (const partition of this.partitions) partition.applied_hook = (request, reply, owners, op_indices) => this.onApplied(partition, request, reply, owners, op_indices);
+    for (const partition of this.partitions) {
+      partition.applied_hook = (request, reply, owners, op_indices) => this.onApplied(partition, request, reply, owners, op_indices);
+      partition.expired_hook = (keys, key_lengths, hashes) => this.expiry.onExpired(partition, keys, key_lengths, hashes);
+    }
     if (this.membership !== null) {
       this.membership.setSelfUrl(config.advertise);
       void this.membership.start();
@@ -198,6 +202,11 @@ export class ClusterNode implements OpRouter {
   }
 
   // ---- routing hooks (dispatcher.ts) ----
+
+  /** Only a serving primary deletes an expired key, and not while a hand-off or a write of it is in flight (expiry-driver.ts). */
+  private readonly expiry = new ExpiryDriver({
+    deletesExpired: (hash) => this.isLocal(hash) && !this.replicator.overloaded(hash),
+  });
 
   isLocal(hash: number): boolean {
     if (!this.serving()) return false;

@@ -197,7 +197,7 @@ export class Replicator {
         }
         continue;
       }
-      if ((op !== Op.PUT && op !== Op.DELETE && op !== Op.EXPIRE && op !== Op.PERSIST) || reply.status[i] !== Status.OK) continue;
+      if ((op !== Op.PUT && op !== Op.DELETE && op !== Op.EXPIRE && op !== Op.PERSIST && op !== Op.DELETE_EXPIRED) || reply.status[i] !== Status.OK) continue;
       const base = (hash >>> SLOT_SHIFT) * COPIES_MAX;
       if (plan.empty || copies[base] === NO_PEER) {
         // No copy to wait for. Admitted while its slot had M copies up, applied after a view
@@ -208,7 +208,9 @@ export class Replicator {
       commit ??= new Commit(this.committed);
       // A DELETE carries no value (a PUT whose expiry had passed became a DELETE in place, its
       // value bytes left behind); the expiry goes as the absolute time the worker applied.
-      const ref = this.captured.set(null, 0, op, hash, data, key_offset, key_length, data, key_offset + key_length, op === Op.DELETE ? 0 : value_length);
+      // The primary's expiry of a key goes to the copies as the delete it was (docs/REPLICATION.md, "Expiry").
+      const copied_op = op === Op.DELETE_EXPIRED ? Op.DELETE : op;
+      const ref = this.captured.set(null, 0, copied_op, hash, data, key_offset, key_length, data, key_offset + key_length, copied_op === Op.DELETE ? 0 : value_length);
       ref.expiry_ms = request.expiry[i]!;
       for (let c = 0; c < COPIES_MAX; c++) {
         const peer = copies[base + c]!;

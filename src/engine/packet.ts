@@ -157,7 +157,16 @@ export type WorkerToMain =
   | { kind: 'ready'; reapplied_ops: number }
   /** Something the operator should see (e.g. a write held back until the disk takes its ABORT record). */
   | { kind: 'warning'; message: string }
-  | { kind: 'reply'; reply: ArrayBuffer; request: ArrayBuffer };
+  | { kind: 'reply'; reply: ArrayBuffer; request: ArrayBuffer }
+  /**
+   * In a cluster (expire_locally off): keys this worker's active expiry found expired, for the
+   * main thread to delete where this node is the key's primary (Op.DELETE_EXPIRED). At most
+   * EXPIRED_REPORT_KEYS_MAX keys, as one byte string and their lengths and hashes.
+   */
+  | { kind: 'expired'; keys: Uint8Array; key_lengths: Uint32Array; hashes: Uint32Array };
+
+/** Keys one 'expired' report carries at most. */
+export const EXPIRED_REPORT_KEYS_MAX = 256;
 
 /** Per-worker counters in a Float64Array over a SharedArrayBuffer; the worker writes, main reads. */
 export const WorkerCounter = {

@@ -56,6 +56,8 @@ export class Partition {
   restarts = 0;
   /** Cluster hook (src/cluster/replicator.ts, migration.ts): sees each executed packet, with the requests it answers, before its ops settle. Null when not clustered. */
   applied_hook: ((request: RequestPacket, reply: ReplyPacket, owners: readonly PendingRequest[], op_indices: Int32Array) => void) | null = null;
+  /** Cluster hook: keys this partition's worker found expired (it deletes nothing itself in a cluster). */
+  expired_hook: ((keys: Uint8Array, key_lengths: Uint32Array, hashes: Uint32Array) => void) | null = null;
   /** Ops ever enqueued here, and ever answered or lost by the worker: the cluster hand-off barrier compares them. */
   ops_enqueued_total = 0;
   ops_done_total = 0;
@@ -312,6 +314,10 @@ export class Partition {
   private onMessage(message: WorkerToMain): void {
     if (message.kind === 'warning') {
       this.log(message.message);
+      return;
+    }
+    if (message.kind === 'expired') {
+      this.expired_hook?.(message.keys, message.key_lengths, message.hashes);
       return;
     }
     if (message.kind === 'ready') {

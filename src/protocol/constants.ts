@@ -39,6 +39,12 @@ export const Op = {
    * >= 0), OK with an empty value when the key has no expiry, NOT_FOUND when there is no key.
    */
   TTL: 14,
+  /**
+   * Internal, never accepted from a client (UNKNOWN_OP): a cluster primary's expiry of a key its
+   * worker found expired. Deletes the key only if its expiry has passed when the op is applied
+   * (OK), else changes nothing (NOT_FOUND); replicated as a DELETE (docs/REPLICATION.md, "Expiry").
+   */
+  DELETE_EXPIRED: 15,
   /** Test hook: terminates a partition worker. Refused unless the server runs with PIKV_TEST_HOOKS=1. */
   DEBUG_KILL_WORKER: 240,
 } as const;
