@@ -24,6 +24,7 @@ import type { PendingRequest } from '../engine/pending-request.js';
 import type { ReplyPacket, RequestPacket } from '../engine/packet.js';
 import { Cleanup, losesRanges, type CleanupProgress } from './cleanup.js';
 import type { ClusterConfig } from './cluster-config.js';
+import { peerStatus, replicationStatus, type ClusterStatus } from './cluster-status.js';
 import { EtcdMembership } from './etcd-membership.js';
 import { ExpiryDriver } from './expiry-driver.js';
 import { Forwarder } from './forwarder.js';
@@ -36,28 +37,6 @@ import { checkView, isNewer, ViewRings, type ClusterView } from '../routing/view
 
 
 type Logger = (message: string) => void;
-
-/** The fields of CLUSTER_STATUS that observers read (the op's CBOR map has these and more). */
-export interface ClusterStatus {
-  node_id: string;
-  url: string;
-  epoch: number;
-  view: ClusterView;
-  member: boolean;
-  keys: number;
-  ops_forwarded: number;
-  ops_resent_after_stale_ring: number;
-  frames_forwarded: number;
-  peers: { id: string; url: string; up: boolean; last_answer_ms_ago: number | null; ops_failed: number; rtt_ms: number | null }[];
-  replication: {
-    replicas: number; writes_replicated: number; commits_failed: number;
-    streams: { to: string; ops_sent: number; ops_acked: number; ops_queued: number; failures: number }[];
-  };
-  migration: MigrationProgress | null;
-  last_migration: MigrationProgress | null;
-  cleanup: CleanupProgress | null;
-  etcd: { serving: boolean; controller: boolean } | null;
-}
 
 export class ClusterNode implements OpRouter {
   readonly routes: boolean;
@@ -555,14 +534,11 @@ export class ClusterNode implements OpRouter {
 
   // ---- status ----
 
-  /** What CLUSTER_STATUS answers, as an object: /metrics and the dashboard read it directly (src/node/metrics). */
-  statusSnapshot(): ClusterStatus {
-    return this.status() as unknown as ClusterStatus;
-  }
-
-  private status(): Record<string, unknown> {
+  /** What CLUSTER_STATUS answers; /metrics and the dashboard read it directly (src/node/metrics). */
+  status(): ClusterStatus {
     let keys = 0;
     for (const partition of this.partitions) keys += partition.table.keys;
+    const cleanup = this.cleanup;
     return {
       node_id: this.self,
       url: this.config?.advertise ?? this.listenUrl(),
@@ -573,29 +549,16 @@ export class ClusterNode implements OpRouter {
       ops_forwarded: this.forwarder.ops_forwarded,
       ops_resent_after_stale_ring: this.forwarder.ops_resent,
       frames_forwarded: this.forwarder.frames_forwarded,
-      peers: [...this.links.values()].map((link) => ({
-        id: link.node.id, url: link.node.url, up: link.up, last_answer_ms_ago: link.last_answer_ms_ago, ops_failed: link.ops_failed, rtt_ms: link.rtt_ms,
-      })),
-      replication: this.replicationStatus(),
+      peers: [...this.links.values()].map(peerStatus),
+      replication: replicationStatus(this.replicator, this.rings.view),
       migration: this.migration?.progress() ?? null,
       last_migration: this.last_migration,
-      cleanup: this.cleanup?.progress() ?? this.last_cleanup,
+      cleanup: cleanup?.progress() ?? this.last_cleanup,
       clean_epoch: this.clean_epoch,
-      keys_cleaned_total: this.keys_cleaned_total + (this.cleanup !== null && this.cleanup.state !== 'done' ? this.cleanup.keys_deleted : 0),
+      keys_cleaned_total: this.keys_cleaned_total + (cleanup !== null && cleanup.state !== 'done' ? cleanup.keys_deleted : 0),
+      keys_expired: this.expiry.keys_expired,
+      keys_renewed: this.expiry.keys_renewed,
       etcd: this.membership === null ? null : { serving: this.membership.serving(), ...this.membership.controller_state },
-    };
-  }
-
-  private replicationStatus(): Record<string, unknown> {
-    const r = this.replicator;
-    const view = this.rings.view;
-    return {
-      replicas: view.replicas ?? 1, next_replicas: view.next_replicas ?? null, min_replicas: view.min_replicas ?? 1, down: view.down ?? [],
-      writes_replicated: r.writes_replicated, commits_done: r.commits_done, commits_failed: r.commits_failed,
-      commits_waiting: r.commits_waiting, reads_held: r.reads_held,
-      streams: [...r.allStreams()].map((s) => ({
-        to: s.dest.id, ops_sent: s.keys_sent, ops_acked: s.keys_acked, ops_queued: s.ops_appended - s.keys_acked, failures: s.failures, failure: s.failure,
-      })),
     };
   }
 

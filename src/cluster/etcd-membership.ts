@@ -263,7 +263,7 @@ export class EtcdMembership {
     return new Set(members.keys());
   }
 
-  get controller_state(): Record<string, unknown> {
+  get controller_state(): { controller: boolean; fence_ms_left: number } {
     return { controller: this.controller?.is_leader === true, fence_ms_left: this.session === null ? 0 : Math.max(0, Math.round(this.session.fenceDeadlineMs() - performance.now())) };
   }
 

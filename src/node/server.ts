@@ -30,7 +30,7 @@ import { Partition, type Logger } from '../engine/partition.js';
 import { collectStats, type NodeStats } from './stats.js';
 import { RequestMetrics } from './metrics/request-metrics.js';
 import { Observe } from './observe/observe.js';
-import type { ClusterStatus } from '../cluster/cluster-node.js';
+import type { ClusterStatus } from '../cluster/cluster-status.js';
 import type { ConnectionProtocol } from './request-budget.js';
 
 /** Cluster settings for a node (src/cluster/); all optional: a lone node needs none. */
@@ -294,7 +294,7 @@ export class PikvServer implements ConnectionHost, RespNode, HttpNode {
   }
 
   clusterStatus(): ClusterStatus {
-    return this.cluster.statusSnapshot();
+    return this.cluster.status();
   }
 
   overBudget(): boolean {

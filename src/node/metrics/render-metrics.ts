@@ -6,7 +6,7 @@
  */
 import { FSYNC_BOUNDS_S, WorkerCounter } from '../../engine/packet.js';
 import type { Partition } from '../../engine/partition.js';
-import type { ClusterStatus } from '../../cluster/cluster-node.js';
+import type { ClusterStatus } from '../../cluster/cluster-status.js';
 import { ErrorCode, statusName } from '../../protocol/errors.js';
 import { Op } from '../../protocol/constants.js';
 import type { ConnectionProtocol } from '../request-budget.js';

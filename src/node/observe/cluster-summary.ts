@@ -11,7 +11,7 @@
  */
 import { request as httpRequest, type IncomingMessage } from 'node:http';
 import { request as httpsRequest } from 'node:https';
-import type { ClusterStatus } from '../../cluster/cluster-node.js';
+import type { ClusterStatus } from '../../cluster/cluster-status.js';
 import { HashRing, RING_SLOTS } from '../../routing/ring.js';
 import type { ClusterView } from '../../routing/view.js';
 import type { NodeSummary } from './node-summary.js';

@@ -4,7 +4,7 @@
  * re-replication progress. The dashboard and `pikv top` show these; a node builds the
  * cluster's picture from its peers' summaries (cluster-summary.ts).
  */
-import type { ClusterStatus } from '../../cluster/cluster-node.js';
+import type { ClusterStatus } from '../../cluster/cluster-status.js';
 import { DEFAULT_POWER_PROFILE } from '../metrics/energy.js';
 import type { NodeSampler, Sample } from '../metrics/node-sampler.js';
 import type { NodeStats } from '../stats.js';

@@ -4,7 +4,7 @@
  * server (server.ts) from its own parts; started and stopped with it.
  */
 import type { ServerResponse } from 'node:http';
-import type { ClusterStatus } from '../../cluster/cluster-node.js';
+import type { ClusterStatus } from '../../cluster/cluster-status.js';
 import { NodeSampler } from '../metrics/node-sampler.js';
 import { renderMetrics, type MetricsSource } from '../metrics/render-metrics.js';
 import type { RequestMetrics } from '../metrics/request-metrics.js';
