@@ -11,8 +11,9 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
-import { connect, type BatchOp, type PikvClient } from '../src/index.js';
+import { connect, Op, Status, WireCodec, type BatchOp, type PikvClient } from '../src/index.js';
 import { startServer, type ServerProcess } from './helpers/server-process.js';
+import { delay, RawSocket } from './helpers/raw-socket.js';
 
 interface WorkerStats { main_thread_writes: number; main_thread_gets: number; puts: number; restarts: number }
 
@@ -132,6 +133,35 @@ describe('main-thread writes', { timeout: 120_000 }, () => {
       assert.ok(sum(await perWorker(kv), 'main_thread_gets') >= 60, 'most GETs were answered on the main thread');
     } finally {
       await kv.close();
+    }
+  });
+
+  it('keeps each queued large response frame intact for a client that reads late (pooled frames go back only once written)', async () => {
+    const server = await startServer(['--workers', '2']);
+    servers.push(server);
+    const kv = await connect(server.url);
+    const codec = new WireCodec();
+    const values = Array.from({ length: 8 }, (_, i) => Buffer.alloc(150_000 + i * 4_096, 65 + i));
+    for (let i = 0; i < values.length; i++) await kv.put(`late-${i}`, values[i]!);
+    await kv.close();
+    const reader = await RawSocket.open(server.url);
+    try {
+      reader.pauseReading();
+      const count = 64;
+      for (let id = 1; id <= count; id++) {
+        const key = Buffer.from(`late-${id % values.length}`);
+        reader.send(codec.encodeRequest({ id, op: Uint8Array.of(Op.GET), key_lengths: Uint32Array.of(key.length), value_lengths: Uint32Array.of(0), keys: key, values: Buffer.alloc(0) }));
+      }
+      // ~10 MiB of answers: more than the socket buffers hold, so most frames wait in the node.
+      await delay(500);
+      reader.resumeReading();
+      for (let n = 0; n < count; n++) {
+        const response = await reader.response();
+        assert.deepEqual([...response.status], [Status.OK]);
+        assert.ok(Buffer.from(response.values).equals(values[response.id % values.length]!), `response ${response.id} has its own value`);
+      }
+    } finally {
+      await reader.close();
     }
   });
 

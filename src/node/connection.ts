@@ -30,6 +30,7 @@ import { RequestDecodeError, type WireCodec } from '../protocol/codec.js';
 import { responseFrameBytes, writeResponseHead } from '../protocol/response-writer.js';
 import type { ServerConfig } from './config.js';
 import type { Dispatcher, SubmitOptions } from './dispatcher.js';
+import { POOLED_FRAME_BYTES_MIN, type FramePool } from './frame-pool.js';
 import type { PendingRequest } from '../engine/pending-request.js';
 import { Op } from '../protocol/constants.js';
 import { RequestBudget, type BudgetHost, type ConnectionProtocol, type ServedConnection } from './request-budget.js';
@@ -39,6 +40,8 @@ export interface ConnectionHost extends BudgetHost {
   readonly config: ServerConfig;
   readonly codec: WireCodec;
   readonly dispatcher: Dispatcher;
+  /** Large response frames, lent to the socket and given back by ws.send's callback. */
+  readonly frame_pool: FramePool;
   readonly shutting_down: boolean;
   onPaused(connection: ServedConnection): void;
   log(message: string): void;
@@ -351,10 +354,13 @@ export class Connection implements ServedConnection {
     if (this.ws.readyState === this.ws.OPEN) {
       // limitValues() first: it may turn ops past the response size limit into RESPONSE_TOO_LARGE.
       const values_bytes = request.limitValues();
-      const frame = Buffer.allocUnsafe(responseFrameBytes(request.id, request.op_count, values_bytes));
+      const frame_bytes = responseFrameBytes(request.id, request.op_count, values_bytes);
+      const pooled = frame_bytes >= POOLED_FRAME_BYTES_MIN;
+      const frame = pooled ? this.host.frame_pool.take(frame_bytes) : Buffer.allocUnsafe(frame_bytes);
       const values_offset = writeResponseHead(frame, request.id, request.status, request.value_length, values_bytes);
       request.copyValues(frame, values_offset);
-      this.send(frame);
+      if (pooled) this.sendPooled(frame);
+      else this.send(frame);
     }
     this.host.onRequestDone();
   }
@@ -373,6 +379,16 @@ export class Connection implements ServedConnection {
     }
     this.ws.send(frame, SEND_OPTIONS, this.onDrained);
     this.pauseIfNeeded();
+  }
+
+  /** Sends a frame from the pool; ws's callback (written, or failed) gives it back. */
+  private sendPooled(frame: Buffer): void {
+    const pool = this.host.frame_pool;
+    this.ws.send(frame, SEND_OPTIONS, (error?: Error) => {
+      pool.give(frame);
+      this.onDrained(error);
+    });
+    if (this.ws.bufferedAmount >= this.budget.send_bytes_max / 2) this.pauseIfNeeded();
   }
 
   private sendError(id: number | null, code: ErrorCodeName, message: string): void {

@@ -32,6 +32,7 @@ import { RequestMetrics } from './metrics/request-metrics.js';
 import { Observe } from './observe/observe.js';
 import type { ClusterStatus } from '../cluster/cluster-status.js';
 import type { ConnectionProtocol } from './request-budget.js';
+import { FramePool } from './frame-pool.js';
 
 /** Cluster settings for a node (src/cluster/); all optional: a lone node needs none. */
 export interface ClusterOptions {
@@ -48,6 +49,8 @@ const CLOSE_TRY_AGAIN_LATER = 1013;
 const SHUTDOWN_POLL_MS = 10;
 /** A refused peer that does not finish the closing handshake by then is torn down. */
 const CLOSE_GRACE_MS = 1_000;
+/** Large response frames kept for reuse, across connections (frame-pool.ts). */
+const FRAME_POOL_KEPT_BYTES_MAX = 16 * 1024 * 1024;
 /** The timer sweep runs at least this often, and at most every SWEEP_MS_MIN. */
 const SWEEP_MS_MAX = 1_000;
 const SWEEP_MS_MIN = 25;
@@ -59,6 +62,7 @@ export const KEEPALIVE_HEADER = 'x-pikv-keepalive-ms';
 export class PikvServer implements ConnectionHost, RespNode, HttpNode {
   readonly config: ServerConfig;
   readonly codec = new WireCodec();
+  readonly frame_pool = new FramePool(FRAME_POOL_KEPT_BYTES_MAX);
   readonly dispatcher: Dispatcher;
   readonly partitions: Partition[];
   /** Whether this node's clock may decide expiries (node/clock.ts). */
