@@ -29,6 +29,12 @@ export const ReplyKind = {
   TTL_SECONDS: 8,
   /** One TTL op (PTTL): ms left, -1, -2. */
   TTL_MS: 9,
+  /** One PUT_NX (SET NX): +OK if it wrote (the key was absent: NOT_FOUND), nil if not. */
+  SET_IF_ABSENT: 10,
+  /** One PUT_XX (SET XX): +OK if it wrote (the key existed: OK), nil if not. */
+  SET_IF_PRESENT: 11,
+  /** One PUT_NX (SETNX): 1 if it wrote, 0 if not. */
+  SETNX: 12,
 } as const;
 export type ReplyKindCode = (typeof ReplyKind)[keyof typeof ReplyKind];
 
@@ -72,7 +78,7 @@ class BatchBuilder {
     this.values.push(value);
     this.key_bytes += key.length;
     if (value !== undefined) this.value_bytes += value.length;
-    if (op === Op.GET) this.gets++;
+    if (op === Op.GET || op === Op.PUT_GET || op === Op.PUT_NX_GET || op === Op.PUT_XX_GET || op === Op.GET_DELETE || op === Op.GET_EXPIRE) this.gets++;
   }
 
   /** The batch, with keys and values copied out of the parser's buffer (which the next read reuses). */

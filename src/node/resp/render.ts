@@ -60,6 +60,15 @@ function renderPlan(plan: ReplyPlan, group: ReadGroup, source: RenderSource, wri
     case ReplyKind.OK:
       writer.simple('OK');
       return;
+    case ReplyKind.SET_IF_ABSENT:
+    case ReplyKind.SET_IF_PRESENT:
+      // The op answers whether the key existed before; NX wrote when it did not, XX when it did.
+      if ((request.status[first] === Status.OK) === (plan.kind === ReplyKind.SET_IF_PRESENT)) writer.simple('OK');
+      else writer.nullBulk();
+      return;
+    case ReplyKind.SETNX:
+      writer.integer(request.status[first] === Status.NOT_FOUND ? 1 : 0);
+      return;
     case ReplyKind.DELETED:
     case ReplyKind.EXISTING: {
       let count = 0;

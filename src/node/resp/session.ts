@@ -133,6 +133,10 @@ export class RespSession {
       case 'config': return group.fixed(this.config(args));
       case 'get': return this.data(group, ReplyKind.GET, Op.GET, [args[1]!]);
       case 'set': return this.set(args, group);
+      case 'setnx': return this.data(group, ReplyKind.SETNX, Op.PUT_NX, [args[1]!], [args[2]!]);
+      case 'getset': return this.data(group, ReplyKind.GET, Op.PUT_GET, [args[1]!], [args[2]!]);
+      case 'getdel': return this.data(group, ReplyKind.GET, Op.GET_DELETE, [args[1]!]);
+      case 'getex': return this.getex(args, group);
       case 'setex':
       case 'psetex': return this.setex(name, args, group);
       case 'expire':
@@ -166,13 +170,16 @@ export class RespSession {
   }
 
   /**
-   * SET key value [EX s | PX ms | EXAT s | PXAT ms | KEEPTTL]. The expiry is made absolute with
-   * this node's clock; without one (or KEEPTTL) the key's TTL is cleared, as in Redis. NX, XX
-   * and GET still answer an error until the engine has conditional writes.
+   * SET key value [NX | XX] [GET] [EX s | PX ms | EXAT s | PXAT ms | KEEPTTL]. The expiry is made
+   * absolute with this node's clock; without one (or KEEPTTL) the key's TTL is cleared, as in
+   * Redis. NX, XX and GET become one conditional op (Op.PUT_NX ..), decided by the key's worker
+   * in one step; NX with GET is allowed, as in Redis 7.
    */
   private set(args: Buffer[], group: ReadGroup): void {
     let expiry_ms = 0;
     let timed = false;
+    let condition: 'NX' | 'XX' | '' = '';
+    let get = false;
     for (let i = 3; i < args.length; i++) {
       const option = lower(args[i]).toUpperCase();
       if (option === 'EX' || option === 'PX' || option === 'EXAT' || option === 'PXAT') {
@@ -191,11 +198,41 @@ export class RespSession {
         expiry_ms = EXPIRY_KEEP;
         continue;
       }
-      if (option === 'NX' || option === 'XX') return group.fixed(errorReply(`ERR SET ${option} is not supported yet: ${CONDITIONAL_REASON}`));
-      if (option === 'GET') return group.fixed(errorReply('ERR SET GET is not supported yet: pikv\'s engine has no atomic read-and-write op yet'));
+      if (option === 'NX' || option === 'XX') {
+        if (condition !== '' && condition !== option) return group.fixed(SYNTAX_ERROR);
+        condition = option;
+        continue;
+      }
+      if (option === 'GET') {
+        get = true;
+        continue;
+      }
       return group.fixed(SYNTAX_ERROR);
     }
-    this.data(group, ReplyKind.OK, Op.PUT, [args[1]!], [args[2]!], expiry_ms);
+    const op = condition === 'NX' ? (get ? Op.PUT_NX_GET : Op.PUT_NX) : condition === 'XX' ? (get ? Op.PUT_XX_GET : Op.PUT_XX) : get ? Op.PUT_GET : Op.PUT;
+    const kind = get ? ReplyKind.GET : condition === 'NX' ? ReplyKind.SET_IF_ABSENT : condition === 'XX' ? ReplyKind.SET_IF_PRESENT : ReplyKind.OK;
+    this.data(group, kind, op, [args[1]!], [args[2]!], expiry_ms);
+  }
+
+  /**
+   * GETEX key [EX s | PX ms | EXAT s | PXAT ms | PERSIST]: the value, and the new expiry set in
+   * the same step (Op.GET_EXPIRE). Without an option it is a GET. A time not in the future
+   * deletes the key after reading it, as in Redis.
+   */
+  private getex(args: Buffer[], group: ReadGroup): void {
+    if (args.length === 2) return this.data(group, ReplyKind.GET, Op.GET, [args[1]!]);
+    const option = lower(args[2]).toUpperCase();
+    if (option === 'PERSIST') {
+      if (args.length !== 3) return group.fixed(SYNTAX_ERROR);
+      return this.data(group, ReplyKind.GET, Op.GET_EXPIRE, [args[1]!], undefined, 0);
+    }
+    if ((option !== 'EX' && option !== 'PX' && option !== 'EXAT' && option !== 'PXAT') || args.length !== 4) return group.fixed(SYNTAX_ERROR);
+    const amount = parseInteger(args[3]!);
+    if (Number.isNaN(amount)) return group.fixed(NOT_AN_INTEGER);
+    const absolute = absoluteExpiry(option === 'EX' ? 's' : option === 'PX' ? 'ms' : option === 'EXAT' ? 'at_s' : 'at_ms', amount);
+    if (absolute === null || amount <= 0) return group.fixed(errorReply('ERR invalid expire time in \'getex\' command'));
+    // 1 ms after the epoch at the least: a time already past, so the engine deletes the key.
+    this.data(group, ReplyKind.GET, Op.GET_EXPIRE, [args[1]!], undefined, Math.max(1, absolute));
   }
 
   /** SETEX key seconds value, PSETEX key ms value. */
