@@ -15,6 +15,7 @@ import { EXPIRED_REPORT_KEYS_MAX, HEADER_DATA_BYTES, HEADER_OP_COUNT, ReplyPacke
 import { Owner, TableOwner } from '../src/engine/table-owner.js';
 import { ExpiredKeys } from '../src/engine/expired-keys.js';
 import { KEY_HASH_SEED, murmur3_x86_32 } from '../src/routing/murmur3.js';
+import { SCAN_ANSWER_HEADER_BYTES, ScanFlag, decodeScanRequest } from '../src/protocol/scan-codec.js';
 
 /** Migration slots moved per batch on top of the table's own per-write steps, so growth also finishes under read-mostly load. */
 const MIGRATION_SLOTS_PER_BATCH = 256;
@@ -471,6 +472,41 @@ function execute(request: RequestPacket): ReplyPacket {
         status[i] = Status.INTERNAL;
         puts_failed++;
       }
+    } else if (op === Op.SCAN) {
+      const scan = decodeScanRequest(data, key_offset, key_length);
+      if (scan === null) {
+        status[i] = Status.BAD_OP;
+        continue;
+      }
+      const hashes_only = (scan.flags & ScanFlag.HASHES_ONLY) !== 0;
+      // The answer (scan-codec.ts) goes straight into the reply; the node fills in `partitions`.
+      const start = reply_bytes;
+      let at = start + SCAN_ANSWER_HEADER_BYTES;
+      let entries = 0;
+      reply = growReply(reply, count, reply_bytes, at);
+      const next_cursor = table.scan(scan.cursor, scan.count, (ref) => {
+        if (isExpired(ref, now_ms)) return;
+        const length = table.keyLength(ref);
+        reply = growReply(reply, count, at, at + 8 + length);
+        const target = reply.data;
+        table.copyKey(ref, target, at + 8);
+        const hash = murmur3_x86_32(target, at + 8, length, KEY_HASH_SEED);
+        const view = new DataView(target.buffer, target.byteOffset + at, 8);
+        view.setUint32(0, hash, true);
+        if (hashes_only) {
+          at += 4;
+        } else {
+          view.setUint32(4, length, true);
+          at += 8 + length;
+        }
+        entries++;
+      });
+      const header = new DataView(reply.data.buffer, reply.data.byteOffset + start, SCAN_ANSWER_HEADER_BYTES);
+      header.setFloat64(0, next_cursor, true);
+      header.setUint32(8, 0, true);
+      header.setUint32(12, entries, true);
+      reply_bytes = at;
+      value_length[i] = at - start;
     } else if (op === Op.TTL) {
       const ref = table.find(hash, data, key_offset, key_length);
       if (ref === 0 || isExpired(ref, now_ms)) {

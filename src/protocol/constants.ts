@@ -67,6 +67,11 @@ export const Op = {
   GET_DELETE: 21,
   /** Reads the key and sets its expiry to `xp` (0: removes it; a past time deletes the key). GETEX. */
   GET_EXPIRE: 22,
+  /**
+   * Lists keys in bounded steps (RESP SCAN, DBSIZE and FLUSHALL in a cluster). Not keyed: the
+   * op's key is a scan request and its value the page (docs/PROTOCOL.md, "SCAN"; key-scan-codec.ts).
+   */
+  SCAN: 23,
   /** Test hook: terminates a partition worker. Refused unless the server runs with PIKV_TEST_HOOKS=1. */
   DEBUG_KILL_WORKER: 240,
 } as const;

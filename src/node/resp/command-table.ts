@@ -104,7 +104,15 @@ export const COMMANDS: readonly CommandSpec[] = [
   spec('del', -2, ['write'], [1, -1, 1], ['@keyspace', '@write', '@slow'], 'Deletes one or more keys.', '1.0.0', 'generic', [keys()]),
   spec('unlink', -2, ['write', 'fast'], [1, -1, 1], ['@keyspace', '@write', '@fast'], 'Deletes one or more keys (as DEL: pikv frees memory at once).', '4.0.0', 'generic', [keys()]),
   spec('exists', -2, ['readonly', 'fast'], [1, -1, 1], ['@keyspace', '@read', '@fast'], 'Determines whether one or more keys exist.', '1.0.0', 'generic', [keys()]),
-  spec('dbsize', 1, ['readonly', 'fast'], NO_KEYS, ['@keyspace', '@read', '@fast'], 'Returns the number of keys on this node (not the cluster, for now).', '1.0.0', 'server', []),
+  spec('dbsize', 1, ['readonly', 'fast'], NO_KEYS, ['@keyspace', '@read', '@fast'], 'Returns the number of keys in the database (in a pikv cluster: the cluster, each key once).', '1.0.0', 'server', []),
+  spec('scan', -2, ['readonly'], NO_KEYS, ['@keyspace', '@read', '@slow'], 'Iterates over the key names in the database (the whole pikv cluster).', '2.8.0', 'generic',
+    [{ name: 'cursor', type: 'integer' }, { name: 'pattern', type: 'pattern', token: 'MATCH', optional: true },
+      { name: 'count', type: 'integer', token: 'COUNT', optional: true }, text('type', { token: 'TYPE', optional: true })]),
+  spec('keys', 2, ['readonly'], NO_KEYS, ['@keyspace', '@read', '@slow', '@dangerous'], 'Returns all key names that match a pattern (at most 100,000).', '1.0.0', 'generic', [{ name: 'pattern', type: 'pattern' }]),
+  spec('flushall', -1, ['write'], NO_KEYS, ['@keyspace', '@write', '@slow', '@dangerous'], 'Removes all keys from all databases (only with --allow-flush; the whole pikv cluster).', '1.0.0', 'server',
+    [{ name: 'flush-type', type: 'oneof', optional: true, arguments: [{ name: 'async', type: 'pure-token', token: 'ASYNC' }, { name: 'sync', type: 'pure-token', token: 'SYNC' }] }]),
+  spec('flushdb', -1, ['write'], NO_KEYS, ['@keyspace', '@write', '@slow', '@dangerous'], 'Remove all keys from the current database (as FLUSHALL: pikv has one).', '1.0.0', 'server',
+    [{ name: 'flush-type', type: 'oneof', optional: true, arguments: [{ name: 'async', type: 'pure-token', token: 'ASYNC' }, { name: 'sync', type: 'pure-token', token: 'SYNC' }] }]),
   spec('info', -1, ['loading', 'stale'], NO_KEYS, ['@slow', '@dangerous'], 'Returns information and statistics about the node.', '1.0.0', 'server', [text('section', { optional: true, multiple: true })]),
   spec('config', -2, [], NO_KEYS, ['@slow'], 'A container for server configuration commands.', '2.0.0', 'server', [], [
     spec('config|get', -3, ['admin', 'noscript', 'loading', 'stale'], NO_KEYS, ['@admin', '@slow', '@dangerous'], 'Returns the effective values of a few configuration parameters.', '2.0.0', 'server',
@@ -141,6 +149,4 @@ export const CONDITIONAL_REASON = 'pikv\'s engine has no conditional expiry op y
 export const NOT_YET: ReadonlyMap<string, string> = new Map([
   ['expiretime', EXPIRETIME_REASON], ['pexpiretime', EXPIRETIME_REASON],
   ['msetnx', 'pikv cannot set several keys atomically (they may live on different partitions and nodes)'],
-  ['flushall', 'not yet'], ['flushdb', 'not yet'],
-  ['scan', 'pikv cannot list keys yet'], ['keys', 'pikv cannot list keys yet'],
 ]);

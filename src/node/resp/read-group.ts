@@ -35,6 +35,8 @@ export const ReplyKind = {
   SET_IF_PRESENT: 11,
   /** One PUT_NX (SETNX): 1 if it wrote, 0 if not. */
   SETNX: 12,
+  /** A reply the node computes asynchronously (SCAN, KEYS, DBSIZE in a cluster, FLUSHALL): `fixed` once it is known. */
+  ASYNC: 13,
 } as const;
 export type ReplyKindCode = (typeof ReplyKind)[keyof typeof ReplyKind];
 
@@ -51,6 +53,8 @@ export interface ReplyPlan {
   fixed: Buffer | null;
   /** INFO only: the sections asked for. */
   sections: string[] | null;
+  /** ASYNC only: makes the reply; started once the group's batches are submitted, so it runs after them. */
+  task?: () => Promise<Buffer>;
 }
 
 /** Ops of one batch, as views of the parser's buffer until build() copies them. */
@@ -147,6 +151,16 @@ export class ReadGroup {
     this.local_reply_bytes += LATE_REPLY_BYTES_ESTIMATE;
     this.plans.push({ kind, batch: 0, first_op: 0, op_count: 0, fixed: null, sections });
   }
+
+  /** A reply computed asynchronously by `task` (ReplyKind.ASYNC); it must resolve to a whole RESP reply, errors included. */
+  later(task: () => Promise<Buffer>): void {
+    this.local_reply_bytes += LATE_REPLY_BYTES_ESTIMATE;
+    this.async_count++;
+    this.plans.push({ kind: ReplyKind.ASYNC, batch: 0, first_op: 0, op_count: 0, fixed: null, sections: null, task });
+  }
+
+  /** ASYNC plans in this group. */
+  async_count = 0;
 
   /**
    * One command's ops, all with the same op code and expiry: keys[i] (with values[i] for PUTs). They go

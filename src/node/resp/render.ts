@@ -31,7 +31,7 @@ export function renderGroup(group: ReadGroup, source: RenderSource, writer: Repl
 }
 
 function renderPlan(plan: ReplyPlan, group: ReadGroup, source: RenderSource, writer: ReplyWriter): void {
-  if (plan.kind === ReplyKind.FIXED) {
+  if (plan.kind === ReplyKind.FIXED || plan.kind === ReplyKind.ASYNC) {
     writer.raw(plan.fixed!);
     return;
   }

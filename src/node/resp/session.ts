@@ -20,6 +20,9 @@ import { ReplyKind, type ReadGroup, type ReplyKindCode } from './read-group.js';
 import { encodeReply } from './reply-writer.js';
 import { codeErrorText, type ErrorLimits } from './status-errors.js';
 import { globMatches } from './glob.js';
+import { parseScanCursor } from '../../cluster/key-scan.js';
+import type { Keyspace } from '../keyspace.js';
+import { PikvError } from '../../protocol/errors.js';
 
 /** What a session needs from the node. */
 export interface SessionHost {
@@ -32,7 +35,16 @@ export interface SessionHost {
   readonly resp_port: number;
   /** Counts every command read, for INFO's total_commands_processed. */
   countCommand(): void;
+  /** True in a pikv cluster: DBSIZE counts the whole cluster (asynchronously). */
+  readonly clustered: boolean;
+  /** The whole store's keys: SCAN, KEYS, DBSIZE in a cluster, FLUSHALL. */
+  readonly keyspace: Keyspace;
 }
+
+/** KEYS lists at most this many keys; past it, it answers an error that points to SCAN. */
+export const KEYS_REPLY_MAX = 100_000;
+/** SCAN's default COUNT, as Redis's. */
+const SCAN_COUNT_DEFAULT = 10;
 
 /** Longest command name looked up; longer ones are unknown anyway, and are not turned into big strings. */
 const NAME_BYTES_MAX = 64;
@@ -151,7 +163,13 @@ export class RespSession {
       case 'del':
       case 'unlink': return this.data(group, ReplyKind.DELETED, Op.DELETE, args.slice(1));
       case 'mset': return this.mset(args, group);
-      case 'dbsize': return group.late(ReplyKind.DBSIZE);
+      case 'dbsize':
+        if (!this.host.clustered) return group.late(ReplyKind.DBSIZE);
+        return group.later(() => this.guarded(async () => integerReply(await this.host.keyspace.count())));
+      case 'scan': return this.scan(args, group);
+      case 'keys': return group.later(() => this.guarded(() => this.keys(text(args[1]!))));
+      case 'flushall':
+      case 'flushdb': return this.flush(name, args, group);
       case 'info': return group.late(ReplyKind.INFO, args.slice(1).map((arg) => lower(arg)));
       default: return group.fixed(errorReply(unknownCommand(args)));
     }
@@ -233,6 +251,83 @@ export class RespSession {
     if (absolute === null || amount <= 0) return group.fixed(errorReply('ERR invalid expire time in \'getex\' command'));
     // 1 ms after the epoch at the least: a time already past, so the engine deletes the key.
     this.data(group, ReplyKind.GET, Op.GET_EXPIRE, [args[1]!], undefined, Math.max(1, absolute));
+  }
+
+  /**
+   * SCAN cursor [MATCH pattern] [COUNT n] [TYPE type]: one page of the whole store's keys
+   * (the cluster's, each key once; src/cluster/key-scan.ts). MATCH and TYPE filter the page after
+   * it is read, as Redis does, so a page may be empty before the scan ends. Every key is a string.
+   */
+  private scan(args: Buffer[], group: ReadGroup): void {
+    const cursor = parseScanCursor(text(args[1]!, 32));
+    if (cursor === null) return group.fixed(errorReply('ERR invalid cursor'));
+    let pattern: string | null = null;
+    let count = SCAN_COUNT_DEFAULT;
+    let type_ok = true;
+    for (let i = 2; i < args.length; i++) {
+      const option = lower(args[i]).toUpperCase();
+      if (i + 1 >= args.length) return group.fixed(SYNTAX_ERROR);
+      const value = args[++i]!;
+      if (option === 'MATCH') {
+        pattern = text(value);
+      } else if (option === 'COUNT') {
+        count = parseInteger(value);
+        if (Number.isNaN(count)) return group.fixed(NOT_AN_INTEGER);
+        if (count < 1) return group.fixed(SYNTAX_ERROR);
+      } else if (option === 'TYPE') {
+        type_ok = lower(value) === 'string';
+      } else {
+        return group.fixed(SYNTAX_ERROR);
+      }
+    }
+    if (this.host.shutting_down) return group.fixed(errorReply(codeErrorText(ErrorCode.SHUTTING_DOWN, this.host.error_limits)));
+    group.later(() => this.guarded(async () => {
+      const page = await this.host.keyspace.page(cursor, count);
+      const keys = type_ok ? page.keys.filter((key) => pattern === null || globMatches(pattern, latin1(key))) : [];
+      return encodeReply((w) => {
+        w.arrayHeader(2).bulk(page.cursor).arrayHeader(keys.length);
+        for (const key of keys) w.bulk(asBuffer(key));
+      });
+    }));
+  }
+
+  /** KEYS pattern: a whole scan, bounded by KEYS_REPLY_MAX matches. */
+  private async keys(pattern: string): Promise<Buffer> {
+    const found: Uint8Array[] = [];
+    let cursor = 0n;
+    do {
+      const page = await this.host.keyspace.page(cursor, 1000);
+      for (const key of page.keys) if (globMatches(pattern, latin1(key))) found.push(key);
+      if (found.length > KEYS_REPLY_MAX) return errorReply(`ERR KEYS would list more than ${KEYS_REPLY_MAX} keys: use SCAN with MATCH`);
+      cursor = BigInt(page.cursor);
+    } while (cursor !== 0n);
+    return encodeReply((w) => {
+      w.arrayHeader(found.length);
+      for (const key of found) w.bulk(asBuffer(key));
+    });
+  }
+
+  /** FLUSHALL / FLUSHDB [ASYNC | SYNC]: only with --allow-flush; deletes every key of the store (the cluster's). */
+  private flush(name: string, args: Buffer[], group: ReadGroup): void {
+    if (args.length > 2) return group.fixed(SYNTAX_ERROR);
+    if (args.length === 2 && !['async', 'sync'].includes(lower(args[1]))) return group.fixed(SYNTAX_ERROR);
+    if (!this.host.config.allow_flush) {
+      return group.fixed(errorReply(`ERR ${name.toUpperCase()} is disabled on this node: start it with --allow-flush (allow_flush in the config file) to let clients delete every key`));
+    }
+    group.later(() => this.guarded(async () => {
+      await this.host.keyspace.flush();
+      return OK;
+    }));
+  }
+
+  /** A reply made by `make`, or the error reply of the PikvError it threw (NODE_DOWN: -TRYAGAIN ...). */
+  private async guarded(make: () => Promise<Buffer>): Promise<Buffer> {
+    try {
+      return await make();
+    } catch (error) {
+      if (!(error instanceof PikvError)) throw error;
+      return errorReply(codeErrorText(error.code, this.host.error_limits, error.message));
+    }
   }
 
   /** SETEX key seconds value, PSETEX key ms value. */
@@ -405,6 +500,19 @@ function absoluteExpiry(unit: 's' | 'ms' | 'at_s' | 'at_ms', amount: number): nu
   const ms = unit === 's' || unit === 'at_s' ? amount * 1000 : amount;
   const absolute = unit === 's' || unit === 'ms' ? Date.now() + ms : ms;
   return Number.isSafeInteger(absolute) && absolute <= EXPIRY_MS_MAX ? absolute : null;
+}
+
+function integerReply(value: number): Buffer {
+  return encodeReply((w) => w.integer(value));
+}
+
+/** Key bytes as a latin1 string, one char per byte, as MATCH patterns are read. */
+function latin1(key: Uint8Array): string {
+  return asBuffer(key).toString('latin1');
+}
+
+function asBuffer(bytes: Uint8Array): Buffer {
+  return Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length);
 }
 
 /** Redis's text for an unknown command: its name and the start of its arguments, quoted. */
