@@ -93,7 +93,8 @@ export class ClusterNode implements OpRouter {
     });
     this.replicator = new Replicator((id) => this.links.get(id), () => this.rings.view.epoch, () => this.migration?.onStreamChange());
     this.keys = new KeyScan(partitions, {
-      isPrimary: (hash) => !this.routes || (this.serving() && this.rings.current?.primaryOf(hash)?.id === this.self),
+      serving: () => !this.routes || this.serving(),
+      isPrimary: (hash) => !this.routes || this.rings.current?.primaryOf(hash)?.id === this.self,
       scanNodes: () => {
         const placement = this.rings.current;
         if (!this.routes || placement === null) return { ids: [this.self], self: this.self };

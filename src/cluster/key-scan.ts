@@ -35,6 +35,8 @@ const NODES_MAX = 1 << 23;
 const COUNT_STEP_ENTRIES = SCAN_COUNT_MAX;
 
 export interface KeyScanHost {
+  /** False while this node may not serve (a cluster node without the current view): its answers would be incomplete. */
+  serving(): boolean;
   /** True if this node is the primary of this key hash now (always, on a lone node). */
   isPrimary(hash: number): boolean;
   /** Ids of the nodes a cluster scan visits, in a fixed order (live nodes sorted by id), and this node's. */
@@ -66,6 +68,7 @@ export class KeyScan {
   /** One step over one of this node's partitions, as the request says. */
   async step(request: ScanRequest): Promise<ScanAnswer> {
     const partitions = this.partitions.length;
+    if (!this.host.serving()) throw new PikvError(ErrorCode.CLUSTER_UNAVAILABLE, 'this node does not hold the current cluster view: it cannot say which keys it is the primary of');
     if (request.partition >= partitions) return { next_cursor: SCAN_TAG_END, partitions, entries: 0, hashes: [], keys: [] };
     const flags = request.flags & ScanFlag.HASHES_ONLY;
     const bytes = await this.askWorker(this.partitions[request.partition]!, encodeScanRequest({ ...request, flags }));

@@ -294,11 +294,18 @@ export class RespSession {
   /** KEYS pattern: a whole scan, bounded by KEYS_REPLY_MAX matches. */
   private async keys(pattern: string): Promise<Buffer> {
     const found: Uint8Array[] = [];
+    let found_bytes = 0;
     let cursor = 0n;
     do {
       const page = await this.host.keyspace.page(cursor, 1000);
-      for (const key of page.keys) if (globMatches(pattern, latin1(key))) found.push(key);
-      if (found.length > KEYS_REPLY_MAX) return errorReply(`ERR KEYS would list more than ${KEYS_REPLY_MAX} keys: use SCAN with MATCH`);
+      for (const key of page.keys) {
+        if (!globMatches(pattern, latin1(key))) continue;
+        found.push(key);
+        found_bytes += key.length;
+      }
+      if (found.length > KEYS_REPLY_MAX || found_bytes > this.host.error_limits.response_bytes_max) {
+        return errorReply(`ERR KEYS would list more than ${KEYS_REPLY_MAX} keys or response_bytes_max bytes: use SCAN with MATCH`);
+      }
       cursor = BigInt(page.cursor);
     } while (cursor !== 0n);
     return encodeReply((w) => {
