@@ -261,7 +261,7 @@ print('redis-py ok')
       const set_docs = pairs(docs.get('set')!);
       assert.equal(text(set_docs.get('group')!), 'string');
       const args = (set_docs.get('arguments') as RespValue[]).map((arg) => text(pairs(arg).get('name')!));
-      assert.deepEqual(args, ['key', 'value', 'expiration']);
+      assert.deepEqual(args, ['key', 'value', 'condition', 'get', 'expiration']);
       const only = pairs(await socket.call('COMMAND', 'DOCS', 'get', 'nosuch'));
       assert.deepEqual([...only.keys()], ['get']);
       const info = await socket.call('COMMAND', 'INFO', 'mget', 'nosuch') as RespValue[];
