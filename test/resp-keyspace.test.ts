@@ -156,6 +156,12 @@ describe('SCAN, DBSIZE and FLUSHALL in a cluster with two copies of every key', 
         for (let i = 0; i < NX_KEYS; i++) assert.equal(await redis.setnx(`nx:${i}`, 'first'), 1);
         for (let i = 0; i < NX_KEYS; i++) assert.equal(await redis.setnx(`nx:${i}`, 'second'), 0);
         const total = KEYS + NX_KEYS;
+        // The ring-aware cluster client sends the same ops straight to each key's primary.
+        assert.equal(await kv.putIfAbsent('nx:0', 'third'), false);
+        assert.equal(await kv.putIfAbsent('ws:new', 'x'), true);
+        assert.equal(Buffer.from((await kv.getAndDelete('ws:new'))!).toString(), 'x');
+        assert.equal(await kv.getAndDelete('ws:new'), undefined);
+        assert.equal(Buffer.from((await kv.get('nx:0'))!).toString(), 'first');
 
         const copies = async (): Promise<number> => {
           let sum = 0;

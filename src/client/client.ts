@@ -279,7 +279,7 @@ export class PikvClient {
       for (const item of ops) {
         if (!(item.op in OP_CODES)) return reject(new PikvError(ErrorCode.BAD_ARGUMENT, `unknown op ${JSON.stringify(item.op)}`));
         if (item.op !== 'ping') checkBytes(item.key, 'key');
-        if (item.op === 'put') {
+        if ('value' in item) {
           checkBytes(item.value, 'value');
           if (item.ttl_ms !== undefined) {
             try {
@@ -293,7 +293,7 @@ export class PikvClient {
       const sink = new BatchSink(ops.length, resolve, reject);
       for (let i = 0; i < ops.length; i++) {
         const item = ops[i]!;
-        this.enqueue(OP_CODES[item.op], item.op === 'ping' ? '' : item.key, item.op === 'put' ? item.value : null, sink, i, item.op === 'put' ? item.ttl_ms ?? 0 : 0);
+        this.enqueue(OP_CODES[item.op], item.op === 'ping' ? '' : item.key, 'value' in item ? item.value : null, sink, i, 'value' in item ? item.ttl_ms ?? 0 : 0);
       }
     });
   }

@@ -65,6 +65,22 @@ export class PikvClusterClient {
     if (result!.code !== 'OK') throw new PikvError(result!.code === 'NOT_FOUND' ? ErrorCode.INTERNAL : result!.code);
   }
 
+  /** Sets `key` only if it does not exist, atomically on its primary; true if it was written. */
+  async putIfAbsent(key: Bytes, value: Bytes, options: { ttl_ms?: number } = {}): Promise<boolean> {
+    const [result] = await this.batch([{ op: 'put_if_absent', key, value, ...(options.ttl_ms === undefined ? {} : { ttl_ms: options.ttl_ms }) }]);
+    if (result!.code === 'NOT_FOUND') return true;
+    if (result!.code === 'OK') return false;
+    throw new PikvError(result!.code);
+  }
+
+  /** Deletes `key` and resolves the value it had (undefined when absent), atomically. */
+  async getAndDelete(key: Bytes): Promise<Uint8Array | undefined> {
+    const [result] = await this.batch([{ op: 'get_and_delete', key }]);
+    if (result!.code === 'OK') return result!.value ?? new Uint8Array(0);
+    if (result!.code === 'NOT_FOUND') return undefined;
+    throw new PikvError(result!.code);
+  }
+
   async delete(key: Bytes): Promise<boolean> {
     const [result] = await this.batch([{ op: 'delete', key }]);
     if (result!.code === 'OK') return true;
@@ -78,7 +94,7 @@ export class PikvClusterClient {
     for (const item of ops) {
       if (!(item.op in OP_CODES) || item.op === 'ping') throw new PikvError(ErrorCode.BAD_ARGUMENT, `unsupported op ${JSON.stringify(item.op)}`);
       checkBytes(item.key, 'key');
-      if (item.op === 'put') {
+      if ('value' in item) {
         checkBytes(item.value, 'value');
         if (item.ttl_ms !== undefined) checkTtl(item.ttl_ms);
       }
@@ -204,7 +220,7 @@ function columns(ops: readonly BatchOp[], keys: Uint8Array[], indices: number[])
     op[i] = OP_CODES[item.op];
     key_lengths[i] = keys[index]!.length;
     key_parts.push(keys[index]!);
-    if (item.op === 'put') {
+    if ('value' in item) {
       const value = toBytes(item.value);
       value_lengths[i] = value.length;
       value_parts.push(value);
