@@ -21,6 +21,9 @@ import { checkBytes, checkTtl, OP_CODES, type BatchOp, type Bytes, type OpResult
 const STALE_RETRIES_MAX = 8;
 const STALE_RETRY_DELAY_MS = 100;
 
+/** Batch ops whose OK result carries a value (the old one, for the conditional ops). */
+const RETURNS_VALUE: ReadonlySet<string> = new Set(['get', 'get_and_put', 'get_and_delete']);
+
 function toBytes(value: Bytes): Uint8Array {
   return typeof value === 'string' ? Buffer.from(value) : value;
 }
@@ -184,7 +187,7 @@ export class PikvClusterClient {
         // Refused before execution: safe to send again once the view is re-read.
         const refused = status === Status.STALE_RING || status === Status.CLUSTER_UNAVAILABLE || status === Status.CLUSTER_BUSY;
         if (refused && !last) stale.push(index);
-        else if (status === Status.OK && ops[index]!.op === 'get') results[index] = { code: 'OK', value: reply.values.subarray(offset, offset + length) };
+        else if (status === Status.OK && RETURNS_VALUE.has(ops[index]!.op)) results[index] = { code: 'OK', value: reply.values.subarray(offset, offset + length) };
         else results[index] = { code: statusName(status) };
         offset += length;
       });
