@@ -10,11 +10,12 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { HashTable, PREFETCH_OPS_MAX, PUT_NOT_FOUND, PUT_OK, PUT_OUT_OF_MEMORY } from '../src/hashmap/index.js';
 import { PartitionLog } from '../src/persistence/partition-log.js';
-import { EXPIRY_KEEP, Op, Status } from '../src/protocol/constants.js';
+import { EXPIRY_KEEP, Op, Status, isConditionalOp } from '../src/protocol/constants.js';
 import { EXPIRED_REPORT_KEYS_MAX, HEADER_DATA_BYTES, HEADER_OP_COUNT, ReplyPacket, RequestPacket, WorkerCounter, type WorkerInit, type WorkerToMain } from '../src/engine/packet.js';
 import { Owner, TableOwner } from '../src/engine/table-owner.js';
 import { ExpiredKeys } from '../src/engine/expired-keys.js';
 import { KEY_HASH_SEED, murmur3_x86_32 } from '../src/routing/murmur3.js';
+import { SCAN_ANSWER_HEADER_BYTES, ScanFlag, decodeScanRequest } from '../src/protocol/scan-codec.js';
 
 /** Migration slots moved per batch on top of the table's own per-write steps, so growth also finishes under read-mostly load. */
 const MIGRATION_SLOTS_PER_BATCH = 256;
@@ -244,6 +245,70 @@ function rewritePastExpiries(request: RequestPacket, now_ms: number, put_as_dele
   }
 }
 
+// --- conditional and read-and-write ops (Op.PUT_NX .. Op.GET_EXPIRE) ---------------------------
+// Decided before the packet is logged, against the table as the op will find it: the main thread
+// never packs a conditional op after another op on the same key hash (Partition.enqueue), and
+// lazy expiry is applied the same way (an expired key counts as absent). Each one is then
+// rewritten in the request packet into the plain op it amounts to (PUT, DELETE, EXPIRE, PERSIST)
+// or into a GET when it writes nothing, so the log, the replicator and the data moves see only
+// plain ops. Its answer (did the key exist, and its old value) is kept aside until its turn.
+
+/** Per op: not conditional; conditional and writes (the rewritten op runs); conditional, no write. */
+const COND_NONE = 0;
+const COND_WRITE = 1;
+const COND_SKIP = 2;
+/** Old values the packet's conditional ops answer, copied before any op can overwrite them. */
+let cond_values = new Uint8Array(64 * 1024);
+
+/** Decides the packet's conditional ops (see above); false when it has none. */
+function resolveConditionals(request: RequestPacket, now_ms: number, cond: Uint8Array, cond_status: Uint8Array, cond_offset: Uint32Array, cond_length: Uint32Array): boolean {
+  const data = request.data;
+  let data_offset = 0;
+  let values_used = 0;
+  let found_any = false;
+  for (let i = 0; i < request.op_count; i++) {
+    const key_length = request.key_length[i]!;
+    const key_offset = data_offset;
+    data_offset += key_length + request.value_length[i]!;
+    const op = request.op[i]!;
+    if (!isConditionalOp(op)) continue;
+    found_any = true;
+    const ref = table.find(request.hash[i]!, data, key_offset, key_length);
+    const exists = ref !== 0 && !isExpired(ref, now_ms);
+    cond_status[i] = exists ? Status.OK : Status.NOT_FOUND;
+    const answers_value = op === Op.PUT_NX_GET || op === Op.PUT_XX_GET || op === Op.PUT_GET || op === Op.GET_DELETE || op === Op.GET_EXPIRE;
+    if (answers_value && exists) {
+      const length = table.valueLength(ref);
+      if (values_used + length > init.reply_bytes_max) {
+        // Nothing written: the old value could not be answered.
+        cond_status[i] = Status.RESPONSE_TOO_LARGE;
+        cond[i] = COND_SKIP;
+        request.op[i] = Op.GET;
+        continue;
+      }
+      if (values_used + length > cond_values.length) {
+        const grown = new Uint8Array(Math.max(values_used + length, cond_values.length * 2));
+        grown.set(cond_values.subarray(0, values_used));
+        cond_values = grown;
+      }
+      table.copyValue(ref, cond_values, values_used);
+      cond_offset[i] = values_used;
+      cond_length[i] = length;
+      values_used += length;
+    }
+    let rewritten: number = Op.GET;
+    if (op === Op.PUT_NX || op === Op.PUT_NX_GET) rewritten = exists ? Op.GET : Op.PUT;
+    else if (op === Op.PUT_XX || op === Op.PUT_XX_GET) rewritten = exists ? Op.PUT : Op.GET;
+    else if (op === Op.PUT_GET) rewritten = Op.PUT;
+    else if (op === Op.GET_DELETE) rewritten = exists ? Op.DELETE : Op.GET;
+    else if (exists) rewritten = request.expiry[i]! !== 0 ? Op.EXPIRE : table.expiry(ref) !== 0 ? Op.PERSIST : Op.GET; // GET_EXPIRE
+    cond[i] = rewritten === Op.GET ? COND_SKIP : COND_WRITE;
+    request.op[i] = rewritten;
+    if (rewritten === Op.GET || rewritten === Op.DELETE || rewritten === Op.PERSIST) request.expiry[i] = 0;
+  }
+  return found_any;
+}
+
 /**
  * A reply packet with room for at least `bytes_needed` of values, keeping the first
  * `bytes_used`. Values are copied from the table straight into the packet that is sent, so a
@@ -267,6 +332,11 @@ function execute(request: RequestPacket): ReplyPacket {
   let reply = ReplyPacket.create(count, Math.min(REPLY_DATA_BYTES_INITIAL, count * 128));
   let prefetched_end = 0;
   const now_ms = Date.now();
+  const cond = new Uint8Array(count);
+  const cond_status = new Uint8Array(count);
+  const cond_offset = new Uint32Array(count);
+  const cond_length = new Uint32Array(count);
+  const has_conditionals = resolveConditionals(request, now_ms, cond, cond_status, cond_offset, cond_length);
   const put_as_delete = new Uint8Array(count);
   rewritePastExpiries(request, now_ms, put_as_delete);
   expireTouchedKeys(request, now_ms);
@@ -286,6 +356,53 @@ function execute(request: RequestPacket): ReplyPacket {
     const key_offset = data_offset;
     const val_length = request.value_length[i]!;
     data_offset += key_length + val_length;
+    if (has_conditionals && cond[i] !== COND_NONE) {
+      // A decided conditional op: its write (if any), then the answer kept aside.
+      let outcome: number = cond_status[i]!;
+      if (cond[i] === COND_WRITE) {
+        let written: number = Status.OK;
+        if (log_failed) {
+          written = Status.DISK_ERROR;
+        } else if (op === Op.PUT) {
+          puts++;
+          let expiry_ms = request.expiry[i]!;
+          if (expiry_ms === EXPIRY_KEEP) {
+            const ref = table.find(hash, data, key_offset, key_length);
+            expiry_ms = ref === 0 || isExpired(ref, now_ms) ? 0 : table.expiry(ref);
+            request.expiry[i] = expiry_ms;
+          }
+          const result = table.put(hash, data, key_offset, key_length, data, key_offset + key_length, val_length, expiry_ms);
+          if (result !== PUT_OK) {
+            written = result === PUT_OUT_OF_MEMORY ? Status.OUT_OF_MEMORY : Status.INTERNAL;
+            if (result === PUT_OUT_OF_MEMORY) out_of_memory++;
+            puts_failed++;
+          }
+        } else if (op === Op.DELETE) {
+          deletes++;
+          table.delete(hash, data, key_offset, key_length);
+        } else {
+          const result = table.setExpiry(hash, data, key_offset, key_length, op === Op.EXPIRE ? request.expiry[i]! : 0);
+          if (result === PUT_OUT_OF_MEMORY) {
+            written = Status.OUT_OF_MEMORY;
+            out_of_memory++;
+            puts_failed++;
+          } else if (result !== PUT_OK) {
+            written = Status.INTERNAL;
+            puts_failed++;
+          }
+        }
+        if (written !== Status.OK) outcome = written;
+      }
+      status[i] = outcome;
+      if (outcome === Status.OK && cond_length[i]! > 0) {
+        const length = cond_length[i]!;
+        reply = growReply(reply, count, reply_bytes, reply_bytes + length);
+        reply.data.set(cond_values.subarray(cond_offset[i]!, cond_offset[i]! + length), reply_bytes);
+        reply_bytes += length;
+        value_length[i] = length;
+      }
+      continue;
+    }
     if (op === Op.GET) {
       gets++;
       const ref = table.find(hash, data, key_offset, key_length);
@@ -355,6 +472,41 @@ function execute(request: RequestPacket): ReplyPacket {
         status[i] = Status.INTERNAL;
         puts_failed++;
       }
+    } else if (op === Op.SCAN) {
+      const scan = decodeScanRequest(data, key_offset, key_length);
+      if (scan === null) {
+        status[i] = Status.BAD_OP;
+        continue;
+      }
+      const hashes_only = (scan.flags & ScanFlag.HASHES_ONLY) !== 0;
+      // The answer (scan-codec.ts) goes straight into the reply; the node fills in `partitions`.
+      const start = reply_bytes;
+      let at = start + SCAN_ANSWER_HEADER_BYTES;
+      let entries = 0;
+      reply = growReply(reply, count, reply_bytes, at);
+      const next_cursor = table.scan(scan.cursor, scan.count, (ref) => {
+        if (isExpired(ref, now_ms)) return;
+        const length = table.keyLength(ref);
+        reply = growReply(reply, count, at, at + 8 + length);
+        const target = reply.data;
+        table.copyKey(ref, target, at + 8);
+        const hash = murmur3_x86_32(target, at + 8, length, KEY_HASH_SEED);
+        const view = new DataView(target.buffer, target.byteOffset + at, 8);
+        view.setUint32(0, hash, true);
+        if (hashes_only) {
+          at += 4;
+        } else {
+          view.setUint32(4, length, true);
+          at += 8 + length;
+        }
+        entries++;
+      });
+      const header = new DataView(reply.data.buffer, reply.data.byteOffset + start, SCAN_ANSWER_HEADER_BYTES);
+      header.setFloat64(0, next_cursor, true);
+      header.setUint32(8, 0, true);
+      header.setUint32(12, entries, true);
+      reply_bytes = at;
+      value_length[i] = at - start;
     } else if (op === Op.TTL) {
       const ref = table.find(hash, data, key_offset, key_length);
       if (ref === 0 || isExpired(ref, now_ms)) {

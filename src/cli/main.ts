@@ -98,6 +98,7 @@ program
   .option('--heartbeat-interval-ms <ms>', 'cluster: heartbeat period; 3 missed answers mark a peer down (default 500)')
   .option('--forward-timeout-ms <ms>', 'cluster: bound on every forwarded request (default 5000)')
   .option('--repair', 'with --data-dir: start even if files are damaged, dropping what cannot be read')
+  .option('--allow-flush', 'let RESP FLUSHALL / FLUSHDB delete every key (in a cluster: of the whole cluster); refused without it')
   .option('--metrics <on|off>', 'count ops and latency for /metrics and the dashboard at http://host:port/; off measures their cost (default on)')
   .option('--clock-sync <mode>', 'trust this node\'s clock for key expiry: auto (systemd NTPSynchronized, else year >= 2024) | yes | no (default auto); unsynchronised: TTL ops answer CLOCK_UNSYNCED')
   .action(runServe);

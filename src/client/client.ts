@@ -176,15 +176,62 @@ export class PikvClient {
    * expiry (Redis KEEPTTL). Without either, a put clears any expiry, as Redis's SET does.
    */
   put(key: Bytes, value: Bytes, options: PutOptions = {}): Promise<void> {
+    return this.putLike(Op.PUT, key, value, options, putResult);
+  }
+
+  /**
+   * Sets `key` only if it does not exist (Redis SET NX), atomically on the key's node. Resolves
+   * true if it was written. Options as put().
+   */
+  putIfAbsent(key: Bytes, value: Bytes, options: PutOptions = {}): Promise<boolean> {
+    return this.putLike(Op.PUT_NX, key, value, options, (status) => !deleteResult(status));
+  }
+
+  /** Sets `key` only if it exists (Redis SET XX), atomically. Resolves true if it was written. */
+  putIfPresent(key: Bytes, value: Bytes, options: PutOptions = {}): Promise<boolean> {
+    return this.putLike(Op.PUT_XX, key, value, options, deleteResult);
+  }
+
+  /** Sets `key` and resolves its value before, or undefined (Redis SET ... GET, GETSET), atomically. */
+  getAndPut(key: Bytes, value: Bytes, options: PutOptions = {}): Promise<Uint8Array | undefined> {
+    return this.putLike(Op.PUT_GET, key, value, options, getResult);
+  }
+
+  /** Deletes `key` and resolves the value it had, or undefined (Redis GETDEL), atomically. */
+  getAndDelete(key: Bytes): Promise<Uint8Array | undefined> {
+    return this.single(Op.GET_DELETE, key, null, getResult);
+  }
+
+  /**
+   * Resolves `key`'s value (undefined when absent) and, if it exists, makes it expire `ttl_ms`
+   * from now (0 or less: deletes it), or removes its expiry when `ttl_ms` is null (Redis GETEX
+   * PX / PERSIST), atomically.
+   */
+  getAndExpire(key: Bytes, ttl_ms: number | null): Promise<Uint8Array | undefined> {
+    let ttl = 0;
+    try {
+      if (ttl_ms !== null) {
+        if (typeof ttl_ms !== 'number' || !Number.isSafeInteger(ttl_ms)) throw new PikvError(ErrorCode.BAD_ARGUMENT, `ttl_ms must be a whole number or null, got ${String(ttl_ms)}`);
+        ttl = ttl_ms <= 0 ? EXPIRY_NOW : checkTtl(ttl_ms);
+      }
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    return this.single(Op.GET_EXPIRE, key, null, getResult, ttl);
+  }
+
+  /** A PUT-like op with put()'s options. */
+  private putLike<T>(op: number, key: Bytes, value: Bytes, options: PutOptions, map: (status: number, value: Uint8Array | undefined) => T): Promise<T> {
     let ttl = 0;
     try {
       if (options.ttl_ms !== undefined && options.keep_ttl === true) throw new PikvError(ErrorCode.BAD_ARGUMENT, 'give ttl_ms or keep_ttl, not both');
       if (options.ttl_ms !== undefined) ttl = checkTtl(options.ttl_ms);
       else if (options.keep_ttl === true) ttl = EXPIRY_KEEP_TTL;
+      checkBytes(value, 'value');
     } catch (error) {
       return Promise.reject(error);
     }
-    return this.single(Op.PUT, key, checkBytes(value, 'value'), putResult, ttl);
+    return this.single(op, key, value, map, ttl);
   }
 
   /** Remaining time to live in ms; null when the key has no expiry; undefined when there is no such key. */
@@ -242,7 +289,7 @@ export class PikvClient {
       for (const item of ops) {
         if (!(item.op in OP_CODES)) return reject(new PikvError(ErrorCode.BAD_ARGUMENT, `unknown op ${JSON.stringify(item.op)}`));
         if (item.op !== 'ping') checkBytes(item.key, 'key');
-        if (item.op === 'put') {
+        if ('value' in item) {
           checkBytes(item.value, 'value');
           if (item.ttl_ms !== undefined) {
             try {
@@ -256,7 +303,7 @@ export class PikvClient {
       const sink = new BatchSink(ops.length, resolve, reject);
       for (let i = 0; i < ops.length; i++) {
         const item = ops[i]!;
-        this.enqueue(OP_CODES[item.op], item.op === 'ping' ? '' : item.key, item.op === 'put' ? item.value : null, sink, i, item.op === 'put' ? item.ttl_ms ?? 0 : 0);
+        this.enqueue(OP_CODES[item.op], item.op === 'ping' ? '' : item.key, 'value' in item ? item.value : null, sink, i, 'value' in item ? item.ttl_ms ?? 0 : 0);
       }
     });
   }

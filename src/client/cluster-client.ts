@@ -21,6 +21,9 @@ import { checkBytes, checkTtl, OP_CODES, type BatchOp, type Bytes, type OpResult
 const STALE_RETRIES_MAX = 8;
 const STALE_RETRY_DELAY_MS = 100;
 
+/** Batch ops whose OK result carries a value (the old one, for the conditional ops). */
+const RETURNS_VALUE: ReadonlySet<string> = new Set(['get', 'get_and_put', 'get_and_delete']);
+
 function toBytes(value: Bytes): Uint8Array {
   return typeof value === 'string' ? Buffer.from(value) : value;
 }
@@ -65,6 +68,22 @@ export class PikvClusterClient {
     if (result!.code !== 'OK') throw new PikvError(result!.code === 'NOT_FOUND' ? ErrorCode.INTERNAL : result!.code);
   }
 
+  /** Sets `key` only if it does not exist, atomically on its primary; true if it was written. */
+  async putIfAbsent(key: Bytes, value: Bytes, options: { ttl_ms?: number } = {}): Promise<boolean> {
+    const [result] = await this.batch([{ op: 'put_if_absent', key, value, ...(options.ttl_ms === undefined ? {} : { ttl_ms: options.ttl_ms }) }]);
+    if (result!.code === 'NOT_FOUND') return true;
+    if (result!.code === 'OK') return false;
+    throw new PikvError(result!.code);
+  }
+
+  /** Deletes `key` and resolves the value it had (undefined when absent), atomically. */
+  async getAndDelete(key: Bytes): Promise<Uint8Array | undefined> {
+    const [result] = await this.batch([{ op: 'get_and_delete', key }]);
+    if (result!.code === 'OK') return result!.value ?? new Uint8Array(0);
+    if (result!.code === 'NOT_FOUND') return undefined;
+    throw new PikvError(result!.code);
+  }
+
   async delete(key: Bytes): Promise<boolean> {
     const [result] = await this.batch([{ op: 'delete', key }]);
     if (result!.code === 'OK') return true;
@@ -78,7 +97,7 @@ export class PikvClusterClient {
     for (const item of ops) {
       if (!(item.op in OP_CODES) || item.op === 'ping') throw new PikvError(ErrorCode.BAD_ARGUMENT, `unsupported op ${JSON.stringify(item.op)}`);
       checkBytes(item.key, 'key');
-      if (item.op === 'put') {
+      if ('value' in item) {
         checkBytes(item.value, 'value');
         if (item.ttl_ms !== undefined) checkTtl(item.ttl_ms);
       }
@@ -168,7 +187,7 @@ export class PikvClusterClient {
         // Refused before execution: safe to send again once the view is re-read.
         const refused = status === Status.STALE_RING || status === Status.CLUSTER_UNAVAILABLE || status === Status.CLUSTER_BUSY;
         if (refused && !last) stale.push(index);
-        else if (status === Status.OK && ops[index]!.op === 'get') results[index] = { code: 'OK', value: reply.values.subarray(offset, offset + length) };
+        else if (status === Status.OK && RETURNS_VALUE.has(ops[index]!.op)) results[index] = { code: 'OK', value: reply.values.subarray(offset, offset + length) };
         else results[index] = { code: statusName(status) };
         offset += length;
       });
@@ -204,7 +223,7 @@ function columns(ops: readonly BatchOp[], keys: Uint8Array[], indices: number[])
     op[i] = OP_CODES[item.op];
     key_lengths[i] = keys[index]!.length;
     key_parts.push(keys[index]!);
-    if (item.op === 'put') {
+    if ('value' in item) {
       const value = toBytes(item.value);
       value_lengths[i] = value.length;
       value_parts.push(value);

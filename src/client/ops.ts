@@ -10,12 +10,18 @@ import { ErrorCode, PikvError, statusName, type ErrorCodeName } from '../protoco
 
 export type Bytes = string | Uint8Array;
 
-/** One op of a batch() call. */
+/**
+ * One op of a batch() call. The conditional ones (docs/PROTOCOL.md, "Conditional ops") answer
+ * whether the key existed before: OK (with its old value for get_and_put and get_and_delete)
+ * or NOT_FOUND. put_if_absent wrote when NOT_FOUND, put_if_present when OK.
+ */
 export type BatchOp =
   | { op: 'get'; key: Bytes }
   | { op: 'put'; key: Bytes; value: Bytes; ttl_ms?: number }
   | { op: 'delete'; key: Bytes }
-  | { op: 'ping' };
+  | { op: 'ping' }
+  | { op: 'put_if_absent' | 'put_if_present' | 'get_and_put'; key: Bytes; value: Bytes; ttl_ms?: number }
+  | { op: 'get_and_delete'; key: Bytes };
 
 /** The result of one batch op. `value` is set for a GET hit. */
 export interface OpResult {
@@ -29,7 +35,10 @@ export interface OpSink {
   fail(error: PikvError): void;
 }
 
-export const OP_CODES: Readonly<Record<BatchOp['op'], number>> = { get: Op.GET, put: Op.PUT, delete: Op.DELETE, ping: Op.PING };
+export const OP_CODES: Readonly<Record<BatchOp['op'], number>> = {
+  get: Op.GET, put: Op.PUT, delete: Op.DELETE, ping: Op.PING,
+  put_if_absent: Op.PUT_NX, put_if_present: Op.PUT_XX, get_and_put: Op.PUT_GET, get_and_delete: Op.GET_DELETE,
+};
 
 /** Resolves one get/put/delete/ping/stats call. */
 export class SingleSink<T> implements OpSink {

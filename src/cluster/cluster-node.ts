@@ -17,6 +17,8 @@
 import { WireCodec } from '../protocol/codec.js';
 import type { RequestBatch } from '../protocol/codec.js';
 import { Op, Status } from '../protocol/constants.js';
+import { ErrorCode, PikvError } from '../protocol/errors.js';
+import { KeyScan } from './key-scan.js';
 import type { Partition } from '../engine/partition.js';
 import type { OpRouter } from '../engine/op-router.js';
 import type { OpRef } from '../engine/op-ref.js';
@@ -73,6 +75,8 @@ export class ClusterNode implements OpRouter {
   private readonly membership: EtcdMembership | null = null;
   /** Copies this node's writes to the other replicas of its slots (docs/REPLICATION.md). */
   private readonly replicator: Replicator;
+  /** Cluster-wide key listing and counting (RESP SCAN, DBSIZE, FLUSHALL). */
+  readonly keys: KeyScan;
 
   constructor(config: ClusterConfig | null, partitions: Partition[], log: Logger, listenUrl: () => string, onLeft: () => void) {
     this.config = config;
@@ -88,6 +92,16 @@ export class ClusterNode implements OpRouter {
       return owner === null || owner.id === this.self ? null : owner;
     });
     this.replicator = new Replicator((id) => this.links.get(id), () => this.rings.view.epoch, () => this.migration?.onStreamChange());
+    this.keys = new KeyScan(partitions, {
+      serving: () => !this.routes || this.serving(),
+      isPrimary: (hash) => !this.routes || this.rings.current?.primaryOf(hash)?.id === this.self,
+      scanNodes: () => {
+        const placement = this.rings.current;
+        if (!this.routes || placement === null) return { ids: [this.self], self: this.self };
+        return { ids: this.rings.view.nodes.map((n) => n.id).filter((id) => !placement.isDown(id)).sort(), self: this.self };
+      },
+      askPeer: (id, request) => this.links.get(id)?.control(Op.SCAN, request) ?? Promise.reject(new PikvError(ErrorCode.NODE_DOWN, `no link to node ${id}`)),
+    });
     // --etcd auto is resolved to endpoints before a node is built (cli/serve.ts): never gossip instead.
     if (config !== null && config.etcd_discover && config.etcd.length === 0) throw new Error('--etcd auto: the etcd endpoints must be found before the node starts');
     if (config !== null && config.etcd.length === 0) {
@@ -270,6 +284,11 @@ export class ClusterNode implements OpRouter {
     }
     if (op === Op.CLUSTER_STATUS) {
       this.settleWith(request, index, Status.OK, this.status());
+      return true;
+    }
+    if (op === Op.SCAN) {
+      if (value_length !== 0) request.settle(index, Status.BAD_OP);
+      else this.keys.answer(request, index, batch.keys, key_offset, key_length);
       return true;
     }
     if (op < Op.CLUSTER_HEARTBEAT || op > Op.CLUSTER_DRAINED) return false;

@@ -197,7 +197,10 @@ export class Replicator {
         }
         continue;
       }
-      if ((op !== Op.PUT && op !== Op.DELETE && op !== Op.EXPIRE && op !== Op.PERSIST && op !== Op.DELETE_EXPIRED) || reply.status[i] !== Status.OK) continue;
+      // A PUT answering NOT_FOUND was applied: a conditional op (Op.PUT_NX) that wrote an absent
+      // key; the worker rewrote conditional ops into the plain ops they amounted to.
+      const applied = reply.status[i] === Status.OK || (op === Op.PUT && reply.status[i] === Status.NOT_FOUND);
+      if ((op !== Op.PUT && op !== Op.DELETE && op !== Op.EXPIRE && op !== Op.PERSIST && op !== Op.DELETE_EXPIRED) || !applied) continue;
       const base = (hash >>> SLOT_SHIFT) * COPIES_MAX;
       if (plan.empty || copies[base] === NO_PEER) {
         // No copy to wait for. Admitted while its slot had M copies up, applied after a view

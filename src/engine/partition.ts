@@ -9,7 +9,7 @@
  */
 import { Worker } from 'node:worker_threads';
 import { HashTable, PUT_OK, PUT_OUT_OF_MEMORY, createTableMemory } from '../hashmap/index.js';
-import { Status } from '../protocol/constants.js';
+import { Status, isConditionalOp } from '../protocol/constants.js';
 import { copyBytes } from './copy-bytes.js';
 import type { PersistenceOptions } from '../persistence/options.js';
 import { ReplyPacket, RequestPacket, WorkerCounter, type WorkerInit, type WorkerToMain } from './packet.js';
@@ -197,7 +197,10 @@ export class Partition {
     if (owner === null) throw new Error(`partition ${this.index}: an op without a request to answer`);
     const bytes = key_length + value_length;
     let entry = this.filling;
-    if (entry !== null && (entry.packet.op_count === entry.packet.ops_capacity || entry.packet.data_bytes + bytes > entry.packet.data.length)) {
+    if (entry !== null && (entry.packet.op_count === entry.packet.ops_capacity || entry.packet.data_bytes + bytes > entry.packet.data.length
+      || (isConditionalOp(op) && holdsHash(entry.packet, hash)))) {
+      // A conditional op is decided before its packet's other ops run (partition-worker.ts,
+      // resolveConditionals), so no earlier op of its packet may touch its key: it starts a new packet.
       this.full.push(entry);
       entry = null;
     }
@@ -386,4 +389,11 @@ export class Partition {
     if (delay_ms > 0) setTimeout(() => this.stopping || this.start(), delay_ms).unref();
     else this.start();
   }
+}
+
+/** True if an op already in `packet` has this key hash (a conservative "touches the same key"). */
+function holdsHash(packet: RequestPacket, hash: number): boolean {
+  const hashes = packet.hash;
+  for (let i = 0, count = packet.op_count; i < count; i++) if (hashes[i] === hash) return true;
+  return false;
 }

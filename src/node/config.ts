@@ -98,6 +98,8 @@ export interface ServerConfig {
   clock_sync: string;
   /** Enables DEBUG_KILL_WORKER. Only from the PIKV_TEST_HOOKS=1 environment variable. */
   test_hooks: boolean;
+  /** RESP FLUSHALL / FLUSHDB empty the store (the whole cluster); refused without it. Flag `--allow-flush`. */
+  allow_flush: boolean;
 }
 
 /** Redis's own port: redis-cli, ioredis and redis-py reach pikv without being told a port. */
@@ -142,6 +144,7 @@ export function defaultConfig(): ServerConfig {
     metrics: 'on',
     clock_sync: 'auto',
     test_hooks: process.env['PIKV_TEST_HOOKS'] === '1',
+    allow_flush: false,
   };
 }
 
@@ -219,7 +222,7 @@ export function applySettings(config: ServerConfig, overrides: Record<string, un
       result.resp_port_explicit = true;
     } else if (SIZE_FIELDS.has(name)) (result[name] as number) = parseSize(value, `${source}: ${raw_name}`);
     else if (COUNT_FIELDS.has(name)) (result[name] as number) = parseCount(value, `${source}: ${raw_name}`);
-    else if (name === 'repair') result.repair = parseBoolean(value, `${source}: ${raw_name}`);
+    else if (name === 'repair' || name === 'allow_flush') result[name] = parseBoolean(value, `${source}: ${raw_name}`);
     else if (typeof value === 'string') (result[name] as string) = value;
     else throw new ConfigError(`${source}: ${raw_name} must be a string`);
   }

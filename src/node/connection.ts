@@ -32,7 +32,7 @@ import type { ServerConfig } from './config.js';
 import type { Dispatcher, SubmitOptions } from './dispatcher.js';
 import { POOLED_FRAME_BYTES_MIN, type FramePool } from './frame-pool.js';
 import type { PendingRequest } from '../engine/pending-request.js';
-import { Op } from '../protocol/constants.js';
+import { Op, isConditionalOp } from '../protocol/constants.js';
 import { RequestBudget, type BudgetHost, type ConnectionProtocol, type ServedConnection } from './request-budget.js';
 
 /** What a connection needs from the node it belongs to. */
@@ -318,7 +318,7 @@ export class Connection implements ServedConnection {
     for (let i = 0; i < ops.length; i++) {
       const op = ops[i]!;
       if (op === Op.GET) gets++;
-      if (op === Op.GET || op === Op.PUT || op === Op.DELETE) data_ops++;
+      if (op === Op.GET || op === Op.PUT || op === Op.DELETE || isConditionalOp(op)) data_ops++;
     }
     if (data_ops > 0 && this.fenced()) {
       this.sendError(batch.id, ErrorCode.STALE_RING, 'a newer connection from this peer exists; data on this one is not applied');

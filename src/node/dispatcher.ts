@@ -14,7 +14,7 @@
  * Writes take this path only where they need nothing but the table (Partition.main_thread_writable:
  * no --data-dir log, no cluster capture).
  */
-import { EXPIRY_KEEP, Op, Status } from '../protocol/constants.js';
+import { EXPIRY_KEEP, Op, Status, isConditionalOp, isPutOp } from '../protocol/constants.js';
 import { EXPIRY_MS_MAX } from '../hashmap/index.js';
 import type { RequestBatch } from '../protocol/codec.js';
 import { KEY_HASH_SEED, murmur3_x86_32 } from '../routing/murmur3.js';
@@ -155,8 +155,8 @@ export class Dispatcher {
       if (isDataOp(op)) {
         const expiry_ms = has_expiry || op >= Op.EXPIRE ? this.resolveExpiry(batch, i, op, now_ms) : 0;
         if (key_length > key_bytes_max) request.settle(i, Status.KEY_TOO_LARGE);
-        else if (op === Op.PUT && value_length > value_bytes_max) request.settle(i, Status.VALUE_TOO_LARGE);
-        else if (op !== Op.PUT && value_length !== 0) request.settle(i, Status.BAD_OP);
+        else if (isPutOp(op) && value_length > value_bytes_max) request.settle(i, Status.VALUE_TOO_LARGE);
+        else if (!isPutOp(op) && value_length !== 0) request.settle(i, Status.BAD_OP);
         else if (expiry_ms === EXPIRY_INVALID) request.settle(i, Status.BAD_EXPIRY);
         else if (expiry_ms === EXPIRY_CLOCK_UNSYNCED) request.settle(i, Status.CLOCK_UNSYNCED);
         else {
@@ -190,10 +190,11 @@ export class Dispatcher {
     const tl = batch.ttl?.[index] ?? 0;
     if (!Number.isSafeInteger(xp) || !Number.isSafeInteger(tl) || xp < EXPIRY_KEEP || xp > EXPIRY_MS_MAX || tl < 0 || tl > EXPIRY_MS_MAX - now_ms) return EXPIRY_INVALID;
     if (xp !== 0 && tl !== 0) return EXPIRY_INVALID;
-    if (xp === EXPIRY_KEEP && op !== Op.PUT) return EXPIRY_INVALID;
+    if (xp === EXPIRY_KEEP && !isPutOp(op)) return EXPIRY_INVALID;
     const expiry_ms = xp !== 0 ? xp : tl !== 0 ? now_ms + tl : 0;
-    if (op === Op.EXPIRE ? expiry_ms <= 0 : op !== Op.PUT && expiry_ms !== 0) return EXPIRY_INVALID;
-    const timed = expiry_ms !== 0 || op === Op.EXPIRE || op === Op.PERSIST || op === Op.TTL;
+    // GET_EXPIRE takes 0 (remove the expiry, GETEX PERSIST) or a time, as EXPIRE takes a time.
+    if (op === Op.EXPIRE ? expiry_ms <= 0 : !isPutOp(op) && op !== Op.GET_EXPIRE && expiry_ms !== 0) return EXPIRY_INVALID;
+    const timed = expiry_ms !== 0 || op === Op.EXPIRE || op === Op.PERSIST || op === Op.TTL || op === Op.GET_EXPIRE;
     if (timed && !this.clock.synced && batch.migrate !== true) return EXPIRY_CLOCK_UNSYNCED;
     return expiry_ms;
   }
@@ -377,5 +378,5 @@ export class Dispatcher {
 }
 
 function isDataOp(op: number): boolean {
-  return op === Op.GET || op === Op.PUT || op === Op.DELETE || op === Op.EXPIRE || op === Op.PERSIST || op === Op.TTL;
+  return op === Op.GET || op === Op.PUT || op === Op.DELETE || op === Op.EXPIRE || op === Op.PERSIST || op === Op.TTL || isConditionalOp(op);
 }

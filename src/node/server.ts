@@ -18,6 +18,7 @@ import { WireCodec } from '../protocol/codec.js';
 import { authenticate, checkClientProof, CLOSE_AUTH_FAILED, ERROR_HEADER, PEER_AUTH_FAILED, PEER_PROTOCOL_VERSION, PEER_VERSION_HEADER, type AuthSettings, type PeerChallenge } from '../protocol/auth.js';
 import type { ClusterConfig } from '../cluster/cluster-config.js';
 import { ClusterNode } from '../cluster/cluster-node.js';
+import { Keyspace } from './keyspace.js';
 import { ErrorCode } from '../protocol/errors.js';
 import type { ServerConfig } from './config.js';
 import { Connection, type ConnectionHost } from './connection.js';
@@ -100,6 +101,8 @@ export class PikvServer implements ConnectionHost, RespNode, HttpNode {
   private stopped: Promise<void> | null = null;
   /** Membership, peer links and routing (src/cluster/); a one-node view without cluster settings. */
   readonly cluster: ClusterNode;
+  /** The whole store's keys, for RESP SCAN, KEYS, DBSIZE and FLUSHALL. */
+  readonly keyspace: Keyspace;
   /** /metrics, the dashboard and its data (src/node/observe/). */
   readonly observe: Observe;
   private readonly auth: AuthSettings;
@@ -135,6 +138,7 @@ export class PikvServer implements ConnectionHost, RespNode, HttpNode {
     };
     const request_metrics = config.metrics === 'on' ? new RequestMetrics() : null;
     this.dispatcher = new Dispatcher(this.partitions, config, () => this.codec.encodeValue(this.stats()), this.cluster, request_metrics, this.clock);
+    this.keyspace = new Keyspace({ keys: this.cluster.keys, submit: (batch, frame_bytes, done) => this.dispatcher.submit(batch, frame_bytes, done) });
     this.observe = new Observe(this, request_metrics, { client_token: this.auth.client_token, tls_ca: cluster.config?.tls_ca ?? '' });
     const timeouts_ms = [config.handshake_timeout_ms, config.frame_timeout_ms, config.slow_client_timeout_ms];
     if (config.idle_timeout_ms > 0) timeouts_ms.push(config.idle_timeout_ms);

@@ -183,7 +183,8 @@ export class PartitionLog {
     for (let i = 0; i < request.op_count; i++) {
       const op = request.op[i]!;
       if (!isLoggedOp(op)) continue;
-      if (op === Op.PUT && status[i] !== Status.OK) failed.push(logged_index);
+      // A PUT answering NOT_FOUND was a conditional op that wrote a key that was absent (Op.PUT_NX).
+      if (op === Op.PUT && status[i] !== Status.OK && status[i] !== Status.NOT_FOUND) failed.push(logged_index);
       else if ((op === Op.EXPIRE || op === Op.PERSIST) && status[i] !== Status.OK && status[i] !== Status.NOT_FOUND) failed.push(logged_index);
       logged_index++;
     }

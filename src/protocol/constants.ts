@@ -45,6 +45,33 @@ export const Op = {
    * (OK), else changes nothing (NOT_FOUND); replicated as a DELETE (docs/REPLICATION.md, "Expiry").
    */
   DELETE_EXPIRED: 15,
+  /*
+   * Conditional and read-and-write ops (Redis's SET NX/XX/GET, SETNX, GETSET, GETDEL, GETEX),
+   * atomic per key: the key's partition worker decides and writes in one step. Each answers as a
+   * GET of the key's value BEFORE the op would: OK if the key existed, NOT_FOUND if not; ops
+   * ending in _GET (and GET_DELETE, GET_EXPIRE) carry that old value, the others no value. The
+   * write follows from it (docs/PROTOCOL.md, "Conditional ops"). Replicated and logged as the
+   * plain PUT, DELETE, EXPIRE or PERSIST they turned into, or as nothing.
+   */
+  /** PUT only if the key does not exist (NOT_FOUND: written; OK: not written). */
+  PUT_NX: 16,
+  /** PUT only if the key exists (OK: written; NOT_FOUND: not written). */
+  PUT_XX: 17,
+  /** PUT_NX, answering the old value. */
+  PUT_NX_GET: 18,
+  /** PUT_XX, answering the old value. */
+  PUT_XX_GET: 19,
+  /** PUT always, answering the old value (GETSET). */
+  PUT_GET: 20,
+  /** Reads then deletes the key (GETDEL). */
+  GET_DELETE: 21,
+  /** Reads the key and sets its expiry to `xp` (0: removes it; a past time deletes the key). GETEX. */
+  GET_EXPIRE: 22,
+  /**
+   * Lists keys in bounded steps (RESP SCAN, DBSIZE and FLUSHALL in a cluster). Not keyed: the
+   * op's key is a scan request and its value the page (docs/PROTOCOL.md, "SCAN"; key-scan-codec.ts).
+   */
+  SCAN: 23,
   /** Test hook: terminates a partition worker. Refused unless the server runs with PIKV_TEST_HOOKS=1. */
   DEBUG_KILL_WORKER: 240,
 } as const;
@@ -129,3 +156,13 @@ export const EXPIRY_KEEP = -1;
 
 /** Largest request id: ids must survive a round trip through a JS number exactly. */
 export const REQUEST_ID_MAX = Number.MAX_SAFE_INTEGER;
+
+/** Ops that carry a value to write: PUT and the conditional PUTs (Op.PUT_NX .. Op.PUT_GET). */
+export function isPutOp(op: number): boolean {
+  return op === Op.PUT || (op >= Op.PUT_NX && op <= Op.PUT_GET);
+}
+
+/** The conditional and read-and-write ops (Op.PUT_NX .. Op.GET_EXPIRE), decided by the key's worker. */
+export function isConditionalOp(op: number): boolean {
+  return op >= Op.PUT_NX && op <= Op.GET_EXPIRE;
+}

@@ -3,9 +3,8 @@
  * arity, flags and key positions for COMMAND / COMMAND INFO, and summary, group and arguments
  * for COMMAND DOCS, which redis-cli 7 reads at start-up for its help and its typing hints.
  *
- * Only what works is listed: SET's condition options (NX, XX, GET) answer an error for now, so
- * its docs show the expiry options only. The behaviour lives in session.ts; docs/RESP.md has
- * the compatibility table.
+ * Only what works is listed. The behaviour lives in session.ts; docs/RESP.md has the
+ * compatibility table.
  */
 
 /** An argument as COMMAND DOCS describes it (redis-cli builds its hints from these). */
@@ -69,11 +68,21 @@ export const COMMANDS: readonly CommandSpec[] = [
     spec('client|id', 2, ['noscript', 'loading', 'stale'], NO_KEYS, ['@slow', '@connection'], 'Returns the unique client ID of the connection.', '5.0.0', 'connection', []),
   ]),
   spec('get', 2, ['readonly', 'fast'], [1, 1, 1], ['@read', '@string', '@fast'], 'Returns the string value of a key.', '1.0.0', 'string', [key()]),
-  spec('set', -3, ['write', 'denyoom'], [1, 1, 1], ['@write', '@string', '@slow'], 'Sets the string value of a key, with an optional expiry (NX, XX and GET answer an error).', '1.0.0', 'string',
-    [key(), text('value'), { name: 'expiration', type: 'oneof', optional: true, arguments: [
+  spec('set', -3, ['write', 'denyoom'], [1, 1, 1], ['@write', '@string', '@slow'], 'Sets the string value of a key, ignoring its type. The key is created if it doesn\'t exist.', '1.0.0', 'string',
+    [key(), text('value'), { name: 'condition', type: 'oneof', optional: true, arguments: [
+      { name: 'nx', type: 'pure-token', token: 'NX' }, { name: 'xx', type: 'pure-token', token: 'XX' }] },
+    { name: 'get', type: 'pure-token', token: 'GET', optional: true }, { name: 'expiration', type: 'oneof', optional: true, arguments: [
       { name: 'seconds', type: 'integer', token: 'EX' }, { name: 'milliseconds', type: 'integer', token: 'PX' },
       { name: 'unix-time-seconds', type: 'integer', token: 'EXAT' }, { name: 'unix-time-milliseconds', type: 'integer', token: 'PXAT' },
       { name: 'keepttl', type: 'pure-token', token: 'KEEPTTL' }] }]),
+  spec('setnx', 3, ['write', 'denyoom', 'fast'], [1, 1, 1], ['@write', '@string', '@fast'], 'Sets the string value of a key only when the key doesn\'t exist.', '1.0.0', 'string', [key(), text('value')]),
+  spec('getset', 3, ['write', 'denyoom', 'fast'], [1, 1, 1], ['@write', '@string', '@fast'], 'Returns the previous string value of a key after setting it to a new value.', '1.0.0', 'string', [key(), text('value')]),
+  spec('getdel', 2, ['write', 'fast'], [1, 1, 1], ['@write', '@string', '@fast'], 'Returns the string value of a key after deleting the key.', '6.2.0', 'string', [key()]),
+  spec('getex', -2, ['write', 'fast'], [1, 1, 1], ['@write', '@string', '@fast'], 'Returns the string value of a key after setting its expiration time.', '6.2.0', 'string',
+    [key(), { name: 'expiration', type: 'oneof', optional: true, arguments: [
+      { name: 'seconds', type: 'integer', token: 'EX' }, { name: 'milliseconds', type: 'integer', token: 'PX' },
+      { name: 'unix-time-seconds', type: 'integer', token: 'EXAT' }, { name: 'unix-time-milliseconds', type: 'integer', token: 'PXAT' },
+      { name: 'persist', type: 'pure-token', token: 'PERSIST' }] }]),
   spec('setex', 4, ['write', 'denyoom'], [1, 1, 1], ['@write', '@string', '@slow'], 'Sets the string value and expiration time (seconds) of a key.', '2.0.0', 'string',
     [key(), { name: 'seconds', type: 'integer' }, text('value')]),
   spec('psetex', 4, ['write', 'denyoom'], [1, 1, 1], ['@write', '@string', '@slow'], 'Sets the string value and expiration time (milliseconds) of a key.', '2.6.0', 'string',
@@ -95,7 +104,15 @@ export const COMMANDS: readonly CommandSpec[] = [
   spec('del', -2, ['write'], [1, -1, 1], ['@keyspace', '@write', '@slow'], 'Deletes one or more keys.', '1.0.0', 'generic', [keys()]),
   spec('unlink', -2, ['write', 'fast'], [1, -1, 1], ['@keyspace', '@write', '@fast'], 'Deletes one or more keys (as DEL: pikv frees memory at once).', '4.0.0', 'generic', [keys()]),
   spec('exists', -2, ['readonly', 'fast'], [1, -1, 1], ['@keyspace', '@read', '@fast'], 'Determines whether one or more keys exist.', '1.0.0', 'generic', [keys()]),
-  spec('dbsize', 1, ['readonly', 'fast'], NO_KEYS, ['@keyspace', '@read', '@fast'], 'Returns the number of keys on this node (not the cluster, for now).', '1.0.0', 'server', []),
+  spec('dbsize', 1, ['readonly', 'fast'], NO_KEYS, ['@keyspace', '@read', '@fast'], 'Returns the number of keys in the database (in a pikv cluster: the cluster, each key once).', '1.0.0', 'server', []),
+  spec('scan', -2, ['readonly'], NO_KEYS, ['@keyspace', '@read', '@slow'], 'Iterates over the key names in the database (the whole pikv cluster).', '2.8.0', 'generic',
+    [{ name: 'cursor', type: 'integer' }, { name: 'pattern', type: 'pattern', token: 'MATCH', optional: true },
+      { name: 'count', type: 'integer', token: 'COUNT', optional: true }, text('type', { token: 'TYPE', optional: true })]),
+  spec('keys', 2, ['readonly'], NO_KEYS, ['@keyspace', '@read', '@slow', '@dangerous'], 'Returns all key names that match a pattern (at most 100,000).', '1.0.0', 'generic', [{ name: 'pattern', type: 'pattern' }]),
+  spec('flushall', -1, ['write'], NO_KEYS, ['@keyspace', '@write', '@slow', '@dangerous'], 'Removes all keys from all databases (only with --allow-flush; the whole pikv cluster).', '1.0.0', 'server',
+    [{ name: 'flush-type', type: 'oneof', optional: true, arguments: [{ name: 'async', type: 'pure-token', token: 'ASYNC' }, { name: 'sync', type: 'pure-token', token: 'SYNC' }] }]),
+  spec('flushdb', -1, ['write'], NO_KEYS, ['@keyspace', '@write', '@slow', '@dangerous'], 'Remove all keys from the current database (as FLUSHALL: pikv has one).', '1.0.0', 'server',
+    [{ name: 'flush-type', type: 'oneof', optional: true, arguments: [{ name: 'async', type: 'pure-token', token: 'ASYNC' }, { name: 'sync', type: 'pure-token', token: 'SYNC' }] }]),
   spec('info', -1, ['loading', 'stale'], NO_KEYS, ['@slow', '@dangerous'], 'Returns information and statistics about the node.', '1.0.0', 'server', [text('section', { optional: true, multiple: true })]),
   spec('config', -2, [], NO_KEYS, ['@slow'], 'A container for server configuration commands.', '2.0.0', 'server', [], [
     spec('config|get', -3, ['admin', 'noscript', 'loading', 'stale'], NO_KEYS, ['@admin', '@slow', '@dangerous'], 'Returns the effective values of a few configuration parameters.', '2.0.0', 'server',
@@ -125,20 +142,11 @@ export function arityFits(command: CommandSpec, argc: number): boolean {
 
 /**
  * Commands pikv knows it does not serve yet, with why; they answer `-ERR NAME is not supported
- * yet: why` instead of "unknown command". Conditional and read-then-write commands need an
- * engine op that tests and writes in one step: a GET then a PUT on the same partition can be
- * split by a worker's RESPONSE_TOO_LARGE (the GET fails, the PUT lands), so GETDEL could
- * delete a value it never returned.
+ * yet: why` instead of "unknown command".
  */
 const EXPIRETIME_REASON = 'pikv reports time to live (TTL, PTTL), not the absolute expiry time';
-const GETEX_REASON = 'pikv\'s engine has no atomic read-and-set-expiry op yet';
-export const CONDITIONAL_REASON = 'pikv\'s engine has no conditional (compare-and-set) write yet';
-const READ_WRITE_REASON = 'pikv\'s engine has no atomic read-and-write op yet';
-const CLEAR_REASON = 'pikv\'s engine has no atomic clear yet';
+export const CONDITIONAL_REASON = 'pikv\'s engine has no conditional expiry op yet';
 export const NOT_YET: ReadonlyMap<string, string> = new Map([
-  ['getex', GETEX_REASON], ['expiretime', EXPIRETIME_REASON], ['pexpiretime', EXPIRETIME_REASON],
-  ['setnx', CONDITIONAL_REASON], ['msetnx', CONDITIONAL_REASON],
-  ['getset', READ_WRITE_REASON], ['getdel', READ_WRITE_REASON],
-  ['flushall', CLEAR_REASON], ['flushdb', CLEAR_REASON],
-  ['scan', 'pikv cannot list keys yet'], ['keys', 'pikv cannot list keys yet'],
+  ['expiretime', EXPIRETIME_REASON], ['pexpiretime', EXPIRETIME_REASON],
+  ['msetnx', 'pikv cannot set several keys atomically (they may live on different partitions and nodes)'],
 ]);

@@ -29,6 +29,14 @@ export const ReplyKind = {
   TTL_SECONDS: 8,
   /** One TTL op (PTTL): ms left, -1, -2. */
   TTL_MS: 9,
+  /** One PUT_NX (SET NX): +OK if it wrote (the key was absent: NOT_FOUND), nil if not. */
+  SET_IF_ABSENT: 10,
+  /** One PUT_XX (SET XX): +OK if it wrote (the key existed: OK), nil if not. */
+  SET_IF_PRESENT: 11,
+  /** One PUT_NX (SETNX): 1 if it wrote, 0 if not. */
+  SETNX: 12,
+  /** A reply the node computes asynchronously (SCAN, KEYS, DBSIZE in a cluster, FLUSHALL): `fixed` once it is known. */
+  ASYNC: 13,
 } as const;
 export type ReplyKindCode = (typeof ReplyKind)[keyof typeof ReplyKind];
 
@@ -45,6 +53,8 @@ export interface ReplyPlan {
   fixed: Buffer | null;
   /** INFO only: the sections asked for. */
   sections: string[] | null;
+  /** ASYNC only: makes the reply; started once the group's batches are submitted, so it runs after them. */
+  task?: () => Promise<Buffer>;
 }
 
 /** Ops of one batch, as views of the parser's buffer until build() copies them. */
@@ -72,7 +82,7 @@ class BatchBuilder {
     this.values.push(value);
     this.key_bytes += key.length;
     if (value !== undefined) this.value_bytes += value.length;
-    if (op === Op.GET) this.gets++;
+    if (op === Op.GET || op === Op.PUT_GET || op === Op.PUT_NX_GET || op === Op.PUT_XX_GET || op === Op.GET_DELETE || op === Op.GET_EXPIRE) this.gets++;
   }
 
   /** The batch, with keys and values copied out of the parser's buffer (which the next read reuses). */
@@ -141,6 +151,16 @@ export class ReadGroup {
     this.local_reply_bytes += LATE_REPLY_BYTES_ESTIMATE;
     this.plans.push({ kind, batch: 0, first_op: 0, op_count: 0, fixed: null, sections });
   }
+
+  /** A reply computed asynchronously by `task` (ReplyKind.ASYNC); it must resolve to a whole RESP reply, errors included. */
+  later(task: () => Promise<Buffer>): void {
+    this.local_reply_bytes += LATE_REPLY_BYTES_ESTIMATE;
+    this.async_count++;
+    this.plans.push({ kind: ReplyKind.ASYNC, batch: 0, first_op: 0, op_count: 0, fixed: null, sections: null, task });
+  }
+
+  /** ASYNC plans in this group. */
+  async_count = 0;
 
   /**
    * One command's ops, all with the same op code and expiry: keys[i] (with values[i] for PUTs). They go

@@ -31,7 +31,7 @@ export function renderGroup(group: ReadGroup, source: RenderSource, writer: Repl
 }
 
 function renderPlan(plan: ReplyPlan, group: ReadGroup, source: RenderSource, writer: ReplyWriter): void {
-  if (plan.kind === ReplyKind.FIXED) {
+  if (plan.kind === ReplyKind.FIXED || plan.kind === ReplyKind.ASYNC) {
     writer.raw(plan.fixed!);
     return;
   }
@@ -59,6 +59,15 @@ function renderPlan(plan: ReplyPlan, group: ReadGroup, source: RenderSource, wri
       return;
     case ReplyKind.OK:
       writer.simple('OK');
+      return;
+    case ReplyKind.SET_IF_ABSENT:
+    case ReplyKind.SET_IF_PRESENT:
+      // The op answers whether the key existed before; NX wrote when it did not, XX when it did.
+      if ((request.status[first] === Status.OK) === (plan.kind === ReplyKind.SET_IF_PRESENT)) writer.simple('OK');
+      else writer.nullBulk();
+      return;
+    case ReplyKind.SETNX:
+      writer.integer(request.status[first] === Status.NOT_FOUND ? 1 : 0);
       return;
     case ReplyKind.DELETED:
     case ReplyKind.EXISTING: {

@@ -171,7 +171,7 @@ export class RespConnection implements ServedConnection {
   /** Submits the group's batches to the dispatcher; a group without ops is ready at once. */
   private submit(group: ReadGroup): void {
     this.groups.push(group);
-    group.unsettled = group.batch_count;
+    group.unsettled = group.batch_count + group.async_count;
     for (let index = 0; index < group.batch_count; index++) {
       const { batch, bytes, gets } = group.build(index, this.next_batch_id++);
       this.budget.open(bytes);
@@ -188,6 +188,24 @@ export class RespConnection implements ServedConnection {
       }
       // A batch answered inside submit() (fast path) has already been released by onAnswered().
       this.budget.track(request, gets);
+    }
+    if (group.async_count > 0) this.startTasks(group);
+  }
+
+  /** Runs the group's asynchronous replies (SCAN, DBSIZE in a cluster, ...), after its batches went to the partitions. */
+  private startTasks(group: ReadGroup): void {
+    for (const plan of group.plans) {
+      if (plan.task === undefined) continue;
+      const task = plan.task;
+      plan.task = undefined;
+      task().catch((error: unknown) => {
+        this.host.log(`internal error in a RESP reply for ${this.address}: ${(error as Error).stack ?? String(error)}`);
+        return encodeReply((w) => w.error('ERR INTERNAL internal server error; see the server log'));
+      }).then((reply) => {
+        plan.fixed = reply;
+        group.unsettled--;
+        if (!this.in_read) this.flush();
+      });
     }
   }
 

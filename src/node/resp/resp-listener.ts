@@ -11,6 +11,7 @@ import { createServer, type AddressInfo, type Server, type Socket } from 'node:n
 import type { ServerConfig } from '../config.js';
 import { LogLimiter } from '../log-limiter.js';
 import type { Dispatcher } from '../dispatcher.js';
+import type { Keyspace } from '../keyspace.js';
 import type { BudgetHost, ServedConnection } from '../request-budget.js';
 import type { NodeStats } from '../stats.js';
 import { infoText, type InfoSource, type RespCounters } from './info.js';
@@ -27,6 +28,8 @@ export interface RespNode extends BudgetHost {
   stats(): NodeStats;
   /** Keys in this node's partitions. */
   keyCount(): number;
+  /** The whole store's keys (SCAN, KEYS, DBSIZE in a cluster, FLUSHALL). */
+  readonly keyspace: Keyspace;
   log(message: string): void;
   onPaused(connection: ServedConnection): void;
   /** Counts the socket against connections_per_ip_max; false (socket destroyed) past it. */
@@ -128,6 +131,10 @@ export class RespListener implements RespConnectionHost, InfoSource {
 
   get dispatcher(): Dispatcher {
     return this.node.dispatcher;
+  }
+
+  get keyspace(): Keyspace {
+    return this.node.keyspace;
   }
 
   get shutting_down(): boolean {

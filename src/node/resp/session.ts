@@ -20,6 +20,9 @@ import { ReplyKind, type ReadGroup, type ReplyKindCode } from './read-group.js';
 import { encodeReply } from './reply-writer.js';
 import { codeErrorText, type ErrorLimits } from './status-errors.js';
 import { globMatches } from './glob.js';
+import { parseScanCursor } from '../../cluster/key-scan.js';
+import type { Keyspace } from '../keyspace.js';
+import { PikvError } from '../../protocol/errors.js';
 
 /** What a session needs from the node. */
 export interface SessionHost {
@@ -32,7 +35,16 @@ export interface SessionHost {
   readonly resp_port: number;
   /** Counts every command read, for INFO's total_commands_processed. */
   countCommand(): void;
+  /** True in a pikv cluster: DBSIZE counts the whole cluster (asynchronously). */
+  readonly clustered: boolean;
+  /** The whole store's keys: SCAN, KEYS, DBSIZE in a cluster, FLUSHALL. */
+  readonly keyspace: Keyspace;
 }
+
+/** KEYS lists at most this many keys; past it, it answers an error that points to SCAN. */
+export const KEYS_REPLY_MAX = 100_000;
+/** SCAN's default COUNT, as Redis's. */
+const SCAN_COUNT_DEFAULT = 10;
 
 /** Longest command name looked up; longer ones are unknown anyway, and are not turned into big strings. */
 const NAME_BYTES_MAX = 64;
@@ -133,6 +145,10 @@ export class RespSession {
       case 'config': return group.fixed(this.config(args));
       case 'get': return this.data(group, ReplyKind.GET, Op.GET, [args[1]!]);
       case 'set': return this.set(args, group);
+      case 'setnx': return this.data(group, ReplyKind.SETNX, Op.PUT_NX, [args[1]!], [args[2]!]);
+      case 'getset': return this.data(group, ReplyKind.GET, Op.PUT_GET, [args[1]!], [args[2]!]);
+      case 'getdel': return this.data(group, ReplyKind.GET, Op.GET_DELETE, [args[1]!]);
+      case 'getex': return this.getex(args, group);
       case 'setex':
       case 'psetex': return this.setex(name, args, group);
       case 'expire':
@@ -147,7 +163,13 @@ export class RespSession {
       case 'del':
       case 'unlink': return this.data(group, ReplyKind.DELETED, Op.DELETE, args.slice(1));
       case 'mset': return this.mset(args, group);
-      case 'dbsize': return group.late(ReplyKind.DBSIZE);
+      case 'dbsize':
+        if (!this.host.clustered) return group.late(ReplyKind.DBSIZE);
+        return group.later(() => this.guarded(async () => integerReply(await this.host.keyspace.count())));
+      case 'scan': return this.scan(args, group);
+      case 'keys': return group.later(() => this.guarded(() => this.keys(text(args[1]!))));
+      case 'flushall':
+      case 'flushdb': return this.flush(name, args, group);
       case 'info': return group.late(ReplyKind.INFO, args.slice(1).map((arg) => lower(arg)));
       default: return group.fixed(errorReply(unknownCommand(args)));
     }
@@ -166,13 +188,16 @@ export class RespSession {
   }
 
   /**
-   * SET key value [EX s | PX ms | EXAT s | PXAT ms | KEEPTTL]. The expiry is made absolute with
-   * this node's clock; without one (or KEEPTTL) the key's TTL is cleared, as in Redis. NX, XX
-   * and GET still answer an error until the engine has conditional writes.
+   * SET key value [NX | XX] [GET] [EX s | PX ms | EXAT s | PXAT ms | KEEPTTL]. The expiry is made
+   * absolute with this node's clock; without one (or KEEPTTL) the key's TTL is cleared, as in
+   * Redis. NX, XX and GET become one conditional op (Op.PUT_NX ..), decided by the key's worker
+   * in one step; NX with GET is allowed, as in Redis 7.
    */
   private set(args: Buffer[], group: ReadGroup): void {
     let expiry_ms = 0;
     let timed = false;
+    let condition: 'NX' | 'XX' | '' = '';
+    let get = false;
     for (let i = 3; i < args.length; i++) {
       const option = lower(args[i]).toUpperCase();
       if (option === 'EX' || option === 'PX' || option === 'EXAT' || option === 'PXAT') {
@@ -191,11 +216,125 @@ export class RespSession {
         expiry_ms = EXPIRY_KEEP;
         continue;
       }
-      if (option === 'NX' || option === 'XX') return group.fixed(errorReply(`ERR SET ${option} is not supported yet: ${CONDITIONAL_REASON}`));
-      if (option === 'GET') return group.fixed(errorReply('ERR SET GET is not supported yet: pikv\'s engine has no atomic read-and-write op yet'));
+      if (option === 'NX' || option === 'XX') {
+        if (condition !== '' && condition !== option) return group.fixed(SYNTAX_ERROR);
+        condition = option;
+        continue;
+      }
+      if (option === 'GET') {
+        get = true;
+        continue;
+      }
       return group.fixed(SYNTAX_ERROR);
     }
-    this.data(group, ReplyKind.OK, Op.PUT, [args[1]!], [args[2]!], expiry_ms);
+    const op = condition === 'NX' ? (get ? Op.PUT_NX_GET : Op.PUT_NX) : condition === 'XX' ? (get ? Op.PUT_XX_GET : Op.PUT_XX) : get ? Op.PUT_GET : Op.PUT;
+    const kind = get ? ReplyKind.GET : condition === 'NX' ? ReplyKind.SET_IF_ABSENT : condition === 'XX' ? ReplyKind.SET_IF_PRESENT : ReplyKind.OK;
+    this.data(group, kind, op, [args[1]!], [args[2]!], expiry_ms);
+  }
+
+  /**
+   * GETEX key [EX s | PX ms | EXAT s | PXAT ms | PERSIST]: the value, and the new expiry set in
+   * the same step (Op.GET_EXPIRE). Without an option it is a GET. A time not in the future
+   * deletes the key after reading it, as in Redis.
+   */
+  private getex(args: Buffer[], group: ReadGroup): void {
+    if (args.length === 2) return this.data(group, ReplyKind.GET, Op.GET, [args[1]!]);
+    const option = lower(args[2]).toUpperCase();
+    if (option === 'PERSIST') {
+      if (args.length !== 3) return group.fixed(SYNTAX_ERROR);
+      return this.data(group, ReplyKind.GET, Op.GET_EXPIRE, [args[1]!], undefined, 0);
+    }
+    if ((option !== 'EX' && option !== 'PX' && option !== 'EXAT' && option !== 'PXAT') || args.length !== 4) return group.fixed(SYNTAX_ERROR);
+    const amount = parseInteger(args[3]!);
+    if (Number.isNaN(amount)) return group.fixed(NOT_AN_INTEGER);
+    const absolute = absoluteExpiry(option === 'EX' ? 's' : option === 'PX' ? 'ms' : option === 'EXAT' ? 'at_s' : 'at_ms', amount);
+    if (absolute === null || amount <= 0) return group.fixed(errorReply('ERR invalid expire time in \'getex\' command'));
+    // 1 ms after the epoch at the least: a time already past, so the engine deletes the key.
+    this.data(group, ReplyKind.GET, Op.GET_EXPIRE, [args[1]!], undefined, Math.max(1, absolute));
+  }
+
+  /**
+   * SCAN cursor [MATCH pattern] [COUNT n] [TYPE type]: one page of the whole store's keys
+   * (the cluster's, each key once; src/cluster/key-scan.ts). MATCH and TYPE filter the page after
+   * it is read, as Redis does, so a page may be empty before the scan ends. Every key is a string.
+   */
+  private scan(args: Buffer[], group: ReadGroup): void {
+    const cursor = parseScanCursor(text(args[1]!, 32));
+    if (cursor === null) return group.fixed(errorReply('ERR invalid cursor'));
+    let pattern: string | null = null;
+    let count = SCAN_COUNT_DEFAULT;
+    let type_ok = true;
+    for (let i = 2; i < args.length; i++) {
+      const option = lower(args[i]).toUpperCase();
+      if (i + 1 >= args.length) return group.fixed(SYNTAX_ERROR);
+      const value = args[++i]!;
+      if (option === 'MATCH') {
+        pattern = text(value);
+      } else if (option === 'COUNT') {
+        count = parseInteger(value);
+        if (Number.isNaN(count)) return group.fixed(NOT_AN_INTEGER);
+        if (count < 1) return group.fixed(SYNTAX_ERROR);
+      } else if (option === 'TYPE') {
+        type_ok = lower(value) === 'string';
+      } else {
+        return group.fixed(SYNTAX_ERROR);
+      }
+    }
+    if (this.host.shutting_down) return group.fixed(errorReply(codeErrorText(ErrorCode.SHUTTING_DOWN, this.host.error_limits)));
+    group.later(() => this.guarded(async () => {
+      const page = await this.host.keyspace.page(cursor, count);
+      const keys = type_ok ? page.keys.filter((key) => pattern === null || globMatches(pattern, latin1(key))) : [];
+      return encodeReply((w) => {
+        w.arrayHeader(2).bulk(page.cursor).arrayHeader(keys.length);
+        for (const key of keys) w.bulk(asBuffer(key));
+      });
+    }));
+  }
+
+  /** KEYS pattern: a whole scan, bounded by KEYS_REPLY_MAX matches. */
+  private async keys(pattern: string): Promise<Buffer> {
+    const found: Uint8Array[] = [];
+    let found_bytes = 0;
+    let cursor = 0n;
+    do {
+      const page = await this.host.keyspace.page(cursor, 1000);
+      for (const key of page.keys) {
+        if (!globMatches(pattern, latin1(key))) continue;
+        found.push(key);
+        found_bytes += key.length;
+      }
+      if (found.length > KEYS_REPLY_MAX || found_bytes > this.host.error_limits.response_bytes_max) {
+        return errorReply(`ERR KEYS would list more than ${KEYS_REPLY_MAX} keys or response_bytes_max bytes: use SCAN with MATCH`);
+      }
+      cursor = BigInt(page.cursor);
+    } while (cursor !== 0n);
+    return encodeReply((w) => {
+      w.arrayHeader(found.length);
+      for (const key of found) w.bulk(asBuffer(key));
+    });
+  }
+
+  /** FLUSHALL / FLUSHDB [ASYNC | SYNC]: only with --allow-flush; deletes every key of the store (the cluster's). */
+  private flush(name: string, args: Buffer[], group: ReadGroup): void {
+    if (args.length > 2) return group.fixed(SYNTAX_ERROR);
+    if (args.length === 2 && !['async', 'sync'].includes(lower(args[1]))) return group.fixed(SYNTAX_ERROR);
+    if (!this.host.config.allow_flush) {
+      return group.fixed(errorReply(`ERR ${name.toUpperCase()} is disabled on this node: start it with --allow-flush (allow_flush in the config file) to let clients delete every key`));
+    }
+    group.later(() => this.guarded(async () => {
+      await this.host.keyspace.flush();
+      return OK;
+    }));
+  }
+
+  /** A reply made by `make`, or the error reply of the PikvError it threw (NODE_DOWN: -TRYAGAIN ...). */
+  private async guarded(make: () => Promise<Buffer>): Promise<Buffer> {
+    try {
+      return await make();
+    } catch (error) {
+      if (!(error instanceof PikvError)) throw error;
+      return errorReply(codeErrorText(error.code, this.host.error_limits, error.message));
+    }
   }
 
   /** SETEX key seconds value, PSETEX key ms value. */
@@ -368,6 +507,19 @@ function absoluteExpiry(unit: 's' | 'ms' | 'at_s' | 'at_ms', amount: number): nu
   const ms = unit === 's' || unit === 'at_s' ? amount * 1000 : amount;
   const absolute = unit === 's' || unit === 'ms' ? Date.now() + ms : ms;
   return Number.isSafeInteger(absolute) && absolute <= EXPIRY_MS_MAX ? absolute : null;
+}
+
+function integerReply(value: number): Buffer {
+  return encodeReply((w) => w.integer(value));
+}
+
+/** Key bytes as a latin1 string, one char per byte, as MATCH patterns are read. */
+function latin1(key: Uint8Array): string {
+  return asBuffer(key).toString('latin1');
+}
+
+function asBuffer(bytes: Uint8Array): Buffer {
+  return Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length);
 }
 
 /** Redis's text for an unknown command: its name and the start of its arguments, quoted. */
