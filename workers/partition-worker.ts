@@ -240,6 +240,7 @@ function rewritePastExpiries(request: RequestPacket, now_ms: number, put_as_dele
     // treat a DELETE's value as absent (partition-log.ts, replicator.ts).
     if (op === Op.PUT) put_as_delete[i] = 1;
     request.op[i] = Op.DELETE;
+    request.value_codec[i] = 0;
     request.expiry[i] = 0;
   }
 }
@@ -259,6 +260,7 @@ function growReply(reply: ReplyPacket, op_count: number, bytes_used: number, byt
 function execute(request: RequestPacket): ReplyPacket {
   const count = request.op_count;
   const status = new Uint8Array(count);
+  const value_codec = new Uint8Array(count);
   const value_length = new Uint32Array(count);
   const data = request.data;
   let gets = 0, hits = 0, puts = 0, deletes = 0, out_of_memory = 0, puts_failed = 0;
@@ -303,6 +305,8 @@ function execute(request: RequestPacket): ReplyPacket {
       table.copyValue(ref, reply.data, reply_bytes);
       reply_bytes += length;
       value_length[i] = length;
+      // Returned as stored: the main thread decides whether its client gets it decoded.
+      value_codec[i] = table.valueFlags(ref);
     } else if (op === Op.PUT) {
       puts++;
       if (log_failed) {
@@ -316,7 +320,7 @@ function execute(request: RequestPacket): ReplyPacket {
         // Streams built from this packet (replication, data moves) carry the time itself.
         request.expiry[i] = expiry_ms;
       }
-      const result = table.put(hash, data, key_offset, key_length, data, key_offset + key_length, val_length, expiry_ms);
+      const result = table.put(hash, data, key_offset, key_length, data, key_offset + key_length, val_length, expiry_ms, request.value_codec[i]!);
       if (result === PUT_OUT_OF_MEMORY) {
         status[i] = Status.OUT_OF_MEMORY;
         out_of_memory++;
@@ -389,6 +393,7 @@ function execute(request: RequestPacket): ReplyPacket {
   reply.header[HEADER_OP_COUNT] = count;
   reply.header[HEADER_DATA_BYTES] = reply_bytes;
   reply.status.set(status);
+  reply.value_codec.set(value_codec);
   reply.value_length.set(value_length);
   return reply;
 }

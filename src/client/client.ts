@@ -93,6 +93,8 @@ export interface ColumnResults {
   status: Uint8Array;
   value_lengths: Uint32Array;
   values: Uint8Array;
+  /** Codec id of each result value as stored, when the batch set `accept_codecs` and some value is encoded. */
+  value_codec?: Uint8Array | undefined;
 }
 
 function byteLength(bytes: Bytes): number {
@@ -454,7 +456,7 @@ export class PikvClient {
       return;
     }
     if (frame.kind === 'columns') {
-      frame.resolve({ status: response.status, value_lengths: response.value_lengths, values: response.values });
+      frame.resolve({ status: response.status, value_lengths: response.value_lengths, values: response.values, value_codec: response.value_codec });
       return;
     }
     let offset = 0;

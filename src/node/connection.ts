@@ -348,8 +348,10 @@ export class Connection implements ServedConnection {
     if (this.ws.readyState === this.ws.OPEN) {
       // limitValues() first: it may turn ops past the response size limit into RESPONSE_TOO_LARGE.
       const values_bytes = request.limitValues();
-      const frame = Buffer.allocUnsafe(responseFrameBytes(request.id, request.op_count, values_bytes));
-      const values_offset = writeResponseHead(frame, request.id, request.status, request.value_length, values_bytes);
+      // `vc` only when a result is still encoded, which the dispatcher leaves only for a request with `ac`.
+      const value_codec = request.value_codec !== null && request.value_codec.some((codec) => codec !== 0) ? request.value_codec : null;
+      const frame = Buffer.allocUnsafe(responseFrameBytes(request.id, request.op_count, values_bytes, value_codec !== null));
+      const values_offset = writeResponseHead(frame, request.id, request.status, request.value_length, values_bytes, value_codec);
       request.copyValues(frame, values_offset);
       this.send(frame);
     }
