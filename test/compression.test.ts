@@ -11,7 +11,10 @@ import { connect, ErrorCode, type PikvClient } from '../src/index.js';
 import { Op, Status } from '../src/protocol/constants.js';
 import { encodeValue, ValueCodec, VALUE_CODECS_KNOWN_MASK } from '../src/protocol/value-codec.js';
 import { corpusValue, CORPUS_KINDS } from '../bench/lib/corpus.js';
-import { startServer, type ServerProcess } from './helpers/server-process.js';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { runCli, startServer, type ServerProcess } from './helpers/server-process.js';
 import { curl, httpBase, NO_CURL } from './helpers/http.js';
 import { findRedisCli, runTool } from './helpers/resp-socket.js';
 import { temporaryDataDir } from './helpers/persistence.js';
@@ -169,6 +172,29 @@ describe('value compression', { timeout: 180_000 }, () => {
     // A codec id the node does not know, or one on an op other than PUT, is refused.
     assert.equal(await putEncoded(plain, 'bad:codec', good, 6), Status.BAD_OP);
     await plain.ping();
+  });
+
+  it('pikv load compresses large values the same way, and keeps the last of two writes of a key', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'pikv-load-compress-'));
+    try {
+      const lines: string[] = [];
+      for (let i = 0; i < 40; i++) lines.push(`load:${i}\t${corpusValue('json', 8192 + i, 40 + i).toString()}`);
+      lines.push('load:small\tsmall value');
+      lines.push(`load:0\tthe last write of load:0`);
+      const path = join(dir, 'values.tsv');
+      writeFileSync(path, `${lines.join('\n')}\n`);
+      const loaded = await runCli(['load', path, '--url', server.url, '--no-progress', '--batch', '8']);
+      assert.equal(loaded.code, 0, loaded.stderr);
+      for (let i = 1; i < 40; i++) {
+        const stored = (await peek(plain, `load:${i}`))!;
+        assert.equal(stored.codec, ValueCodec.DEFLATE, `load:${i}`);
+        assert.deepEqual(Buffer.from((await plain.get(`load:${i}`))!), corpusValue('json', 8192 + i, 40 + i));
+      }
+      assert.equal(Buffer.from((await plain.get('load:0'))!).toString(), 'the last write of load:0');
+      assert.equal((await peek(plain, 'load:small'))!.codec, ValueCodec.RAW);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('shuts the pool down with close()', async () => {
