@@ -18,6 +18,8 @@ import { runCli, startServer, type ServerProcess } from './helpers/server-proces
 import { curl, httpBase, NO_CURL } from './helpers/http.js';
 import { findRedisCli, runTool } from './helpers/resp-socket.js';
 import { temporaryDataDir } from './helpers/persistence.js';
+import { etcdMissing } from './helpers/etcd.js';
+import { clusters, startThree, waitFor, withCluster } from './helpers/etcd-cluster.js';
 
 const NO_REDIS_CLI = findRedisCli() === null ? 'redis-cli is not installed (Debian: apt-get install redis-tools)' : false;
 const SIZES = [4096, 64 * 1024, 1024 * 1024];
@@ -229,5 +231,61 @@ describe('compressed values in a data dir', { timeout: 120_000 }, () => {
     } finally {
       await server.stop();
     }
+  });
+});
+
+const NO_ETCD = etcdMissing() ?? false;
+
+/** Sum over nodes of a per-worker STATS field. */
+async function perWorkerSum(urls: string[], field: 'keys' | 'payload_bytes'): Promise<number> {
+  let total = 0;
+  for (const url of urls) {
+    const kv = await connect(url, { compress_min_bytes: 0 });
+    try {
+      const workers = (await kv.stats())['per_worker'] as Record<string, number>[];
+      for (const worker of workers) total += worker[field]!;
+    } finally {
+      await kv.close();
+    }
+  }
+  return total;
+}
+
+describe('compressed values in a replicated cluster (etcd, 2 copies)', { timeout: 150_000, skip: NO_ETCD }, () => {
+  after(async () => {
+    for (const cluster of clusters) await cluster.stop();
+  });
+
+  it('copies travel and are stored compressed, and a backup serves them plain after the primary is killed', async () => {
+    const KEYS = 30;
+    const VALUE_BYTES = 64 * 1024;
+    await withCluster('compression-replication', async (cluster) => {
+      await startThree(cluster, false);
+      const urls = cluster.urls();
+      const writer = await connect(urls[0]!, { compress_threads: 1 });
+      const values = Array.from({ length: KEYS }, (_, i) => corpusValue(i % 2 === 0 ? 'json' : 'log', VALUE_BYTES, 100 + i));
+      try {
+        for (let i = 0; i < KEYS; i++) {
+          await waitFor(() => writer.put(`rep:${i}`, values[i]!).then(() => true, () => null), 20_000, 100);
+        }
+      } finally {
+        await writer.close();
+      }
+      assert.equal(await perWorkerSum(urls, 'keys'), 2 * KEYS, 'two copies of every key');
+      const payload = await perWorkerSum(urls, 'payload_bytes');
+      assert.ok(payload < (2 * KEYS * VALUE_BYTES) / 2, `every copy is stored compressed: ${payload} payload bytes for ${2 * KEYS} copies of ${VALUE_BYTES} B`);
+      await cluster.kill('a');
+      const reader = await connect(urls[1]!, { compress_min_bytes: 0 });
+      try {
+        for (let i = 0; i < KEYS; i++) {
+          const value = await waitFor(() => reader.get(`rep:${i}`).then((v) => v ?? null, () => null), 30_000, 100);
+          assert.deepEqual(Buffer.from(value), values[i], `rep:${i} after the kill`);
+          const old = await oldClientGet(reader, `rep:${i}`);
+          assert.deepEqual(old.bytes, values[i], `rep:${i} for a client without ac`);
+        }
+      } finally {
+        await reader.close();
+      }
+    }, ['--replicas', '2']);
   });
 });
