@@ -7,7 +7,7 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { connect, ErrorCode, type PikvClient } from '../src/index.js';
+import { connect, connectCluster, ErrorCode, type PikvClient } from '../src/index.js';
 import { Op, Status } from '../src/protocol/constants.js';
 import { encodeValue, ValueCodec, VALUE_CODECS_KNOWN_MASK } from '../src/protocol/value-codec.js';
 import { corpusValue, CORPUS_KINDS } from '../bench/lib/corpus.js';
@@ -262,14 +262,18 @@ describe('compressed values in a replicated cluster (etcd, 2 copies)', { timeout
     await withCluster('compression-replication', async (cluster) => {
       await startThree(cluster, false);
       const urls = cluster.urls();
+      // Even keys through a node client, odd ones through the ring-aware cluster client: both compress.
       const writer = await connect(urls[0]!, { compress_threads: 1 });
+      const cluster_writer = await connectCluster([urls[0]!], { compress_threads: 1 });
       const values = Array.from({ length: KEYS }, (_, i) => corpusValue(i % 2 === 0 ? 'json' : 'log', VALUE_BYTES, 100 + i));
       try {
         for (let i = 0; i < KEYS; i++) {
-          await waitFor(() => writer.put(`rep:${i}`, values[i]!).then(() => true, () => null), 20_000, 100);
+          const put = i % 2 === 0 ? () => writer.put(`rep:${i}`, values[i]!) : () => cluster_writer.put(`rep:${i}`, values[i]!);
+          await waitFor(() => put().then(() => true, () => null), 20_000, 100);
         }
       } finally {
         await writer.close();
+        await cluster_writer.close();
       }
       assert.equal(await perWorkerSum(urls, 'keys'), 2 * KEYS, 'two copies of every key');
       const payload = await perWorkerSum(urls, 'payload_bytes');
@@ -285,6 +289,13 @@ describe('compressed values in a replicated cluster (etcd, 2 copies)', { timeout
         }
       } finally {
         await reader.close();
+      }
+      const cluster_reader = await connectCluster([urls[1]!]);
+      try {
+        const reads = await cluster_reader.batch(values.map((_, i) => ({ op: 'get' as const, key: `rep:${i}` })));
+        reads.forEach((read, i) => assert.deepEqual(Buffer.from(read.value!), values[i], `rep:${i} through the cluster client`));
+      } finally {
+        await cluster_reader.close();
       }
     }, ['--replicas', '2']);
   });

@@ -408,6 +408,15 @@ export class PikvClient {
   }
 
   /**
+   * The plain bytes of a result value a node returned stored with `codec` (a batchColumns()
+   * reply's `value_codec`, for batches that set `accept_codecs`): decoded inline when small,
+   * in the pool when large. Rejects with VALUE_CORRUPT when it does not decode.
+   */
+  decodeResult(codec: number, bytes: Uint8Array): Promise<Uint8Array> {
+    return codec === 0 ? Promise.resolve(bytes) : this.decoder.decode(codec, bytes);
+  }
+
+  /**
    * A copy of `batch` whose PUT values of at least compress_min_bytes are compressed in the
    * pool, all at once, with `value_codec` set where that paid (the same rule as put()). For
    * batchColumns() callers such as `pikv load`; a batch with nothing to compress comes back as is.
