@@ -11,7 +11,8 @@ import { connect, connectCluster, ErrorCode, type PikvClient } from '../src/inde
 import { Op, Status } from '../src/protocol/constants.js';
 import { encodeValue, ValueCodec, VALUE_CODECS_KNOWN_MASK } from '../src/protocol/value-codec.js';
 import { corpusValue, CORPUS_KINDS } from '../bench/lib/corpus.js';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { runCli, startServer, type ServerProcess } from './helpers/server-process.js';
@@ -228,6 +229,47 @@ describe('compressed values in a data dir', { timeout: 120_000 }, () => {
       assert.deepEqual((await oldClientGet(reader, 'disk:k')).bytes, value);
       assert.deepEqual(Buffer.from((await reader.get('disk:r'))!), corpusValue('random', 8192, 32));
       await reader.close();
+    } finally {
+      await server.stop();
+    }
+  });
+});
+
+describe('a data directory written before compression (format version 2)', { timeout: 60_000 }, () => {
+  it('loads with its expiries, takes compressed values, and loads again as version 3', async () => {
+    const dir = temporaryDataDir('data-v2');
+    const fixture = fileURLToPath(new URL('../../test/fixtures/data-v2/', import.meta.url));
+    for (const name of readdirSync(fixture)) if (name !== 'README.md') copyFileSync(join(fixture, name), join(dir, name));
+    assert.match(readFileSync(join(dir, 'MANIFEST'), 'utf8'), /"version":2/);
+    const check = async (kv: PikvClient): Promise<void> => {
+      assert.equal(Buffer.from((await kv.get('v2-0'))!).toString(), 'value-0');
+      assert.equal(Buffer.from((await kv.get('v2-49'))!).toString(), 'value-49');
+      assert.equal(await kv.get('v2-7'), undefined);
+      assert.equal(Buffer.from((await kv.get('v2-8'))!).toString(), 'overwritten');
+      assert.equal(await kv.get('short'), undefined);
+      const ttl_ms = (await kv.ttl('ttl-3'))!;
+      assert.ok(ttl_ms > 5 * 365 * 86400 * 1000, `ttl-3 keeps its absolute expiry: ${ttl_ms} ms left`);
+      assert.equal(Buffer.from((await kv.get('ttl-3'))!).toString(), 'lives-3');
+      const big = (await peek(kv, 'big'))!;
+      assert.equal(big.codec, ValueCodec.RAW);
+      assert.equal(JSON.parse(big.bytes.toString()).length, 400);
+    };
+    let server = await startServer(['--workers', '2', '--data-dir', dir]);
+    try {
+      let kv = await connect(server.url);
+      await check(kv);
+      const value = corpusValue('json', 32 * 1024, 77);
+      await kv.put('new-compressed', value);
+      assert.equal((await peek(kv, 'new-compressed'))!.codec, ValueCodec.DEFLATE);
+      assert.match(readFileSync(join(dir, 'MANIFEST'), 'utf8'), /"version":3/);
+      await kv.close();
+      await server.stop();
+      server = await startServer(['--workers', '2', '--data-dir', dir]);
+      kv = await connect(server.url);
+      await check(kv);
+      assert.equal((await peek(kv, 'new-compressed'))!.codec, ValueCodec.DEFLATE);
+      assert.deepEqual(Buffer.from((await kv.get('new-compressed'))!), value);
+      await kv.close();
     } finally {
       await server.stop();
     }
