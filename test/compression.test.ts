@@ -212,17 +212,26 @@ describe('value compression', { timeout: 180_000 }, () => {
 });
 
 describe('compressed values in a data dir', { timeout: 120_000 }, () => {
-  it('stay compressed across a restart, and read back plain', async () => {
+  it('stay compressed across a restart, through the log and through a snapshot (compaction), and read back plain', async () => {
     const dir = temporaryDataDir('compression');
     const value = corpusValue('log', 256 * 1024, 31);
-    let server = await startServer(['--workers', '2', '--data-dir', dir]);
+    // A small compaction threshold: rewriting one key passes it, so a snapshot is written.
+    const args = ['--workers', '1', '--data-dir', dir, '--compact-min-bytes', '64kb'];
+    let server = await startServer(args);
     try {
       const kv = await connect(server.url);
+      for (let round = 0; round < 12; round++) await kv.put('disk:k', corpusValue('log', 256 * 1024, 1000 + round));
       await kv.put('disk:k', value);
       await kv.put('disk:r', corpusValue('random', 8192, 32));
+      const compactionsNow = async (): Promise<number> => ((await kv.stats())['per_worker'] as { compactions: number }[])[0]!.compactions;
+      // Random (raw) rewrites of another key pass the threshold again: the next snapshot holds
+      // disk:k's last value, which no later log record repeats.
+      const before = await compactionsNow();
+      for (let round = 0; round < 24; round++) await kv.put('disk:f', corpusValue('random', 16 * 1024, 2000 + round));
+      await waitFor(async () => ((await compactionsNow()) > before ? true : null), 20_000, 100);
       await kv.close();
       await server.stop();
-      server = await startServer(['--workers', '2', '--data-dir', dir]);
+      server = await startServer(args);
       const reader = await connect(server.url, { compress_min_bytes: 0 });
       assert.equal((await peek(reader, 'disk:k'))!.codec, ValueCodec.DEFLATE);
       assert.equal((await peek(reader, 'disk:r'))!.codec, ValueCodec.RAW);
