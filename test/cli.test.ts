@@ -47,6 +47,12 @@ describe('pikv CLI', { timeout: 180_000 }, () => {
     assert.match(got.stderr, /CONNECT_FAILED/);
   });
 
+  it('refuses an unknown cluster setting with BAD_OP before connecting', async () => {
+    const got = await runCli(['cluster', 'set', 'replica-count', '2', '--url', 'ws://127.0.0.1:1']);
+    assert.equal(got.code, 2);
+    assert.match(got.stderr, /unknown cluster setting "replica-count"; settings: replicas, min-replicas \[BAD_OP\]/);
+  });
+
   it('prints stats as a table and as JSON', async () => {
     const table = await runCli(['stats'], env);
     assert.equal(table.code, 0);

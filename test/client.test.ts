@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
-import { createServer } from 'node:net';
+import { createHash } from 'node:crypto';
+import { createServer, type Socket } from 'node:net';
 import { describe, it } from 'node:test';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { connect, ErrorCode, WireCodec } from '../src/index.js';
@@ -27,7 +28,58 @@ async function freePort(): Promise<number> {
   return port;
 }
 
+/**
+ * The masking key of the first frame a client sends: a bare TCP server answers the WebSocket
+ * upgrade itself and reads the frame header's 4 key bytes (RFC 6455 5.2).
+ */
+async function firstMaskKey(random_mask: boolean | undefined): Promise<Buffer> {
+  const sockets: Socket[] = [];
+  const server = createServer((socket) => {
+    sockets.push(socket);
+    let buffered = Buffer.alloc(0);
+    let upgraded = false;
+    socket.on('data', (chunk: Buffer) => {
+      buffered = Buffer.concat([buffered, chunk]);
+      if (!upgraded) {
+        const end = buffered.indexOf('\r\n\r\n');
+        if (end < 0) return;
+        const key = /sec-websocket-key: *(\S+)/i.exec(buffered.subarray(0, end).toString('latin1'))![1]!;
+        const accept = createHash('sha1').update(key + '258EAFA5-E914-47DA-95CA-C5AB0DC85B11').digest('base64');
+        socket.write(`HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${accept}\r\n\r\n`);
+        upgraded = true;
+        buffered = buffered.subarray(end + 4);
+      }
+      if (buffered.length >= 2) socket.emit('frame-header', buffered);
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as { port: number };
+  const client = await connect(`ws://127.0.0.1:${port}`, { request_timeout_ms: 2_000, ...(random_mask === undefined ? {} : { random_mask }) });
+  try {
+    const header = new Promise<Buffer>((resolve, reject) => {
+      sockets[0]!.on('frame-header', (bytes: Buffer) => {
+        if ((bytes[1]! & 0x80) === 0) reject(new Error('a client frame without the mask bit'));
+        const length7 = bytes[1]! & 0x7f;
+        const key_at = length7 < 126 ? 2 : length7 === 126 ? 4 : 10;
+        if (bytes.length >= key_at + 4) resolve(Buffer.from(bytes.subarray(key_at, key_at + 4)));
+      });
+    });
+    client.get('k').catch(() => undefined);
+    return await header;
+  } finally {
+    await client.close();
+    for (const socket of sockets) socket.destroy();
+    await new Promise((resolve) => server.close(resolve));
+  }
+}
+
 describe('client library', { timeout: 30_000 }, () => {
+  it('masks its frames with a zero key by default, and with a random key when random_mask is set', async () => {
+    assert.deepEqual(await firstMaskKey(undefined), Buffer.alloc(4), 'default: zero key (no copy and XOR per frame)');
+    const keys = [await firstMaskKey(true), await firstMaskKey(true)];
+    assert.ok(keys.some((key) => !key.equals(Buffer.alloc(4))), 'random_mask: a random key');
+  });
+
   it('sends calls made in the same tick as one frame', async () => {
     const codec = new WireCodec();
     const frames: number[] = [];

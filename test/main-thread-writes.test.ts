@@ -110,6 +110,31 @@ describe('main-thread writes', { timeout: 120_000 }, () => {
     }
   });
 
+  it('answers pipelined fast-path GETs of large values each with its own value (the kept values buffer is reused only after the answer is copied)', async () => {
+    const server = await startServer(['--workers', '2']);
+    servers.push(server);
+    const kv = await connect(server.url);
+    try {
+      const values = Array.from({ length: 8 }, (_, i) => Buffer.alloc(100_000 + i * 1_000, 97 + i));
+      for (let i = 0; i < values.length; i++) await kv.put(`big-${i}`, values[i]!);
+      const next = random(7);
+      const asked: number[] = [];
+      const answers: Promise<Uint8Array | undefined>[] = [];
+      // One frame per GET (a new macrotask each), all in flight at once, each answered by the fast path.
+      for (let n = 0; n < 120; n++) {
+        const i = Math.floor(next() * values.length);
+        asked.push(i);
+        answers.push(kv.get(`big-${i}`));
+        await new Promise((resolve) => setImmediate(resolve));
+      }
+      const got = await Promise.all(answers);
+      for (let n = 0; n < got.length; n++) assert.ok(Buffer.from(got[n]!).equals(values[asked[n]!]!), `answer ${n} (big-${asked[n]}) has its own value`);
+      assert.ok(sum(await perWorker(kv), 'main_thread_gets') >= 60, 'most GETs were answered on the main thread');
+    } finally {
+      await kv.close();
+    }
+  });
+
   it('never applies writes on the main thread with --data-dir (the worker logs them first)', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'pikv-main-writes-'));
     dirs.push(dir);

@@ -73,7 +73,7 @@ describe('min_replicas', { skip, timeout: 120_000 }, () => {
       assert.match(status.stdout, /min_replicas 2/);
       assert.match(status.stdout, /below min_replicas: writes refused/);
 
-      const lowered = await runCli(['cluster', 'set-min-replicas', '1', '--url', a, '--wait-ms', '20000'], ENV);
+      const lowered = await runCli(['cluster', 'set', 'min-replicas', '1', '--url', a, '--wait-ms', '20000'], ENV);
       assert.equal(lowered.code, 0, lowered.stderr);
       const after_results = await waitFor(async () => {
         const r = await put(with_c, 'v3').catch(() => null);
@@ -104,7 +104,11 @@ describe('min_replicas', { skip, timeout: 120_000 }, () => {
       const results = await client.batch(on_a.map((key) => ({ op: 'put' as const, key, value: 'while-c-frozen' })));
       const marked = await viewOf(a);
       assert.ok(marked.down?.includes('c'), 'c was marked down while the writes waited');
-      assert.deepEqual(new Set(results.map((r) => r.code)), new Set(['NOT_ENOUGH_REPLICAS']), 'a write left on one copy of two is not reported done');
+      // Without the after-append check these writes would answer OK once c is marked down. On a
+      // starved machine a's own lease fence can run out while they wait: NODE_DOWN, also "not
+      // done" (seen once at load average 17). Anything else, OK above all, is the bug.
+      const codes = new Set(results.map((r) => r.code));
+      assert.ok(!codes.has('OK') && [...codes].every((code) => code === 'NOT_ENOUGH_REPLICAS' || code === 'NODE_DOWN'), `a write left on one copy of two is not reported done: ${[...codes].join(', ')}`);
     }, ['--replicas', '2', '--min-replicas', '2', '--down-grace-ms', '600000']);
   });
 });

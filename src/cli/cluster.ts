@@ -1,5 +1,5 @@
 /**
- * `pikv cluster status|join|leave|remove|set-replicas`: look at and change the membership of a cluster.
+ * `pikv cluster status|join|leave|remove|set-replicas|set-min-replicas|set`: look at and change the membership of a cluster.
  *
  * status needs no secret; join, leave and remove are admin ops that prove the cluster secret
  * ($PIKV_CLUSTER_SECRET or --cluster-secret-file; never argv, where ps shows it) and wait until the change has finished moving
@@ -200,3 +200,17 @@ export async function runClusterSetReplicas(n: string, options: AdminOptions): P
   if (!Number.isInteger(replicas) || replicas < 1 || replicas > REPLICAS_MAX) throw new PikvError(ErrorCode.BAD_OP, `replicas must be a whole number from 1 to ${REPLICAS_MAX}`);
   await admin(options, { action: 'set-replicas', replicas }, (view) => (view.replicas ?? 1) === replicas);
 }
+
+/** The settings `pikv cluster set NAME VALUE` changes (the issue's spelling of set-replicas and set-min-replicas). */
+const CLUSTER_SETTINGS: Readonly<Record<string, (value: string, options: AdminOptions) => Promise<void>>> = {
+  'replicas': runClusterSetReplicas,
+  'min-replicas': runClusterSetMinReplicas,
+  'min_replicas': runClusterSetMinReplicas,
+};
+
+export async function runClusterSet(name: string, value: string, options: AdminOptions): Promise<void> {
+  const run = CLUSTER_SETTINGS[name];
+  if (run === undefined) throw new PikvError(ErrorCode.BAD_OP, `unknown cluster setting ${JSON.stringify(name)}; settings: replicas, min-replicas`);
+  await run(value, options);
+}
+

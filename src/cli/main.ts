@@ -34,6 +34,7 @@ const runClusterLeave = lazy(cluster_commands, 'runClusterLeave');
 const runClusterRemove = lazy(cluster_commands, 'runClusterRemove');
 const runClusterSetReplicas = lazy(cluster_commands, 'runClusterSetReplicas');
 const runClusterSetMinReplicas = lazy(cluster_commands, 'runClusterSetMinReplicas');
+const runClusterSet = lazy(cluster_commands, 'runClusterSet');
 const runDiscover = lazy(() => import('./discover.js'), 'runDiscover');
 const runTop = lazy(() => import('./top.js'), 'runTop');
 const runDevCluster = lazy(() => import('./dev-cluster.js'), 'runDevCluster');
@@ -169,6 +170,8 @@ adminOptions(cluster.command('set-replicas').description('with etcd: keep N copi
   .argument('<n>')).action(runClusterSetReplicas);
 adminOptions(cluster.command('set-min-replicas').description('with etcd: refuse writes (NOT_ENOUGH_REPLICAS) to key ranges with fewer than M copies up (1..replicas; default 1: write while any copy is up)')
   .argument('<m>')).action(runClusterSetMinReplicas);
+adminOptions(cluster.command('set').description('with etcd: change a cluster setting: `set replicas N` is set-replicas, `set min-replicas M` is set-min-replicas')
+  .argument('<setting>', 'replicas or min-replicas').argument('<value>')).action(runClusterSet);
 
 program
   .command('discover')

@@ -61,6 +61,15 @@ export interface ClientOptions {
   compress_min_bytes?: number;
   /** Threads of the compression pool (started on first use). Default: cores - 1, at least 1. */
   compress_threads?: number;
+  /**
+   * Mask frames with a random key, as RFC 6455 asks of clients (default false: a zero key).
+   * Masking exists so that script in a browser cannot craft bytes that an intermediary would
+   * misread; a Node client's caller already chooses every byte it sends, so the mask protects
+   * nothing here, and with a random key ws copies and XORs every frame (a 1 MiB PUT: one more
+   * 1 MiB copy). A zero key is still a valid masked frame: ws skips the copy and the node's
+   * unmasking leaves the bytes as they are. Set true for a proxy that checks mask keys.
+   */
+  random_mask?: boolean;
 }
 
 const DEFAULTS: Required<ClientOptions> = {
@@ -76,6 +85,7 @@ const DEFAULTS: Required<ClientOptions> = {
   ca: '',
   compress_min_bytes: 4096,
   compress_threads: 0, // 0: defaultCompressThreads(), decided when the client is made
+  random_mask: false,
 };
 
 /** An op that waits for an earlier op's value to be compressed, so per-key order is kept. */
@@ -651,6 +661,11 @@ export class PikvClient {
 }
 
 /** Opens a connection to a pikv node, e.g. connect('ws://127.0.0.1:7070'). */
+/** A zero masking key (ClientOptions.random_mask). */
+function zeroMask(mask: Buffer): void {
+  mask.fill(0);
+}
+
 export function connect(url: string, options: ClientOptions = {}): Promise<PikvClient> {
   const merged: Required<ClientOptions> = { ...DEFAULTS, ...options };
   return new Promise((resolve, reject) => {
@@ -664,7 +679,9 @@ export function connect(url: string, options: ClientOptions = {}): Promise<PikvC
         handshake = new PeerHandshake(merged.peer);
         Object.assign(headers, handshake.headers);
       }
-      ws = new WebSocket(url, { perMessageDeflate: false, maxPayload: 0, headers, ...(merged.ca !== '' ? { ca: merged.ca } : {}) });
+      ws = new WebSocket(url, {
+        perMessageDeflate: false, maxPayload: 0, headers, ...(merged.ca !== '' ? { ca: merged.ca } : {}), ...(merged.random_mask ? {} : { generateMask: zeroMask }),
+      });
     } catch (error) {
       return reject(error instanceof PikvError ? error : new PikvError(ErrorCode.CONNECT_FAILED, `cannot connect to ${url}: ${(error as Error).message}`));
     }

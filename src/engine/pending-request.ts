@@ -90,6 +90,11 @@ export class PendingRequest {
     this.holds++;
   }
 
+  /** A hold keeps the answer back (replication); false once every hold was released. */
+  get held(): boolean {
+    return this.holds > 0;
+  }
+
   release(): void {
     this.holds--;
     if (this.holds < 0) throw new Error(`request ${this.id}: released more holds than it took`);

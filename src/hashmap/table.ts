@@ -27,6 +27,7 @@ import { descriptorAt, finishMigration, migrateStep, rebuildSlotsFor, startRebui
 import { recoverTable } from './recover.js';
 import { probeKey, probeReusable } from './slots.js';
 import { scanStep } from './scan.js';
+import { copyFromShared, copyIntoShared } from './shared-copy.js';
 import { readStats, type TableStats } from './stats.js';
 import { checkFormatted, createViews, type TableViews } from './views.js';
 
@@ -166,7 +167,7 @@ export class HashTable {
     if (value_length <= COPY_LOOP_BYTES_MAX) {
       for (let i = 0; i < value_length; i++) target[target_offset + i] = u8[start + i]!;
     } else {
-      target.set(u8.subarray(start, start + value_length), target_offset);
+      copyFromShared(u8, start, value_length, target, target_offset);
     }
   }
 
@@ -177,7 +178,11 @@ export class HashTable {
     const key_length = entryKeyLength(views.u32, ref);
     const start = entryKeyStart(views.u32, ref);
     if (start + key_length > views.u8.length || target_offset + key_length > target.length) return;
-    copyBytes(target, target_offset, views.u8, start, key_length);
+    if (key_length <= COPY_LOOP_BYTES_MAX) {
+      for (let i = 0; i < key_length; i++) target[target_offset + i] = views.u8[start + i]!;
+    } else {
+      copyFromShared(views.u8, start, key_length, target, target_offset);
+    }
   }
 
   /**
@@ -335,10 +340,8 @@ export class HashTable {
       // A kill between the expiry and the value stores leaves one of them new: with --data-dir
       // the worker re-applies the logged op before serving (docs/PERSISTENCE.md).
       if ((flags & ENTRY_HAS_EXPIRY) !== 0) writeEntryExpiry(u32, ref, expiry_ms);
-      // One TypedArray.prototype.set call: a kill cannot tear the value.
-      const start = key_start_old + key_length;
-      if (value_offset === 0 && value_length === value.length) views.u8.set(value, start);
-      else views.u8.set(value.subarray(value_offset, value_offset + value_length), start);
+      // One TypedArray.prototype.set call (copyIntoShared ends in one): a kill cannot tear the value.
+      copyIntoShared(views.u8, key_start_old + key_length, value, value_offset, value_length);
       return PUT_OK;
     }
     return this.replace(slot, key_length, value, value_offset, value_length, flags, expiry_ms);
@@ -419,19 +422,17 @@ export class HashTable {
     const u8 = this.views.u8;
     writeEntryHeader(this.views.u32, ref, key_length, value_length, flags, expiry_ms);
     const start = entryKeyStart(this.views.u32, ref);
-    copyBytes(u8, start, key, key_offset, key_length);
-    copyBytes(u8, start + key_length, value, value_offset, value_length);
+    copyIntoTable(u8, start, key, key_offset, key_length);
+    copyIntoTable(u8, start + key_length, value, value_offset, value_length);
   }
 }
 
-/** Copies source[source_offset..+length] to target[target_offset..]; may overlap only if equal. */
-function copyBytes(target: Uint8Array, target_offset: number, source: Uint8Array, source_offset: number, length: number): void {
+/** Copies source[source_offset..+length] into the table's memory at table_u8[target_offset..]. */
+function copyIntoTable(table_u8: Uint8Array, target_offset: number, source: Uint8Array, source_offset: number, length: number): void {
   if (length <= COPY_LOOP_BYTES_MAX) {
-    for (let i = 0; i < length; i++) target[target_offset + i] = source[source_offset + i]!;
-  } else if (source_offset === 0 && length === source.length) {
-    target.set(source, target_offset);
+    for (let i = 0; i < length; i++) table_u8[target_offset + i] = source[source_offset + i]!;
   } else {
-    target.set(source.subarray(source_offset, source_offset + length), target_offset);
+    copyIntoShared(table_u8, target_offset, source, source_offset, length);
   }
 }
 

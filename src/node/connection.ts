@@ -29,7 +29,7 @@ import { ErrorCode, type ErrorCodeName } from '../protocol/errors.js';
 import { RequestDecodeError, type WireCodec } from '../protocol/codec.js';
 import { responseFrameBytes, writeResponseHead } from '../protocol/response-writer.js';
 import type { ServerConfig } from './config.js';
-import type { Dispatcher } from './dispatcher.js';
+import type { Dispatcher, SubmitOptions } from './dispatcher.js';
 import type { PendingRequest } from '../engine/pending-request.js';
 import { Op } from '../protocol/constants.js';
 import { RequestBudget, type BudgetHost, type ConnectionProtocol, type ServedConnection } from './request-budget.js';
@@ -52,6 +52,9 @@ const CLOSE_GOING_AWAY = 1001;
 const CLOSE_POLICY_VIOLATION = 1008;
 const CLOSE_INTERNAL_ERROR = 1011;
 const SEND_OPTIONS = { binary: true } as const;
+/** respond() copies every value into the response frame before it returns (Dispatcher's kept fast-path buffer relies on it). */
+const CLIENT_SUBMIT: SubmitOptions = { values_copied_in_done: true };
+const PEER_SUBMIT: SubmitOptions = { peer: true, values_copied_in_done: true };
 /** A closed connection that has not finished its closing handshake by then is torn down. */
 const CLOSE_GRACE_MS = 1_000;
 
@@ -320,7 +323,7 @@ export class Connection implements ServedConnection {
     }
     this.budget.open(frame.length);
     try {
-      const request = this.host.dispatcher.submit(batch, frame.length, this.onDone, this.peer);
+      const request = this.host.dispatcher.submit(batch, frame.length, this.onDone, this.peer ? PEER_SUBMIT : CLIENT_SUBMIT);
       // A request answered inside submit() (fast path, ping) has already been released by respond().
       this.budget.track(request, gets);
     } catch (error) {
