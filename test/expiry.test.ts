@@ -180,7 +180,7 @@ describe('a data directory written before expiry (format version 1)', { timeout:
     assert.equal(await kv.ttl('old-1'), null);
     assert.equal(await kv.expire('old-1', 120_000), true);
     await kv.put('new', 'n', { ttl_ms: 120_000 });
-    assert.match(readFileSync(join(dir, 'MANIFEST'), 'utf8'), /"version":2/);
+    assert.match(readFileSync(join(dir, 'MANIFEST'), 'utf8'), /"version":3/);
     await kv.close();
     await server.stop();
     ({ server, kv } = await start(args));

@@ -97,7 +97,7 @@ describe('log records', () => {
 
   it('refuse a file written for another partition or worker count', () => {
     const { path } = writeLog('other.log', 1);
-    assert.throws(() => readRecordFile(path, { ...EXPECT, workers: 3 }, { repair: false }, () => {}), /expected magic "PIKVLOG\\u0000", version 1..2, workers 3/);
+    assert.throws(() => readRecordFile(path, { ...EXPECT, workers: 3 }, { repair: false }, () => {}), /expected magic "PIKVLOG\\u0000", version 1..3, workers 3/);
   });
 
   it('treat a file shorter than its header as empty', () => {
@@ -123,7 +123,7 @@ describe('BATCH ops with expiry (format version 2)', () => {
     buffer.appendOp(OP_DELETE, 5, data, 0, 2, 0, 0);
     buffer.endRecord();
     const bytes = buffer.bytes.subarray(0, buffer.length);
-    const op = { op: 0, flags: 0, expiry_ms: 0, hash: 0, key_offset: 0, key_length: 0, value_length: 0 };
+    const op = { op: 0, flags: 0, expiry_ms: 0, hash: 0, key_offset: 0, key_length: 0, value_length: 0, value_codec: 0 };
     const table = new HashTable(createTableMemory(1 << 20));
     const seen: [number, number, number, number | null][] = [];
     let at = RECORD_HEADER_BYTES;

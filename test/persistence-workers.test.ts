@@ -27,7 +27,7 @@ describe('a data directory and the worker count', { timeout: 60_000 }, () => {
       await client.put('k0', 'back');
       await client.close();
       await server.stop();
-      assert.deepEqual(JSON.parse(readFileSync(join(dir, 'MANIFEST'), 'utf8')), { format: 'pikv-data', version: 2, workers });
+      assert.deepEqual(JSON.parse(readFileSync(join(dir, 'MANIFEST'), 'utf8')), { format: 'pikv-data', version: 3, workers });
       assert.ok(readdirSync(dir).every((name) => name === 'MANIFEST' || name.startsWith(`w${workers}-`)), readdirSync(dir).join(' '));
     }
   });

@@ -241,6 +241,7 @@ function rewritePastExpiries(request: RequestPacket, now_ms: number, put_as_dele
     // treat a DELETE's value as absent (partition-log.ts, replicator.ts).
     if (op === Op.PUT) put_as_delete[i] = 1;
     request.op[i] = Op.DELETE;
+    request.value_codec[i] = 0;
     request.expiry[i] = 0;
   }
 }
@@ -261,7 +262,7 @@ const COND_SKIP = 2;
 let cond_values = new Uint8Array(64 * 1024);
 
 /** Decides the packet's conditional ops (see above); false when it has none. */
-function resolveConditionals(request: RequestPacket, now_ms: number, cond: Uint8Array, cond_status: Uint8Array, cond_offset: Uint32Array, cond_length: Uint32Array): boolean {
+function resolveConditionals(request: RequestPacket, now_ms: number, cond: Uint8Array, cond_status: Uint8Array, cond_offset: Uint32Array, cond_length: Uint32Array, cond_codec: Uint8Array): boolean {
   const data = request.data;
   let data_offset = 0;
   let values_used = 0;
@@ -294,6 +295,8 @@ function resolveConditionals(request: RequestPacket, now_ms: number, cond: Uint8
       table.copyValue(ref, cond_values, values_used);
       cond_offset[i] = values_used;
       cond_length[i] = length;
+      // The old value goes back as stored, with its codec id: the main thread decodes it for a plain client.
+      cond_codec[i] = table.valueFlags(ref);
       values_used += length;
     }
     let rewritten: number = Op.GET;
@@ -324,6 +327,7 @@ function growReply(reply: ReplyPacket, op_count: number, bytes_used: number, byt
 function execute(request: RequestPacket): ReplyPacket {
   const count = request.op_count;
   const status = new Uint8Array(count);
+  const value_codec = new Uint8Array(count);
   const value_length = new Uint32Array(count);
   const data = request.data;
   let gets = 0, hits = 0, puts = 0, deletes = 0, out_of_memory = 0, puts_failed = 0;
@@ -336,7 +340,8 @@ function execute(request: RequestPacket): ReplyPacket {
   const cond_status = new Uint8Array(count);
   const cond_offset = new Uint32Array(count);
   const cond_length = new Uint32Array(count);
-  const has_conditionals = resolveConditionals(request, now_ms, cond, cond_status, cond_offset, cond_length);
+  const cond_codec = new Uint8Array(count);
+  const has_conditionals = resolveConditionals(request, now_ms, cond, cond_status, cond_offset, cond_length, cond_codec);
   const put_as_delete = new Uint8Array(count);
   rewritePastExpiries(request, now_ms, put_as_delete);
   expireTouchedKeys(request, now_ms);
@@ -400,6 +405,7 @@ function execute(request: RequestPacket): ReplyPacket {
         reply.data.set(cond_values.subarray(cond_offset[i]!, cond_offset[i]! + length), reply_bytes);
         reply_bytes += length;
         value_length[i] = length;
+        value_codec[i] = cond_codec[i]!;
       }
       continue;
     }
@@ -420,6 +426,8 @@ function execute(request: RequestPacket): ReplyPacket {
       table.copyValue(ref, reply.data, reply_bytes);
       reply_bytes += length;
       value_length[i] = length;
+      // Returned as stored: the main thread decides whether its client gets it decoded.
+      value_codec[i] = table.valueFlags(ref);
     } else if (op === Op.PUT) {
       puts++;
       if (log_failed) {
@@ -433,7 +441,7 @@ function execute(request: RequestPacket): ReplyPacket {
         // Streams built from this packet (replication, data moves) carry the time itself.
         request.expiry[i] = expiry_ms;
       }
-      const result = table.put(hash, data, key_offset, key_length, data, key_offset + key_length, val_length, expiry_ms);
+      const result = table.put(hash, data, key_offset, key_length, data, key_offset + key_length, val_length, expiry_ms, request.value_codec[i]!);
       if (result === PUT_OUT_OF_MEMORY) {
         status[i] = Status.OUT_OF_MEMORY;
         out_of_memory++;
@@ -541,6 +549,7 @@ function execute(request: RequestPacket): ReplyPacket {
   reply.header[HEADER_OP_COUNT] = count;
   reply.header[HEADER_DATA_BYTES] = reply_bytes;
   reply.status.set(status);
+  reply.value_codec.set(value_codec);
   reply.value_length.set(value_length);
   return reply;
 }

@@ -10,7 +10,7 @@
  */
 import { SingleBar } from 'cli-progress';
 import { statSync } from 'node:fs';
-import { connect, type PikvClient } from '../client/client.js';
+import { connect, type ColumnBatch, type ColumnResults, type PikvClient } from '../client/client.js';
 import { ColumnBuilder } from '../client/columns.js';
 import { Status } from '../protocol/constants.js';
 import { statusName } from '../protocol/errors.js';
@@ -23,6 +23,28 @@ interface LoadOptions {
   batch: string;
   inflight: string;
   progress: boolean;
+  /** Values of at least this many bytes are compressed in the client's pool (0 off); the client library's compress_min_bytes. */
+  compressMinBytes?: string;
+}
+
+/**
+ * Where the batches stand in line: a batch is sent only after the one before it was, though
+ * their values are compressed at the same time, so a key written twice in a file ends with the
+ * later value.
+ */
+interface SendOrder {
+  /** Resolves once the last batch queued behind a compression has been handed to the client. */
+  previous_sent: Promise<void>;
+  /** Batches waiting for that; while there are any, the next batch waits too. */
+  unsent: number;
+}
+
+/** An owned copy of a built batch: the builder's memory is reused while the copy's values are in the pool. */
+function copyColumns(batch: ColumnBatch): ColumnBatch {
+  return {
+    op: batch.op.slice(), key_lengths: batch.key_lengths.slice(), value_lengths: batch.value_lengths.slice(),
+    keys: Buffer.from(batch.keys), values: Buffer.from(batch.values),
+  };
 }
 
 /** How many rejected ops are printed one by one before only counting. */
@@ -41,10 +63,27 @@ function positiveInteger(text: string, name: string, max: number): number {
   return value;
 }
 
-async function sendBatch(client: PikvClient, builder: ColumnBuilder, lines: Int32Array, totals: LoadTotals): Promise<void> {
+async function sendBatch(client: PikvClient, builder: ColumnBuilder, lines: Int32Array, totals: LoadTotals, compress_min_bytes: number, order: SendOrder): Promise<void> {
   const count = builder.count;
   const first_lines = lines.slice(0, count);
-  const sent = client.batchColumns(builder.build());
+  const built = builder.build();
+  const compress = compress_min_bytes > 0 && built.value_lengths.some((length) => length >= compress_min_bytes);
+  let sent: Promise<ColumnResults>;
+  if (!compress && order.unsent === 0) {
+    // batchColumns encodes the frame before it returns, so the builder may be reused at once.
+    sent = client.batchColumns(built);
+  } else {
+    const owned = copyColumns(built);
+    const ready = compress ? client.compressColumns(owned) : Promise.resolve(owned);
+    let answer: Promise<ColumnResults> | null = null;
+    order.unsent++;
+    const handed = Promise.all([order.previous_sent, ready]).then(([, batch]) => {
+      order.unsent--;
+      answer = client.batchColumns(batch);
+    });
+    order.previous_sent = handed.catch(() => undefined);
+    sent = handed.then(() => answer!);
+  }
   builder.reset();
   const { status } = await sent;
   for (let i = 0; i < count; i++) {
@@ -64,7 +103,10 @@ export async function runLoad(path: string, options: LoadOptions): Promise<void>
   const inflight_max = positiveInteger(options.inflight, 'inflight', 64);
   const total_bytes = path === '-' ? 0 : statSync(path).size;
   const input = openInput(path);
-  const client = await connect(options.url);
+  const compress_min_bytes = Number(options.compressMinBytes ?? '4096');
+  if (!Number.isSafeInteger(compress_min_bytes) || compress_min_bytes < 0) throw new Error(`--compress-min-bytes must be a whole number >= 0, got ${String(options.compressMinBytes)}`);
+  const client = await connect(options.url, { compress_min_bytes });
+  const order: SendOrder = { previous_sent: Promise.resolve(), unsent: 0 };
   const show_bar = options.progress && process.stderr.isTTY === true;
   const bar = new SingleBar({
     format: ' {bar} {percentage}% | {records} records | {rate} records/s | {eta_formatted} left',
@@ -83,7 +125,7 @@ export async function runLoad(path: string, options: LoadOptions): Promise<void>
 
   const submit = async (): Promise<void> => {
     if (builder.count === 0) return;
-    const tracked = sendBatch(client, builder, lines, totals).finally(() => pending.delete(tracked));
+    const tracked = sendBatch(client, builder, lines, totals, compress_min_bytes, order).finally(() => pending.delete(tracked));
     // Marked handled here; a failure still surfaces through Promise.race or Promise.all below.
     tracked.catch(() => {});
     pending.add(tracked);

@@ -7,10 +7,12 @@
  * CONNECTION_LOST); writes are never retried behind the caller's back.
  */
 import WebSocket from 'ws';
-import { EXPIRY_KEEP, Op, REQUEST_ID_MAX } from '../protocol/constants.js';
+import { EXPIRY_KEEP, Op, REQUEST_ID_MAX, Status } from '../protocol/constants.js';
 import { isErrorResponse, WireCodec, type RequestBatch, type ResponseBatch } from '../protocol/codec.js';
 import { ErrorCode, PikvError, type ErrorCodeName } from '../protocol/errors.js';
 import { ERROR_HEADER, PeerHandshake, type PeerIdentity } from '../protocol/auth.js';
+import { CompressPool, defaultCompressThreads } from './compress-pool.js';
+import { VALUE_CODECS_KNOWN_MASK } from '../protocol/value-codec.js';
 import {
   BatchSink, OP_CODES, SingleSink, checkBytes, checkTtl, deleteResult, getResult, putResult, ttlResult,
   type BatchOp, type Bytes, type OpResult, type OpSink,
@@ -51,6 +53,15 @@ export interface ClientOptions {
    */
   ca?: string | Buffer;
   /**
+   * PUT values of at least this many bytes are compressed before they are sent, in a pool of
+   * compress_threads threads, and stored compressed if that saves at least an eighth
+   * (docs/PROTOCOL.md, "Value compression"). 0 = never compress. Default 4096. Reads always
+   * decode compressed values, whatever this says.
+   */
+  compress_min_bytes?: number;
+  /** Threads of the compression pool (started on first use). Default: cores - 1, at least 1. */
+  compress_threads?: number;
+  /**
    * Mask frames with a random key, as RFC 6455 asks of clients (default false: a zero key).
    * Masking exists so that script in a browser cannot craft bytes that an intermediary would
    * misread; a Node client's caller already chooses every byte it sends, so the mask protects
@@ -72,8 +83,23 @@ const DEFAULTS: Required<ClientOptions> = {
   keepalive_ms: 0,
   reset_on_timeout: false,
   ca: '',
+  compress_min_bytes: 4096,
+  compress_threads: 0, // 0: defaultCompressThreads(), decided when the client is made
   random_mask: false,
 };
+
+/** An op that waits for an earlier op's value to be compressed, so per-key order is kept. */
+interface WaitingOp {
+  op: number;
+  key: Bytes;
+  value: Bytes | null;
+  codec: number;
+  sink: OpSink;
+  position: number;
+  ttl: number;
+  /** False while its value is in the pool. */
+  ready: boolean;
+}
 
 /** A frame of auto-batched calls: each op reports to its own sink. */
 interface OpsFrame {
@@ -103,6 +129,8 @@ export interface ColumnResults {
   status: Uint8Array;
   value_lengths: Uint32Array;
   values: Uint8Array;
+  /** Codec id of each result value as stored, when the batch set `accept_codecs` and some value is encoded. */
+  value_codec?: Uint8Array | undefined;
 }
 
 function byteLength(bytes: Bytes): number {
@@ -144,14 +172,28 @@ export class PikvClient {
   private queued_ttls: number[] = [];
   private queued_sinks: OpSink[] = [];
   private queued_positions: number[] = [];
+  /** Per op: the value codec id its value was encoded with (0 raw). */
+  private queued_codecs: number[] = [];
   private flush_scheduled = false;
   private ops_pending = 0;
+  /** Compression of large PUT values; null when compress_min_bytes is 0 (reads then decode inline). */
+  private readonly compressor: CompressPool | null;
+  /** Decodes large compressed results even when this client does not compress. */
+  private readonly decoder: CompressPool;
+  /**
+   * Ops behind a value being compressed, in call order: they go into the queue only once
+   * every op before them has, so ops on one key are still sent in the order they were made.
+   */
+  private waiting: WaitingOp[] = [];
 
   /** Use connect(); the constructor takes an already open socket. */
   constructor(url: string, ws: WebSocket, options: Required<ClientOptions>) {
     this.url = url;
     this.ws = ws;
     this.options = options;
+    const threads = options.compress_threads === 0 ? defaultCompressThreads() : options.compress_threads;
+    this.decoder = new CompressPool(threads);
+    this.compressor = options.compress_min_bytes > 0 && options.peer === null ? this.decoder : null;
     ws.on('message', (data: Buffer, is_binary: boolean) => this.onMessage(data, is_binary));
     ws.on('close', (code: number, reason: Buffer) => {
       const detail = reason.length > 0 ? `${code} ${reason.toString()}` : String(code);
@@ -163,6 +205,11 @@ export class PikvClient {
   /** Why this client can no longer be used (closed, or its connection was lost), or null while open. */
   get failed(): PikvError | null {
     return this.failure;
+  }
+
+  /** Threads the compression pool runs now: 0 before the first large value and after close(). */
+  get compress_threads_running(): number {
+    return this.decoder.threads_running;
   }
 
   /** The value of `key`, or undefined when absent. Values are views into the response frame. */
@@ -334,12 +381,15 @@ export class PikvClient {
   close(): Promise<void> {
     if (this.closed !== null) return this.closed;
     this.failAll(new PikvError(ErrorCode.CLIENT_CLOSED));
-    this.closed = new Promise((resolve) => {
+    // The pool's threads stop too: a closed client leaves nothing running.
+    const pool_closed = this.decoder.close();
+    const socket_closed = new Promise<void>((resolve) => {
       if (this.ws.readyState === WebSocket.CLOSED) return resolve();
       this.ws.once('close', () => resolve());
       this.ws.close(1000);
       setTimeout(() => this.ws.terminate(), 1000).unref();
     });
+    this.closed = Promise.all([socket_closed, pool_closed]).then(() => undefined);
     return this.closed;
   }
 
@@ -365,19 +415,100 @@ export class PikvClient {
   }
 
   private enqueue(op: number, key: Bytes, value: Bytes | null, sink: OpSink, position: number, ttl = 0): void {
+    this.ops_pending++;
+    const compressor = this.compressor;
+    const large = compressor !== null && value !== null && op === Op.PUT && byteLength(value) >= this.options.compress_min_bytes;
+    if (!large && this.waiting.length === 0) {
+      this.enqueueNow(op, key, value, 0, sink, position, ttl);
+      return;
+    }
+    const waiting: WaitingOp = { op, key, value, codec: 0, sink, position, ttl, ready: !large };
+    this.waiting.push(waiting);
+    if (!large) return;
+    const queue = this.waiting;
+    const bytes = typeof value === 'string' ? Buffer.from(value) : value!;
+    void compressor.encode(bytes).then((encoded) => {
+      if (encoded !== null) {
+        waiting.value = encoded;
+        waiting.codec = compressor.codec;
+      }
+      waiting.ready = true;
+      // failAll() replaced the list: these ops were already failed.
+      if (queue === this.waiting) this.drainWaiting();
+    });
+  }
+
+  /** Moves the ops at the head of the waiting list whose values are ready into the queue. */
+  private drainWaiting(): void {
+    let taken = 0;
+    while (taken < this.waiting.length && this.waiting[taken]!.ready) {
+      const item = this.waiting[taken++]!;
+      this.enqueueNow(item.op, item.key, item.value, item.codec, item.sink, item.position, item.ttl);
+    }
+    if (taken > 0) this.waiting.splice(0, taken);
+  }
+
+  private enqueueNow(op: number, key: Bytes, value: Bytes | null, codec: number, sink: OpSink, position: number, ttl: number): void {
     this.queued_ops.push(op);
     this.queued_ttls.push(ttl);
     this.queued_keys.push(key);
     this.queued_values.push(value);
+    this.queued_codecs.push(codec);
     this.queued_sinks.push(sink);
     this.queued_positions.push(position);
-    this.ops_pending++;
     if (this.queued_ops.length >= this.options.batch_ops_max) {
       this.flush();
     } else if (!this.flush_scheduled) {
       this.flush_scheduled = true;
       queueMicrotask(() => this.flush());
     }
+  }
+
+  /**
+   * The plain bytes of a result value a node returned stored with `codec` (a batchColumns()
+   * reply's `value_codec`, for batches that set `accept_codecs`): decoded inline when small,
+   * in the pool when large. Rejects with VALUE_CORRUPT when it does not decode.
+   */
+  decodeResult(codec: number, bytes: Uint8Array): Promise<Uint8Array> {
+    return codec === 0 ? Promise.resolve(bytes) : this.decoder.decode(codec, bytes);
+  }
+
+  /**
+   * A copy of `batch` whose PUT values of at least compress_min_bytes are compressed in the
+   * pool, all at once, with `value_codec` set where that paid (the same rule as put()). For
+   * batchColumns() callers such as `pikv load`; a batch with nothing to compress comes back as is.
+   */
+  async compressColumns(batch: ColumnBatch): Promise<ColumnBatch> {
+    const compressor = this.compressor;
+    const min_bytes = this.options.compress_min_bytes;
+    if (compressor === null || batch.value_codec !== undefined) return batch;
+    const op_count = batch.op.length;
+    const offsets = new Uint32Array(op_count + 1);
+    let large = 0;
+    for (let i = 0; i < op_count; i++) {
+      offsets[i + 1] = offsets[i]! + batch.value_lengths[i]!;
+      if (batch.op[i] === Op.PUT && batch.value_lengths[i]! >= min_bytes) large++;
+    }
+    if (large === 0) return batch;
+    const encoded: (Uint8Array | null)[] = await Promise.all(Array.from({ length: op_count }, (_, i) =>
+      batch.op[i] === Op.PUT && batch.value_lengths[i]! >= min_bytes ? compressor.encode(batch.values.subarray(offsets[i]!, offsets[i + 1]!)) : Promise.resolve(null)));
+    const value_codec = new Uint8Array(op_count);
+    const value_lengths = new Uint32Array(op_count);
+    let total = 0;
+    for (let i = 0; i < op_count; i++) {
+      const length = encoded[i]?.length ?? batch.value_lengths[i]!;
+      value_lengths[i] = length;
+      total += length;
+    }
+    const values = Buffer.allocUnsafe(total);
+    let at = 0;
+    for (let i = 0; i < op_count; i++) {
+      const bytes = encoded[i] ?? batch.values.subarray(offsets[i]!, offsets[i + 1]!);
+      if (encoded[i] !== null) value_codec[i] = compressor.codec;
+      values.set(bytes, at);
+      at += bytes.length;
+    }
+    return { ...batch, value_lengths, values, value_codec };
   }
 
   private flush(): void {
@@ -389,6 +520,8 @@ export class PikvClient {
     const sinks = this.queued_sinks;
     const positions = this.queued_positions;
     const ttls = this.queued_ttls;
+    const codecs = this.queued_codecs;
+    this.queued_codecs = [];
     this.queued_ttls = [];
     this.queued_ops = [];
     this.queued_keys = [];
@@ -397,11 +530,11 @@ export class PikvClient {
     this.queued_positions = [];
     for (let start = 0; start < ops.length; start += this.options.batch_ops_max) {
       const end = Math.min(ops.length, start + this.options.batch_ops_max);
-      this.sendFrame(ops, keys, values, sinks, positions, start, end, ttls);
+      this.sendFrame(ops, keys, values, sinks, positions, start, end, ttls, codecs);
     }
   }
 
-  private sendFrame(ops: number[], keys: Bytes[], values: (Bytes | null)[], sinks: OpSink[], positions: number[], start: number, end: number, ttls: number[]): void {
+  private sendFrame(ops: number[], keys: Bytes[], values: (Bytes | null)[], sinks: OpSink[], positions: number[], start: number, end: number, ttls: number[], codecs: number[]): void {
     const count = end - start;
     const op = new Uint8Array(count);
     const key_lengths = new Uint32Array(count);
@@ -435,7 +568,13 @@ export class PikvClient {
     const frame_sinks = whole ? sinks : sinks.slice(start, end);
     const frame_positions = whole ? positions : positions.slice(start, end);
     this.inflight.set(id, { kind: 'ops', op_count: count, sinks: frame_sinks, positions: frame_positions, timer: this.frameTimer(id) });
-    const request: RequestBatch = { id, op, key_lengths, value_lengths, keys: key_buffer, values: value_buffer };
+    // `ac`: this client decodes every codec it knows, so compressed values come back as stored.
+    const request: RequestBatch = { id, op, key_lengths, value_lengths, keys: key_buffer, values: value_buffer, accept_codecs: VALUE_CODECS_KNOWN_MASK };
+    for (let i = start; i < end; i++) {
+      if (codecs[i] === 0) continue;
+      request.value_codec = Uint8Array.from(codecs.slice(start, end));
+      break;
+    }
     // The expiry columns go only in frames that have an op with one.
     for (let i = start; i < end; i++) {
       if (ttls[i] === 0) continue;
@@ -511,15 +650,27 @@ export class PikvClient {
       return;
     }
     if (frame.kind === 'columns') {
-      frame.resolve({ status: response.status, value_lengths: response.value_lengths, values: response.values });
+      frame.resolve({ status: response.status, value_lengths: response.value_lengths, values: response.values, value_codec: response.value_codec });
       return;
     }
     let offset = 0;
+    const value_codec = response.value_codec;
     for (let i = 0; i < count; i++) {
       const length = response.value_lengths[i]!;
       const value = length > 0 ? response.values.subarray(offset, offset + length) : undefined;
       offset += length;
-      frame.sinks[i]!.settle(frame.positions[i]!, response.status[i]!, value);
+      const codec = value_codec === undefined ? 0 : value_codec[i]!;
+      if (codec === 0 || value === undefined || response.status[i] !== Status.OK) {
+        frame.sinks[i]!.settle(frame.positions[i]!, response.status[i]!, value);
+        continue;
+      }
+      // Stored compressed: decoded here (in the pool when large) before the caller sees it.
+      const sink = frame.sinks[i]!;
+      const position = frame.positions[i]!;
+      this.decoder.decode(codec, value).then(
+        (plain) => sink.settle(position, Status.OK, plain),
+        (error: PikvError) => sink.settle(position, error.code === ErrorCode.VALUE_CORRUPT ? Status.VALUE_CORRUPT : Status.INTERNAL, undefined),
+      );
     }
   }
 
@@ -541,13 +692,18 @@ export class PikvClient {
     if (this.failure === null) this.failure = error;
     for (const id of [...this.inflight.keys()]) this.failFrame(id, this.failure);
     const sinks = this.queued_sinks;
+    const waiting = this.waiting;
+    this.waiting = [];
     this.queued_ops = [];
     this.queued_keys = [];
     this.queued_values = [];
+    this.queued_codecs = [];
+    this.queued_ttls = [];
     this.queued_sinks = [];
     this.queued_positions = [];
     this.ops_pending = 0;
     for (const sink of sinks) sink.fail(this.failure);
+    for (const item of waiting) item.sink.fail(this.failure);
   }
 }
 

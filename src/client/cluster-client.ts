@@ -9,13 +9,14 @@
  * membership change costs a refresh, not an error. Same calls as PikvClient.
  */
 import { Op, Status } from '../protocol/constants.js';
+import { VALUE_CODECS_KNOWN_MASK } from '../protocol/value-codec.js';
 import { ErrorCode, PikvError, statusName } from '../protocol/errors.js';
 import { WireCodec } from '../protocol/codec.js';
 import { KEY_HASH_SEED, murmur3_x86_32 } from '../routing/murmur3.js';
 import { Placement, slotOf } from '../routing/placement.js';
 import { HashRing, type RingNode } from '../routing/ring.js';
 import { checkView, type ClusterView } from '../routing/view.js';
-import { connect, type ClientOptions, type PikvClient } from './client.js';
+import { connect, type ClientOptions, type ColumnResults, type PikvClient } from './client.js';
 import { checkBytes, checkTtl, OP_CODES, type BatchOp, type Bytes, type OpResult } from './ops.js';
 
 const STALE_RETRIES_MAX = 8;
@@ -36,6 +37,8 @@ export class PikvClusterClient {
   /** Where each key's primary is: the node that takes its ops (docs/REPLICATION.md). */
   private placement: Placement;
   private readonly clients = new Map<string, Promise<PikvClient>>();
+  /** Per node URL: resolves once the last batch for it was handed to its connection (see sendOnce). */
+  private readonly handed = new Map<string, Promise<void>>();
   private closed = false;
   private refreshing: Promise<void> | null = null;
 
@@ -169,10 +172,21 @@ export class PikvClusterClient {
         for (const index of indices) results[index] = { code: ErrorCode.NODE_DOWN };
         return;
       }
-      const batch = columns(ops, keys, indices);
       let reply;
       try {
-        reply = await client.batchColumns({ ...batch, ring_epoch: epoch, ...(this.read_any ? { read_any: true } : {}) });
+        // Large PUT values are compressed in the client's pool (compress_min_bytes). Batches for
+        // one node are handed over in call order even when an earlier one is still compressing,
+        // so two calls writing one key land in the order they were made.
+        const compressed = client.compressColumns(columns(ops, keys, indices));
+        const previous = this.handed.get(node.url) ?? Promise.resolve();
+        let answer: Promise<ColumnResults> | null = null;
+        const handed = Promise.all([previous, compressed]).then(([, batch]) => {
+          // `ac`: compressed values come back as stored (less on the wire) and are decoded here.
+          answer = client.batchColumns({ ...batch, ring_epoch: epoch, accept_codecs: VALUE_CODECS_KNOWN_MASK, ...(this.read_any ? { read_any: true } : {}) });
+        });
+        this.handed.set(node.url, handed.catch(() => undefined));
+        await handed;
+        reply = await answer!;
       } catch (error) {
         const code = (error as PikvError).code;
         const down = code === ErrorCode.CONNECTION_LOST || code === ErrorCode.TIMEOUT || code === ErrorCode.CLIENT_CLOSED;
@@ -181,16 +195,24 @@ export class PikvClusterClient {
         return;
       }
       let offset = 0;
+      const decoding: Promise<void>[] = [];
       indices.forEach((index, i) => {
         const status = reply.status[i]!;
         const length = reply.value_lengths[i]!;
+        const codec = reply.value_codec?.[i] ?? 0;
         // Refused before execution: safe to send again once the view is re-read.
         const refused = status === Status.STALE_RING || status === Status.CLUSTER_UNAVAILABLE || status === Status.CLUSTER_BUSY;
         if (refused && !last) stale.push(index);
-        else if (status === Status.OK && RETURNS_VALUE.has(ops[index]!.op)) results[index] = { code: 'OK', value: reply.values.subarray(offset, offset + length) };
+        else if (status === Status.OK && RETURNS_VALUE.has(ops[index]!.op) && codec !== 0) {
+          decoding.push(client.decodeResult(codec, reply.values.subarray(offset, offset + length)).then(
+            (value) => void (results[index] = { code: 'OK', value }),
+            (error: PikvError) => void (results[index] = { code: error.code }),
+          ));
+        } else if (status === Status.OK && RETURNS_VALUE.has(ops[index]!.op)) results[index] = { code: 'OK', value: reply.values.subarray(offset, offset + length) };
         else results[index] = { code: statusName(status) };
         offset += length;
       });
+      await Promise.all(decoding);
     }));
     return stale;
   }

@@ -15,6 +15,7 @@
  * or if this node now owns it itself, does STALE_RING reach the client.
  */
 import { Status } from '../protocol/constants.js';
+import { VALUE_CODECS_KNOWN_MASK } from '../protocol/value-codec.js';
 import { ErrorCode, type PikvError } from '../protocol/errors.js';
 import type { OpRef } from '../engine/op-ref.js';
 import { KEY_HASH_SEED, murmur3_x86_32 } from '../routing/murmur3.js';
@@ -82,8 +83,10 @@ export class Forwarder {
   private send(link: PeerLink, batch: OutBatch): void {
     this.ops_forwarded += batch.op_count;
     this.frames_forwarded++;
-    link.send({ ...batch.columns(), ring_epoch: this.epoch() }).then(
-      (results) => settleBatch(batch, results.status, results.value_lengths, results.values, this.holdStale(batch, results.status)),
+    // `ac`: results come back as stored (compressed values stay compressed over the link); the
+    // dispatcher decodes them here only for a client that did not announce the codec.
+    link.send({ ...batch.columns(), ring_epoch: this.epoch(), accept_codecs: VALUE_CODECS_KNOWN_MASK }).then(
+      (results) => settleBatch(batch, results.status, results.value_lengths, results.values, this.holdStale(batch, results.status), results.value_codec),
       (error: PikvError) => {
         link.ops_failed += batch.op_count;
         failBatch(batch, PEER_FAILURES.has(error.code) ? Status.NODE_DOWN : Status.INTERNAL);

@@ -217,6 +217,8 @@ export class Migration {
       const ref = this.scanned.set(null, 0, Op.PUT, hash, this.key_buffer, 0, key_length, this.value_buffer, 0, value_length);
       // The absolute expiry moves with the entry (an expired one arrives as a DELETE: the receiving worker turns a PUT whose time has passed into one).
       ref.expiry_ms = table.expiry(entry);
+      // The value moves as stored, with its codec id (never decoded or re-encoded on the way).
+      ref.value_codec = table.valueFlags(entry);
       for (let i = 0; i < COPIES_MAX; i++) {
         const peer = plan.targets[base + i]!;
         if (peer === NO_PEER) break;

@@ -39,6 +39,9 @@ export class OutBatch {
   /** Absolute expiry per op (OpRef.expiry_ms); sent as `xp` only when some op has one. */
   private expiry = new Float64Array(64);
   private expiring_ops = 0;
+  /** Value codec id per op (OpRef.value_codec), carried as is; sent as `vc` only when some op has one. */
+  private value_codec = new Uint8Array(64);
+  private encoded_ops = 0;
   private key_lengths = new Uint32Array(64);
   private value_lengths = new Uint32Array(64);
   private keys: Buffer = Buffer.allocUnsafe(BYTES_INITIAL);
@@ -62,6 +65,8 @@ export class OutBatch {
     this.op[i] = op;
     this.expiry[i] = ref.expiry_ms;
     if (ref.expiry_ms !== 0) this.expiring_ops++;
+    this.value_codec[i] = ref.value_codec;
+    if (ref.value_codec !== 0) this.encoded_ops++;
     this.key_lengths[i] = key_length;
     this.value_lengths[i] = value_length;
     this.keys = ensure(this.keys, this.key_bytes + key_length, this.key_bytes);
@@ -91,6 +96,7 @@ export class OutBatch {
       const value_length = columns.value_lengths[i]!;
       ref.set(this.owners[i]!, this.indices[i]!, columns.op[i]!, 0, columns.keys, key_offset, key_length, columns.values, value_offset, value_length, this.attempts[i]!);
       ref.expiry_ms = this.expiry[i]!;
+      ref.value_codec = this.value_codec[i]!;
       visit(ref);
       key_offset += key_length;
       value_offset += value_length;
@@ -106,6 +112,7 @@ export class OutBatch {
       values: this.values.subarray(0, this.value_bytes),
     };
     if (this.expiring_ops > 0) columns.expiry = this.expiry.subarray(0, this.op_count);
+    if (this.encoded_ops > 0) columns.value_codec = this.value_codec.subarray(0, this.op_count);
     return columns;
   }
 
@@ -116,6 +123,9 @@ export class OutBatch {
     const expiry = new Float64Array(length);
     expiry.set(this.expiry);
     this.expiry = expiry;
+    const value_codec = new Uint8Array(length);
+    value_codec.set(this.value_codec);
+    this.value_codec = value_codec;
     const key_lengths = new Uint32Array(length);
     key_lengths.set(this.key_lengths);
     const value_lengths = new Uint32Array(length);
@@ -137,7 +147,7 @@ function ensure(buffer: Buffer, needed: number, used: number): Buffer {
  * Settles every waiting op of `batch` from a peer's reply, by index. Returns how many ops
  * nobody waits for (data-move ops) failed, so a stream can notice a failed transfer.
  */
-export function settleBatch(batch: OutBatch, status: Uint8Array, value_lengths: Uint32Array, values: Uint8Array, held: Uint8Array | null = null): number {
+export function settleBatch(batch: OutBatch, status: Uint8Array, value_lengths: Uint32Array, values: Uint8Array, held: Uint8Array | null = null, value_codec: Uint8Array | undefined = undefined): number {
   if (status.length !== batch.op_count) {
     failBatch(batch, Status.INTERNAL);
     return batch.op_count;
@@ -160,7 +170,8 @@ export function settleBatch(batch: OutBatch, status: Uint8Array, value_lengths: 
         source_owner = owner;
         source_index = owner.addSource(source);
       }
-      owner.settleValue(batch.indices[i]!, source_index, offset, length);
+      // As the owner stored it: the dispatcher of this node decodes it if its client did not ask for codecs.
+      owner.settleValue(batch.indices[i]!, source_index, offset, length, value_codec?.[i] ?? 0);
     } else {
       owner.settle(batch.indices[i]!, code);
     }

@@ -215,6 +215,8 @@ export class Replicator {
       const copied_op = op === Op.DELETE_EXPIRED ? Op.DELETE : op;
       const ref = this.captured.set(null, 0, copied_op, hash, data, key_offset, key_length, data, key_offset + key_length, copied_op === Op.DELETE ? 0 : value_length);
       ref.expiry_ms = request.expiry[i]!;
+      // The value as stored (compressed or not) with its codec id: never re-encoded per hop.
+      ref.value_codec = copied_op === Op.PUT ? request.value_codec[i]! : 0;
       for (let c = 0; c < COPIES_MAX; c++) {
         const peer = copies[base + c]!;
         if (peer === NO_PEER) break;

@@ -30,6 +30,8 @@ export class OpRef {
   attempt = 0;
   /** Absolute expiry in ms since the epoch (0 none, -1 keep on PUT); set after set() by whoever has one. */
   expiry_ms = 0;
+  /** The value's codec id (0 raw; protocol/value-codec.ts), carried as is; set after set() by whoever has one. */
+  value_codec = 0;
 
   /** Points this view at one op; returns it for chaining. */
   set(request: PendingRequest | null, index: number, op: number, hash: number, keys: Uint8Array, key_offset: number, key_length: number,
@@ -46,6 +48,7 @@ export class OpRef {
     this.value_length = value_length;
     this.attempt = attempt;
     this.expiry_ms = 0;
+    this.value_codec = 0;
     return this;
   }
 }

@@ -12,6 +12,8 @@
  *   [8]   u32 data_bytes             bytes used in the data area
  *   [12]  u32 reserved
  *   [16]  u8  op[ops_capacity]        padded to a multiple of 8
+ *   then  u8  value_codec[ops_capacity]  the PUT value's codec id (0 raw; protocol/value-codec.ts),
+ *                                     padded to a multiple of 8
  *   then  f64 expiry[ops_capacity]    absolute expiry in ms since the epoch (0 none, -1 keep on PUT);
  *                                     the worker writes back what it applied (a kept expiry
  *                                     resolved), so replication streams carry absolute times
@@ -23,6 +25,7 @@
  * Reply packet:
  *   [0]   u32 op_count, [4] u32 ops_capacity, [8] u32 data_bytes, [12] reserved
  *   [16]  u8  status[ops_capacity]    padded to a multiple of 4
+ *   then  u8  value_codec[ops_capacity]  a GET result's codec id as stored, padded to a multiple of 4
  *   then  u32 value_length[ops_capacity]
  *   then  data: the values of the ops that return one, in op order
  */
@@ -46,6 +49,7 @@ export class RequestPacket {
   readonly buffer: ArrayBuffer;
   readonly header: Uint32Array;
   readonly op: Uint8Array;
+  readonly value_codec: Uint8Array;
   readonly expiry: Float64Array;
   readonly hash: Uint32Array;
   readonly key_length: Uint32Array;
@@ -54,7 +58,7 @@ export class RequestPacket {
   readonly ops_capacity: number;
 
   static byteLength(ops_capacity: number, data_bytes: number): number {
-    return PACKET_HEADER_BYTES + align8(ops_capacity) + 20 * ops_capacity + data_bytes;
+    return PACKET_HEADER_BYTES + 2 * align8(ops_capacity) + 20 * ops_capacity + data_bytes;
   }
 
   static create(ops_capacity: number, data_bytes: number): RequestPacket {
@@ -70,6 +74,8 @@ export class RequestPacket {
     this.ops_capacity = capacity;
     let offset = PACKET_HEADER_BYTES;
     this.op = new Uint8Array(buffer, offset, capacity);
+    offset += align8(capacity);
+    this.value_codec = new Uint8Array(buffer, offset, capacity);
     offset += align8(capacity);
     this.expiry = new Float64Array(buffer, offset, capacity);
     offset += 8 * capacity;
@@ -101,11 +107,12 @@ export class ReplyPacket {
   readonly buffer: ArrayBuffer;
   readonly header: Uint32Array;
   readonly status: Uint8Array;
+  readonly value_codec: Uint8Array;
   readonly value_length: Uint32Array;
   readonly data: Uint8Array;
 
   static byteLength(ops_capacity: number, data_bytes: number): number {
-    return PACKET_HEADER_BYTES + align4(ops_capacity) + 4 * ops_capacity + data_bytes;
+    return PACKET_HEADER_BYTES + 2 * align4(ops_capacity) + 4 * ops_capacity + data_bytes;
   }
 
   static create(ops_capacity: number, data_bytes: number): ReplyPacket {
@@ -120,6 +127,8 @@ export class ReplyPacket {
     const capacity = this.header[HEADER_OPS_CAPACITY]!;
     let offset = PACKET_HEADER_BYTES;
     this.status = new Uint8Array(buffer, offset, capacity);
+    offset += align4(capacity);
+    this.value_codec = new Uint8Array(buffer, offset, capacity);
     offset += align4(capacity);
     this.value_length = new Uint32Array(buffer, offset, capacity);
     offset += 4 * capacity;

@@ -212,6 +212,7 @@ export class Partition {
     const position = packet.op_count;
     const data_offset = packet.data_bytes;
     packet.op[position] = op;
+    packet.value_codec[position] = ref.value_codec;
     packet.expiry[position] = ref.expiry_ms;
     packet.hash[position] = hash;
     packet.key_length[position] = key_length;
@@ -261,6 +262,7 @@ export class Partition {
       if (!owners[i]!.cancelled) {
         if (kept !== i) {
           packet.op[kept] = packet.op[i]!;
+          packet.value_codec[kept] = packet.value_codec[i]!;
           packet.expiry[kept] = packet.expiry[i]!;
           packet.hash[kept] = packet.hash[i]!;
           packet.key_length[kept] = packet.key_length[i]!;
@@ -358,7 +360,7 @@ export class Partition {
           source_owner = owner;
           source_index = owner.addSource(data);
         }
-        owner.settleValue(op_index, source_index, data_offset, length);
+        owner.settleValue(op_index, source_index, data_offset, length, reply.value_codec[i]!);
         data_offset += length;
       } else {
         owner.settle(op_index, status);

@@ -45,6 +45,11 @@ export class PendingRequest {
   budget: ResponseBudget | null = null;
   /** GETs in this request, for the connection's estimate of what its answers will weigh. */
   gets = 0;
+  /**
+   * Codec id of each result value as stored (protocol/value-codec.ts); null while every value
+   * is raw, which is nearly always, so plain requests allocate nothing for it.
+   */
+  value_codec: Uint8Array | null = null;
 
   constructor(id: number, op_count: number, frame_bytes: number, value_bytes_max: number, done: RequestDone) {
     this.id = id;
@@ -111,6 +116,7 @@ export class PendingRequest {
       this.value_bytes_found -= length;
       if (this.budget !== null) this.budget.response_bytes_found -= length;
       this.value_length[i] = 0;
+      if (this.value_codec !== null) this.value_codec[i] = 0;
       this.status[i] = status;
     }
   }
@@ -122,16 +128,49 @@ export class PendingRequest {
     this.value_bytes_found -= length;
     if (this.budget !== null) this.budget.response_bytes_found -= length;
     this.value_length[op_index] = 0;
+    if (this.value_codec !== null) this.value_codec[op_index] = 0;
     this.status[op_index] = status;
   }
 
-  settleValue(op_index: number, source_index: number, offset: number, length: number): void {
+  settleValue(op_index: number, source_index: number, offset: number, length: number, value_codec = 0): void {
+    if (value_codec !== 0) (this.value_codec ??= new Uint8Array(this.op_count))[op_index] = value_codec;
     this.value_length[op_index] = length;
     this.value_bytes_found += length;
     if (this.budget !== null) this.budget.response_bytes_found += length;
     this.source_index[op_index] = source_index;
     this.source_offset[op_index] = offset;
     this.settle(op_index, Status.OK);
+  }
+
+  /** The value bytes op `op_index` settled with, as a view into its source (empty when none). */
+  valueView(op_index: number): Uint8Array {
+    const length = this.value_length[op_index]!;
+    if (length === 0 || this.cancelled) return new Uint8Array(0);
+    const offset = this.source_offset[op_index]!;
+    return this.sources[this.source_index[op_index]!]!.subarray(offset, offset + length);
+  }
+
+  /**
+   * After every op settled: op `op_index`'s value becomes `value` (decoded bytes, codec 0), or,
+   * with `value` null, the op fails with `status` (a value that does not decode). Keeps the
+   * budget's count of value bytes true.
+   */
+  replaceValue(op_index: number, value: Buffer | null, status: number = Status.OK): void {
+    if (this.ops_unsettled !== 0) throw new Error(`request ${this.id}: replaceValue before every op settled`);
+    const old_length = this.value_length[op_index]!;
+    const new_length = value === null ? 0 : value.length;
+    this.value_bytes_found += new_length - old_length;
+    if (this.budget !== null) this.budget.response_bytes_found += new_length - old_length;
+    this.value_length[op_index] = new_length;
+    if (this.value_codec !== null) this.value_codec[op_index] = 0;
+    if (value === null) {
+      this.status[op_index] = status;
+      return;
+    }
+    if (this.cancelled) return;
+    this.sources.push(value);
+    this.source_index[op_index] = this.sources.length - 1;
+    this.source_offset[op_index] = 0;
   }
 
   /**
@@ -167,6 +206,7 @@ export class PendingRequest {
       } else {
         this.value_length[i] = 0;
         this.status[i] = Status.RESPONSE_TOO_LARGE;
+        if (this.value_codec !== null) this.value_codec[i] = 0;
       }
     }
     return total;

@@ -354,10 +354,12 @@ export class Connection implements ServedConnection {
     if (this.ws.readyState === this.ws.OPEN) {
       // limitValues() first: it may turn ops past the response size limit into RESPONSE_TOO_LARGE.
       const values_bytes = request.limitValues();
-      const frame_bytes = responseFrameBytes(request.id, request.op_count, values_bytes);
+      // `vc` only when a result is still encoded, which the dispatcher leaves only for a request with `ac`.
+      const value_codec = request.value_codec !== null && request.value_codec.some((codec) => codec !== 0) ? request.value_codec : null;
+      const frame_bytes = responseFrameBytes(request.id, request.op_count, values_bytes, value_codec !== null);
       const pooled = frame_bytes >= POOLED_FRAME_BYTES_MIN;
       const frame = pooled ? this.host.frame_pool.take(frame_bytes) : Buffer.allocUnsafe(frame_bytes);
-      const values_offset = writeResponseHead(frame, request.id, request.status, request.value_length, values_bytes);
+      const values_offset = writeResponseHead(frame, request.id, request.status, request.value_length, values_bytes, value_codec);
       request.copyValues(frame, values_offset);
       if (pooled) this.sendPooled(frame);
       else this.send(frame);

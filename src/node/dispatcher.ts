@@ -23,6 +23,13 @@ import { PendingRequest, type RequestDone } from '../engine/pending-request.js';
 import type { OpRouter } from '../engine/op-router.js';
 import { OpRef } from '../engine/op-ref.js';
 import type { RequestMetrics } from './metrics/request-metrics.js';
+import { isKnownValueCodec } from '../protocol/value-codec.js';
+import type { Decoded } from './decompress-pool.js';
+
+/** Decodes a stored compressed value for a client that cannot (node/decompress-pool.ts). */
+export interface ValueDecoder {
+  decode(codec: number, bytes: Uint8Array, bytes_max: number): Promise<Decoded>;
+}
 
 /** Requests of at most this many data ops may take the main-thread path. */
 const FAST_PATH_OPS_MAX = 16;
@@ -102,6 +109,11 @@ export class Dispatcher {
   /** Ops and latency, counted once per answered request; null with --metrics off (metrics/request-metrics.ts). */
   private readonly metrics: RequestMetrics | null;
   private readonly clock: ClockState;
+  /**
+   * Decodes compressed GET results for requests that did not announce their codec (`ac`): RESP,
+   * HTTP, old clients. Set by the server; without one (engine tests) nothing stored is encoded.
+   */
+  value_decoder: ValueDecoder | null = null;
 
   constructor(partitions: Partition[], limits: DispatchLimits, statsValue: () => Buffer, router: OpRouter | null = null, metrics: RequestMetrics | null = null, clock: ClockState = CLOCK_TRUSTED) {
     this.clock = clock;
@@ -126,18 +138,30 @@ export class Dispatcher {
     // Checked when the answer leaves, not only when ops are routed: an op taken just before
     // the lease fence ran out must not be reported done after it (docs/REPLICATION.md R2).
     // The metrics count the outcome the client gets, so after that check.
-    const finish: RequestDone = routing || metrics !== null ? (request) => {
-      if (routing && !router!.answerable()) request.failOutcomes(Status.NODE_DOWN, (i) => isDataOp(batch.op[i]!));
-      metrics?.record(batch.op, request.status, peer, (performance.now() - started_ms) / 1000);
+    const deliver: RequestDone = metrics === null ? done : (request) => {
+      metrics.record(batch.op, request.status, peer, (performance.now() - started_ms) / 1000);
       done(request);
-    } : done;
+    };
+    const accept_codecs = batch.accept_codecs ?? 0;
+    const fenced: RequestDone = (request) => {
+      if (routing && !router!.answerable()) request.failOutcomes(Status.NODE_DOWN, (i) => isDataOp(batch.op[i]!));
+      deliver(request);
+    };
+    const finish: RequestDone = (request) => {
+      if (routing && !router!.answerable()) request.failOutcomes(Status.NODE_DOWN, (i) => isDataOp(batch.op[i]!));
+      // Stored compressed values go out as stored only to a client that decodes them. After the
+      // decode the fence is checked again: the answer leaves later than the check above (R2).
+      if (request.value_codec !== null && !request.cancelled && this.decodeResults(request, accept_codecs, fenced)) return;
+      deliver(request);
+    };
     const request = new PendingRequest(batch.id, op_count, frame_bytes, this.limits.response_bytes_max, finish);
     if (op_count === 0) {
       request.completeIfEmpty();
       return request;
     }
     const has_expiry = batch.expiry !== undefined || batch.ttl !== undefined;
-    if (op_count <= FAST_PATH_OPS_MAX && !has_expiry && this.tryFastPath(batch, request, options.values_copied_in_done === true)) return request;
+    const value_codec = batch.value_codec;
+    if (op_count <= FAST_PATH_OPS_MAX && !has_expiry && value_codec === undefined && this.tryFastPath(batch, request, options.values_copied_in_done === true)) return request;
     const now_ms = Date.now();
 
     const partition_count = this.partitions.length;
@@ -154,15 +178,19 @@ export class Dispatcher {
       value_offset += value_length;
       if (isDataOp(op)) {
         const expiry_ms = has_expiry || op >= Op.EXPIRE ? this.resolveExpiry(batch, i, op, now_ms) : 0;
+        const codec = value_codec === undefined ? 0 : value_codec[i]!;
         if (key_length > key_bytes_max) request.settle(i, Status.KEY_TOO_LARGE);
         else if (isPutOp(op) && value_length > value_bytes_max) request.settle(i, Status.VALUE_TOO_LARGE);
         else if (!isPutOp(op) && value_length !== 0) request.settle(i, Status.BAD_OP);
+        // A codec id only on a plain PUT, and only one this node can decode for plain clients.
+        else if (codec !== 0 && (op !== Op.PUT || !isKnownValueCodec(codec))) request.settle(i, Status.BAD_OP);
         else if (expiry_ms === EXPIRY_INVALID) request.settle(i, Status.BAD_EXPIRY);
         else if (expiry_ms === EXPIRY_CLOCK_UNSYNCED) request.settle(i, Status.CLOCK_UNSYNCED);
         else {
           const hash = murmur3_x86_32(batch.keys, this_key, key_length, KEY_HASH_SEED);
           const ref = this.ref.set(request, i, op, hash, batch.keys, this_key, key_length, batch.values, this_value, value_length);
           ref.expiry_ms = expiry_ms;
+          ref.value_codec = codec;
           if (this.routing && this.router!.route(ref, batch)) continue;
           const partition = hash % partition_count;
           this.partitions[partition]!.enqueue(ref);
@@ -177,6 +205,40 @@ export class Dispatcher {
       setImmediate(this.flushTouched);
     }
     return request;
+  }
+
+  /**
+   * Decodes the results stored with a codec the request did not announce (`accept_codecs`), in
+   * the node's decompress pool, then calls `deliver`. False (nothing to do, deliver now) when
+   * every encoded result may go as it is. A value that does not decode answers VALUE_CORRUPT;
+   * one that decodes past value_bytes_max does too (it cannot have been stored plain).
+   */
+  private decodeResults(request: PendingRequest, accept_codecs: number, deliver: RequestDone): boolean {
+    const codecs = request.value_codec!;
+    const jobs: Promise<void>[] = [];
+    for (let i = 0; i < request.op_count; i++) {
+      const codec = codecs[i]!;
+      if (codec === 0 || (accept_codecs & (1 << codec)) !== 0 || request.status[i] !== Status.OK) continue;
+      const decoder = this.value_decoder;
+      if (decoder === null) {
+        request.replaceValue(i, null, Status.VALUE_CORRUPT);
+        continue;
+      }
+      // A copy: the source buffer is the worker's reply, which other ops still read from.
+      const bytes = new Uint8Array(request.valueView(i));
+      jobs.push(decoder.decode(codec, bytes, this.limits.value_bytes_max).then((decoded) => {
+        if ('bytes' in decoded) request.replaceValue(i, decoded.bytes);
+        else request.replaceValue(i, null, Status.VALUE_CORRUPT);
+      }));
+    }
+    if (jobs.length === 0) return false;
+    void Promise.all(jobs).then(() => deliver(request), (error: unknown) => {
+      // A decoder bug, not a bad value: answer INTERNAL for what is left rather than never answer.
+      for (let i = 0; i < request.op_count; i++) if (codecs[i] !== 0) request.replaceValue(i, null, Status.INTERNAL);
+      void error;
+      deliver(request);
+    });
+    return true;
   }
 
   /**
@@ -296,6 +358,7 @@ export class Dispatcher {
     const op_count = batch.op.length;
     const partition_count = this.partitions.length;
     let total_bytes = 0;
+    let encoded = false;
     const now_ms = Date.now();
     for (let i = 0; i < op_count; i++) {
       const partition = this.partitions[this.fast_hashes[i]! % partition_count]!;
@@ -307,8 +370,11 @@ export class Dispatcher {
       }
       this.fast_refs[i] = ref;
       if (ref !== 0) total_bytes += partition.table.valueLength(ref);
+      if (ref !== 0 && partition.table.valueFlags(ref) !== 0) encoded = true;
     }
-    const kept = values_copied_in_done && total_bytes <= FAST_VALUES_KEPT_BYTES_MAX;
+    // A compressed value may be decoded for its client before the answer leaves (decodeResults,
+    // asynchronous): the other values must then outlive this call, so not in the kept buffer.
+    const kept = values_copied_in_done && !encoded && total_bytes <= FAST_VALUES_KEPT_BYTES_MAX;
     const values = kept ? this.keptValuesBuffer(total_bytes) : Buffer.allocUnsafe(total_bytes);
     const source = request.addSource(values);
     let position = 0;
@@ -323,7 +389,7 @@ export class Dispatcher {
       partition.main_thread_hits++;
       const length = partition.table.valueLength(ref);
       partition.table.copyValue(ref, values, position);
-      request.settleValue(i, source, position, length);
+      request.settleValue(i, source, position, length, partition.table.valueFlags(ref));
       position += length;
     }
     // The kept buffer is overwritten by the next request: this one must have been answered.
@@ -367,7 +433,7 @@ export class Dispatcher {
         const length = table.valueLength(ref);
         const value = Buffer.allocUnsafe(length);
         table.copyValue(ref, value, 0);
-        request.settleValue(i, request.addSource(value), 0, length);
+        request.settleValue(i, request.addSource(value), 0, length, table.valueFlags(ref));
         continue;
       }
       request.settle(i, op === Op.PUT

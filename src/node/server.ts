@@ -27,6 +27,7 @@ import { RespListener, type RespNode } from './resp/resp-listener.js';
 import { HttpFront, httpServerOptions, type HttpNode } from './http/http-front.js';
 import { NodeNames } from './http/node-names.js';
 import { Dispatcher } from './dispatcher.js';
+import { DecompressPool } from './decompress-pool.js';
 import { Partition, type Logger } from '../engine/partition.js';
 import { collectStats, type NodeStats } from './stats.js';
 import { RequestMetrics } from './metrics/request-metrics.js';
@@ -65,6 +66,8 @@ export class PikvServer implements ConnectionHost, RespNode, HttpNode {
   readonly codec = new WireCodec();
   readonly frame_pool = new FramePool(FRAME_POOL_KEPT_BYTES_MAX);
   readonly dispatcher: Dispatcher;
+  /** Decodes compressed values for clients that did not announce the codec (docs/PROTOCOL.md, "Value compression"). */
+  readonly decompress_pool = new DecompressPool(1);
   readonly partitions: Partition[];
   /** Whether this node's clock may decide expiries (node/clock.ts). */
   readonly clock: ClockWatch;
@@ -138,6 +141,7 @@ export class PikvServer implements ConnectionHost, RespNode, HttpNode {
     };
     const request_metrics = config.metrics === 'on' ? new RequestMetrics() : null;
     this.dispatcher = new Dispatcher(this.partitions, config, () => this.codec.encodeValue(this.stats()), this.cluster, request_metrics, this.clock);
+    this.dispatcher.value_decoder = this.decompress_pool;
     this.keyspace = new Keyspace({ keys: this.cluster.keys, submit: (batch, frame_bytes, done) => this.dispatcher.submit(batch, frame_bytes, done) });
     this.observe = new Observe(this, request_metrics, { client_token: this.auth.client_token, tls_ca: cluster.config?.tls_ca ?? '' });
     const timeouts_ms = [config.handshake_timeout_ms, config.frame_timeout_ms, config.slow_client_timeout_ms];
@@ -351,6 +355,7 @@ export class PikvServer implements ConnectionHost, RespNode, HttpNode {
     for (const connection of this.connections) connection.destroy();
     this.http.closeAllConnections();
     await Promise.all(this.partitions.map((partition) => partition.stop()));
+    await this.decompress_pool.close();
   }
 
   private requestsInflight(): number {

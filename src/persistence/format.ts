@@ -1,5 +1,5 @@
 /**
- * On-disk format, version 2 (reads 1): every offset and name of a data directory is here.
+ * On-disk format, version 3 (reads 1 and 2): every offset and name of a data directory is here.
  *
  * A data directory holds MANIFEST (JSON: format version and worker count) and, per partition
  * p of a node with W workers, files named by generation g (zero-padded):
@@ -15,7 +15,7 @@
  *   record:       [0] u32 payload bytes  [4] u8 type  [5] u8 0  [6] u16 0  [8] u32 count
  *                 [12] u32 CRC32C of header bytes 0..12 then the payload  [16] payload
  *   BATCH payload: `count` ops, each [0] u8 op (2 PUT, 3 DELETE, 12 EXPIRE, 13 PERSIST)
- *                 [1] u8 flags (OPF_*; 0 in version 1) [2] u16 key bytes [4] u32 value bytes
+ *                 [1] u8 flags (OPF_*; 0 in version 1; codec bits from version 3) [2] u16 key bytes [4] u32 value bytes
  *                 [8] u32 murmur3 hash of the key [12] (if OPF_HAS_EXPIRY) u32 expiry ms low,
  *                 u32 high [..] key [..] value
  *   ABORT payload: `count` u32 op indices of the BATCH record right before it whose PUT (or
@@ -27,9 +27,11 @@
 /**
  * Version written into new file headers. Version 2 gave BATCH ops a flags byte (below) and the
  * EXPIRE and PERSIST ops; a version-1 file has that byte zero everywhere, so it reads as
- * version 2 with no metadata: both are read, nothing needs migrating.
+ * version 2 with no metadata. Version 3 puts a PUT's value codec id in flag bits 2..4
+ * (OPF_VALUE_CODEC_*); those bits are zero in versions 1 and 2, which read as raw values. All
+ * three are read, nothing needs migrating.
  */
-export const FORMAT_VERSION = 2;
+export const FORMAT_VERSION = 3;
 /** Oldest file format version still read. */
 export const FORMAT_VERSION_OLDEST = 1;
 export const MANIFEST_NAME = 'MANIFEST';
@@ -75,6 +77,16 @@ export const OPF_HAS_EXPIRY = 1;
 /** Op flag on a PUT: keep the key's current expiry (Redis KEEPTTL); applied against the state replay has reached. */
 export const OPF_KEEP_EXPIRY = 2;
 export const OP_EXPIRY_BYTES = 8;
+/** Op flag bits 2..4 on a PUT (version 3): the value's codec id (src/protocol/value-codec.ts; 0 raw). */
+export const OPF_VALUE_CODEC_SHIFT = 2;
+export const OPF_VALUE_CODEC_MAX = 7;
+/** Flags this code reads; anything else makes the op unreadable (a newer format). */
+export const OPF_KNOWN = OPF_HAS_EXPIRY | OPF_KEEP_EXPIRY | (OPF_VALUE_CODEC_MAX << OPF_VALUE_CODEC_SHIFT);
+
+/** Op flags for a PUT's value codec id. */
+export function valueCodecFlags(value_codec: number): number {
+  return (value_codec & OPF_VALUE_CODEC_MAX) << OPF_VALUE_CODEC_SHIFT;
+}
 
 /** Largest record payload accepted when reading: a packet of the largest value plus headroom. */
 export const RECORD_PAYLOAD_BYTES_MAX = 0x7fff_0000;

@@ -34,7 +34,7 @@ import { crc32c } from './crc32c.js';
 import { recordFsync, WorkerCounter, type RequestPacket } from '../engine/packet.js';
 import { fsyncDirectory, listDataFiles, partitionDiskBytes, partitionFiles, removeFiles } from './data-dir.js';
 import {
-  FILE_HEADER_BYTES, fileName, LOG_MAGIC, OP_DELETE, OPF_HAS_EXPIRY, OPF_KEEP_EXPIRY,
+  FILE_HEADER_BYTES, fileName, LOG_MAGIC, OP_DELETE, OPF_HAS_EXPIRY, OPF_KEEP_EXPIRY, valueCodecFlags,
   R_COUNT, R_CRC, R_PAYLOAD_BYTES, R_TYPE, readU32, RECORD_ABORT, RECORD_BATCH, RECORD_HEADER_BYTES,
 } from './format.js';
 import { LogFile } from './log-file.js';
@@ -116,8 +116,9 @@ export class PartitionLog {
       if (isLoggedOp(op)) {
         const expiry_ms = request.expiry[i]!;
         // The protocol's op codes are the log's (format.ts); PERSIST and DELETE carry no expiry.
-        const flags = op === Op.EXPIRE || (op === Op.PUT && expiry_ms > 0) ? OPF_HAS_EXPIRY
+        const expiry_flags = op === Op.EXPIRE || (op === Op.PUT && expiry_ms > 0) ? OPF_HAS_EXPIRY
           : op === Op.PUT && expiry_ms === EXPIRY_KEEP ? OPF_KEEP_EXPIRY : 0;
+        const flags = op === Op.PUT ? expiry_flags | valueCodecFlags(request.value_codec[i]!) : expiry_flags;
         // A DELETE's value is absent: a PUT whose expiry had passed became a DELETE in place (partition-worker.ts).
         const logged_value_length = op === Op.DELETE ? 0 : value_length;
         buffer.appendOp(op, request.hash[i]!, data, data_offset, key_length, data_offset + key_length, logged_value_length, flags, expiry_ms);
@@ -236,7 +237,7 @@ export class PartitionLog {
     const failed: number[] = [];
     const count = readU32(bytes, R_COUNT);
     let at = RECORD_HEADER_BYTES;
-    const op: LoggedOp = { op: 0, flags: 0, expiry_ms: 0, hash: 0, key_offset: 0, key_length: 0, value_length: 0 };
+    const op: LoggedOp = { op: 0, flags: 0, expiry_ms: 0, hash: 0, key_offset: 0, key_length: 0, value_length: 0, value_codec: 0 };
     for (let i = 0; i < count; i++) {
       at = readLoggedOp(bytes, at, record_bytes, op);
       if (at < 0) throw new Error(`partition ${this.partition}: an op of the unfinished batch cannot be read`);

@@ -28,7 +28,7 @@ export function applyBatch(record: RecordView, tables: HashTable[], counts: Repl
   let at = record.payload_offset;
   let abort_next = record.abort_count > 0 ? readU32(b, record.abort_offset) : -1;
   let abort_seen = 0;
-  const op: LoggedOp = { op: 0, flags: 0, expiry_ms: 0, hash: 0, key_offset: 0, key_length: 0, value_length: 0 };
+  const op: LoggedOp = { op: 0, flags: 0, expiry_ms: 0, hash: 0, key_offset: 0, key_length: 0, value_length: 0, value_codec: 0 };
   for (let i = 0; i < record.count; i++) {
     at = readLoggedOp(b, at, end, op);
     if (at < 0) throw malformed(source);

@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { HashTable, SCAN_END } from '../hashmap/index.js';
 import { KEY_HASH_SEED, murmur3_x86_32 } from '../routing/murmur3.js';
 import { fsyncDirectory } from './data-dir.js';
-import { fileName, OP_PUT, OPF_HAS_EXPIRY, RECORD_BATCH, RECORD_SNAPSHOT_END, SNAPSHOT_MAGIC } from './format.js';
+import { fileName, OP_PUT, OPF_HAS_EXPIRY, RECORD_BATCH, RECORD_SNAPSHOT_END, SNAPSHOT_MAGIC, valueCodecFlags } from './format.js';
 import { RecordBuffer } from './record-buffer.js';
 
 /** Bytes one step aims to copy, whatever the value sizes: keeps each pause short. */
@@ -96,8 +96,10 @@ export class SnapshotWriter {
     table.copyValue(ref, this.scratch, key_length);
     const hash = murmur3_x86_32(this.scratch, 0, key_length, KEY_HASH_SEED);
     // The absolute expiry travels with the entry; an expired one is dropped at the end of recovery.
+    // So does the value codec id: a compressed value is written as stored.
     const expiry_ms = table.expiry(ref);
-    this.buffer.appendOp(OP_PUT, hash, this.scratch, 0, key_length, key_length, value_length, expiry_ms > 0 ? OPF_HAS_EXPIRY : 0, expiry_ms);
+    const flags = (expiry_ms > 0 ? OPF_HAS_EXPIRY : 0) | valueCodecFlags(table.valueFlags(ref));
+    this.buffer.appendOp(OP_PUT, hash, this.scratch, 0, key_length, key_length, value_length, flags, expiry_ms);
     this.entries++;
   }
 

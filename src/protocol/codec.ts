@@ -42,6 +42,10 @@ export interface RequestBatch {
   ttl?: Float64Array | undefined;
   /** Wire field `sv`: the stream record version of an `mg` frame (STREAM_RECORD_VERSION); absent = 1. */
   stream_version?: number | undefined;
+  /** Wire field `vc`: the value codec id per op (value-codec.ts; 0 raw); only PUTs may have one. */
+  value_codec?: Uint8Array | undefined;
+  /** Wire field `ac`: bit mask of value codecs the sender decodes; GET results may come back encoded with them. */
+  accept_codecs?: number | undefined;
 }
 
 /** A successful response: one status byte and one (possibly empty) value per op, in request order. */
@@ -50,6 +54,8 @@ export interface ResponseBatch {
   status: Uint8Array;
   value_lengths: Uint32Array;
   values: Uint8Array;
+  /** Wire field `vc`: the codec id of each result value; absent = all raw (only sent to requests with `ac`). */
+  value_codec?: Uint8Array | undefined;
 }
 
 /** A response that rejects the whole request. `id` is null when the request's id could not be read. */
@@ -111,6 +117,8 @@ export class WireCodec {
     if (batch.expiry !== undefined) map[Field.EXPIRY] = batch.expiry;
     if (batch.ttl !== undefined) map[Field.TTL] = batch.ttl;
     if (batch.stream_version !== undefined) map[Field.STREAM_VERSION] = batch.stream_version;
+    if (batch.value_codec !== undefined) map[Field.VALUE_CODEC] = batch.value_codec;
+    if (batch.accept_codecs !== undefined && batch.accept_codecs !== 0) map[Field.ACCEPT_CODECS] = batch.accept_codecs;
     return this.encoder.encode(map);
   }
 
@@ -183,27 +191,40 @@ export class WireCodec {
     if (ttl !== undefined && !(ttl instanceof Float64Array && ttl.length === op.length)) {
       fail(ErrorCode.BAD_REQUEST, "'tl' must be a float64 typed array (tag 86) with one entry per op");
     }
-    if (stream_version !== undefined && !(stream_version === 1 || stream_version === STREAM_RECORD_VERSION)) {
+    if (stream_version !== undefined && !(typeof stream_version === 'number' && Number.isInteger(stream_version) && stream_version >= 1 && stream_version <= STREAM_RECORD_VERSION)) {
       fail(ErrorCode.UNSUPPORTED_VERSION, `'sv' (stream record version) must be 1..${STREAM_RECORD_VERSION}; this node cannot keep the metadata of version ${String(stream_version)}`);
     }
-    if (ring_epoch === undefined && map[Field.MIGRATE] === undefined && map[Field.READ_ANY] === undefined && expiry === undefined && ttl === undefined) {
+    const value_codec = map[Field.VALUE_CODEC];
+    const accept_codecs = map[Field.ACCEPT_CODECS];
+    if (value_codec !== undefined && !(isBytes(value_codec) && value_codec.length === op.length)) {
+      fail(ErrorCode.BAD_REQUEST, "'vc' must be a byte string with one byte per op (the value codec id)");
+    }
+    if (accept_codecs !== undefined && !(typeof accept_codecs === 'number' && Number.isInteger(accept_codecs) && accept_codecs >= 0 && accept_codecs <= 0xff)) {
+      fail(ErrorCode.BAD_REQUEST, "'ac' must be an unsigned int from 0 to 255 (a bit mask of value codec ids)");
+    }
+    if (ring_epoch === undefined && map[Field.MIGRATE] === undefined && map[Field.READ_ANY] === undefined && expiry === undefined && ttl === undefined
+      && value_codec === undefined && accept_codecs === undefined) {
       return { id, op, key_lengths, value_lengths, keys, values };
     }
     const batch: RequestBatch = { id, op, key_lengths, value_lengths, keys, values, ring_epoch: ring_epoch as number | undefined, migrate: map[Field.MIGRATE] === true, read_any: map[Field.READ_ANY] === true };
     if (expiry !== undefined) batch.expiry = expiry as Float64Array;
     if (ttl !== undefined) batch.ttl = ttl as Float64Array;
     if (stream_version !== undefined) batch.stream_version = stream_version as number;
+    if (value_codec !== undefined) batch.value_codec = value_codec as Uint8Array;
+    if (accept_codecs !== undefined) batch.accept_codecs = accept_codecs as number;
     return batch;
   }
 
   encodeResponse(response: ResponseBatch): Buffer {
-    return this.encoder.encode({
+    const map: Record<string, unknown> = {
       [Field.VERSION]: PROTOCOL_VERSION,
       [Field.ID]: response.id,
       [Field.STATUS]: response.status,
       [Field.VALUE_LENGTHS]: response.value_lengths,
       [Field.VALUES]: response.values,
-    });
+    };
+    if (response.value_codec !== undefined) map[Field.VALUE_CODEC] = response.value_codec;
+    return this.encoder.encode(map);
   }
 
   encodeError(error: ErrorResponse): Buffer {
@@ -239,7 +260,10 @@ export class WireCodec {
     if (value_lengths.length !== status.length || sumOf(value_lengths) !== values.length) {
       throw new PikvError(ErrorCode.BAD_RESPONSE, 'response value lengths do not match its values');
     }
-    return { id, status, value_lengths, values };
+    const value_codec = map[Field.VALUE_CODEC];
+    if (value_codec === undefined) return { id, status, value_lengths, values };
+    if (!isBytes(value_codec) || value_codec.length !== status.length) throw new PikvError(ErrorCode.BAD_RESPONSE, "response 'vc' must have one byte per op");
+    return { id, status, value_lengths, values, value_codec };
   }
 
   /** Encodes any value (used for the STATS op's result, itself a CBOR map). */

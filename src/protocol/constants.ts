@@ -111,6 +111,12 @@ export const Status = {
   BAD_EXPIRY: 25,
   /** This node's clock is not known to be synchronised, so it refuses ops whose meaning depends on the time (docs/PROTOCOL.md, "Expiry"). */
   CLOCK_UNSYNCED: 26,
+  /**
+   * A GET whose stored value is compressed (value codec id, docs/PROTOCOL.md "Value
+   * compression") and does not decode: a failed checksum, or more than value_bytes_max once
+   * decoded. Sent by a node decompressing for a client that did not announce the codec.
+   */
+  VALUE_CORRUPT: 28,
 } as const;
 export type StatusCode = (typeof Status)[keyof typeof Status];
 
@@ -141,15 +147,28 @@ export const Field = {
   TTL: 'tl',
   /** Optional request field: version of the per-entry metadata a stream frame (`mg`) carries; STREAM_RECORD_VERSION. */
   STREAM_VERSION: 'sv',
+  /**
+   * Optional column (byte string, one byte per op): the value codec id of each op's value
+   * (value-codec.ts; 0 = raw bytes). In a request: how a PUT's value is encoded (other ops: 0).
+   * In a response: how each GET result is encoded, sent only to a request that announced the
+   * codec in `ac` and only when some result is not raw.
+   */
+  VALUE_CODEC: 'vc',
+  /**
+   * Optional request field (unsigned int): bit c set = the sender decodes value codec c, so GET
+   * results stored with codec c come back as stored, with `vc`. Without it every result is
+   * plain bytes (the node decompresses).
+   */
+  ACCEPT_CODECS: 'ac',
 } as const;
 
 /**
  * Version of the per-entry record a data-move or replication stream frame (`mg`) carries:
- * 1 = key and value only; 2 = key, value and `xp` (absolute expiry) per op. A receiver refuses
- * a frame of a version it does not know (UNSUPPORTED_VERSION) rather than drop metadata.
- * The value codec id (issue #13) will be version 3.
+ * 1 = key and value only; 2 = key, value and `xp` (absolute expiry) per op; 3 = also `vc`
+ * (the value codec id per op, the value bytes as stored). A receiver refuses a frame of a
+ * version it does not know (UNSUPPORTED_VERSION) rather than drop metadata.
  */
-export const STREAM_RECORD_VERSION = 2;
+export const STREAM_RECORD_VERSION = 3;
 
 /** `xp` value on a PUT: keep the key's current expiry. */
 export const EXPIRY_KEEP = -1;

@@ -34,6 +34,7 @@ export const ErrorCode = {
   NOT_ENOUGH_REPLICAS: 'NOT_ENOUGH_REPLICAS',
   BAD_EXPIRY: 'BAD_EXPIRY',
   CLOCK_UNSYNCED: 'CLOCK_UNSYNCED',
+  VALUE_CORRUPT: 'VALUE_CORRUPT',
   // Whole-request errors, sent as {err, msg}.
   BAD_FRAME: 'BAD_FRAME',
   BAD_REQUEST: 'BAD_REQUEST',
@@ -91,6 +92,7 @@ const STATUS_NAMES: ReadonlyMap<number, ErrorCodeName> = new Map<number, ErrorCo
   [Status.NOT_ENOUGH_REPLICAS, ErrorCode.NOT_ENOUGH_REPLICAS],
   [Status.BAD_EXPIRY, ErrorCode.BAD_EXPIRY],
   [Status.CLOCK_UNSYNCED, ErrorCode.CLOCK_UNSYNCED],
+  [Status.VALUE_CORRUPT, ErrorCode.VALUE_CORRUPT],
 ]);
 
 /** The stable code of a status byte; unknown bytes from a newer server read as INTERNAL. */
@@ -119,6 +121,7 @@ const MESSAGES: Readonly<Record<ErrorCodeName, string>> = {
   NOT_ENOUGH_REPLICAS: "fewer copies of this key's range are up than the cluster's min_replicas: a write before it was applied was refused; one after it was applied (its copies fell below the limit while it waited) may or may not persist; retry once nodes are back or re-replication has finished",
   BAD_EXPIRY: 'the expiry is not a valid time (xp: a whole number of ms since the Unix epoch, or -1 on a PUT to keep the current one; tl: a whole number of ms >= 0), or the op takes none',
   CLOCK_UNSYNCED: 'this node\'s clock is not known to be synchronised (NTP), so it refuses ops that depend on the time (expiries, TTL reads); fix its time sync (docs/PROTOCOL.md, "Expiry")',
+  VALUE_CORRUPT: 'the stored value is compressed and does not decode (checksum failure, unknown codec, or larger than value_bytes_max once decoded); it was written corrupt',
   BAD_FRAME: 'frame is not valid CBOR',
   BAD_REQUEST: 'request does not have the shape described in docs/PROTOCOL.md',
   UNSUPPORTED_VERSION: 'protocol version not supported',

@@ -1,0 +1,103 @@
+/**
+ * The client's piscina pool for value compression (docs/PROTOCOL.md, "Value compression").
+ *
+ * PUT values of at least `compress_min_bytes` are compressed here, off the caller's thread,
+ * each as its own job, so a batch of many large values is compressed by every thread of the
+ * pool at once; smaller values never come here. A job first looks at a sample of the value
+ * (value-codec.ts looksCompressible) and stores it raw unless compression saves at least an
+ * eighth. Large compressed GET results are decoded here too; small ones inline, where a
+ * thread hop would cost more than the inflate.
+ *
+ * Threads start on first use (a client that never stores a large value never starts one),
+ * stop when idle, and close() stops them for good.
+ */
+import { availableParallelism } from 'node:os';
+import { fileURLToPath } from 'node:url';
+import { Piscina } from 'piscina';
+import { isCodecFailure, type CodecAnswer, type CodecJob } from '../protocol/value-codec-task.js';
+import { decodeValue, ValueCodec, ValueCorruptError } from '../protocol/value-codec.js';
+import { ErrorCode, PikvError } from '../protocol/errors.js';
+
+const TASK_FILE = fileURLToPath(new URL('../protocol/value-codec-task.js', import.meta.url));
+/** Compressed results up to this size are decoded on the caller's thread. */
+export const DECODE_INLINE_BYTES_MAX = 16 * 1024;
+/** A decoded value is never larger than a node may store (its hard cap, 1 GiB). */
+export const DECODED_BYTES_MAX = 1024 * 1024 * 1024;
+const IDLE_TIMEOUT_MS = 10_000;
+
+/** The default for compress_threads: one per core but one, at least one. */
+export function defaultCompressThreads(): number {
+  return Math.max(1, availableParallelism() - 1);
+}
+
+export class CompressPool {
+  /** The codec new values are stored with. */
+  readonly codec: number = ValueCodec.DEFLATE;
+  private pool: Piscina | null = null;
+  private closed = false;
+  private readonly threads: number;
+
+  constructor(threads: number) {
+    if (!(Number.isInteger(threads) && threads >= 1)) throw new PikvError(ErrorCode.BAD_ARGUMENT, `compress_threads must be a whole number >= 1, got ${String(threads)}`);
+    this.threads = threads;
+  }
+
+  /** `value` encoded with this.codec, or null to store it raw (incompressible, or the pool is closed or failed). */
+  async encode(value: Uint8Array): Promise<Uint8Array | null> {
+    const pool = this.started();
+    if (pool === null) return null;
+    const job: CodecJob = { kind: 'encode', codec: this.codec, bytes: value };
+    try {
+      const answer = (await pool.run(job)) as CodecAnswer;
+      return answer === null || isCodecFailure(answer) ? null : answer;
+    } catch {
+      return null; // the pool was closed meanwhile: raw is always a correct way to store it
+    }
+  }
+
+  /** The plain bytes of a result stored with `codec`; throws PikvError(VALUE_CORRUPT). */
+  async decode(codec: number, bytes: Uint8Array): Promise<Uint8Array> {
+    const pool = bytes.length <= DECODE_INLINE_BYTES_MAX ? null : this.started();
+    if (pool === null) return decodeInline(codec, bytes);
+    // A copy of its own: `bytes` is a view into a response frame that holds other results too.
+    const job: CodecJob = { kind: 'decode', codec, bytes: new Uint8Array(bytes), bytes_max: DECODED_BYTES_MAX };
+    let answer: CodecAnswer;
+    try {
+      answer = (await pool.run(job)) as CodecAnswer;
+    } catch {
+      return decodeInline(codec, bytes);
+    }
+    if (answer === null || isCodecFailure(answer)) {
+      throw new PikvError(ErrorCode.VALUE_CORRUPT, answer === null ? 'value did not decode' : answer.message);
+    }
+    return answer;
+  }
+
+  private started(): Piscina | null {
+    if (this.closed) return null;
+    this.pool ??= new Piscina({ filename: TASK_FILE, minThreads: 0, maxThreads: this.threads, idleTimeout: IDLE_TIMEOUT_MS });
+    return this.pool;
+  }
+
+  /** Stops the threads; waits for the jobs they run. Later encodes store raw, decodes run inline. */
+  async close(): Promise<void> {
+    this.closed = true;
+    const pool = this.pool;
+    this.pool = null;
+    if (pool !== null) await pool.destroy();
+  }
+
+  /** Threads the pool runs now (0 before first use and after close). */
+  get threads_running(): number {
+    return this.pool?.threads.length ?? 0;
+  }
+}
+
+export function decodeInline(codec: number, bytes: Uint8Array): Uint8Array {
+  try {
+    return decodeValue(codec, bytes, DECODED_BYTES_MAX);
+  } catch (error) {
+    if (error instanceof ValueCorruptError) throw new PikvError(ErrorCode.VALUE_CORRUPT, error.message);
+    throw error;
+  }
+}

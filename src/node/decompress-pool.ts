@@ -1,0 +1,82 @@
+/**
+ * The node's own small piscina pool for decoding compressed values (docs/PROTOCOL.md, "Value
+ * compression"), for clients that did not announce the codec: RESP, HTTP, and WebSocket
+ * clients without `ac`. Stored values are never decoded on the fast path: a node that only
+ * serves compressing clients never starts a thread here.
+ *
+ * Off the main thread (the event loop serves every connection) and off the partition workers
+ * (each owns a table and must not stall on CPU work for one client). Bounded: at most
+ * `threads` threads, started on first use and stopped when idle, and a queue of at most
+ * QUEUE_JOBS_MAX jobs; past that a value is decoded inline rather than refused, so a burst
+ * slows this node down instead of failing reads.
+ */
+import { fileURLToPath } from 'node:url';
+import { Piscina } from 'piscina';
+import { isCodecFailure, type CodecAnswer, type CodecJob } from '../protocol/value-codec-task.js';
+import { decodeValue, ValueCorruptError } from '../protocol/value-codec.js';
+
+const TASK_FILE = fileURLToPath(new URL('../protocol/value-codec-task.js', import.meta.url));
+/** Jobs waiting for a thread at most; a deeper queue only adds latency. */
+const QUEUE_JOBS_MAX = 1024;
+/** Threads are stopped after this long without work. */
+const IDLE_TIMEOUT_MS = 30_000;
+/** Values this small are decoded inline: a thread hop costs more than inflating a few KiB. */
+export const INLINE_DECODE_BYTES_MAX = 2048;
+
+/** A value decoded, or why it could not be. */
+export type Decoded = { bytes: Buffer } | { corrupt: true; message: string };
+
+export class DecompressPool {
+  private pool: Piscina | null = null;
+  private readonly threads: number;
+  jobs_run = 0;
+  values_corrupt = 0;
+
+  constructor(threads = 1) {
+    if (!(Number.isInteger(threads) && threads >= 1)) throw new Error(`decompress pool: threads must be a whole number >= 1, got ${threads}`);
+    this.threads = threads;
+  }
+
+  /** Decodes `bytes` (a copy the pool may keep) stored with `codec`; never rejects. */
+  async decode(codec: number, bytes: Uint8Array, bytes_max: number): Promise<Decoded> {
+    this.jobs_run++;
+    const pool = bytes.length <= INLINE_DECODE_BYTES_MAX ? null : this.started();
+    if (pool === null || pool.queueSize >= QUEUE_JOBS_MAX) return this.decodeInline(codec, bytes, bytes_max);
+    const job: CodecJob = { kind: 'decode', codec, bytes, bytes_max };
+    let answer: CodecAnswer;
+    try {
+      answer = (await pool.run(job)) as CodecAnswer;
+    } catch {
+      // The pool is closing or a thread died: decode here rather than fail the read.
+      return this.decodeInline(codec, bytes, bytes_max);
+    }
+    if (answer === null || isCodecFailure(answer)) {
+      this.values_corrupt++;
+      return { corrupt: true, message: answer === null ? 'no bytes' : answer.message };
+    }
+    return { bytes: Buffer.from(answer.buffer, answer.byteOffset, answer.byteLength) };
+  }
+
+  private decodeInline(codec: number, bytes: Uint8Array, bytes_max: number): Decoded {
+    try {
+      const plain = decodeValue(codec, bytes, bytes_max);
+      return { bytes: Buffer.from(plain.buffer, plain.byteOffset, plain.byteLength) };
+    } catch (error) {
+      if (!(error instanceof ValueCorruptError)) throw error;
+      this.values_corrupt++;
+      return { corrupt: true, message: error.message };
+    }
+  }
+
+  private started(): Piscina {
+    this.pool ??= new Piscina({ filename: TASK_FILE, minThreads: 0, maxThreads: this.threads, idleTimeout: IDLE_TIMEOUT_MS, maxQueue: QUEUE_JOBS_MAX * 2 });
+    return this.pool;
+  }
+
+  /** Stops the threads; jobs still queued are decoded inline by their callers. */
+  async close(): Promise<void> {
+    const pool = this.pool;
+    this.pool = null;
+    if (pool !== null) await pool.destroy();
+  }
+}
