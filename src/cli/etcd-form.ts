@@ -164,6 +164,7 @@ export async function runEtcdForm(options: EtcdFormOptions): Promise<void> {
     // etcd's output goes where ours does (the journal); its sd_notify READY reaches systemd with NotifyAccess=all.
     const child = spawn(options.etcdBinary, args, { stdio: ['ignore', 'inherit', 'inherit'], env: etcdEnvironment() });
     etcd = child;
+    log(`etcd started, pid ${child.pid ?? '?'}`);
     child.on('error', (error) => {
       log(`cannot run ${options.etcdBinary}: ${error.message}`);
       if (!stopping) process.exit(1);

@@ -65,8 +65,10 @@ export class FormationBrowse {
     const take = (service: ServiceLike): void => {
       const decoded = decodeClaimTxt(service.txt);
       const from = service.referer?.address ?? '?';
+      // A bad record never removes a good one under the same name: answers that carry no TXT
+      // (bonjour-service then reports an empty one) would make verified boards flicker, and a
+      // forged packet must not be able to erase a board's claim.
       const reject = (why: string): void => {
-        this.found.delete(service.name);
         const key = `${service.name} ${why}`;
         if (this.rejected.has(key) || this.rejected.size >= CLAIMS_MAX) return;
         this.rejected.add(key);
