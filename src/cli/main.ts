@@ -78,6 +78,7 @@ program
   .option('--node-id <id>', 'cluster: this node\'s stable name (turns on cluster mode; see docs/CLUSTER.md)')
   .option('--advertise <url>', 'cluster: the ws://host:port peers and clients reach this node at (default: the listen address)')
   .option('--etcd <urls>', 'cluster: etcd client URLs (comma-separated); the view and membership live there (docs/MEMBERSHIP.md); "auto" finds them on the LAN by mDNS, used only once the view stored there passes the HMAC check with the cluster secret (docs/CLUSTER.md)')
+  .option('--formation-status-file <file>', 'cluster: on an etcd member board, the --status-file of pikv etcd-form: its state (waiting for etcd formation, and why) is shown in /v1/summary and the dashboard')
   .option('--mdns <mode>', 'cluster: advertise this node on the LAN as _pikv._tcp (mDNS): on, off, or auto = on unless the advertised URL is loopback (default auto)')
   .option('--mdns-interface <ip>', 'cluster: IPv4 address of the interface for mDNS (default: every interface; multicast leaves where the routes say)')
   .option('--cluster-name <name>', 'cluster: with --etcd, the key prefix in etcd, so clusters can share one (default pikv)')
