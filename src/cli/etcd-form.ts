@@ -162,7 +162,10 @@ export async function runEtcdForm(options: EtcdFormOptions): Promise<void> {
     ];
     log(`starting ${options.etcdBinary} ${args.join(' ')}`);
     // etcd's output goes where ours does (the journal); its sd_notify READY reaches systemd with NotifyAccess=all.
-    const child = spawn(options.etcdBinary, args, { stdio: ['ignore', 'inherit', 'inherit'], env: etcdEnvironment() });
+    // etcd does not need the cluster secret: it is left out of its environment (/proc/PID/environ).
+    const env = { ...etcdEnvironment() };
+    delete env['PIKV_CLUSTER_SECRET'];
+    const child = spawn(options.etcdBinary, args, { stdio: ['ignore', 'inherit', 'inherit'], env });
     etcd = child;
     log(`etcd started, pid ${child.pid ?? '?'}`);
     child.on('error', (error) => {
