@@ -14,6 +14,9 @@
  *   as it is (never re-forms), and the cluster still has 3 members.
  * - m4, with the right secret and marked member, boots after the cluster formed: it must wait
  *   (the running cluster's list does not name it) and start no etcd.
+ * - Then pikv as the image runs it: a node on m1 given its own member's URL creates the pikv
+ *   cluster and advertises it; a pikv-only board p1 with `--etcd auto` finds that etcd by mDNS
+ *   (the view's HMAC checked) and joins through etcd; the view settles on both.
  *
  * Bounded in time; every driver is stopped with SIGTERM (which stops its etcd), then every
  * process still there (drivers and the etcd PIDs they logged) is SIGKILLed by PID, and the
@@ -32,7 +35,7 @@ const TAG = `pf${process.pid % 100000}`;
 const SUBNET = `10.206.${process.pid % 250}`;
 const CLUSTER = 'formtest';
 const SECRET = 'formation-netns-secret';
-const HOSTS = { m1: 1, m2: 2, m3: 3, m4: 4, x1: 50 } as const;
+const HOSTS = { m1: 1, m2: 2, m3: 3, m4: 4, p1: 10, x1: 50 } as const;
 type Name = keyof typeof HOSTS;
 const world = new NetnsWorld(TAG, SUBNET);
 const address = (name: Name): string => world.address(HOSTS[name]);
@@ -147,6 +150,19 @@ describe('etcd formation by mDNS across network namespaces', { skip: skip ?? fal
     assert.doesNotMatch(m4.text, /etcd started/);
     assert.equal(status('m4').state, 'waiting');
     assert.equal(memberList('m1').length, 3, 'still exactly 3 members');
+
+    // pikv on the formed etcd: a member board's node uses its own member; a pikv-only board finds it.
+    const startNode = (name: Name, etcd: string): NetnsProc => world.spawn(nsOf(name), `pikv ${name}`, process.execPath, [CLI_PATH, 'serve',
+      '--host', address(name), '--port', '7070', '--advertise', `ws://${address(name)}:7070`, '--node-id', `n-${name}`, '--cluster-name', CLUSTER,
+      '--etcd', etcd, '--lease-ttl-ms', '2000', '--controller-tick-ms', '50', '--workers', '1', '--max-memory', '32mb', '--resp-port', 'off'],
+    { env: { ...process.env, PIKV_CLUSTER_SECRET: SECRET } });
+    const n1 = startNode('m1', `http://${address('m1')}:2379`);
+    await n1.waitForText(/view epoch 1 \(etcd\): nodes n-m1\b/, 30_000);
+    const p1 = startNode('p1', 'auto');
+    const using = await p1.waitForText(/discovery: using etcd (\S+) /, 45_000);
+    assert.equal(using[1], `http://${address('m1')}:2379`);
+    const settled = /view epoch \d+ \(etcd\): nodes (n-m1,n-p1|n-p1,n-m1)(?!; moving)/;
+    for (const node of [n1, p1]) await node.waitForText(settled, 60_000);
   });
 });
 
