@@ -118,8 +118,9 @@ export async function runEtcdForm(options: EtcdFormOptions): Promise<void> {
     const key = JSON.stringify(next);
     if (key === last_status) return;
     last_status = key;
-    if (next.reason !== '') log(next.reason);
+    // The file first: whoever reads the log line finds the file already saying the same.
     if (options.statusFile !== undefined) writeJsonAtomic(options.statusFile, { ...next, cluster, name: options.name, expected, updated_ms: Date.now() } satisfies FormationStatus);
+    if (next.reason !== '') log(next.reason);
   };
 
   let stopping = false;
