@@ -127,8 +127,7 @@ describe('etcd formation by mDNS across network namespaces', { skip: skip ?? fal
     for (const lines of lists) assert.deepEqual(lines, lists[0]);
     assert.deepEqual(lists[0]!.map((line) => line.split(', ')[2]).sort(), ['m1', 'm2', 'm3']);
     for (const name of ['m1', 'm2', 'm3'] as const) {
-      const state = status(name);
-      assert.equal(state.state, 'running', name);
+      const state = await m1.waitFor(`${name}'s status file saying running`, () => (status(name).state === 'running' ? status(name) : null), 10_000);
       assert.equal(state.initial_cluster, expected_list, name);
     }
     assert.doesNotMatch(rogue.text, /etcd started/);
