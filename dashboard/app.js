@@ -212,6 +212,11 @@ function renderProgress(summary) {
     }
   }
   el('progress').innerHTML = bars.length > 0 ? bars.join('') : '<p class="muted">nothing moving</p>';
+  // etcd member boards (pikv etcd-form): until etcd has formed, say what each board waits for.
+  const notes = summary.nodes.filter((n) => n.formation && n.formation.state !== 'running').map((n) =>
+    `<p class="formation" data-node="${escapeHtml(n.node_id)}" data-formation="${escapeHtml(n.formation.state)}"><b>${escapeHtml(n.node_id)}</b>: etcd formation ${escapeHtml(n.formation.state)}${n.formation.reason ? `: ${escapeHtml(n.formation.reason)}` : ''}</p>`);
+  el('formation').innerHTML = notes.join('');
+  el('formation').hidden = notes.length === 0;
 }
 
 function render(summary) {

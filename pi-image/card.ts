@@ -10,6 +10,10 @@
  *   card.js etcd-config FILE OUT [--address-wait-s N]
  *                                 etcd.service's ExecStartPre, as root: etcd's config file from
  *                                 the card, once this board has the address etcd listens on
+ *   card.js etcd-form-member FILE pikv-etcd-form.service's ExecCondition: exit 0 on a member
+ *                                 board whose etcd forms by mDNS ("etcd": "auto"), 1 on others
+ *   card.js etcd-form FILE        pikv-etcd-form.service's main process: `pikv etcd-form` with
+ *                                 the card's settings (the secret in a 0400 file beside FILE)
  *
  * A bad file exits 78 (EX_CONFIG) with one line per problem on stderr, which the journal keeps;
  * files/pikv.service has RestartPreventExitStatus=78, so the node then stays down instead of
@@ -21,7 +25,7 @@ import { networkInterfaces } from 'node:os';
 import { dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { checkCardText, type CardConfig, type EtcdServeConfig } from './config.js';
+import { checkCardText, ETCD_CLIENT_PORT, type CardConfig, type EtcdServeConfig } from './config.js';
 
 export const EXIT_BAD_CONFIG = 78;
 /** ExecCondition: 1..254 make systemd skip the unit without marking it failed. */
@@ -30,6 +34,9 @@ export const EXIT_NOT_ETCD_MEMBER = 1;
 export const SECRET_FILE_NAME = 'cluster-secret';
 /** etcd's data on the root filesystem; /var/lib/etcd is the etcd user's (Debian's package, StateDirectory). */
 export const ETCD_DATA_DIR = '/var/lib/etcd/pikv';
+/** Where `pikv etcd-form` reports its state (files/pikv-etcd-form.service's RuntimeDirectory), read by pikv for its dashboard. */
+export const FORMATION_DIR = '/run/pikv-etcd-form';
+export const FORMATION_STATUS_FILE = `${FORMATION_DIR}/formation.json`;
 
 /**
  * etcd's settings for a Pi LAN. The heartbeat and election timeout are twice etcd's defaults
@@ -116,8 +123,13 @@ export function pikvServeArgs(config: CardConfig, serve_file: string, secret_fil
   const args = ['serve', '--config', serve_file];
   const etcd = config.etcd;
   if (etcd === null) return args;
-  args.push('--node-id', etcd.node_id, '--advertise', etcd.advertise, '--etcd', etcd.endpoints.join(','),
+  // On a member board whose etcd forms by mDNS, pikv uses its own board's member (explicitly:
+  // a node never creates a cluster in an etcd it found on the LAN, and someone must), and shows
+  // what formation waits for.
+  const endpoints = etcd.formation === null ? etcd.endpoints.join(',') : `http://${boardAddress(etcd)}:${ETCD_CLIENT_PORT}`;
+  args.push('--node-id', etcd.node_id, '--advertise', etcd.advertise, '--etcd', endpoints,
     '--cluster-name', etcd.cluster_name, '--cluster-secret-file', secret_file);
+  if (etcd.formation !== null) args.push('--formation-status-file', FORMATION_STATUS_FILE);
   if (etcd.weight !== undefined) args.push('--weight', String(etcd.weight));
   return args;
 }
@@ -205,8 +217,51 @@ async function etcdConfig(file: string, out: string, wait_s: number): Promise<vo
   process.stdout.write(`pikv: etcd member ${config.etcd.member.name} of cluster ${config.etcd.cluster_name}, on ${config.etcd.member.peer_url}: ${out}\n`);
 }
 
+/** A formation board's LAN address: the host of its `advertise` URL (an IP address, as the card check requires there). */
+export function boardAddress(etcd: EtcdServeConfig): string {
+  return new URL(etcd.advertise).hostname;
+}
+
+/** The `pikv etcd-form` arguments for a member board whose etcd forms by mDNS. */
+export function etcdFormArgs(etcd: EtcdServeConfig, secret_file: string, status_file: string, data_dir = ETCD_DATA_DIR): string[] {
+  if (etcd.formation === null) throw new Error('etcdFormArgs: this card does not form etcd by mDNS');
+  return ['etcd-form', '--name', etcd.node_id, '--cluster-name', etcd.cluster_name, '--members', String(etcd.formation.members),
+    '--address', boardAddress(etcd), '--data-dir', data_dir, '--status-file', status_file, '--cluster-secret-file', secret_file,
+    '--heartbeat-interval-ms', String(ETCD_SETTINGS.heartbeat_interval_ms), '--election-timeout-ms', String(ETCD_SETTINGS.election_timeout_ms)];
+}
+
+function etcdFormMember(file: string): void {
+  const config = load(file, 'pikv-etcd-form');
+  if (config.etcd?.formation == null) {
+    process.stdout.write(`pikv: this board does not form etcd by mDNS ("etcd": "auto" with "etcd_member": true in ${file}); pikv-etcd-form stays off\n`);
+    process.exit(EXIT_NOT_ETCD_MEMBER);
+  }
+  process.stdout.write(`pikv: this board is etcd member ${config.etcd.node_id}, formed by mDNS with ${config.etcd.formation.members - 1} other board(s)\n`);
+}
+
+/** Runs `pikv etcd-form` in this process (systemd supervises it; etcd is its child), the secret in a 0400 file beside FILE. */
+async function etcdForm(file: string): Promise<void> {
+  const config = load(file, 'pikv-etcd-form');
+  if (config.etcd?.formation == null) {
+    process.stderr.write(`pikv: ${file} does not make this board an etcd member formed by mDNS; not started\n`);
+    process.exit(EXIT_BAD_CONFIG);
+  }
+  const dir = dirname(file);
+  const secret_file = join(dir, SECRET_FILE_NAME);
+  rmSync(secret_file, { force: true });
+  writePrivate(secret_file, config.etcd.cluster_secret, 0o400);
+  await waitForAddress(boardAddress(config.etcd), ADDRESS_WAIT_S);
+  const main = join(dirname(fileURLToPath(import.meta.url)), '../src/cli/main.js');
+  process.argv = [process.argv[0]!, main, ...etcdFormArgs(config.etcd, secret_file, join(dir, 'formation.json'))];
+  await import(pathToFileURL(main).href);
+}
+
 function etcdMember(file: string): void {
   const config = load(file, 'etcd');
+  if (config.etcd?.formation != null) {
+    process.stdout.write(`pikv: this board's etcd member forms by mDNS ("etcd": "auto"): it runs under pikv-etcd-form.service, not etcd.service\n`);
+    process.exit(EXIT_NOT_ETCD_MEMBER);
+  }
   if (config.etcd?.member == null) {
     process.stdout.write(`pikv: this board runs no etcd member ("etcd_member" is not true in ${file}); etcd stays off\n`);
     process.exit(EXIT_NOT_ETCD_MEMBER);
@@ -214,11 +269,11 @@ function etcdMember(file: string): void {
   process.stdout.write(`pikv: this board is etcd member ${config.etcd.member.name}\n`);
 }
 
-const USAGE = 'usage: card.js check|apply-system|serve|etcd-member FILE, or card.js etcd-config FILE OUT [--address-wait-s N]\n';
+const USAGE = 'usage: card.js check|apply-system|serve|etcd-member|etcd-form-member|etcd-form FILE, or card.js etcd-config FILE OUT [--address-wait-s N]\n';
 
 async function run(argv: string[]): Promise<void> {
   const [command, file, third, ...rest] = argv;
-  if (file === undefined || !['check', 'apply-system', 'serve', 'etcd-member', 'etcd-config'].includes(command ?? '') || (command === 'etcd-config' && third === undefined)) {
+  if (file === undefined || !['check', 'apply-system', 'serve', 'etcd-member', 'etcd-config', 'etcd-form-member', 'etcd-form'].includes(command ?? '') || (command === 'etcd-config' && third === undefined)) {
     process.stderr.write(USAGE);
     process.exit(2);
   }
@@ -229,6 +284,10 @@ async function run(argv: string[]): Promise<void> {
     applySystem(load(file), third ?? '/');
   } else if (command === 'etcd-member') {
     etcdMember(file);
+  } else if (command === 'etcd-form-member') {
+    etcdFormMember(file);
+  } else if (command === 'etcd-form') {
+    await etcdForm(file);
   } else if (command === 'etcd-config') {
     let wait_s = ADDRESS_WAIT_S;
     if (rest[0] === '--address-wait-s') wait_s = Number(rest[1]);

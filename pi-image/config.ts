@@ -63,9 +63,10 @@ export const FIELDS: Readonly<Record<string, Field>> = {
   ssh_authorized_keys: { kind: 'strings', fallback: [], doc: 'public keys allowed to log in as root over SSH (the only way in: there is no password)' },
   wifi: { kind: 'wifi', fallback: undefined, doc: 'optional: {"ssid", "psk", "country"} (country: two-letter code, e.g. "GB")' },
   serve: { kind: 'object', fallback: {}, doc: 'any other `pikv serve` setting, as in its --config file (README.md)' },
-  etcd: { kind: 'etcd', fallback: undefined, doc: `etcd cluster: client URLs of every etcd member, ["http://10.0.0.11:${ETCD_CLIENT_PORT}", ...], the same on every card; replaces peers/join. "auto" (not on etcd member boards): find them on the LAN by mDNS, trusted only once the view stored there passes the HMAC check with the cluster secret` },
+  etcd: { kind: 'etcd', fallback: undefined, doc: `etcd cluster: client URLs of every etcd member, ["http://10.0.0.11:${ETCD_CLIENT_PORT}", ...], the same on every card; replaces peers/join. "auto" (not on etcd member boards): find them on the LAN by mDNS, trusted only once the view stored there passes the HMAC check with the cluster secret; with "etcd_member": true, the member boards form the etcd cluster by mDNS (pikv etcd-form)` },
   cluster_name: { kind: 'string', fallback: 'pikv', doc: 'etcd cluster: the name of this pikv cluster in etcd (its keys live under /pikv/<name>/)' },
   etcd_member: { kind: 'boolean', fallback: false, doc: 'etcd cluster: true on the (1, 3 or 5) boards that also run an etcd member' },
+  etcd_members: { kind: 'count', fallback: 3, doc: 'with "etcd": "auto" and "etcd_member": true: how many member boards form the etcd cluster (1, 3 or 5; default 3), the same on every member card' },
   etcd_name: { kind: 'string', fallback: undefined, doc: 'etcd member: this member\'s name in etcd_initial_cluster (default: node_id)' },
   etcd_initial_cluster: { kind: 'string', fallback: undefined, doc: 'etcd member: every member as "name=http://<LAN IP>:2380,...", the same on every member card' },
   etcd_initial_cluster_state: { kind: 'string', fallback: 'new', doc: 'etcd member: "new" when the cluster is first created, "existing" for a replacement member' },
@@ -113,6 +114,8 @@ export interface EtcdServeConfig {
   cluster_secret: string;
   /** Null on boards that only run pikv. */
   member: EtcdMemberConfig | null;
+  /** `"etcd": "auto"` on a member board: the etcd cluster is formed by mDNS (pikv etcd-form) from this many member boards. Null otherwise. */
+  formation: { members: number } | null;
 }
 
 /** A card file after checking, with every default filled in. */
@@ -319,6 +322,7 @@ function checkEtcd(card: Record<string, unknown>, errors: string[]): EtcdServeCo
       }
     }
   }
+  if (card['etcd_members'] !== undefined) errors.push('etcd_members: only used with "etcd": "auto" and "etcd_member": true (etcd formed by mDNS); etcd_initial_cluster says the members here');
   if (errors.length > error_count) return null;
   return {
     cluster_name: cluster_name as string,
@@ -328,19 +332,30 @@ function checkEtcd(card: Record<string, unknown>, errors: string[]): EtcdServeCo
     weight: card['weight'] as number | undefined,
     cluster_secret: card['cluster_secret'] as string,
     member,
+    formation: null,
   };
 }
 
 /**
  * `"etcd": "auto"`: pikv finds the etcd members on the LAN (docs/CLUSTER.md, "Finding each other
- * on the LAN"). Only on boards that do not run a member: a member board's own etcd must know its
- * peers by address (forming etcd by mDNS is designed there, not built), and the first pikv node
- * of a cluster must be given etcd explicitly, since a node never creates a cluster in an etcd it
- * found on the LAN.
+ * on the LAN"). On a member board (`"etcd_member": true`) it means more: the member boards form
+ * the etcd cluster themselves by mDNS (`pikv etcd-form`, files/pikv-etcd-form.service), and pikv
+ * there uses its own board's etcd explicitly (so the first pikv node of a cluster is on a member
+ * board, since a node never creates a cluster in an etcd it found on the LAN).
  */
 function checkEtcdAuto(card: Record<string, unknown>, member_flag: unknown, errors: string[]): EtcdServeConfig | null {
   const error_count = errors.length;
-  if (member_flag === true) errors.push('etcd: "auto" is for boards that do not run an etcd member; a member board lists the client URLs of every member (forming etcd by mDNS is not built yet: docs/CLUSTER.md)');
+  for (const name of ETCD_MEMBER_FIELDS) {
+    if (card[name] !== undefined) errors.push(`${name}: not used with "etcd": "auto" (member boards find each other by mDNS); remove ${name}, or list the etcd URLs instead of "auto"`);
+  }
+  const members = card['etcd_members'] ?? FIELDS['etcd_members']!.fallback;
+  if (card['etcd_members'] !== undefined && member_flag !== true) errors.push('etcd_members: only used with "etcd_member": true');
+  else if (typeof members === 'number' && !ETCD_MEMBER_COUNTS.includes(members)) errors.push(`etcd_members: an etcd cluster needs 1, 3 or 5 members, got ${members}`);
+  // A forming member's etcd listens on, and advertises, the address in its advertise URL.
+  const advertise = card['advertise'];
+  if (member_flag === true && typeof advertise === 'string' && !/^wss?:\/\/\d{1,3}(\.\d{1,3}){3}:\d+$/.test(advertise)) {
+    errors.push(`advertise: on an etcd member board with "etcd": "auto" it must be ws://<this board's IPv4 address>:<port> (etcd listens on that address), got ${JSON.stringify(advertise)}`);
+  }
   for (const name of ['peers', 'join']) {
     if (card[name] !== undefined) errors.push(`${name}: not used with "etcd" (the membership lives in etcd); remove ${name}`);
   }
@@ -355,6 +370,7 @@ function checkEtcdAuto(card: Record<string, unknown>, member_flag: unknown, erro
     weight: card['weight'] as number | undefined,
     cluster_secret: card['cluster_secret'] as string,
     member: null,
+    formation: member_flag === true ? { members: members as number } : null,
   };
 }
 

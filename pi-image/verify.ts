@@ -46,6 +46,10 @@ const ETCDCTL_PATH = '/usr/bin/etcdctl';
 const ETCD_UNIT_PATH = '/usr/lib/systemd/system/etcd.service';
 const ETCD_DROPIN_PATH = '/usr/lib/systemd/system/etcd.service.d/pikv.conf';
 const ETCD_LINK = '/etc/systemd/system/multi-user.target.wants/etcd.service';
+const FORM_UNIT_PATH = '/usr/lib/systemd/system/pikv-etcd-form.service';
+const FORM_LINK = '/etc/systemd/system/multi-user.target.wants/pikv-etcd-form.service';
+/** Lines pikv-etcd-form.service cannot do without: skipped on other boards, run as etcd, restarted for good. */
+const FORM_UNIT_LINES = ['User=etcd', 'ExecCondition=+/usr/bin/node /opt/pikv/dist/pi-image/card.js etcd-form-member /boot/firmware/pikv.json', 'Restart=always', 'RuntimeDirectory=pikv-etcd-form'];
 /** The drop-in lines without which etcd would run with Debian's defaults, or on every board. */
 const ETCD_DROPIN_LINES = [
   'Environment=',
@@ -252,6 +256,11 @@ function checkEtcd(ext4: Ext4Reader, preset: string, passwd: string, add: (check
   const preset_ok = /^enable etcd\.service$/m.test(preset);
   add('etcd.service enabled', enabled === ETCD_UNIT_PATH && preset_ok,
     enabled === null ? `no ${ETCD_LINK} (or it points nowhere)` : !preset_ok ? 'no "enable etcd.service" in 10-pikv.preset' : `${ETCD_LINK} -> ${enabled} (the drop-in skips it on other boards)`);
+  const form_unit = ext4.read(FORM_UNIT_PATH);
+  const form_lacking = FORM_UNIT_LINES.filter((line) => !(form_unit?.split('\n') ?? []).includes(line));
+  const form_enabled = ext4.resolve(FORM_LINK);
+  add('pikv-etcd-form.service', form_unit !== null && form_lacking.length === 0 && form_enabled === FORM_UNIT_PATH,
+    form_unit === null ? `${FORM_UNIT_PATH} missing` : form_lacking.length > 0 ? `lacks ${form_lacking.join(', ')}` : form_enabled !== FORM_UNIT_PATH ? `not enabled (no ${FORM_LINK})` : `${FORM_UNIT_PATH}, enabled (skipped unless the card forms etcd by mDNS)`);
 }
 
 /** Whether a file (after symlinks) is a 64-bit little-endian aarch64 ELF, as the Pi runs. */

@@ -13,7 +13,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { etcdConfigYaml, pikvServeArgs } from '../pi-image/card.js';
+import { etcdConfigYaml, etcdFormArgs, FORMATION_STATUS_FILE, pikvServeArgs } from '../pi-image/card.js';
 import { checkCardConfig, checkCardText, CLUSTER_NAME_PATTERN, FIELDS, type CardConfig } from '../pi-image/config.js';
 import { missingTools, verifyImage, type Finding } from '../pi-image/verify.js';
 import { checkClusterName } from '../src/cluster/etcd/keys.js';
@@ -39,6 +39,8 @@ const ETCD_CARD = {
 const INITIAL_CLUSTER = 'pi1=http://10.0.0.11:2380,pi2=http://10.0.0.12:2380,pi3=http://10.0.0.13:2380';
 /** One of the three etcd member boards. */
 const ETCD_MEMBER_CARD = { ...ETCD_CARD, hostname: 'pi1', node_id: 'pi1', advertise: 'ws://10.0.0.11:7070', etcd_member: true, etcd_initial_cluster: INITIAL_CLUSTER };
+/** A member board whose etcd forms by mDNS: no member addresses on the card. */
+const FORMATION_CARD = { ...without(ETCD_CARD, 'etcd'), hostname: 'pi1', node_id: 'pi1', advertise: 'ws://10.0.0.11:7070', etcd: 'auto', etcd_member: true };
 
 /** A card without some fields (JSON has no undefined: a spread `{ x: undefined }` is not "absent"). */
 function without(card: Record<string, unknown>, ...names: string[]): Record<string, unknown> {
@@ -88,10 +90,27 @@ describe('pikv.json schema', () => {
     assert.equal(configOf(without(ETCD_CARD, 'cluster_name')).etcd?.cluster_name, 'pikv');
   });
 
-  it('"etcd": "auto" on a pikv-only board hands pikv --etcd auto; a member board must list its peers', () => {
+  it('"etcd": "auto" on a pikv-only board hands pikv --etcd auto; on a member board etcd forms by mDNS', () => {
     const args = pikvServeArgs(configOf({ ...ETCD_CARD, etcd: 'auto' }), '/run/pikv/serve.json', '/run/pikv/cluster-secret');
     assert.deepEqual(args.slice(args.indexOf('--etcd'), args.indexOf('--etcd') + 4), ['--etcd', 'auto', '--cluster-name', 'shop']);
-    assert.ok(errorsOf({ ...ETCD_MEMBER_CARD, etcd: 'auto' }).some((error) => /^etcd: "auto" is for boards that do not run an etcd member/.test(error)));
+    assert.ok(!args.includes('--formation-status-file'));
+    const formation = configOf(FORMATION_CARD).etcd!;
+    assert.deepEqual(formation.formation, { members: 3 });
+    assert.equal(formation.member, null);
+    const member_args = pikvServeArgs(configOf(FORMATION_CARD), '/run/pikv/serve.json', '/run/pikv/cluster-secret');
+    assert.deepEqual(member_args.slice(member_args.indexOf('--etcd'), member_args.indexOf('--etcd') + 2), ['--etcd', 'http://10.0.0.11:2379'], 'pikv uses its own board\'s member');
+    assert.deepEqual(member_args.slice(-2), ['--formation-status-file', FORMATION_STATUS_FILE]);
+    const form = etcdFormArgs(formation, '/run/pikv-etcd-form/cluster-secret', '/run/pikv-etcd-form/formation.json');
+    const flag = (name: string): string | undefined => form[form.indexOf(name) + 1];
+    assert.deepEqual([form[0], flag('--name'), flag('--cluster-name'), flag('--members'), flag('--address'), flag('--data-dir'), flag('--cluster-secret-file')],
+      ['etcd-form', 'pi1', 'shop', '3', '10.0.0.11', '/var/lib/etcd/pikv', '/run/pikv-etcd-form/cluster-secret']);
+    assert.ok(!form.join(' ').includes(ETCD_CARD.cluster_secret));
+    assert.equal(configOf({ ...FORMATION_CARD, etcd_members: 5 }).etcd?.formation?.members, 5);
+    assert.ok(errorsOf({ ...FORMATION_CARD, etcd_members: 2 }).some((error) => /^etcd_members: an etcd cluster needs 1, 3 or 5 members, got 2/.test(error)));
+    assert.ok(errorsOf({ ...FORMATION_CARD, etcd_initial_cluster: INITIAL_CLUSTER }).some((error) => /^etcd_initial_cluster: not used with "etcd": "auto"/.test(error)));
+    assert.ok(errorsOf({ ...ETCD_CARD, etcd: 'auto', etcd_members: 3 }).some((error) => /^etcd_members: only used with "etcd_member": true/.test(error)));
+    assert.ok(errorsOf({ ...ETCD_MEMBER_CARD, etcd_members: 3 }).some((error) => /^etcd_members: only used with "etcd": "auto"/.test(error)));
+    assert.ok(errorsOf({ ...FORMATION_CARD, advertise: 'ws://pi1.local:7070' }).some((error) => /^advertise: on an etcd member board with "etcd": "auto" it must be ws:\/\/<this board's IPv4 address>/.test(error)));
     assert.ok(errorsOf({ ...ETCD_CARD, etcd: 'elsewhere' }).some((error) => /^etcd: .*or "auto"/.test(error)), errorsOf({ ...ETCD_CARD, etcd: 'elsewhere' }).join(' | '));
   });
 
@@ -264,6 +283,18 @@ describe('card.js for etcd', { timeout: 60_000 }, () => {
     assert.equal(bad.status, 78);
     assert.match(bad.stderr, /pikv: bad config .*; etcd stays down until it is fixed/);
     assert.match(bad.stderr, /etcd_initial_cluster: must list this board's member "pi1"/);
+    // A member whose etcd forms by mDNS runs under pikv-etcd-form.service instead: etcd.service skips.
+    const forming = runCard('etcd-member', card('forming.json', FORMATION_CARD));
+    assert.equal(forming.status, 1, forming.stderr);
+    assert.match(forming.stdout, /runs under pikv-etcd-form\.service/);
+  });
+
+  it('etcd-form-member (pikv-etcd-form\'s ExecCondition): 0 only on a member board whose etcd forms by mDNS', () => {
+    const forming = runCard('etcd-form-member', card('forming.json', FORMATION_CARD));
+    assert.equal(forming.status, 0, forming.stderr);
+    assert.match(forming.stdout, /etcd member pi1, formed by mDNS with 2 other board\(s\)/);
+    for (const other of [ETCD_MEMBER_CARD, ETCD_CARD, { ...ETCD_CARD, etcd: 'auto' }]) assert.equal(runCard('etcd-form-member', card('other.json', other)).status, 1);
+    assert.equal(runCard('etcd-form-member', card('bad.json', { ...FORMATION_CARD, etcd_members: 4 })).status, 78);
   });
 
   it('etcd-config writes the member settings once the board has its address, and says so when it never comes', () => {
@@ -440,7 +471,7 @@ describe('synthetic Pi image', { skip, timeout: 120_000 }, () => {
     assert.deepEqual(failedChecks(findings), [], JSON.stringify(findings, null, 1));
     for (const check of ['partition table', 'fat label', 'firmware files', 'device trees', 'arm_64bit=1', 'kernel= target', 'initramfs target',
       'cmdline root=LABEL=RASPIROOT', 'pikv.json', 'ext4 label', 'pikv.service enabled', 'node is aarch64', 'etcd installed', 'etcd is aarch64',
-      'etcd drop-in', 'etcd.service enabled', 'fsck.vfat -n', 'e2fsck -fn']) {
+      'etcd drop-in', 'etcd.service enabled', 'pikv-etcd-form.service', 'fsck.vfat -n', 'e2fsck -fn']) {
       assert.ok(findings.some((finding) => finding.check === check), `no "${check}" check`);
     }
     const cli = spawnSync(process.execPath, [verify_js, image], { encoding: 'utf8' });

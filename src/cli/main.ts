@@ -36,6 +36,7 @@ const runClusterSetReplicas = lazy(cluster_commands, 'runClusterSetReplicas');
 const runClusterSetMinReplicas = lazy(cluster_commands, 'runClusterSetMinReplicas');
 const runClusterSet = lazy(cluster_commands, 'runClusterSet');
 const runDiscover = lazy(() => import('./discover.js'), 'runDiscover');
+const runEtcdForm = lazy(() => import('./etcd-form.js'), 'runEtcdForm');
 const runTop = lazy(() => import('./top.js'), 'runTop');
 const runDevCluster = lazy(() => import('./dev-cluster.js'), 'runDevCluster');
 
@@ -78,6 +79,7 @@ program
   .option('--node-id <id>', 'cluster: this node\'s stable name (turns on cluster mode; see docs/CLUSTER.md)')
   .option('--advertise <url>', 'cluster: the ws://host:port peers and clients reach this node at (default: the listen address)')
   .option('--etcd <urls>', 'cluster: etcd client URLs (comma-separated); the view and membership live there (docs/MEMBERSHIP.md); "auto" finds them on the LAN by mDNS, used only once the view stored there passes the HMAC check with the cluster secret (docs/CLUSTER.md)')
+  .option('--formation-status-file <file>', 'cluster: on an etcd member board, the --status-file of pikv etcd-form: its state (waiting for etcd formation, and why) is shown in /v1/summary and the dashboard')
   .option('--mdns <mode>', 'cluster: advertise this node on the LAN as _pikv._tcp (mDNS): on, off, or auto = on unless the advertised URL is loopback (default auto)')
   .option('--mdns-interface <ip>', 'cluster: IPv4 address of the interface for mDNS (default: every interface; multicast leaves where the routes say)')
   .option('--cluster-name <name>', 'cluster: with --etcd, the key prefix in etcd, so clusters can share one (default pikv)')
@@ -189,6 +191,32 @@ advertise unless started with --mdns off; with --mdns auto (the default) a node 
 loopback (127.0.0.1) stays quiet. Needs multicast to the boards: the same LAN segment, UDP
 port 5353 open.`)
   .action(runDiscover);
+
+program
+  .command('etcd-form')
+  .description('run this board\'s etcd member, forming the etcd cluster with the other member boards found on the LAN by mDNS when none exists yet (docs/CLUSTER.md)')
+  .requiredOption('--name <name>', 'this member\'s name (the board\'s node id)')
+  .requiredOption('--data-dir <dir>', 'etcd\'s data dir; one that holds a member is restarted as it is, never re-formed')
+  .option('--cluster-name <name>', 'the pikv cluster (only member boards of the same name and secret count)', 'pikv')
+  .option('--members <n>', 'members the etcd cluster has: 1, 3 or 5', '3')
+  .option('--address <ip>', 'this board\'s LAN IPv4 address (default: its only non-loopback one)')
+  .option('--peer-port <port>', 'etcd peer port', '2380')
+  .option('--client-port <port>', 'etcd client port (also served on 127.0.0.1)', '2379')
+  .option('--etcd-binary <path>', 'the etcd program', 'etcd')
+  .option('--status-file <file>', 'write the formation state (waiting and why, running) here as JSON, for pikv serve --formation-status-file')
+  .option('--cluster-secret-file <file>', 'file holding the cluster secret (else $PIKV_CLUSTER_SECRET)')
+  .option('--mdns-interface <ip>', 'IPv4 address of the interface for mDNS (default: --address)')
+  .option('--settle-ms <ms>', 'browse at least this long before forming', '3000')
+  .option('--recheck-ms <ms>', 'between looks at the LAN', '1000')
+  .option('--heartbeat-interval-ms <ms>', 'etcd --heartbeat-interval', '100')
+  .option('--election-timeout-ms <ms>', 'etcd --election-timeout', '1000')
+  .addHelpText('after', `
+Advertises _pikv-etcd._tcp with the cluster name, member name, peer URL and an HMAC proof made
+with the cluster secret; claims without a valid proof are ignored. Starts etcd with
+--initial-cluster-state new once exactly --members verified member boards are seen (the list
+sorted by name, the token derived from the cluster name and the list); waits, saying why, when it
+sees fewer or more, conflicting claims, or an etcd already holding a valid view of the cluster.`)
+  .action(runEtcdForm);
 
 program
   .command('dev-cluster')

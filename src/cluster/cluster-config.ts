@@ -63,6 +63,8 @@ export interface ClusterConfig {
   mdns: 'auto' | 'on' | 'off';
   /** IPv4 address of the interface for mDNS; '' lets the routes choose. */
   mdns_interface: string;
+  /** JSON written by `pikv etcd-form` on an etcd member board (waiting and why, or running); shown in the summary and dashboard. '' for none. */
+  formation_status_file: string;
 }
 
 export class ClusterConfigError extends Error {
@@ -73,7 +75,7 @@ export class ClusterConfigError extends Error {
 const NAMES = [
   'node_id', 'advertise', 'join', 'cluster_secret', 'cluster_secret_file', 'client_token', 'client_token_file', 'weight', 'peers',
   'heartbeat_interval_ms', 'forward_timeout_ms', 'etcd', 'cluster_name', 'lease_ttl_ms', 'controller_tick_ms',
-  'replicas', 'min_replicas', 'down_grace_ms', 'tls_ca_file', 'mdns', 'mdns_interface',
+  'replicas', 'min_replicas', 'down_grace_ms', 'tls_ca_file', 'mdns', 'mdns_interface', 'formation_status_file',
 ] as const;
 /** Settings that do not by themselves turn on cluster mode (a client token works on a lone node). */
 const NOT_CLUSTER = new Set(['client_token', 'client_token_file', 'mdns', 'mdns_interface']);
@@ -202,6 +204,7 @@ export function parseClusterConfig(settings: Record<string, unknown>, env: NodeJ
     etcd_discover,
     mdns,
     mdns_interface,
+    formation_status_file: text(settings['formation_status_file'], 'formation_status_file'),
   };
 }
 

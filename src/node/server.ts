@@ -143,7 +143,7 @@ export class PikvServer implements ConnectionHost, RespNode, HttpNode {
     this.dispatcher = new Dispatcher(this.partitions, config, () => this.codec.encodeValue(this.stats()), this.cluster, request_metrics, this.clock);
     this.dispatcher.value_decoder = this.decompress_pool;
     this.keyspace = new Keyspace({ keys: this.cluster.keys, submit: (batch, frame_bytes, done) => this.dispatcher.submit(batch, frame_bytes, done) });
-    this.observe = new Observe(this, request_metrics, { client_token: this.auth.client_token, tls_ca: cluster.config?.tls_ca ?? '' });
+    this.observe = new Observe(this, request_metrics, { client_token: this.auth.client_token, tls_ca: cluster.config?.tls_ca ?? '', formation_status_file: cluster.config?.formation_status_file ?? '' });
     const timeouts_ms = [config.handshake_timeout_ms, config.frame_timeout_ms, config.slow_client_timeout_ms];
     if (config.idle_timeout_ms > 0) timeouts_ms.push(config.idle_timeout_ms);
     this.sweep_ms = Math.max(SWEEP_MS_MIN, Math.min(SWEEP_MS_MAX, Math.floor(Math.min(...timeouts_ms) / 4)));

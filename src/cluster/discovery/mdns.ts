@@ -24,9 +24,10 @@ export const DISCOVERED_MAX = 256;
 /** How often a running browse asks again (answers to the first query can be lost, and new nodes come up). */
 const REQUERY_MS = 1_000;
 
-type BonjourInstance = InstanceType<typeof Bonjour>;
+export type BonjourInstance = InstanceType<typeof Bonjour>;
 
-function openBonjour(options: MdnsOptions): BonjourInstance {
+/** One mDNS socket (formation-mdns.ts opens its own for `_pikv-etcd._tcp`). */
+export function openBonjour(options: MdnsOptions): BonjourInstance {
   // bonjour-service hands these to multicast-dns as they are; its type names only ServiceConfig.
   const mdns_options = (options.interface_address === undefined ? {} : { interface: options.interface_address, bind: '0.0.0.0' }) as Partial<ServiceConfig>;
   // Without an error callback bonjour-service throws from a socket callback, killing the node.

@@ -8,6 +8,7 @@ import type { ClusterStatus } from '../../cluster/cluster-status.js';
 import { DEFAULT_POWER_PROFILE } from '../metrics/energy.js';
 import type { NodeSampler, Sample } from '../metrics/node-sampler.js';
 import type { NodeStats } from '../stats.js';
+import type { FormationNote } from './formation-note.js';
 
 /** serving: answers data ops; not_serving: up but without a live view (starting, etcd lost); down: unreachable or marked down. */
 export type NodeState = 'serving' | 'not_serving' | 'down';
@@ -41,6 +42,8 @@ export interface NodeSummary {
   /** ESTIMATED power over the same window, so a cluster's ops/J is Σ ops/s ÷ Σ watts. */
   watts: number | null;
   progress: Progress[];
+  /** On an etcd member board run by `pikv etcd-form`: its state (waiting and why, or running); absent elsewhere. */
+  formation?: FormationNote;
   /** The last HISTORY_SAMPLES samples, oldest first, when asked for (?history=1). */
   history?: Sample[];
 }
@@ -51,6 +54,8 @@ export interface SummarySource {
   readonly sampler: NodeSampler;
   readonly metrics_enabled: boolean;
   readonly shutting_down: boolean;
+  /** The etcd formation state (formation-note.ts), or null when this node has none. */
+  formation?: () => FormationNote | null;
 }
 
 export function nodeSummary(source: SummarySource, with_history: boolean): NodeSummary {
@@ -75,6 +80,8 @@ export function nodeSummary(source: SummarySource, with_history: boolean): NodeS
     watts: roundWatts(source.sampler.watts()),
     progress: progressOf(status),
   };
+  const formation = source.formation?.() ?? null;
+  if (formation !== null) summary.formation = formation;
   if (with_history) summary.history = source.sampler.recent();
   return summary;
 }

@@ -15,6 +15,7 @@ import { assetOf, type Asset } from './assets.js';
 import { ClusterSummaries, type ClusterSummary } from './cluster-summary.js';
 import { EventStream } from './event-stream.js';
 import { nodeSummary, type NodeSummary } from './node-summary.js';
+import { readFormationNote } from './formation-note.js';
 
 /** What Observe reads from the node (PikvServer). */
 export interface ObservedNode {
@@ -32,9 +33,11 @@ export class Observe {
   private readonly metrics: RequestMetrics | null;
   private readonly summaries: ClusterSummaries;
   private readonly events: EventStream;
+  private readonly formation_status_file: string;
 
-  constructor(node: ObservedNode, metrics: RequestMetrics | null, settings: { client_token: string; tls_ca: string }) {
+  constructor(node: ObservedNode, metrics: RequestMetrics | null, settings: { client_token: string; tls_ca: string; formation_status_file?: string }) {
     this.node = node;
+    this.formation_status_file = settings.formation_status_file ?? '';
     this.metrics = metrics;
     this.sampler = new NodeSampler(metrics, {
       opsTotal: () => metrics?.client_ops ?? node.stats().ops,
@@ -88,6 +91,7 @@ export class Observe {
       sampler: this.sampler,
       metrics_enabled: this.metrics !== null,
       shutting_down: node.shutting_down,
+      formation: () => readFormationNote(this.formation_status_file),
     }, with_history);
   }
 
