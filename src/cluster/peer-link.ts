@@ -47,6 +47,31 @@ export interface PeerLinkHooks {
   log(message: string): void;
 }
 
+/**
+ * Logs a refused handshake once per distinct cause, for both channels of a link together (the
+ * link retries every few seconds, and a fake or misconfigured member would otherwise fill the log).
+ */
+class RefusalLog {
+  /** The last refused handshake logged; '' after a successful connect. */
+  private last = '';
+  private readonly log: (message: string) => void;
+
+  constructor(log: (message: string) => void) {
+    this.log = log;
+  }
+
+  note(node_id: string, error: PikvError): void {
+    const refused = error.code === ErrorCode.PEER_AUTH_FAILED || error.code === ErrorCode.PEER_VERSION_MISMATCH || error.code === ErrorCode.AUTH_FAILED;
+    if (!refused || error.message === this.last) return;
+    this.last = error.message;
+    this.log(`peer link to ${node_id} refused: ${error.message} (${error.code})`);
+  }
+
+  connected(): void {
+    this.last = '';
+  }
+}
+
 /** One of the link's two connections, reconnected with backoff when it fails. */
 class PeerChannelClient {
   readonly channel: PeerChannel;
@@ -54,18 +79,16 @@ class PeerChannelClient {
   private connecting = false;
   private backoff_ms = BACKOFF_MIN_MS;
   private next_attempt_ms = 0;
-  /** The last refused handshake logged; '' after a successful connect. */
-  private last_refusal = '';
   private closed = false;
   private readonly node: RingNode;
   private readonly settings: PeerLinkSettings;
-  private readonly log: (message: string) => void;
+  private readonly refusals: RefusalLog;
 
-  constructor(channel: PeerChannel, node: RingNode, settings: PeerLinkSettings, log: (message: string) => void) {
+  constructor(channel: PeerChannel, node: RingNode, settings: PeerLinkSettings, refusals: RefusalLog) {
     this.channel = channel;
     this.node = node;
     this.settings = settings;
-    this.log = log;
+    this.refusals = refusals;
   }
 
   /** The open client, or null. */
@@ -90,17 +113,6 @@ class PeerChannelClient {
     this.client = null;
   }
 
-  /**
-   * Logs a refused handshake once per distinct cause (the link retries every few seconds, and
-   * a fake or misconfigured member would otherwise fill the log).
-   */
-  private noteRefusal(error: PikvError): void {
-    const refused = error.code === ErrorCode.PEER_AUTH_FAILED || error.code === ErrorCode.PEER_VERSION_MISMATCH || error.code === ErrorCode.AUTH_FAILED;
-    if (!refused || error.message === this.last_refusal) return;
-    this.last_refusal = error.message;
-    this.log(`peer link to ${this.node.id} refused: ${error.message} (${error.code})`);
-  }
-
   private reconnect(connected: () => void): void {
     if (this.connecting || Date.now() < this.next_attempt_ms) return;
     this.connecting = true;
@@ -115,7 +127,7 @@ class PeerChannelClient {
     }).then(
       (client) => {
         this.connecting = false;
-        this.last_refusal = '';
+        this.refusals.connected();
         if (this.closed) {
           void client.close();
           return;
@@ -126,7 +138,7 @@ class PeerChannelClient {
       },
       (error: PikvError) => {
         this.connecting = false;
-        this.noteRefusal(error);
+        this.refusals.note(this.node.id, error);
         this.next_attempt_ms = Date.now() + this.backoff_ms;
         this.backoff_ms = Math.min(BACKOFF_MAX_MS, this.backoff_ms * 2);
       },
@@ -157,8 +169,9 @@ export class PeerLink {
     this.node = node;
     this.settings = settings;
     this.hooks = hooks;
-    this.data = new PeerChannelClient('data', node, settings, hooks.log);
-    this.control_channel = new PeerChannelClient('control', node, settings, hooks.log);
+    const refusals = new RefusalLog(hooks.log);
+    this.data = new PeerChannelClient('data', node, settings, refusals);
+    this.control_channel = new PeerChannelClient('control', node, settings, refusals);
   }
 
   get up(): boolean {
