@@ -300,10 +300,6 @@ export class Connection implements ServedConnection {
       return;
     }
     const control = this.peer && this.peer_channel === 'control';
-    if (control && frame.length > CONTROL_FRAME_BYTES_MAX) {
-      this.rejectFrame(null, ErrorCode.BAD_REQUEST, `a peer control channel takes frames of at most ${CONTROL_FRAME_BYTES_MAX} bytes; send data on the data channel`);
-      return;
-    }
     let batch;
     try {
       batch = this.host.codec.decodeRequest(frame, this.host.config.batch_ops_max);
@@ -328,6 +324,11 @@ export class Connection implements ServedConnection {
       if (op === Op.GET) gets++;
       // Every op that reads or writes keys (GET, PUT, DELETE, the conditional ops, EXPIRE, PERSIST, TTL, DELETE_EXPIRED, ...).
       if (!CONTROL_OPS.has(op)) data_ops++;
+    }
+    if (control && frame.length > CONTROL_FRAME_BYTES_MAX) {
+      // Checked after decoding, so that the refusal carries the request's id.
+      this.sendError(batch.id, ErrorCode.BAD_REQUEST, `a peer control channel takes frames of at most ${CONTROL_FRAME_BYTES_MAX} bytes; send data on the data channel`);
+      return;
     }
     if (control && (data_ops > 0 || batch.migrate === true)) {
       // Bulk data on the control channel would make heartbeats wait behind it again.
