@@ -46,7 +46,7 @@ function nextEvent(ws: WebSocket): Promise<{ answer: Buffer } | { close: { code:
 describe('peer channels', { timeout: 60_000 }, () => {
   let node: ServerProcess;
   before(async () => {
-    node = await startServer(['--workers', '1', '--node-id', 'a'], { PIKV_CLUSTER_SECRET: SECRET });
+    node = await startServer(['--workers', '1', '--node-id', 'a', '--peer-send-bytes-max', '1mb'], { PIKV_CLUSTER_SECRET: SECRET });
   });
   after(async () => {
     await node.stop();
@@ -105,6 +105,49 @@ describe('peer channels', { timeout: 60_000 }, () => {
       await plain.close();
     } finally {
       await control.close();
+    }
+  });
+
+  it('a heartbeat on the control channel is answered while the data channel is stalled behind bulk answers', async () => {
+    // A peer that stops reading its data connection (as a busy board does) while the node owes
+    // it large answers: the node stops reading that connection once peer_send_bytes_max is
+    // queued, so anything behind the bulk frames on it waits. The control connection does not.
+    const value = Buffer.alloc(1024 * 1024, 0x62);
+    const loader = await connect(node.url);
+    await loader.put('bulk', value);
+    await loader.close();
+    const data = new PeerHandshake({ secret: SECRET, node_id: 'stuffer', server_id: 'a', channel: 'data' });
+    const stuffed = await rawPeer(node.url, data.headers);
+    stuffed.ws.send(data.accept(stuffed.response, node.url));
+    let answers = 0;
+    stuffed.ws.on('message', () => answers++);
+    const socket = (stuffed.ws as unknown as { _socket: { pause(): void; resume(): void } })._socket;
+    socket.pause();
+    const BULK_FRAMES = 64;
+    for (let id = 1; id <= BULK_FRAMES; id++) {
+      stuffed.ws.send(codec.encodeRequest({ id, op: Uint8Array.of(Op.GET), key_lengths: Uint32Array.of(4), value_lengths: new Uint32Array(1), keys: Buffer.from('bulk'), values: new Uint8Array(0) }));
+    }
+    // A heartbeat behind the bulk frames on the data connection...
+    stuffed.ws.send(codec.encodeRequest({ id: 1000, ...single(Op.CLUSTER_HEARTBEAT, codec.encodeValue({ from: 'stuffer', epoch: 1 })) }));
+    // ...and one on the control connection, several times over.
+    const control = await connect(node.url, { peer: { secret: SECRET, node_id: 'stuffer', server_id: 'a', channel: 'control' }, request_timeout_ms: 5_000 });
+    try {
+      for (let i = 0; i < 5; i++) {
+        const reply = await control.batchColumns(single(Op.CLUSTER_HEARTBEAT, codec.encodeValue({ from: 'stuffer', epoch: 1 })));
+        assert.equal(reply.status[0], Status.OK);
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+      // The data connection is really stalled: its heartbeat (the 65th frame) is still unanswered.
+      const received = answers;
+      assert.ok(received < BULK_FRAMES + 1, `the data connection answered all ${received} frames: it was not stalled, so this test shows nothing`);
+      socket.resume();
+      // Once the peer reads again, everything is answered, the heartbeat last.
+      const deadline_ms = Date.now() + 20_000;
+      while (answers < BULK_FRAMES + 1 && Date.now() < deadline_ms) await new Promise((resolve) => setTimeout(resolve, 50));
+      assert.equal(answers, BULK_FRAMES + 1);
+    } finally {
+      await control.close();
+      stuffed.ws.terminate();
     }
   });
 
