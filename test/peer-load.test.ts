@@ -11,8 +11,8 @@
  * about 512 KiB. Heartbeats are the default 500 ms (a peer is down after 1.5 s of silence):
  * on a machine shared with other work the round trip reaches several hundred ms from CPU
  * starvation alone. On the code before peer channels and peer budgets this test failed with
- * hundreds of NODE_DOWN answers and peers shown down; a second test checks the heartbeat
- * during a large data move.
+ * hundreds of NODE_DOWN answers and peers shown down. (That control messages do not wait
+ * behind bulk stream data is checked without timing in test/peer-channels.test.ts.)
  *
  * Real `pikv serve` processes on 127.0.0.1 ephemeral ports, stopped by PID.
  */
@@ -136,53 +136,3 @@ describe('two nodes forwarding to each other at full load', { timeout: 90_000 },
   });
 });
 
-describe('a big data move between two nodes', { timeout: 120_000 }, () => {
-  let a: ServerProcess;
-  let b: ServerProcess | undefined;
-
-  after(async () => {
-    await Promise.all([a?.stop(), b?.stop()]);
-  });
-
-  it('does not delay the heartbeat into showing a peer down while the move runs', async () => {
-    const extra = ['--heartbeat-interval-ms', String(HEARTBEAT_MS), '--forward-timeout-ms', '5000'];
-    a = await startNode('a', [], extra);
-    // About 24 MiB to move half of: 4 MiB stream frames, 4 in flight, on the data channel.
-    const loader = await connect(a.url, { request_timeout_ms: 30_000 });
-    const value = Buffer.alloc(64 * 1024, 0x63);
-    for (let i = 0; i < 384; i += 32) await loader.batch(Array.from({ length: 32 }, (_, j) => ({ op: 'put' as const, key: `big${i + j}`, value })));
-    await loader.close();
-
-    const watcher = await connect(a.url, { request_timeout_ms: 5_000 });
-    const samples: PeerSample[] = [];
-    let moved = false;
-    const sampling = (async () => {
-      while (!moved) {
-        const reply = await watcher.batchColumns({ op: Uint8Array.of(Op.CLUSTER_STATUS), key_lengths: new Uint32Array(1), value_lengths: new Uint32Array(1), keys: new Uint8Array(0), values: new Uint8Array(0) });
-        const status = codec.decodeValue(reply.values) as { peers: PeerSample[]; migration: unknown };
-        // From the first answered heartbeat on: before it, a joining peer is not up yet.
-        for (const p of status.peers) if (p.rtt_ms !== null) samples.push({ id: p.id, up: p.up, rtt_ms: p.rtt_ms });
-        await delay(50);
-      }
-    })();
-    try {
-      b = await startNode('b', [a.url], extra);
-      await waitForMembers([a.url, b.url], ['a', 'b'], 60_000);
-    } finally {
-      moved = true;
-      await sampling;
-      await watcher.close();
-    }
-    const rtts = samples.map((s) => s.rtt_ms ?? 0);
-    const report = `samples ${samples.length}, down ${samples.filter((s) => !s.up).length}, rtt max ${Math.max(0, ...rtts)} ms`;
-    console.log(`peer-move: ${report}`);
-    assert.ok(samples.length > 0, report);
-    assert.ok(samples.every((s) => s.up), `the peer was shown down during the move: ${report}`);
-    assert.ok(Math.max(...rtts) < DOWN_AFTER_MS, report);
-    assert.doesNotMatch(a.output(), /is down|missed \d+ heartbeats/, a.output());
-    const reader = await connect(b.url);
-    const results = await reader.batch(Array.from({ length: 384 }, (_, i) => ({ op: 'get' as const, key: `big${i}` })));
-    assert.ok(results.every((r) => r.code === 'OK' && r.value!.length === value.length), 'every key readable after the move');
-    await reader.close();
-  });
-});
