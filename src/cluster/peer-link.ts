@@ -235,6 +235,18 @@ export class PeerLink {
     });
   }
 
+  /**
+   * Sends one single-op request that reads keys (the cluster-wide SCAN of RESP's SCAN/DBSIZE) on
+   * the data channel, where ops that read keys belong: its answer is a page of keys, not a
+   * small control message, and the control channel refuses it.
+   */
+  async query(op: number, payload: Uint8Array): Promise<{ status: number; value: Uint8Array }> {
+    const client = this.data.open;
+    if (client === null) throw new PikvError(ErrorCode.NODE_DOWN, `node ${this.node.id} is not connected`);
+    const results = await client.batchColumns(single(op, payload));
+    return { status: results.status[0]!, value: results.values };
+  }
+
   /** Sends one control op on the control channel and resolves with its status and value. */
   async control(op: number, payload: Uint8Array): Promise<{ status: number; value: Uint8Array }> {
     const client = this.control_channel.open;
