@@ -16,7 +16,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import WebSocket, { WebSocketServer } from 'ws';
 import { connect, ErrorCode, Op, Status, WireCodec, type PikvError } from '../src/index.js';
-import { PeerHandshake, LEGACY_AUTH_HEADER, PEER_ID_HEADER, PEER_NONCE_HEADER, PEER_PROOF_HEADER, PEER_VERSION_HEADER } from '../src/protocol/auth.js';
+import { PeerHandshake, LEGACY_AUTH_HEADER, PEER_CHANNEL_HEADER, PEER_ID_HEADER, PEER_NONCE_HEADER, PEER_PROOF_HEADER, PEER_PROTOCOL_VERSION, PEER_VERSION_HEADER } from '../src/protocol/auth.js';
 import { parseClusterConfig } from '../src/cluster/cluster-config.js';
 import { PeerLink, single } from '../src/cluster/peer-link.js';
 import { defaultConfig, validateConfig, type ServerConfig } from '../src/node/config.js';
@@ -111,14 +111,27 @@ describe('peer handshake on a node', { timeout: 30_000 }, () => {
     assert.ok(node.logs.some((line) => /old peer handshake .*\(PEER_VERSION_MISMATCH\)/.test(line)));
   });
 
-  it('refuses another peer protocol version in the upgrade, with a clear error on both sides', async () => {
-    const ws = rawPeer(node.url, { [PEER_VERSION_HEADER]: '2', [PEER_ID_HEADER]: 'b', [PEER_NONCE_HEADER]: '0'.repeat(32) });
+  it('refuses another peer protocol version in the upgrade (a version 1 node, before channels), with a clear error on both sides', async () => {
+    const ws = rawPeer(node.url, { [PEER_VERSION_HEADER]: '1', [PEER_ID_HEADER]: 'b', [PEER_NONCE_HEADER]: '0'.repeat(32) });
     const response = await new Promise<IncomingMessage>((resolve) => ws.once('unexpected-response', (_request, res) => resolve(res)));
     assert.equal(response.statusCode, 400);
     assert.equal(response.headers['x-pikv-error'], 'PEER_VERSION_MISMATCH');
-    assert.equal(response.headers[PEER_VERSION_HEADER], '1', 'the refusal says which version the node speaks');
+    assert.equal(response.headers[PEER_VERSION_HEADER], String(PEER_PROTOCOL_VERSION), 'the refusal says which version the node speaks');
     ws.terminate();
-    assert.ok(node.logs.some((line) => /peer protocol "2", this node speaks 1 \(PEER_VERSION_MISMATCH\)/.test(line)), node.logs.join('\n'));
+    assert.ok(node.logs.some((line) => new RegExp(`peer protocol "1", this node speaks ${PEER_PROTOCOL_VERSION} \\(PEER_VERSION_MISMATCH\\)`).test(line)), node.logs.join('\n'));
+  });
+
+  it('refuses a peer handshake without a channel, or with an unknown one', async () => {
+    for (const channel of [undefined, 'bulk']) {
+      const headers: Record<string, string> = { [PEER_VERSION_HEADER]: String(PEER_PROTOCOL_VERSION), [PEER_ID_HEADER]: 'b', [PEER_NONCE_HEADER]: '0'.repeat(32) };
+      if (channel !== undefined) headers[PEER_CHANNEL_HEADER] = channel;
+      const ws = rawPeer(node.url, headers);
+      const response = await new Promise<IncomingMessage>((resolve) => ws.once('unexpected-response', (_request, res) => resolve(res)));
+      assert.equal(response.statusCode, 401);
+      assert.equal(response.headers['x-pikv-error'], 'PEER_AUTH_FAILED');
+      ws.terminate();
+    }
+    assert.ok(node.logs.some((line) => /x-pikv-peer-channel must be data or control \(PEER_AUTH_FAILED\)/.test(line)), node.logs.join('\n'));
   });
 
   it('refuses, on the connecting side, a node that answers as another member', async () => {
@@ -215,25 +228,25 @@ describe('a peer link to something that cannot prove the secret', { timeout: 30_
 
   it('refuses a server that forges the proof headers without the secret', async () => {
     const fake = await fakeMember((headers) => headers.push(
-      `${PEER_VERSION_HEADER}: 1`, `${PEER_ID_HEADER}: b`, `${PEER_NONCE_HEADER}: ${'ab'.repeat(16)}`, `${PEER_PROOF_HEADER}: ${'cd'.repeat(32)}`,
+      `${PEER_VERSION_HEADER}: ${PEER_PROTOCOL_VERSION}`, `${PEER_ID_HEADER}: b`, `${PEER_NONCE_HEADER}: ${'ab'.repeat(16)}`, `${PEER_PROOF_HEADER}: ${'cd'.repeat(32)}`,
     ));
     try {
       const { acted, logs, up } = await driveLink(fake.url);
       assert.deepEqual(acted, []);
       assert.equal(up, false);
       assert.equal(fake.frames_received(), 0);
-      assert.ok(logs.some((line) => /could not prove the cluster secret \(not a member, or its secret differs from ours\) \(PEER_AUTH_FAILED\)/.test(line)), logs.join('\n'));
+      assert.ok(logs.some((line) => /could not prove the cluster secret for this (data|control) connection \(not a member, its secret differs from ours, or the handshake was altered\) \(PEER_AUTH_FAILED\)/.test(line)), logs.join('\n'));
     } finally {
       await fake.close();
     }
   });
 
   it('refuses a server of another peer protocol version with PEER_VERSION_MISMATCH', async () => {
-    const fake = await fakeMember((headers) => headers.push(`${PEER_VERSION_HEADER}: 2`, `${PEER_PROOF_HEADER}: ${'cd'.repeat(32)}`));
+    const fake = await fakeMember((headers) => headers.push(`${PEER_VERSION_HEADER}: 1`, `${PEER_PROOF_HEADER}: ${'cd'.repeat(32)}`));
     try {
       const { acted, logs } = await driveLink(fake.url);
       assert.deepEqual(acted, []);
-      assert.ok(logs.some((line) => /speaks peer protocol 2, this node 1 \(PEER_VERSION_MISMATCH\)/.test(line)), logs.join('\n'));
+      assert.ok(logs.some((line) => new RegExp(`speaks peer protocol 1, this node ${PEER_PROTOCOL_VERSION} \\(PEER_VERSION_MISMATCH\\)`).test(line)), logs.join('\n'));
     } finally {
       await fake.close();
     }

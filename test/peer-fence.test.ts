@@ -29,7 +29,7 @@ describe('peer connection fencing', { timeout: 30_000 }, () => {
       // Another peer id is not affected.
       const other = await connect(node.url, { peer: { secret: SECRET, node_id: 'c', server_id: 'a' } });
       assert.equal((await other.batch([{ op: 'get', key: 'k' }]))[0]!.code, 'OK');
-      assert.match(node.output(), /refusing data from an old connection of peer "b"/);
+      assert.match(node.output(), /refusing data from an old data connection of peer "b"/);
       await Promise.all([older.close(), newer.close(), plain.close(), other.close()]);
     } finally {
       await node.stop();

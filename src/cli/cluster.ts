@@ -142,7 +142,7 @@ function secretOf(options: AdminOptions): string {
 }
 
 async function admin(options: AdminOptions, payload: Record<string, unknown>, done: (view: ClusterView) => boolean): Promise<void> {
-  const client = await connect(options.url, { peer: { secret: secretOf(options), node_id: ADMIN_ID }, token: tokenOf(options) });
+  const client = await connect(options.url, { peer: { secret: secretOf(options), node_id: ADMIN_ID, channel: 'control' }, token: tokenOf(options) });
   try {
     const deadline_ms = Date.now() + Number(options.waitMs);
     let reply: { epoch: number };

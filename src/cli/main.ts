@@ -97,6 +97,7 @@ program
   .option('--client-token-file <file>', 'file holding a token every client must send (WebSocket: x-pikv-client-token; HTTP: Authorization: Bearer; RESP: AUTH) (default: $PIKV_CLIENT_TOKEN)')
   .option('--peer-requests-inflight-max <n>', 'cluster: unanswered requests per authenticated peer connection (default 256)')
   .option('--peer-send-bytes-max <size>', 'cluster: response bytes queued per authenticated peer connection (default 64mb)')
+  .option('--peer-inflight-bytes-max <size>', 'cluster: request bytes in flight per peer data connection, apart from the clients\' node budget (default 64mb)')
   .option('--heartbeat-interval-ms <ms>', 'cluster: heartbeat period; 3 missed answers mark a peer down (default 500)')
   .option('--forward-timeout-ms <ms>', 'cluster: bound on every forwarded request (default 5000)')
   .option('--repair', 'with --data-dir: start even if files are damaged, dropping what cannot be read')

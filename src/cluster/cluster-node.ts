@@ -100,7 +100,7 @@ export class ClusterNode implements OpRouter {
         if (!this.routes || placement === null) return { ids: [this.self], self: this.self };
         return { ids: this.rings.view.nodes.map((n) => n.id).filter((id) => !placement.isDown(id)).sort(), self: this.self };
       },
-      askPeer: (id, request) => this.links.get(id)?.control(Op.SCAN, request) ?? Promise.reject(new PikvError(ErrorCode.NODE_DOWN, `no link to node ${id}`)),
+      askPeer: (id, request) => this.links.get(id)?.query(Op.SCAN, request) ?? Promise.reject(new PikvError(ErrorCode.NODE_DOWN, `no link to node ${id}`)),
     });
     // --etcd auto is resolved to endpoints before a node is built (cli/serve.ts): never gossip instead.
     if (config !== null && config.etcd_discover && config.etcd.length === 0) throw new Error('--etcd auto: the etcd endpoints must be found before the node starts');

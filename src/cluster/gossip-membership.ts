@@ -178,7 +178,9 @@ export class GossipMembership {
     this.last_join_ms = Date.now();
     const seed = config.join[Math.floor(Math.random() * config.join.length)]!;
     const payload = this.codec.encodeValue({ action: 'join', node: this.host.selfNode() });
-    connect(seed, { connect_timeout_ms: 2_000, request_timeout_ms: config.forward_timeout_ms, ca: config.tls_ca, peer: { secret: config.cluster_secret, node_id: config.node_id } })
+    // The control channel: it carries one CLUSTER_ADMIN, and a data connection under this node's
+    // id would supersede this node's data link to the seed (the latest-connection rule).
+    connect(seed, { connect_timeout_ms: 2_000, request_timeout_ms: config.forward_timeout_ms, ca: config.tls_ca, peer: { secret: config.cluster_secret, node_id: config.node_id, channel: 'control' } })
       .then(async (client) => {
         try {
           const results = await client.batchColumns(single(Op.CLUSTER_ADMIN, payload));

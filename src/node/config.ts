@@ -54,6 +54,13 @@ export interface ServerConfig {
    */
   peer_requests_inflight_max: number;
   peer_send_bytes_max: number;
+  /**
+   * Request bytes one peer data connection may have in flight before it is not read. Peers have
+   * this budget each, apart from node_inflight_bytes_max (the clients'): two nodes forwarding to
+   * each other must not pause each other because their clients filled the node's budget
+   * (docs/CLUSTER.md, "Peer links").
+   */
+  peer_inflight_bytes_max: number;
   /** A client connection that stays past connection_send_bytes_max this long is closed (1008 SLOW_CLIENT); never a peer. */
   slow_client_timeout_ms: number;
   /** A socket that has not finished its WebSocket upgrade in this time is closed. */
@@ -127,6 +134,7 @@ export function defaultConfig(): ServerConfig {
     connection_send_bytes_max: 16 * 1024 * 1024,
     peer_requests_inflight_max: 256,
     peer_send_bytes_max: 64 * 1024 * 1024,
+    peer_inflight_bytes_max: 64 * 1024 * 1024,
     slow_client_timeout_ms: 10_000,
     handshake_timeout_ms: 5_000,
     frame_timeout_ms: 30_000,
@@ -151,7 +159,7 @@ export function defaultConfig(): ServerConfig {
 /** Config-file and flag names (kebab-case on the command line, snake_case in files). */
 const SIZE_FIELDS = new Set<keyof ServerConfig>([
   'memory_bytes_max', 'key_bytes_max', 'value_bytes_max', 'frame_bytes_max', 'response_bytes_max',
-  'connection_send_bytes_max', 'peer_send_bytes_max', 'node_inflight_bytes_max', 'compact_min_bytes',
+  'connection_send_bytes_max', 'peer_send_bytes_max', 'peer_inflight_bytes_max', 'node_inflight_bytes_max', 'compact_min_bytes',
 ]);
 const COUNT_FIELDS = new Set<keyof ServerConfig>([
   'port', 'workers', 'batch_ops_max', 'connection_requests_inflight_max', 'peer_requests_inflight_max', 'connections_max',
@@ -264,6 +272,7 @@ export function validateConfig(config: ServerConfig): ServerConfig {
   check(config.connection_send_bytes_max >= 64 * 1024, 'connection_send_bytes_max must be at least 64kb');
   check(config.peer_requests_inflight_max >= 1, 'peer_requests_inflight_max must be at least 1');
   check(config.peer_send_bytes_max >= 64 * 1024, 'peer_send_bytes_max must be at least 64kb');
+  check(config.peer_inflight_bytes_max >= 1024 * 1024, 'peer_inflight_bytes_max must be at least 1mb');
   check(config.slow_client_timeout_ms >= 100, 'slow_client_timeout_ms must be at least 100');
   check(config.handshake_timeout_ms >= 100, 'handshake_timeout_ms must be at least 100');
   check(config.frame_timeout_ms >= 100, 'frame_timeout_ms must be at least 100');

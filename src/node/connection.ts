@@ -16,10 +16,12 @@
  * inside a worker finish and their answers are discarded), and its share of the node's
  * budgets is released.
  *
- * A connection authenticated as a cluster peer uses peer_requests_inflight_max and
- * peer_send_bytes_max instead of the connection_* limits, and is never closed as slow, idle
- * or for frame time: it carries a whole node's forwarded traffic, and its heartbeat decides
- * whether it is healthy.
+ * A connection authenticated as a cluster peer uses peer_requests_inflight_max,
+ * peer_send_bytes_max and its own in-flight byte budget (peer_inflight_bytes_max) instead of
+ * the connection_* limits and the node's budget, and is never closed as slow, idle or for
+ * frame time: it carries a whole node's forwarded traffic, and its heartbeat decides whether
+ * it is healthy. A peer's control channel takes only control ops, in small frames, under
+ * limits of its own (peer-limits.ts).
  *
  * Bad frames are answered with an error and the connection stays open, unless it keeps
  * sending them faster than connection_errors_per_second_max, when it is closed with 1008.
@@ -32,8 +34,10 @@ import type { ServerConfig } from './config.js';
 import type { Dispatcher, SubmitOptions } from './dispatcher.js';
 import { POOLED_FRAME_BYTES_MIN, type FramePool } from './frame-pool.js';
 import type { PendingRequest } from '../engine/pending-request.js';
-import { Op, isConditionalOp } from '../protocol/constants.js';
+import { Op } from '../protocol/constants.js';
 import { RequestBudget, type BudgetHost, type ConnectionProtocol, type ServedConnection } from './request-budget.js';
+import type { PeerChannel } from '../protocol/auth.js';
+import { CONTROL_FRAME_BYTES_MAX, CONTROL_INFLIGHT_BYTES_MAX, CONTROL_OPS, CONTROL_REQUESTS_INFLIGHT_MAX, CONTROL_SEND_BYTES_MAX, PeerBudgetHost } from './peer-limits.js';
 
 /** What a connection needs from the node it belongs to. */
 export interface ConnectionHost extends BudgetHost {
@@ -45,8 +49,8 @@ export interface ConnectionHost extends BudgetHost {
   readonly shutting_down: boolean;
   onPaused(connection: ServedConnection): void;
   log(message: string): void;
-  /** False once a newer connection from the same peer id was opened (see Connection.fenced). */
-  isLatestPeerConnection(peer_id: string, sequence: number): boolean;
+  /** False once a newer connection from the same peer id on the same channel was opened (see Connection.fenced). */
+  isLatestPeerConnection(peer_id: string, channel: PeerChannel, sequence: number): boolean;
 }
 
 /** WebSocket close codes (RFC 6455). */
@@ -118,20 +122,19 @@ export class Connection implements ServedConnection {
   private readonly peer: boolean;
   /** The id the peer proved in its handshake, and this connection's place among its connections. */
   private readonly peer_id: string;
+  /** A peer's data or control connection (peer-limits.ts); 'data' for clients, where it means nothing. */
+  private readonly peer_channel: PeerChannel;
   private readonly peer_sequence: number;
   private fenced_logged = false;
 
-  constructor(ws: WebSocket, host: ConnectionHost, options: { peer: boolean; address: string; keepalive_ms: number; peer_id?: string; peer_sequence?: number }) {
+  constructor(ws: WebSocket, host: ConnectionHost, options: { peer: boolean; address: string; keepalive_ms: number; peer_id?: string; peer_channel?: PeerChannel; peer_sequence?: number }) {
     this.ws = ws;
     this.peer = options.peer;
     this.protocol = options.peer ? 'peer' : 'ws';
     this.peer_id = options.peer_id ?? '';
+    this.peer_channel = options.peer_channel ?? 'data';
     this.peer_sequence = options.peer_sequence ?? 0;
-    this.budget = new RequestBudget(host, {
-      requests_inflight_max: options.peer ? host.config.peer_requests_inflight_max : host.config.connection_requests_inflight_max,
-      send_bytes_max: options.peer ? host.config.peer_send_bytes_max : host.config.connection_send_bytes_max,
-      value_bytes_max: host.config.value_bytes_max,
-    });
+    this.budget = new RequestBudget(...budgetFor(host, options.peer, this.peer_channel));
     this.address = options.address;
     this.keepalive_ms = options.keepalive_ms;
     this.host = host;
@@ -159,10 +162,10 @@ export class Connection implements ServedConnection {
    * written since through the new connection or another node (docs/MEMBERSHIP.md).
    */
   private fenced(): boolean {
-    if (!this.peer || this.peer_id === '' || this.host.isLatestPeerConnection(this.peer_id, this.peer_sequence)) return false;
+    if (!this.peer || this.peer_id === '' || this.host.isLatestPeerConnection(this.peer_id, this.peer_channel, this.peer_sequence)) return false;
     if (!this.fenced_logged) {
       this.fenced_logged = true;
-      this.host.log(`refusing data from an old connection of peer "${this.peer_id}" (a newer one is open)`);
+      this.host.log(`refusing data from an old ${this.peer_channel} connection of peer "${this.peer_id}" (a newer one is open)`);
     }
     return true;
   }
@@ -296,6 +299,7 @@ export class Connection implements ServedConnection {
       this.rejectFrame(null, ErrorCode.TEXT_FRAME, 'text frames are not accepted; send binary CBOR frames');
       return;
     }
+    const control = this.peer && this.peer_channel === 'control';
     let batch;
     try {
       batch = this.host.codec.decodeRequest(frame, this.host.config.batch_ops_max);
@@ -318,7 +322,18 @@ export class Connection implements ServedConnection {
     for (let i = 0; i < ops.length; i++) {
       const op = ops[i]!;
       if (op === Op.GET) gets++;
-      if (op === Op.GET || op === Op.PUT || op === Op.DELETE || isConditionalOp(op)) data_ops++;
+      // Every op that reads or writes keys (GET, PUT, DELETE, the conditional ops, EXPIRE, PERSIST, TTL, DELETE_EXPIRED, ...).
+      if (!CONTROL_OPS.has(op)) data_ops++;
+    }
+    if (control && frame.length > CONTROL_FRAME_BYTES_MAX) {
+      // Checked after decoding, so that the refusal carries the request's id.
+      this.sendError(batch.id, ErrorCode.BAD_REQUEST, `a peer control channel takes frames of at most ${CONTROL_FRAME_BYTES_MAX} bytes; send data on the data channel`);
+      return;
+    }
+    if (control && (data_ops > 0 || batch.migrate === true)) {
+      // Bulk data on the control channel would make heartbeats wait behind it again.
+      this.sendError(batch.id, ErrorCode.BAD_REQUEST, 'a peer control channel carries only control ops (heartbeat, view, admin, drained, ring, status, ping); send data on the data channel');
+      return;
     }
     if (data_ops > 0 && this.fenced()) {
       this.sendError(batch.id, ErrorCode.STALE_RING, 'a newer connection from this peer exists; data on this one is not applied');
@@ -412,4 +427,20 @@ export class Connection implements ServedConnection {
     }
     this.sendError(id, code, message);
   }
+}
+
+/**
+ * A connection's budget host and limits: clients share the node's in-flight budget and have
+ * the connection_* limits; a peer's data channel has the peer_* limits and a budget of its own;
+ * a peer's control channel has the small fixed control limits (peer-limits.ts).
+ */
+function budgetFor(host: ConnectionHost, peer: boolean, channel: PeerChannel): [BudgetHost, { requests_inflight_max: number; send_bytes_max: number; value_bytes_max: number }] {
+  const config = host.config;
+  if (!peer) {
+    return [host, { requests_inflight_max: config.connection_requests_inflight_max, send_bytes_max: config.connection_send_bytes_max, value_bytes_max: config.value_bytes_max }];
+  }
+  if (channel === 'control') {
+    return [new PeerBudgetHost(host, CONTROL_INFLIGHT_BYTES_MAX), { requests_inflight_max: CONTROL_REQUESTS_INFLIGHT_MAX, send_bytes_max: CONTROL_SEND_BYTES_MAX, value_bytes_max: config.value_bytes_max }];
+  }
+  return [new PeerBudgetHost(host, config.peer_inflight_bytes_max), { requests_inflight_max: config.peer_requests_inflight_max, send_bytes_max: config.peer_send_bytes_max, value_bytes_max: config.value_bytes_max }];
 }

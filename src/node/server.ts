@@ -15,7 +15,7 @@ import { WebSocketServer, type WebSocket } from 'ws';
 import type { PersistenceOptions } from '../persistence/options.js';
 import { describeRecovery, recoverNode } from '../persistence/recovery.js';
 import { WireCodec } from '../protocol/codec.js';
-import { authenticate, checkClientProof, CLOSE_AUTH_FAILED, ERROR_HEADER, PEER_AUTH_FAILED, PEER_PROTOCOL_VERSION, PEER_VERSION_HEADER, type AuthSettings, type PeerChallenge } from '../protocol/auth.js';
+import { authenticate, checkClientProof, CLOSE_AUTH_FAILED, ERROR_HEADER, PEER_AUTH_FAILED, PEER_PROTOCOL_VERSION, PEER_VERSION_HEADER, type AuthSettings, type PeerChallenge, type PeerChannel } from '../protocol/auth.js';
 import type { ClusterConfig } from '../cluster/cluster-config.js';
 import { ClusterNode } from '../cluster/cluster-node.js';
 import { Keyspace } from './keyspace.js';
@@ -113,7 +113,11 @@ export class PikvServer implements ConnectionHost, RespNode, HttpNode {
   private readonly names: NodeNames;
   /** Peer challenges issued in the handshake (verifyClient), answered in the first frame. */
   private readonly peer_challenges = new WeakMap<IncomingMessage, PeerChallenge>();
-  /** The newest connection of each peer id (Connection.fenced): older ones apply no data op. */
+  /**
+   * The newest connection of each peer id and channel (Connection.fenced): older ones apply no
+   * data op. Per channel: a peer holds a data and a control connection at once (docs/CLUSTER.md,
+   * "Peer links"), and opening one must not fence the other.
+   */
   private readonly latest_peer_connection = new Map<string, number>();
   private peer_connections_opened = 0;
   /** Peer sockets past the upgrade that have not yet sent their proof; closed on stop. */
@@ -430,25 +434,26 @@ export class PikvServer implements ConnectionHost, RespNode, HttpNode {
       this.handshakeDone(request.socket);
       // Frames behind the proof in the same socket read are emitted after this listener returns,
       // to the listener the Connection adds now: none is lost or reordered.
-      this.serve(ws, request, true, challenge.client_id);
+      this.serve(ws, request, true, challenge.client_id, challenge.channel);
     });
   }
 
-  isLatestPeerConnection(peer_id: string, sequence: number): boolean {
-    return this.latest_peer_connection.get(peer_id) === sequence;
+  isLatestPeerConnection(peer_id: string, channel: PeerChannel, sequence: number): boolean {
+    return this.latest_peer_connection.get(peerChannelKey(peer_id, channel)) === sequence;
   }
 
-  private serve(ws: WebSocket, request: IncomingMessage, peer: boolean, peer_id = ''): void {
+  private serve(ws: WebSocket, request: IncomingMessage, peer: boolean, peer_id = '', channel: PeerChannel = 'data'): void {
     let peer_sequence = 0;
     if (peer && peer_id !== '') {
       peer_sequence = ++this.peer_connections_opened;
-      this.latest_peer_connection.set(peer_id, peer_sequence);
+      this.latest_peer_connection.set(peerChannelKey(peer_id, channel), peer_sequence);
     }
     const connection = new Connection(ws, this, {
       peer,
       address: request.socket.remoteAddress ?? '?',
       keepalive_ms: keepaliveAsked(request),
       peer_id,
+      peer_channel: channel,
       peer_sequence,
     });
     this.connections.add(connection);
@@ -466,6 +471,11 @@ export class PikvServer implements ConnectionHost, RespNode, HttpNode {
     ws.on('error', (error: Error & { code?: string }) => this.log(`refused connection error: ${error.code ?? ''} ${error.message}`));
     ws.close(code, reason);
   }
+}
+
+/** latest_peer_connection's key: ids are printable ASCII without newlines (auth.ts). */
+function peerChannelKey(peer_id: string, channel: PeerChannel): string {
+  return `${peer_id}\n${channel}`;
 }
 
 /** The ping period a client asked for in its handshake, clamped; 0 when it asked for none. */
