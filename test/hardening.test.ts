@@ -59,7 +59,9 @@ describe('a client that pipelines 1 MiB GETs and never reads', { timeout: 90_000
   let probe: PikvClient;
   before(async () => {
     server = await startServer(['--workers', '2', '--max-memory', '256mb']);
-    probe = await connect(server.url);
+    // Stored raw (compress_min_bytes 0): this is about 1 MiB answers. A compressible value stored
+    // compressed and decoded for these plain readers is a different load (docs/PROTOCOL.md, known gap).
+    probe = await connect(server.url, { compress_min_bytes: 0 });
     await probe.put('big', Buffer.alloc(MIB, 7));
     await probe.put('small', 'ok');
   });

@@ -52,9 +52,11 @@ export class FramePool {
   }
 }
 
-/** Sizes are rounded up to a power of two, so one kept buffer serves values of nearby sizes. */
+/**
+ * Sizes are rounded up to a multiple of 64 KiB, so one kept buffer serves frames of nearby sizes.
+ * Not to a power of two: frames wait on slow sockets counted at their own length (the send
+ * budget), and a 2 MiB block for a 1 MiB frame doubled a slow reader's memory (hardening test).
+ */
 function roundUp(bytes: number): number {
-  let size = POOLED_FRAME_BYTES_MIN;
-  while (size < bytes) size *= 2;
-  return size;
+  return Math.ceil(bytes / POOLED_FRAME_BYTES_MIN) * POOLED_FRAME_BYTES_MIN;
 }
