@@ -15,6 +15,7 @@
  * never decides again (it restarts that member as it is).
  */
 import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
+import { field } from './txt.js';
 
 /** DNS-SD service type without the underscore bonjour-service adds: `_pikv-etcd._tcp`. */
 export const FORMATION_SERVICE_TYPE = 'pikv-etcd';
@@ -104,12 +105,6 @@ export function encodeClaimTxt(claim: MemberClaim, secret: string): Record<strin
   return txt;
 }
 
-function field(txt: Record<string, unknown>, key: string): string {
-  const value = txt[key];
-  if (typeof value === 'string') return value;
-  if (Buffer.isBuffer(value)) return value.toString('utf8');
-  return '';
-}
 
 export type DecodedClaim = { claim: MemberClaim; proof: string };
 

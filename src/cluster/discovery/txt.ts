@@ -86,7 +86,8 @@ export function encodeTxt(ad: Advertisement): Record<string, string> {
   return txt;
 }
 
-function field(txt: Record<string, unknown>, key: string): string {
+/** A TXT record's value as text ('' when absent); bonjour-service gives strings or Buffers. */
+export function field(txt: Record<string, unknown>, key: string): string {
   const value = txt[key];
   if (typeof value === 'string') return value;
   if (Buffer.isBuffer(value)) return value.toString('utf8');
