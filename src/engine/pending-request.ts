@@ -46,6 +46,12 @@ export class PendingRequest {
   /** GETs in this request, for the connection's estimate of what its answers will weigh. */
   gets = 0;
   /**
+   * Set when the connection answered (or dropped) this request. Not the same as `settled`: a
+   * request whose ops all settled can still wait, for its copies (a hold) or for a value to be
+   * decoded for a plain reader, and until it is answered its connection must keep counting it.
+   */
+  answered = false;
+  /**
    * Codec id of each result value as stored (protocol/value-codec.ts); null while every value
    * is raw, which is nearly always, so plain requests allocate nothing for it.
    */

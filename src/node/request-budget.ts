@@ -80,9 +80,13 @@ export class RequestBudget implements ResponseBudget {
     this.host.inflight_bytes += request_bytes;
   }
 
-  /** After submit: a request not answered inside it is tracked until finish() or cancelAll(). */
+  /**
+   * After submit: a request not answered inside it is tracked until finish() or cancelAll().
+   * Settled is not enough to skip it: a settled request may still be held for its copies or be
+   * decoded for a plain reader, and a 1 KiB stored value can decode to 1 MiB.
+   */
   track(request: PendingRequest, gets: number): void {
-    if (request.settled) return;
+    if (request.answered) return;
     request.gets = gets;
     this.gets_inflight += gets;
     request.budget = this;
@@ -95,6 +99,7 @@ export class RequestBudget implements ResponseBudget {
    * gone and cancelAll() already released it): then nothing may be sent for it.
    */
   finish(request: PendingRequest): boolean {
+    request.answered = true;
     if (request.cancelled) return false;
     this.inflight.delete(request);
     this.requests_inflight--;
