@@ -139,6 +139,29 @@ describe('replication under faults', { skip, timeout: 240_000 }, () => {
     }, ['--replicas', '2', '--down-grace-ms', '1500']);
   });
 
+  it('N=2: a lone PUT of a value that fills a stream batch by itself is acknowledged (no later write needed)', { timeout: 60_000 }, async () => {
+    // Bug found by reading replicator.ts (session 6): the commit of a write that filled its
+    // stream batch (4 MiB) was put on the next, empty batch, which is only sent when another
+    // write comes; a lone 5 MiB PUT was never acknowledged.
+    await withCluster('rep-big', async (cluster) => {
+      await startThree(cluster, false);
+      const a = cluster.get('a').url;
+      await waitForSettled(a, ['a', 'b', 'c']);
+      const kv = await connect(a, { request_timeout_ms: 8_000, compress_min_bytes: 0 });
+      try {
+        for (let i = 0; i < 3; i++) {
+          const value = Buffer.alloc(5 * 1024 * 1024, 65 + i);
+          const started = performance.now();
+          await kv.put(`big${i}`, value);
+          console.log(`# lone 5 MiB PUT ${i} acknowledged in ${(performance.now() - started).toFixed(0)} ms`);
+          assert.deepEqual(Buffer.from((await kv.get(`big${i}`))!), value);
+        }
+      } finally {
+        await kv.close();
+      }
+    }, ['--replicas', '2']);
+  });
+
   it('N=3, 3 nodes: two nodes killed at once lose nothing', { timeout: 60_000 }, async () => {
     await withCluster('rep-two', async (cluster) => {
       await startThree(cluster, false);

@@ -33,6 +33,7 @@ import { Forwarder } from './forwarder.js';
 import { GossipMembership } from './gossip-membership.js';
 import { Migration, type MigrationProgress } from './migration.js';
 import { PeerLink } from './peer-link.js';
+import { Promotion } from './promotion.js';
 import { Replicator } from './replicator.js';
 import type { RingNode } from '../routing/ring.js';
 import { checkView, isNewer, ViewRings, type ClusterView } from '../routing/view.js';
@@ -75,6 +76,7 @@ export class ClusterNode implements OpRouter {
   private readonly membership: EtcdMembership | null = null;
   /** Copies this node's writes to the other replicas of its slots (docs/REPLICATION.md). */
   private readonly replicator: Replicator;
+  private readonly promotion = new Promotion();
   /** Cluster-wide key listing and counting (RESP SCAN, DBSIZE, FLUSHALL). */
   readonly keys: KeyScan;
 
@@ -217,7 +219,9 @@ export class ClusterNode implements OpRouter {
         return true;
       }
       if (this.membership !== null) {
-        const refusal = this.refuseCopy(hash, batch);
+        let refusal = this.refuseCopy(hash, batch);
+        // Logged before it is applied, or refused (the sender resends it) when the log is full (R7).
+        if (refusal === Status.OK && !this.promotion.accepted(ref, batch, this.rings)) refusal = Status.CLUSTER_BUSY;
         if (refusal === Status.OK) return false;
         request.settle(index, refusal);
         return true;
@@ -383,6 +387,10 @@ export class ClusterNode implements OpRouter {
     // nothing it has not committed may be acknowledged (R5).
     const failed = view.down?.includes(this.self) === true || this.replacedIncarnation(view);
     this.replicator.adopt(this.rings, this.self, failed);
+    // Before any client op is routed under this view: what this node applied from a primary now
+    // down goes to the other copies first (docs/REPLICATION.md R7).
+    const promoted = this.promotion.adopted(this.rings, this.self, failed, this.replicator);
+    if (promoted !== null) this.log(promoted);
     this.reconcileMigration();
     const member = members.some((n) => n.id === this.self);
     this.reconcileCleanup(before, member);

@@ -15,6 +15,7 @@
  * before the failure that answer late are ignored (generation), so counts stay exact.
  */
 import { Status, STREAM_RECORD_VERSION } from '../protocol/constants.js';
+import type { ColumnBatch } from '../client/client.js';
 import { OutBatch, settleBatch, type StreamCommit } from './out-batch.js';
 import type { PeerLink } from './peer-link.js';
 import type { RingNode } from '../routing/ring.js';
@@ -47,6 +48,8 @@ const realSchedule: Schedule = (callback, delay_ms) => {
 export class MoveStream {
   readonly dest: RingNode;
   private readonly epoch: () => number;
+  /** The sender's commit watermark when a frame leaves, sent as `cw` (replicator.ts; 0: none). */
+  private readonly watermark: () => number;
   keys_sent = 0;
   bytes_sent = 0;
   keys_acked = 0;
@@ -71,8 +74,9 @@ export class MoveStream {
    * behind it refuses the frame until it has caught up (etcd mode, docs/REPLICATION.md R3) or
    * holds off deleting keys it thinks are not its own (gossip, ClusterNode.route).
    */
-  constructor(dest: RingNode, link: () => PeerLink | undefined, onChange: () => void, schedule: Schedule = realSchedule, epoch: () => number = () => 0) {
+  constructor(dest: RingNode, link: () => PeerLink | undefined, onChange: () => void, schedule: Schedule = realSchedule, epoch: () => number = () => 0, watermark: () => number = () => 0) {
     this.epoch = epoch;
+    this.watermark = watermark;
     this.dest = dest;
     this.link = link;
     this.onChange = onChange;
@@ -164,7 +168,13 @@ export class MoveStream {
     this.bytes_sent += batch.bytes;
     const epoch = this.epoch();
     // `sv`: the per-entry record carries key, value and absolute expiry (constants.ts STREAM_RECORD_VERSION).
-    link.send({ ...batch.columns(), migrate: true, stream_version: STREAM_RECORD_VERSION, ...(epoch > 0 ? { ring_epoch: epoch } : {}) }).then(
+    // `ci`/`cw`: what the receiver's replay log keeps and drops (docs/REPLICATION.md R7).
+    const frame: ColumnBatch = { ...batch.columns(), migrate: true, stream_version: STREAM_RECORD_VERSION };
+    if (epoch > 0) frame.ring_epoch = epoch;
+    if (batch.commit_id_max > 0) frame.commit_id = batch.commit_id_max;
+    const watermark = this.watermark();
+    if (watermark > 0) frame.commit_watermark = watermark;
+    link.send(frame).then(
       (results) => {
         if (generation !== this.generation || this.stopped) return;
         const failed = countFailed(results.status);

@@ -35,6 +35,12 @@ export class OutBatch {
    * this batch; each is told once when the destination has applied the batch and every one before it.
    */
   readonly commits: StreamCommit[] = [];
+  /**
+   * Replication stream only: the highest commit id with a write in this batch (0: none), sent as
+   * `ci`. Set per write, not per commit: a packet's writes can span two batches, and a backup must
+   * not drop the first batch's ops from its replay log while that commit is open (replay-log.ts).
+   */
+  commit_id_max = 0;
   private op = new Uint8Array(64);
   /** Absolute expiry per op (OpRef.expiry_ms); sent as `xp` only when some op has one. */
   private expiry = new Float64Array(64);

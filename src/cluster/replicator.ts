@@ -27,7 +27,8 @@ import type { RingNode } from '../routing/ring.js';
 import type { ViewRings } from '../routing/view.js';
 import { COPIES_MAX, CopyPlan, NO_PEER } from './copy-plan.js';
 import { MoveStream, type Schedule } from './move-stream.js';
-import type { StreamCommit } from './out-batch.js';
+import type { OutBatch, StreamCommit } from './out-batch.js';
+import type { LoggedOp } from './replay-log.js';
 import type { PeerLink } from './peer-link.js';
 
 const SLOT_SHIFT = 16;
@@ -48,7 +49,11 @@ export interface ReplicatorTimers {
 
 /** One packet's replicated writes: the answers it holds until every stream it wrote to applied them. */
 class Commit implements StreamCommit {
+  /** Numbered in capture order; `ci` on the frames that carry its writes (docs/REPLICATION.md R7). */
+  readonly id: number;
   remaining = 0;
+  /** Every stream it went to acknowledged it or was given up (or it failed): the watermark may pass it. */
+  completed = false;
   failed = false;
   /** Its held answers were already given (as unknown, by answerEarly); the copies still go out. */
   answered = false;
@@ -60,7 +65,8 @@ class Commit implements StreamCommit {
   readonly hashes: number[] = [];
   private readonly onCommitted: (commit: Commit) => void;
 
-  constructor(onCommitted: (commit: Commit) => void) {
+  constructor(id: number, onCommitted: (commit: Commit) => void) {
+    this.id = id;
     this.onCommitted = onCommitted;
   }
 
@@ -93,6 +99,17 @@ export class Replicator {
   private readonly uncommitted = new Map<number, Commit>();
   private readonly touched = new Uint8Array(NO_PEER);
   private readonly touched_list: number[] = [];
+  /** Per touched peer, the batch that took this packet's last write to it: the commit waits on that batch. */
+  private readonly touched_batch: (OutBatch | undefined)[] = [];
+  /**
+   * The commit watermark, sent as `cw`: every commit with an id up to it has completed. Commits
+   * complete out of order (different keys, different streams), so the open ones are kept in id
+   * order and the watermark moves over the completed prefix.
+   */
+  watermark = 0;
+  private commit_seq = 0;
+  private readonly open_commits: Commit[] = [];
+  private open_head = 0;
   private readonly links: (id: string) => PeerLink | undefined;
   private readonly epoch: () => number;
   private readonly onStreamChange: () => void;
@@ -135,7 +152,7 @@ export class Replicator {
   stream(node: RingNode): MoveStream {
     let stream = this.streams.get(node.id);
     if (stream === undefined) {
-      stream = new MoveStream(node, () => this.links(node.id), this.onStreamChange, this.schedule, this.epoch);
+      stream = new MoveStream(node, () => this.links(node.id), this.onStreamChange, this.schedule, this.epoch, () => this.watermark);
       this.streams.set(node.id, stream);
     }
     return stream;
@@ -208,7 +225,7 @@ export class Replicator {
         if (min_replicas > 1 && !placement!.writable(hash)) this.answerBelowMin(owners[i]!, op_indices[i]!);
         continue;
       }
-      commit ??= new Commit(this.committed);
+      commit ??= this.newCommit();
       // A DELETE carries no value (a PUT whose expiry had passed became a DELETE in place, its
       // value bytes left behind); the expiry goes as the absolute time the worker applied.
       // The primary's expiry of a key goes to the copies as the delete it was (docs/REPLICATION.md, "Expiry").
@@ -217,15 +234,7 @@ export class Replicator {
       ref.expiry_ms = request.expiry[i]!;
       // The value as stored (compressed or not) with its codec id: never re-encoded per hop.
       ref.value_codec = copied_op === Op.PUT ? request.value_codec[i]! : 0;
-      for (let c = 0; c < COPIES_MAX; c++) {
-        const peer = copies[base + c]!;
-        if (peer === NO_PEER) break;
-        this.streamOf(peer).tail.add(ref);
-        if (this.touched[peer] === 0) {
-          this.touched[peer] = 1;
-          this.touched_list.push(peer);
-        }
-      }
+      this.append(ref, base, commit);
       const owner = owners[i]!;
       owner.hold();
       commit.held.push(owner);
@@ -236,13 +245,96 @@ export class Replicator {
       this.writes_replicated++;
     }
     if (commit === null) return;
+    this.seal(commit);
+  }
+
+  /** Appends one captured op to the stream of every copy of its slot (`base` = slot * COPIES_MAX). */
+  private append(ref: OpRef, base: number, commit: Commit): void {
+    const copies = this.plan.copies;
+    for (let c = 0; c < COPIES_MAX; c++) {
+      const peer = copies[base + c]!;
+      if (peer === NO_PEER) break;
+      const batch = this.streamOf(peer).tail;
+      batch.add(ref);
+      batch.commit_id_max = commit.id;
+      // The batch that holds the write, not the stream's tail after it: a write that filled its
+      // batch would otherwise leave its commit on a new, empty batch, which is not sent until
+      // another write comes (a lone 5 MiB PUT waited for the next write of its slots).
+      this.touched_batch[peer] = batch;
+      if (this.touched[peer] === 0) {
+        this.touched[peer] = 1;
+        this.touched_list.push(peer);
+      }
+    }
+  }
+
+  /** A packet's writes are appended: its commit waits on each stream they went to. */
+  private seal(commit: Commit): void {
     for (const peer of this.touched_list) {
       this.touched[peer] = 0;
-      this.streamOf(peer).tail.commits.push(commit);
+      this.touched_batch[peer]!.commits.push(commit);
+      this.touched_batch[peer] = undefined;
       commit.remaining++;
     }
     this.touched_list.length = 0;
+    if (commit.remaining === 0) throw new Error('replication invariant: a commit with writes went to no stream');
     this.scheduleFlush();
+  }
+
+  private newCommit(): Commit {
+    const commit = new Commit(++this.commit_seq, this.committed);
+    this.open_commits.push(commit);
+    return commit;
+  }
+
+  /**
+   * Promotion (docs/REPLICATION.md R7): re-sends `ops`, applied here from a primary now marked
+   * down, to every other copy of their slots in this node's plan, as one commit, ahead of any
+   * later write; their keys stay uncommitted (reads wait) until every copy applied them. Call
+   * right after adopt(), before any client op is routed under the new view. Returns the ops sent.
+   */
+  replay(ops: readonly LoggedOp[]): number {
+    if (this.plan.empty || ops.length === 0) return 0;
+    const commit = this.newCommit();
+    let sent = 0;
+    for (const logged of ops) {
+      const base = (logged.hash >>> SLOT_SHIFT) * COPIES_MAX;
+      if (this.plan.copies[base] === NO_PEER) continue;
+      const value_length = logged.op === Op.PUT ? logged.value.length : 0;
+      const ref = this.captured.set(null, 0, logged.op, logged.hash, logged.key, 0, logged.key.length, logged.value, 0, value_length);
+      ref.expiry_ms = logged.expiry_ms;
+      ref.value_codec = logged.op === Op.PUT ? logged.value_codec : 0;
+      this.append(ref, base, commit);
+      commit.hashes.push(logged.hash);
+      this.uncommitted.set(logged.hash, commit);
+      sent++;
+    }
+    if (sent === 0) {
+      // Nothing of these slots has another copy: close the commit at once.
+      this.completeCommit(commit);
+      return 0;
+    }
+    this.seal(commit);
+    return sent;
+  }
+
+  /** Marks a commit completed and moves the watermark over the completed prefix of open commits. */
+  private completeCommit(commit: Commit): void {
+    if (commit.completed) throw new Error(`replication invariant: commit ${commit.id} completed twice`);
+    commit.completed = true;
+    const open = this.open_commits;
+    let head = this.open_head;
+    while (head < open.length && open[head]!.completed) {
+      const id = open[head]!.id;
+      if (id <= this.watermark) throw new Error(`replication invariant: watermark ${this.watermark} would not grow to ${id}`);
+      this.watermark = id;
+      head++;
+    }
+    if (head > 1024 && head * 2 > open.length) {
+      open.splice(0, head);
+      head = 0;
+    }
+    this.open_head = head;
   }
 
   /** Sends what the streams queued, once per event-loop turn. */
@@ -311,6 +403,7 @@ export class Replicator {
   }
 
   private readonly committed = (commit: Commit): void => {
+    this.completeCommit(commit);
     for (const hash of commit.hashes) if (this.uncommitted.get(hash) === commit) this.uncommitted.delete(hash);
     // After answerEarly, `held` holds only reads that came to wait on it later.
     if (commit.failed) {

@@ -46,6 +46,10 @@ export interface RequestBatch {
   value_codec?: Uint8Array | undefined;
   /** Wire field `ac`: bit mask of value codecs the sender decodes; GET results may come back encoded with them. */
   accept_codecs?: number | undefined;
+  /** Wire field `ci` (`mg` frames): the highest commit id whose writes the frame holds (docs/REPLICATION.md R7). */
+  commit_id?: number | undefined;
+  /** Wire field `cw` (`mg` frames): the sender's commit watermark: every commit up to it is on every copy. */
+  commit_watermark?: number | undefined;
 }
 
 /** A successful response: one status byte and one (possibly empty) value per op, in request order. */
@@ -119,6 +123,8 @@ export class WireCodec {
     if (batch.stream_version !== undefined) map[Field.STREAM_VERSION] = batch.stream_version;
     if (batch.value_codec !== undefined) map[Field.VALUE_CODEC] = batch.value_codec;
     if (batch.accept_codecs !== undefined && batch.accept_codecs !== 0) map[Field.ACCEPT_CODECS] = batch.accept_codecs;
+    if (batch.commit_id !== undefined && batch.commit_id !== 0) map[Field.COMMIT_ID] = batch.commit_id;
+    if (batch.commit_watermark !== undefined && batch.commit_watermark !== 0) map[Field.COMMIT_WATERMARK] = batch.commit_watermark;
     return this.encoder.encode(map);
   }
 
@@ -202,6 +208,14 @@ export class WireCodec {
     if (accept_codecs !== undefined && !(typeof accept_codecs === 'number' && Number.isInteger(accept_codecs) && accept_codecs >= 0 && accept_codecs <= 0xff)) {
       fail(ErrorCode.BAD_REQUEST, "'ac' must be an unsigned int from 0 to 255 (a bit mask of value codec ids)");
     }
+    const commit_id = map[Field.COMMIT_ID];
+    const commit_watermark = map[Field.COMMIT_WATERMARK];
+    if (commit_id !== undefined && !(typeof commit_id === 'number' && Number.isSafeInteger(commit_id) && commit_id >= 0)) {
+      fail(ErrorCode.BAD_REQUEST, "'ci' must be a non-negative integer (a commit id)");
+    }
+    if (commit_watermark !== undefined && !(typeof commit_watermark === 'number' && Number.isSafeInteger(commit_watermark) && commit_watermark >= 0)) {
+      fail(ErrorCode.BAD_REQUEST, "'cw' must be a non-negative integer (a commit watermark)");
+    }
     if (ring_epoch === undefined && map[Field.MIGRATE] === undefined && map[Field.READ_ANY] === undefined && expiry === undefined && ttl === undefined
       && value_codec === undefined && accept_codecs === undefined) {
       return { id, op, key_lengths, value_lengths, keys, values };
@@ -212,6 +226,8 @@ export class WireCodec {
     if (stream_version !== undefined) batch.stream_version = stream_version as number;
     if (value_codec !== undefined) batch.value_codec = value_codec as Uint8Array;
     if (accept_codecs !== undefined) batch.accept_codecs = accept_codecs as number;
+    if (commit_id !== undefined) batch.commit_id = commit_id as number;
+    if (commit_watermark !== undefined) batch.commit_watermark = commit_watermark as number;
     return batch;
   }
 

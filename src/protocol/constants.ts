@@ -160,6 +160,14 @@ export const Field = {
    * plain bytes (the node decompresses).
    */
   ACCEPT_CODECS: 'ac',
+  /**
+   * Optional field of a replication frame (`mg`, unsigned int): the highest commit id of the
+   * sender (as primary) whose writes this frame holds; absent or 0 when it holds none
+   * (docs/REPLICATION.md, "Promotion with N ≥ 3").
+   */
+  COMMIT_ID: 'ci',
+  /** Optional field of a replication frame (unsigned int): the sender's commit watermark, every commit up to it applied by every copy. */
+  COMMIT_WATERMARK: 'cw',
 } as const;
 
 /**

@@ -117,7 +117,7 @@ export function readRequestMap(frame: Buffer): Record<string, unknown> | null {
   // Every field present up front: one object shape, not a dictionary-mode object per frame.
   const map: Record<string, unknown> = {
     v: undefined, id: undefined, op: undefined, kl: undefined, vl: undefined, keys: undefined, vals: undefined,
-    re: undefined, mg: undefined, ra: undefined, xp: undefined, tl: undefined, sv: undefined, vc: undefined, ac: undefined,
+    re: undefined, mg: undefined, ra: undefined, xp: undefined, tl: undefined, sv: undefined, vc: undefined, ac: undefined, ci: undefined, cw: undefined,
   };
   for (let entry = 0; entry < entries; entry++) {
     if (cursor.position >= frame.length) return null;

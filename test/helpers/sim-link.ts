@@ -136,6 +136,8 @@ export class SimLink {
     };
     if (batch.ring_epoch !== undefined) frame.ring_epoch = batch.ring_epoch;
     if (batch.migrate !== undefined) frame.migrate = batch.migrate;
+    if (batch.commit_id !== undefined) frame.commit_id = batch.commit_id;
+    if (batch.commit_watermark !== undefined) frame.commit_watermark = batch.commit_watermark;
     const connection = this.connection;
     this.counts.frames_sent++;
     return new Promise<ColumnResults>((resolve, reject) => {
