@@ -577,7 +577,7 @@ export class ClusterNode implements OpRouter {
       ops_resent_after_stale_ring: this.forwarder.ops_resent,
       frames_forwarded: this.forwarder.frames_forwarded,
       peers: [...this.links.values()].map(peerStatus),
-      replication: replicationStatus(this.replicator, this.rings.view),
+      replication: replicationStatus(this.replicator, this.promotion, this.rings.view),
       migration: this.migration?.progress() ?? null,
       last_migration: this.last_migration,
       cleanup: cleanup?.progress() ?? this.last_cleanup,
