@@ -28,6 +28,7 @@ import type { ViewRings } from '../routing/view.js';
 import { COPIES_MAX, CopyPlan, NO_PEER } from './copy-plan.js';
 import { MoveStream, type Schedule } from './move-stream.js';
 import type { OutBatch, StreamCommit } from './out-batch.js';
+import { CommitWatermark } from './commit-watermark.js';
 import type { LoggedOp } from './replay-log.js';
 import type { PeerLink } from './peer-link.js';
 
@@ -52,8 +53,6 @@ class Commit implements StreamCommit {
   /** Numbered in capture order; `ci` on the frames that carry its writes (docs/REPLICATION.md R7). */
   readonly id: number;
   remaining = 0;
-  /** Every stream it went to acknowledged it or was given up (or it failed): the watermark may pass it. */
-  completed = false;
   failed = false;
   /** Its held answers were already given (as unknown, by answerEarly); the copies still go out. */
   answered = false;
@@ -101,15 +100,8 @@ export class Replicator {
   private readonly touched_list: number[] = [];
   /** Per touched peer, the batch that took this packet's last write to it: the commit waits on that batch. */
   private readonly touched_batch: (OutBatch | undefined)[] = [];
-  /**
-   * The commit watermark, sent as `cw`: every commit with an id up to it has completed. Commits
-   * complete out of order (different keys, different streams), so the open ones are kept in id
-   * order and the watermark moves over the completed prefix.
-   */
-  watermark = 0;
-  private commit_seq = 0;
-  private readonly open_commits: Commit[] = [];
-  private open_head = 0;
+  /** Sent as `cw`: every commit up to it has completed (commit-watermark.ts, docs/REPLICATION.md R7). */
+  private readonly commit_watermark = new CommitWatermark();
   private readonly links: (id: string) => PeerLink | undefined;
   private readonly epoch: () => number;
   private readonly onStreamChange: () => void;
@@ -152,7 +144,7 @@ export class Replicator {
   stream(node: RingNode): MoveStream {
     let stream = this.streams.get(node.id);
     if (stream === undefined) {
-      stream = new MoveStream(node, () => this.links(node.id), this.onStreamChange, this.schedule, this.epoch, () => this.watermark);
+      stream = new MoveStream(node, () => this.links(node.id), this.onStreamChange, this.schedule, this.epoch, () => this.commit_watermark.value);
       this.streams.set(node.id, stream);
     }
     return stream;
@@ -282,9 +274,11 @@ export class Replicator {
   }
 
   private newCommit(): Commit {
-    const commit = new Commit(++this.commit_seq, this.committed);
-    this.open_commits.push(commit);
-    return commit;
+    return new Commit(this.commit_watermark.open(), this.committed);
+  }
+
+  get watermark(): number {
+    return this.commit_watermark.value;
   }
 
   /**
@@ -318,23 +312,9 @@ export class Replicator {
     return sent;
   }
 
-  /** Marks a commit completed and moves the watermark over the completed prefix of open commits. */
+  /** Every stream it went to acknowledged it or was given up (or it failed): the watermark may pass it. */
   private completeCommit(commit: Commit): void {
-    if (commit.completed) throw new Error(`replication invariant: commit ${commit.id} completed twice`);
-    commit.completed = true;
-    const open = this.open_commits;
-    let head = this.open_head;
-    while (head < open.length && open[head]!.completed) {
-      const id = open[head]!.id;
-      if (id <= this.watermark) throw new Error(`replication invariant: watermark ${this.watermark} would not grow to ${id}`);
-      this.watermark = id;
-      head++;
-    }
-    if (head > 1024 && head * 2 > open.length) {
-      open.splice(0, head);
-      head = 0;
-    }
-    this.open_head = head;
+    this.commit_watermark.complete(commit.id);
   }
 
   /** Sends what the streams queued, once per event-loop turn. */
