@@ -7,16 +7,17 @@
  * CONNECTION_LOST); writes are never retried behind the caller's back.
  */
 import WebSocket from 'ws';
-import { EXPIRY_KEEP, Op, REQUEST_ID_MAX, Status } from '../protocol/constants.js';
-import { isErrorResponse, WireCodec, type RequestBatch, type ResponseBatch } from '../protocol/codec.js';
+import { Op, REQUEST_ID_MAX, Status } from '../protocol/constants.js';
+import { isErrorResponse, WireCodec, type ResponseBatch } from '../protocol/codec.js';
 import { ErrorCode, PikvError, type ErrorCodeName } from '../protocol/errors.js';
 import { ERROR_HEADER, PeerHandshake } from '../protocol/auth.js';
 import { DEFAULTS, type ClientOptions } from './options.js';
-import { CompressPool, defaultCompressThreads } from './compress-pool.js';
+import { CompressPool, compressColumns, defaultCompressThreads } from './compress-pool.js';
 import { VALUE_CODECS_KNOWN_MASK } from '../protocol/value-codec.js';
+import { byteLength, EXPIRY_KEEP_TTL, EXPIRY_NOW, OpQueue, requestOf } from './op-queue.js';
 import {
   BatchSink, OP_CODES, SingleSink, checkBytes, checkTtl, deleteResult, getResult, putResult, ttlResult,
-  type BatchOp, type Bytes, type OpResult, type OpSink,
+  type BatchOp, type Bytes, type ColumnBatch, type ColumnResults, type OpResult, type OpSink,
 } from './ops.js';
 
 /** An op that waits for an earlier op's value to be compressed, so per-key order is kept. */
@@ -52,27 +53,8 @@ interface ColumnsFrame {
 
 type FrameInFlight = OpsFrame | ColumnsFrame;
 
-/** A batch already laid out the way the wire wants it (see docs/PROTOCOL.md); the client picks the id. */
-export type ColumnBatch = Omit<RequestBatch, 'id' | 'peer'>;
+export type { ColumnBatch, ColumnResults } from './ops.js';
 
-/** Per-op status bytes (Status) and result values, as the server sent them. */
-export interface ColumnResults {
-  status: Uint8Array;
-  value_lengths: Uint32Array;
-  values: Uint8Array;
-  /** Codec id of each result value as stored, when the batch set `accept_codecs` and some value is encoded. */
-  value_codec?: Uint8Array | undefined;
-}
-
-function byteLength(bytes: Bytes): number {
-  return typeof bytes === 'string' ? Buffer.byteLength(bytes) : bytes.length;
-}
-
-function writeBytes(bytes: Bytes, target: Buffer, offset: number): number {
-  if (typeof bytes === 'string') return target.write(bytes, offset);
-  target.set(bytes, offset);
-  return bytes.length;
-}
 
 /** Options of PikvClient.put. */
 export interface PutOptions {
@@ -82,9 +64,6 @@ export interface PutOptions {
   keep_ttl?: boolean;
 }
 
-/** Queued-op markers for expiries sent as absolute `xp` values. */
-const EXPIRY_KEEP_TTL = -1;
-const EXPIRY_NOW = -2;
 
 export class PikvClient {
   readonly url: string;
@@ -96,15 +75,8 @@ export class PikvClient {
   private failure: PikvError | null = null;
   private closed: Promise<void> | null = null;
   // The ops queued in this tick, column by column.
-  private queued_ops: number[] = [];
-  private queued_keys: Bytes[] = [];
-  private queued_values: (Bytes | null)[] = [];
-  /** Per op: 0 no expiry, > 0 a time to live in ms (wire `tl`), EXPIRY_KEEP_TTL or EXPIRY_NOW (wire `xp`). */
-  private queued_ttls: number[] = [];
-  private queued_sinks: OpSink[] = [];
-  private queued_positions: number[] = [];
-  /** Per op: the value codec id its value was encoded with (0 raw). */
-  private queued_codecs: number[] = [];
+  /** Ops waiting for the next flush (op-queue.ts). */
+  private queued = new OpQueue();
   private flush_scheduled = false;
   private ops_pending = 0;
   /** Compression of large PUT values; null when compress_min_bytes is 0 (reads then decode inline). */
@@ -380,14 +352,8 @@ export class PikvClient {
   }
 
   private enqueueNow(op: number, key: Bytes, value: Bytes | null, codec: number, sink: OpSink, position: number, ttl: number): void {
-    this.queued_ops.push(op);
-    this.queued_ttls.push(ttl);
-    this.queued_keys.push(key);
-    this.queued_values.push(value);
-    this.queued_codecs.push(codec);
-    this.queued_sinks.push(sink);
-    this.queued_positions.push(position);
-    if (this.queued_ops.length >= this.options.batch_ops_max) {
+    this.queued.push(op, key, value, codec, sink, position, ttl);
+    if (this.queued.length >= this.options.batch_ops_max) {
       this.flush();
     } else if (!this.flush_scheduled) {
       this.flush_scheduled = true;
@@ -409,126 +375,29 @@ export class PikvClient {
    * pool, all at once, with `value_codec` set where that paid (the same rule as put()). For
    * batchColumns() callers such as `pikv load`; a batch with nothing to compress comes back as is.
    */
-  async compressColumns(batch: ColumnBatch): Promise<ColumnBatch> {
-    const compressor = this.compressor;
-    const min_bytes = this.options.compress_min_bytes;
-    if (compressor === null || batch.value_codec !== undefined) return batch;
-    const op_count = batch.op.length;
-    const offsets = new Uint32Array(op_count + 1);
-    let large = 0;
-    for (let i = 0; i < op_count; i++) {
-      offsets[i + 1] = offsets[i]! + batch.value_lengths[i]!;
-      if (batch.op[i] === Op.PUT && batch.value_lengths[i]! >= min_bytes) large++;
-    }
-    if (large === 0) return batch;
-    const encoded: (Uint8Array | null)[] = await Promise.all(Array.from({ length: op_count }, (_, i) =>
-      batch.op[i] === Op.PUT && batch.value_lengths[i]! >= min_bytes ? compressor.encode(batch.values.subarray(offsets[i]!, offsets[i + 1]!)) : Promise.resolve(null)));
-    const value_codec = new Uint8Array(op_count);
-    const value_lengths = new Uint32Array(op_count);
-    let total = 0;
-    for (let i = 0; i < op_count; i++) {
-      const length = encoded[i]?.length ?? batch.value_lengths[i]!;
-      value_lengths[i] = length;
-      total += length;
-    }
-    const values = Buffer.allocUnsafe(total);
-    let at = 0;
-    for (let i = 0; i < op_count; i++) {
-      const bytes = encoded[i] ?? batch.values.subarray(offsets[i]!, offsets[i + 1]!);
-      if (encoded[i] !== null) value_codec[i] = compressor.codec;
-      values.set(bytes, at);
-      at += bytes.length;
-    }
-    return { ...batch, value_lengths, values, value_codec };
+  compressColumns(batch: ColumnBatch): Promise<ColumnBatch> {
+    return compressColumns(batch, this.compressor, this.options.compress_min_bytes);
   }
 
   private flush(): void {
     this.flush_scheduled = false;
-    const ops = this.queued_ops;
-    if (ops.length === 0) return;
-    const keys = this.queued_keys;
-    const values = this.queued_values;
-    const sinks = this.queued_sinks;
-    const positions = this.queued_positions;
-    const ttls = this.queued_ttls;
-    const codecs = this.queued_codecs;
-    this.queued_codecs = [];
-    this.queued_ttls = [];
-    this.queued_ops = [];
-    this.queued_keys = [];
-    this.queued_values = [];
-    this.queued_sinks = [];
-    this.queued_positions = [];
-    for (let start = 0; start < ops.length; start += this.options.batch_ops_max) {
-      const end = Math.min(ops.length, start + this.options.batch_ops_max);
-      this.sendFrame(ops, keys, values, sinks, positions, start, end, ttls, codecs);
+    const queued = this.queued;
+    if (queued.length === 0) return;
+    this.queued = new OpQueue();
+    for (let start = 0; start < queued.length; start += this.options.batch_ops_max) {
+      this.sendFrame(queued, start, Math.min(queued.length, start + this.options.batch_ops_max));
     }
   }
 
-  private sendFrame(ops: number[], keys: Bytes[], values: (Bytes | null)[], sinks: OpSink[], positions: number[], start: number, end: number, ttls: number[], codecs: number[]): void {
-    const count = end - start;
-    const op = new Uint8Array(count);
-    const key_lengths = new Uint32Array(count);
-    const value_lengths = new Uint32Array(count);
-    let key_bytes = 0;
-    let value_bytes = 0;
-    for (let i = 0; i < count; i++) {
-      op[i] = ops[start + i]!;
-      const key_length = byteLength(keys[start + i]!);
-      key_lengths[i] = key_length;
-      key_bytes += key_length;
-      const value = values[start + i]!;
-      if (value !== null) {
-        const value_length = byteLength(value);
-        value_lengths[i] = value_length;
-        value_bytes += value_length;
-      }
-    }
-    const key_buffer = Buffer.allocUnsafe(key_bytes);
-    const value_buffer = Buffer.allocUnsafe(value_bytes);
-    let key_offset = 0;
-    let value_offset = 0;
-    for (let i = 0; i < count; i++) {
-      key_offset += writeBytes(keys[start + i]!, key_buffer, key_offset);
-      const value = values[start + i]!;
-      if (value !== null) value_offset += writeBytes(value, value_buffer, value_offset);
-    }
+  private sendFrame(queued: OpQueue, start: number, end: number): void {
     const id = this.nextId();
     // The usual frame is the whole queue: take its arrays as they are instead of copying them.
-    const whole = start === 0 && end === sinks.length;
-    const frame_sinks = whole ? sinks : sinks.slice(start, end);
-    const frame_positions = whole ? positions : positions.slice(start, end);
-    this.inflight.set(id, { kind: 'ops', op_count: count, sinks: frame_sinks, positions: frame_positions, timer: this.frameTimer(id) });
+    const whole = start === 0 && end === queued.length;
+    const sinks = whole ? queued.sinks : queued.sinks.slice(start, end);
+    const positions = whole ? queued.positions : queued.positions.slice(start, end);
+    this.inflight.set(id, { kind: 'ops', op_count: end - start, sinks, positions, timer: this.frameTimer(id) });
     // `ac`: this client decodes every codec it knows, so compressed values come back as stored.
-    const request: RequestBatch = { id, op, key_lengths, value_lengths, keys: key_buffer, values: value_buffer, accept_codecs: VALUE_CODECS_KNOWN_MASK };
-    for (let i = start; i < end; i++) {
-      if (codecs[i] === 0) continue;
-      request.value_codec = Uint8Array.from(codecs.slice(start, end));
-      break;
-    }
-    // The expiry columns go only in frames that have an op with one.
-    for (let i = start; i < end; i++) {
-      if (ttls[i] === 0) continue;
-      const tl = new Float64Array(count);
-      const xp = new Float64Array(count);
-      let relative = false;
-      let absolute = false;
-      for (let j = 0; j < count; j++) {
-        const ttl = ttls[start + j]!;
-        if (ttl > 0) {
-          tl[j] = ttl;
-          relative = true;
-        } else if (ttl !== 0) {
-          xp[j] = ttl === EXPIRY_KEEP_TTL ? EXPIRY_KEEP : 1; // 1 ms after the epoch: already past
-          absolute = true;
-        }
-      }
-      if (relative) request.ttl = tl;
-      if (absolute) request.expiry = xp;
-      break;
-    }
-    const frame = this.codec.encodeRequest(request);
-    this.ws.send(frame, { binary: true });
+    this.ws.send(this.codec.encodeRequest(requestOf(queued, start, end, id, VALUE_CODECS_KNOWN_MASK)), { binary: true });
   }
 
   private nextId(): number {
@@ -622,16 +491,10 @@ export class PikvClient {
   private failAll(error: PikvError): void {
     if (this.failure === null) this.failure = error;
     for (const id of [...this.inflight.keys()]) this.failFrame(id, this.failure);
-    const sinks = this.queued_sinks;
+    const sinks = this.queued.sinks;
     const waiting = this.waiting;
     this.waiting = [];
-    this.queued_ops = [];
-    this.queued_keys = [];
-    this.queued_values = [];
-    this.queued_codecs = [];
-    this.queued_ttls = [];
-    this.queued_sinks = [];
-    this.queued_positions = [];
+    this.queued = new OpQueue();
     this.ops_pending = 0;
     for (const sink of sinks) sink.fail(this.failure);
     for (const item of waiting) item.sink.fail(this.failure);

@@ -17,6 +17,8 @@ import { Piscina } from 'piscina';
 import { isCodecFailure, type CodecAnswer, type CodecJob } from '../protocol/value-codec-task.js';
 import { decodeValue, ValueCodec, ValueCorruptError } from '../protocol/value-codec.js';
 import { ErrorCode, PikvError } from '../protocol/errors.js';
+import { Op } from '../protocol/constants.js';
+import type { ColumnBatch } from './ops.js';
 
 const TASK_FILE = fileURLToPath(new URL('../protocol/value-codec-task.js', import.meta.url));
 /** Compressed results up to this size are decoded on the caller's thread. */
@@ -100,4 +102,40 @@ export function decodeInline(codec: number, bytes: Uint8Array): Uint8Array {
     if (error instanceof ValueCorruptError) throw new PikvError(ErrorCode.VALUE_CORRUPT, error.message);
     throw error;
   }
+}
+
+/**
+ * A copy of `batch` whose PUT values of at least `min_bytes` are compressed in the pool, all at
+ * once, with `value_codec` set where that paid (the same rule as put()). For batchColumns()
+ * callers such as `pikv load`; a batch with nothing to compress comes back as is.
+ */
+export async function compressColumns(batch: ColumnBatch, compressor: CompressPool | null, min_bytes: number): Promise<ColumnBatch> {
+  if (compressor === null || batch.value_codec !== undefined) return batch;
+  const op_count = batch.op.length;
+  const offsets = new Uint32Array(op_count + 1);
+  let large = 0;
+  for (let i = 0; i < op_count; i++) {
+    offsets[i + 1] = offsets[i]! + batch.value_lengths[i]!;
+    if (batch.op[i] === Op.PUT && batch.value_lengths[i]! >= min_bytes) large++;
+  }
+  if (large === 0) return batch;
+  const encoded: (Uint8Array | null)[] = await Promise.all(Array.from({ length: op_count }, (_, i) =>
+    batch.op[i] === Op.PUT && batch.value_lengths[i]! >= min_bytes ? compressor.encode(batch.values.subarray(offsets[i]!, offsets[i + 1]!)) : Promise.resolve(null)));
+  const value_codec = new Uint8Array(op_count);
+  const value_lengths = new Uint32Array(op_count);
+  let total = 0;
+  for (let i = 0; i < op_count; i++) {
+    const length = encoded[i]?.length ?? batch.value_lengths[i]!;
+    value_lengths[i] = length;
+    total += length;
+  }
+  const values = Buffer.allocUnsafe(total);
+  let at = 0;
+  for (let i = 0; i < op_count; i++) {
+    const bytes = encoded[i] ?? batch.values.subarray(offsets[i]!, offsets[i + 1]!);
+    if (encoded[i] !== null) value_codec[i] = compressor.codec;
+    values.set(bytes, at);
+    at += bytes.length;
+  }
+  return { ...batch, value_lengths, values, value_codec };
 }

@@ -7,6 +7,7 @@
  */
 import { Op, Status } from '../protocol/constants.js';
 import { ErrorCode, PikvError, statusName, type ErrorCodeName } from '../protocol/errors.js';
+import type { RequestBatch } from '../protocol/codec.js';
 
 export type Bytes = string | Uint8Array;
 
@@ -155,4 +156,16 @@ function statusError(status: number): ErrorCodeName {
 export function checkBytes(value: unknown, what: string): Bytes {
   if (typeof value === 'string' || value instanceof Uint8Array) return value;
   throw new PikvError(ErrorCode.BAD_ARGUMENT, `${what} must be a string or a Uint8Array`);
+}
+
+/** A batch already laid out the way the wire wants it (see docs/PROTOCOL.md); the client picks the id. */
+export type ColumnBatch = Omit<RequestBatch, 'id' | 'peer'>;
+
+/** Per-op status bytes (Status) and result values, as the server sent them. */
+export interface ColumnResults {
+  status: Uint8Array;
+  value_lengths: Uint32Array;
+  values: Uint8Array;
+  /** Codec id of each result value as stored, when the batch set `accept_codecs` and some value is encoded. */
+  value_codec?: Uint8Array | undefined;
 }
