@@ -221,7 +221,7 @@ export class ClusterNode implements OpRouter {
       if (this.membership !== null) {
         let refusal = this.refuseCopy(hash, batch);
         // Logged before it is applied, or refused (the sender resends it) when the log is full (R7).
-        if (refusal === Status.OK && !this.promotion.accepted(ref, batch, this.rings)) refusal = Status.CLUSTER_BUSY;
+        if (refusal === Status.OK && !this.promotion.accepted(ref, batch, this.rings, this.self)) refusal = Status.CLUSTER_BUSY;
         if (refusal === Status.OK) return false;
         request.settle(index, refusal);
         return true;

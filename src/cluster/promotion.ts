@@ -25,10 +25,10 @@ export class Promotion {
 
   /**
    * A copy op `ref` of `batch` was accepted (R3 passed). Logs it when the view keeps 3 or more
-   * copies. False when the log is full: the caller refuses the op, so it is not applied
+   * copies and this node is an in-sync copy of its slot. False when the log is full: the caller refuses the op, so it is not applied
    * unlogged (the sender resends it once a watermark has made room).
    */
-  accepted(ref: OpRef, batch: RequestBatch, rings: ViewRings): boolean {
+  accepted(ref: OpRef, batch: RequestBatch, rings: ViewRings, self: string): boolean {
     const placement = rings.current;
     const sender = batch.peer_id;
     if (placement === null || sender === undefined) return true;
@@ -36,6 +36,8 @@ export class Promotion {
     // Read the watermark of every frame, whatever N is now, so an old log shrinks after N drops.
     const tag = log.frame(sender, batch.commit_id ?? 0, batch.commit_watermark ?? 0);
     if (placement.replicas < REPLICAS_LOGGED_MIN && (rings.target === null || rings.target.replicas < REPLICAS_LOGGED_MIN)) return true;
+    // Only an in-sync copy can be promoted (R5): a catching-up target's scanned entries are not kept.
+    if (!placement.inSyncHolder(self, ref.hash)) return true;
     if (log.full(ref.key_length + ref.value_length)) return false;
     log.add(sender, tag, ref.op, ref.hash, ref.keys.subarray(ref.key_offset, ref.key_offset + ref.key_length),
       ref.values.subarray(ref.value_offset, ref.value_offset + ref.value_length), ref.expiry_ms, ref.value_codec);
