@@ -67,6 +67,23 @@ describe('replay log', () => {
     assert.equal(log.bytes, 0);
   });
 
+  it('knows which key hashes have an op no watermark covers yet (read: any at N >= 3)', () => {
+    const log = new ReplayLog(1 << 20);
+    let tag = log.frame('p', 1, 0);
+    log.add('p', tag, Op.PUT, 7, key('a'), key('1'), 0, 0);
+    tag = log.frame('p', 2, 0);
+    log.add('p', tag, Op.PUT, 7, key('a'), key('2'), 0, 0);
+    log.add('p', tag, Op.PUT, 8, key('b'), key('1'), 0, 0);
+    log.add('q', log.frame('q', 5, 0), Op.PUT, 9, key('c'), key('1'), 0, 0);
+    assert.deepEqual([7, 8, 9, 10].map((h) => log.pending(h)), [true, true, true, false]);
+    log.frame('p', 0, 1);
+    assert.equal(log.pending(7), true, 'the second write of hash 7 (commit 2) is still open');
+    log.frame('p', 0, 2);
+    assert.deepEqual([7, 8, 9].map((h) => log.pending(h)), [false, false, true]);
+    log.take('q');
+    assert.equal(log.pending(9), false);
+  });
+
   it('does not keep an op its frame shows is already covered, copies the bytes, and says when it is full', () => {
     const log = new ReplayLog(4096);
     const tag = log.frame('p', 5, 5);

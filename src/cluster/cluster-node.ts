@@ -242,13 +242,14 @@ export class ClusterNode implements OpRouter {
       request.settle(index, Status.STALE_RING);
       return true;
     }
-    // read: 'any': an in-sync copy serves the GET itself (it has every acknowledged write; it may
-    // also have one not yet acknowledged, docs/REPLICATION.md). Not a copy the change in progress
+    // read: 'any': an in-sync copy serves the GET itself (it has every acknowledged write, and at
+    // N = 2 perhaps one in flight that no failover can take back; docs/REPLICATION.md). Not a copy the change in progress
     // drops: once the switch commits, writes no longer reach it, and this node may adopt the
     // switch late; every live node adopted this change's view before the switch could commit
     // (each reports drained at it), so refusing here covers that whole window.
+    // Nor a key with a copy write no commit watermark covers yet (N >= 3: R7's replay log).
     if (op === Op.GET && batch.read_any === true && placement === rings.current && placement.inSyncHolder(this.self, hash)
-      && (rings.target === null || rings.target.inSyncHolder(this.self, hash))) return false;
+      && (rings.target === null || rings.target.inSyncHolder(this.self, hash)) && !this.promotion.log.pending(hash)) return false;
     const owner = placement.primaryOf(hash);
     if (owner === null) {
       // Every replica of this key is down (docs/REPLICATION.md): fail fast.

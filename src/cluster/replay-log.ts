@@ -47,6 +47,8 @@ export class ReplayLog {
   /** Bytes held over every sender. */
   bytes = 0;
   readonly bytes_max: number;
+  /** Logged ops per key hash, over every sender: a key with one is not known committed everywhere. */
+  private readonly pending_hashes = new Map<number, number>();
   /** Ops ever logged and ops dropped by a watermark: for status. */
   ops_logged = 0;
   ops_trimmed = 0;
@@ -90,6 +92,7 @@ export class ReplayLog {
     if (tag <= log.watermark) return;
     const entry: LoggedOp = { tag, op, hash, key: Buffer.from(key), value: Buffer.from(value), expiry_ms, value_codec };
     log.ops.push(entry);
+    this.pending_hashes.set(hash, (this.pending_hashes.get(hash) ?? 0) + 1);
     const cost = key.length + value.length + ENTRY_OVERHEAD_BYTES;
     log.bytes += cost;
     this.bytes += cost;
@@ -102,7 +105,25 @@ export class ReplayLog {
     if (log === undefined) return [];
     this.senders.delete(sender);
     this.bytes -= log.bytes;
-    return log.head === 0 ? log.ops : log.ops.slice(log.head);
+    const ops = log.head === 0 ? log.ops : log.ops.slice(log.head);
+    for (const op of ops) this.unpend(op.hash);
+    return ops;
+  }
+
+  /**
+   * True if this node applied an op of this key hash that no watermark has covered yet: it may
+   * be missing on another copy, so a read served here could be taken back by a failover
+   * (`read: 'any'` goes to the primary instead; docs/REPLICATION.md).
+   */
+  pending(hash: number): boolean {
+    return this.pending_hashes.size > 0 && this.pending_hashes.has(hash);
+  }
+
+  private unpend(hash: number): void {
+    const count = this.pending_hashes.get(hash);
+    if (count === undefined) throw new Error(`replay log: hash ${hash} dropped more often than logged`);
+    if (count === 1) this.pending_hashes.delete(hash);
+    else this.pending_hashes.set(hash, count - 1);
   }
 
   /** Senders with a log. */
@@ -123,6 +144,7 @@ export class ReplayLog {
       const cost = entry.key.length + entry.value.length + ENTRY_OVERHEAD_BYTES;
       log.bytes -= cost;
       this.bytes -= cost;
+      this.unpend(entry.hash);
       head++;
       this.ops_trimmed++;
     }
