@@ -67,6 +67,22 @@ describe('replay log', () => {
     assert.equal(log.bytes, 0);
   });
 
+  it("starts a sender's log afresh when its watermark goes back (the sender restarted and counts from 1)", () => {
+    const log = new ReplayLog(1 << 20);
+    log.add('p', log.frame('p', 900, 800), Op.PUT, 7, key('a'), key('old'), 0, 0);
+    assert.equal(log.opsOf('p'), 1);
+    // The new process: ci 1, no watermark yet. Kept under the old tag (900), its ops would wait
+    // for a watermark of 900 that the new process reaches only after 900 commits.
+    const tag = log.frame('p', 1, 0);
+    assert.equal(tag, 1);
+    assert.equal(log.opsOf('p'), 0, "the old incarnation's entries are gone");
+    assert.equal(log.pending(7), false);
+    log.add('p', tag, Op.PUT, 8, key('b'), key('new'), 0, 0);
+    log.frame('p', 0, 1);
+    assert.equal(log.opsOf('p'), 0, "the new incarnation's watermark trims its own entries");
+    assert.equal(log.senders_restarted, 1);
+  });
+
   it('knows which key hashes have an op no watermark covers yet (read: any at N >= 3)', () => {
     const log = new ReplayLog(1 << 20);
     let tag = log.frame('p', 1, 0);

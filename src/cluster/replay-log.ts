@@ -52,6 +52,8 @@ export class ReplayLog {
   /** Ops ever logged and ops dropped by a watermark: for status. */
   ops_logged = 0;
   ops_trimmed = 0;
+  /** Logs dropped because their sender's watermark went back (it restarted). */
+  senders_restarted = 0;
 
   constructor(bytes_max: number) {
     if (!(Number.isSafeInteger(bytes_max) && bytes_max > 0)) throw new Error(`replay log: bytes_max must be a positive integer, got ${bytes_max}`);
@@ -67,6 +69,16 @@ export class ReplayLog {
     if (log === undefined) {
       log = new SenderLog();
       this.senders.set(sender, log);
+    }
+    if (watermark < log.watermark) {
+      // A primary's watermark never goes back within one process (its frames reach us in send
+      // order, each stamped when sent): the sender restarted and counts from 1 again. Its old
+      // entries were settled by the views that marked it down (a view this node may have
+      // skipped after an etcd compaction); kept, their high tags would never be passed again.
+      this.take(sender);
+      log = new SenderLog();
+      this.senders.set(sender, log);
+      this.senders_restarted++;
     }
     if (watermark > log.watermark) {
       log.watermark = watermark;
