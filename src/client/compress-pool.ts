@@ -15,7 +15,7 @@ import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { Piscina } from 'piscina';
 import { isCodecFailure, type CodecAnswer, type CodecJob } from '../protocol/value-codec-task.js';
-import { decodeValue, ValueCodec, ValueCorruptError } from '../protocol/value-codec.js';
+import { decodeValue, looksCompressible, ValueCodec, ValueCorruptError } from '../protocol/value-codec.js';
 import { ErrorCode, PikvError } from '../protocol/errors.js';
 import { Op } from '../protocol/constants.js';
 import type { ColumnBatch } from './ops.js';
@@ -113,14 +113,20 @@ export async function compressColumns(batch: ColumnBatch, compressor: CompressPo
   if (compressor === null || batch.value_codec !== undefined) return batch;
   const op_count = batch.op.length;
   const offsets = new Uint32Array(op_count + 1);
+  // Candidates: large PUT values whose sample looks compressible (checked here, so incompressible
+  // values never enter the pool).
+  const candidate = new Uint8Array(op_count);
   let large = 0;
   for (let i = 0; i < op_count; i++) {
     offsets[i + 1] = offsets[i]! + batch.value_lengths[i]!;
-    if (batch.op[i] === Op.PUT && batch.value_lengths[i]! >= min_bytes) large++;
+    if (batch.op[i] !== Op.PUT || batch.value_lengths[i]! < min_bytes) continue;
+    if (!looksCompressible(batch.values.subarray(offsets[i]!, offsets[i + 1]!))) continue;
+    candidate[i] = 1;
+    large++;
   }
   if (large === 0) return batch;
   const encoded: (Uint8Array | null)[] = await Promise.all(Array.from({ length: op_count }, (_, i) =>
-    batch.op[i] === Op.PUT && batch.value_lengths[i]! >= min_bytes ? compressor.encode(batch.values.subarray(offsets[i]!, offsets[i + 1]!)) : Promise.resolve(null)));
+    candidate[i] === 1 ? compressor.encode(batch.values.subarray(offsets[i]!, offsets[i + 1]!)) : Promise.resolve(null)));
   const value_codec = new Uint8Array(op_count);
   const value_lengths = new Uint32Array(op_count);
   let total = 0;
