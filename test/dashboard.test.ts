@@ -84,7 +84,13 @@ describe('dashboard and pikv top on a three-node cluster', { skip: missing ?? fa
 
         // ops/s rises while a load runs.
         assert.equal(await totalOps(page), 0, 'no load yet');
-        const before_load = await rows(page);
+        // Every row reads 0 once its node's first sample is in ("–" until then: CI saw c still at
+        // "–" right after the legend showed three serving nodes on a loaded machine).
+        let before_load: Row[] = [];
+        await waitFor(async () => {
+          before_load = await rows(page);
+          return before_load.length === 3 && before_load.every((row) => row.ops !== '–') ? true : null;
+        }, 15_000, 250).catch(() => assert.fail(`not every node's ops/s sampled: ${JSON.stringify(before_load)}`));
         assert.ok(before_load.every((row) => row.ops === '0'), JSON.stringify(before_load));
         // Ring-aware: each node serves its own keys' ops, so every row's ops/s moves.
         const client = await connectCluster(cluster.urls());
