@@ -26,6 +26,7 @@ import { dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { checkCardText, ETCD_CLIENT_PORT, type CardConfig, type EtcdServeConfig } from './config.js';
+import { waitForLanAddress } from '../src/cluster/discovery/lan-address.js';
 
 export const EXIT_BAD_CONFIG = 78;
 /** ExecCondition: 1..254 make systemd skip the unit without marking it failed. */
@@ -147,6 +148,11 @@ async function serve(file: string): Promise<void> {
   // Removed first: a 0400 file left by an earlier run in the same directory cannot be rewritten.
   rmSync(secret_file, { force: true });
   if (config.etcd !== null) writePrivate(secret_file, config.etcd.cluster_secret, 0o400);
+  // A member board forming etcd uses its own member at its LAN address, which "auto" must
+  // name first (pikv serve resolves --advertise auto itself on every other card).
+  if (config.etcd?.formation != null && config.etcd.advertise === 'auto') {
+    config.etcd.advertise = `ws://${await lanAddressOrExit('pikv')}:${String(config.serve['port'])}`;
+  }
   // Same process, so systemd supervises pikv itself: its exit code and signals are the unit's.
   const main = join(dirname(fileURLToPath(import.meta.url)), '../src/cli/main.js');
   process.argv = [process.argv[0]!, main, ...pikvServeArgs(config, serve_file, secret_file)];
@@ -217,7 +223,17 @@ async function etcdConfig(file: string, out: string, wait_s: number): Promise<vo
   process.stdout.write(`pikv: etcd member ${config.etcd.member.name} of cluster ${config.etcd.cluster_name}, on ${config.etcd.member.peer_url}: ${out}\n`);
 }
 
-/** A formation board's LAN address: the host of its `advertise` URL (an IP address, as the card check requires there). */
+/** This board's address by the rule of `--advertise auto` (src/cluster/discovery/lan-address.ts), waiting for DHCP; exit 1 (systemd restarts) when there is none. */
+async function lanAddressOrExit(service: string): Promise<string> {
+  try {
+    return await waitForLanAddress(ADDRESS_WAIT_S * 1000, (message) => process.stdout.write(`pikv: ${message}\n`));
+  } catch (error) {
+    process.stderr.write(`pikv: ${(error as Error).message}; ${service} tries again\n`);
+    process.exit(1);
+  }
+}
+
+/** A formation board's LAN address: the host of its `advertise` URL (an IP address, as the card check requires there; "auto" is resolved before this is called). */
 export function boardAddress(etcd: EtcdServeConfig): string {
   return new URL(etcd.advertise).hostname;
 }
@@ -250,6 +266,7 @@ async function etcdForm(file: string): Promise<void> {
   const secret_file = join(dir, SECRET_FILE_NAME);
   rmSync(secret_file, { force: true });
   writePrivate(secret_file, config.etcd.cluster_secret, 0o400);
+  if (config.etcd.advertise === 'auto') config.etcd.advertise = `ws://${await lanAddressOrExit('pikv-etcd-form')}:${String(config.serve['port'])}`;
   await waitForAddress(boardAddress(config.etcd), ADDRESS_WAIT_S);
   const main = join(dirname(fileURLToPath(import.meta.url)), '../src/cli/main.js');
   process.argv = [process.argv[0]!, main, ...etcdFormArgs(config.etcd, secret_file, join(dir, 'formation.json'))];

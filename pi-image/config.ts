@@ -47,11 +47,11 @@ export const ETCD_CLIENT_PORT = 2379;
 export const ETCD_MEMBER_COUNTS: readonly number[] = [1, 3, 5];
 
 export const FIELDS: Readonly<Record<string, Field>> = {
-  hostname: { kind: 'string', fallback: 'pikv', doc: 'the board\'s hostname (lower-case letters, digits, "-")' },
+  hostname: { kind: 'string', fallback: 'pikv', doc: 'the board\'s hostname (lower-case letters, digits, "-"; default: node_id when it is one, else "pikv")' },
   node_id: { kind: 'string', fallback: undefined, doc: 'cluster: this node\'s stable name; needed with any cluster setting' },
   host: { kind: 'string', fallback: '0.0.0.0', doc: 'address to listen on' },
   port: { kind: 'port', fallback: 7070, doc: 'port to listen on' },
-  advertise: { kind: 'string', fallback: undefined, doc: 'cluster: ws://<this board\'s LAN address>:<port>, how peers and clients reach it' },
+  advertise: { kind: 'string', fallback: undefined, doc: 'cluster: ws://<this board\'s LAN address>:<port>, how peers and clients reach it (default "auto": the address the board has at boot, on the interface of its default route)' },
   join: { kind: 'strings', fallback: undefined, doc: 'cluster: ws:// URLs of running nodes to ask for admission' },
   peers: { kind: 'peers', fallback: undefined, doc: 'cluster: the initial membership, [{"id", "url", "weight"?}], the same on every card' },
   cluster_secret: { kind: 'string', fallback: undefined, doc: `cluster: shared secret, the same on every card, at least ${CLUSTER_SECRET_LENGTH_MIN} characters (handed to pikv in a 0600 file, never on argv)` },
@@ -63,7 +63,7 @@ export const FIELDS: Readonly<Record<string, Field>> = {
   ssh_authorized_keys: { kind: 'strings', fallback: [], doc: 'public keys allowed to log in as root over SSH (the only way in: there is no password)' },
   wifi: { kind: 'wifi', fallback: undefined, doc: 'optional: {"ssid", "psk", "country"} (country: two-letter code, e.g. "GB")' },
   serve: { kind: 'object', fallback: {}, doc: 'any other `pikv serve` setting, as in its --config file (README.md)' },
-  etcd: { kind: 'etcd', fallback: undefined, doc: `etcd cluster: client URLs of every etcd member, ["http://10.0.0.11:${ETCD_CLIENT_PORT}", ...], the same on every card; replaces peers/join. "auto" (not on etcd member boards): find them on the LAN by mDNS, trusted only once the view stored there passes the HMAC check with the cluster secret; with "etcd_member": true, the member boards form the etcd cluster by mDNS (pikv etcd-form)` },
+  etcd: { kind: 'etcd', fallback: undefined, doc: `etcd cluster (the default "auto" on a card with node_id and no peers or join): client URLs of every etcd member, ["http://10.0.0.11:${ETCD_CLIENT_PORT}", ...], the same on every card; replaces peers/join. "auto" (not on etcd member boards): find them on the LAN by mDNS, trusted only once the view stored there passes the HMAC check with the cluster secret; with "etcd_member": true, the member boards form the etcd cluster by mDNS (pikv etcd-form)` },
   cluster_name: { kind: 'string', fallback: 'pikv', doc: 'etcd cluster: the name of this pikv cluster in etcd (its keys live under /pikv/<name>/)' },
   etcd_member: { kind: 'boolean', fallback: false, doc: 'etcd cluster: true on the (1, 3 or 5) boards that also run an etcd member' },
   etcd_members: { kind: 'count', fallback: 3, doc: 'with "etcd": "auto" and "etcd_member": true: how many member boards form the etcd cluster (1, 3 or 5; default 3), the same on every member card' },
@@ -196,8 +196,6 @@ function checkCluster(card: Record<string, unknown>, errors: string[]): void {
   if (!clustered) return;
   if (card['node_id'] === undefined) errors.push('node_id: needed with any cluster setting (advertise, join, peers, etcd, cluster_secret, weight)');
   else if (typeof card['node_id'] === 'string' && !NODE_ID_PATTERN.test(card['node_id'])) errors.push('node_id: expected 1..64 of A-Z a-z 0-9 _ . -');
-  // Without advertise a node would tell its peers ws://0.0.0.0:7070, which no peer can reach.
-  if (card['advertise'] === undefined) errors.push('advertise: needed in a cluster: ws://<this board\'s LAN address>:<port>');
   const secret = card['cluster_secret'];
   if (secret === undefined) errors.push('cluster_secret: needed in a cluster (the same on every card)');
   else if (typeof secret === 'string' && secret.length < CLUSTER_SECRET_LENGTH_MIN) errors.push(`cluster_secret: at least ${CLUSTER_SECRET_LENGTH_MIN} characters`);
@@ -353,8 +351,8 @@ function checkEtcdAuto(card: Record<string, unknown>, member_flag: unknown, erro
   else if (typeof members === 'number' && !ETCD_MEMBER_COUNTS.includes(members)) errors.push(`etcd_members: an etcd cluster needs 1, 3 or 5 members, got ${members}`);
   // A forming member's etcd listens on, and advertises, the address in its advertise URL.
   const advertise = card['advertise'];
-  if (member_flag === true && typeof advertise === 'string' && !/^wss?:\/\/\d{1,3}(\.\d{1,3}){3}:\d+$/.test(advertise)) {
-    errors.push(`advertise: on an etcd member board with "etcd": "auto" it must be ws://<this board's IPv4 address>:<port> (etcd listens on that address), got ${JSON.stringify(advertise)}`);
+  if (member_flag === true && typeof advertise === 'string' && advertise !== 'auto' && !/^wss?:\/\/\d{1,3}(\.\d{1,3}){3}:\d+$/.test(advertise)) {
+    errors.push(`advertise: on an etcd member board with "etcd": "auto" it must be "auto" or ws://<this board's IPv4 address>:<port> (etcd listens on that address), got ${JSON.stringify(advertise)}`);
   }
   for (const name of ['peers', 'join']) {
     if (card[name] !== undefined) errors.push(`${name}: not used with "etcd" (the membership lives in etcd); remove ${name}`);
@@ -402,6 +400,22 @@ function checkWithPikv(settings: Record<string, unknown>, etcd: EtcdServeConfig 
 }
 
 /** Checks a parsed card file against the schema and pikv's own rules. */
+/**
+ * What a cluster card may leave out, so that identical cards differ only in node_id (and, on
+ * the etcd member boards, "etcd_member": true): the hostname is the node id (pi1.local), the
+ * address is the one the board has at boot (advertise "auto"), and etcd is found, or formed,
+ * on the LAN ("etcd": "auto") unless the card lists peers or join for the gossip membership.
+ */
+function withClusterDefaults(card: Record<string, unknown>): Record<string, unknown> {
+  const node_id = card['node_id'];
+  if (typeof node_id !== 'string') return card;
+  const filled = { ...card };
+  if (filled['hostname'] === undefined && HOSTNAME_PATTERN.test(node_id.toLowerCase())) filled['hostname'] = node_id.toLowerCase();
+  filled['advertise'] ??= 'auto';
+  if (filled['etcd'] === undefined && filled['peers'] === undefined && filled['join'] === undefined) filled['etcd'] = 'auto';
+  return filled;
+}
+
 export function checkCardConfig(value: unknown): CheckResult {
   if (!isObject(value)) return { ok: false, errors: ['pikv.json must hold a JSON object { ... }'] };
   const errors: string[] = [];
@@ -413,13 +427,14 @@ export function checkCardConfig(value: unknown): CheckResult {
     }
     checkKind(name, field.kind, item, errors);
   }
-  const hostname = (value['hostname'] ?? FIELDS['hostname']!.fallback) as string;
+  const card = withClusterDefaults(value);
+  const hostname = (card['hostname'] ?? FIELDS['hostname']!.fallback) as string;
   if (typeof hostname === 'string' && !HOSTNAME_PATTERN.test(hostname)) errors.push(`hostname: expected lower-case letters, digits and "-" (at most 63), got ${JSON.stringify(hostname)}`);
-  const data_dir = value['data_dir'];
+  const data_dir = card['data_dir'];
   if (typeof data_dir === 'string' && data_dir !== '' && data_dir !== DATA_DIR && !data_dir.startsWith(`${DATA_DIR}/`)) {
     errors.push(`data_dir: must be "${DATA_DIR}" (or a folder in it), the only place the service may write, or "" for none`);
   }
-  const keys = (value['ssh_authorized_keys'] ?? []) as unknown[];
+  const keys = (card['ssh_authorized_keys'] ?? []) as unknown[];
   if (Array.isArray(keys)) {
     keys.forEach((key, index) => {
       if (typeof key === 'string' && !/^(ssh-|ecdsa-|sk-)[a-z0-9@.-]+ [A-Za-z0-9+/=]+( [^\n]*)?$/.test(key.trim())) {
@@ -427,16 +442,16 @@ export function checkCardConfig(value: unknown): CheckResult {
       }
     });
   }
-  if (isObject(value['serve'])) {
-    for (const name of Object.keys(value['serve'])) {
+  if (isObject(card['serve'])) {
+    for (const name of Object.keys(card['serve'])) {
       if (SERVE_RESERVED.has(name)) errors.push(`serve.${name}: set it as the top-level field "${name}" instead`);
     }
   }
-  const wifi = isObject(value['wifi']) ? checkWifi(value['wifi'], errors) : null;
-  checkCluster(value, errors);
-  const etcd = checkEtcd(value, errors);
+  const wifi = isObject(card['wifi']) ? checkWifi(card['wifi'], errors) : null;
+  checkCluster(card, errors);
+  const etcd = checkEtcd(card, errors);
   if (errors.length > 0) return { ok: false, errors };
-  const serve = serveSettings(value, etcd !== null);
+  const serve = serveSettings(card, etcd !== null);
   checkWithPikv(serve, etcd, errors);
   if (errors.length > 0) return { ok: false, errors };
   return { ok: true, config: { hostname, ssh_authorized_keys: (keys as string[]).map((key) => key.trim()), wifi, serve, etcd } };

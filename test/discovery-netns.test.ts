@@ -20,6 +20,9 @@
  *   of the same cluster there. n4 (`--etcd auto`) now sees two etcd clusters that both pass the
  *   HMAC check: it must wait, saying which, and start on neither.
  *
+ * n2, n3 and n4 listen on 0.0.0.0 with `--advertise auto`, as identical Pi cards do: each must
+ * tell the cluster, and mDNS, the one address its namespace has.
+ *
  * Nodes have no multicast route (they send mDNS on their advertised address's interface); the
  * client namespace has one (224.0.0.0/4 via eth0, as a default route gives on a LAN), so both
  * ways out are used. Skips with a message where `ip netns` or etcd is unavailable.
@@ -51,7 +54,10 @@ function startEtcd(name: 'etcd' | 'retcd' | 'tetcd'): NetnsProc {
 
 /** A pikv node in its namespace; `etcd` is a URL or 'auto', or null for `--join auto`. */
 function startNode(name: 'n1' | 'n2' | 'n3' | 'n4' | 'r1' | 't1', etcd: string | null, secret = SECRET): NetnsProc {
-  const args = [CLI_PATH, 'serve', '--host', address(name), '--port', String(PORT), '--advertise', urlOf(name), '--node-id', name,
+  // Nodes that find etcd by mDNS are started as an identical Pi card starts them: listening on
+  // every address, and telling peers the one address their namespace has (--advertise auto).
+  const auto = etcd === null || etcd === 'auto';
+  const args = [CLI_PATH, 'serve', '--host', auto ? '0.0.0.0' : address(name), '--port', String(PORT), '--advertise', auto ? 'auto' : urlOf(name), '--node-id', name,
     '--cluster-name', CLUSTER, '--lease-ttl-ms', '2000', '--controller-tick-ms', '50', '--workers', '1', '--max-memory', '32mb', '--resp-port', 'off'];
   args.push(...(etcd === null ? ['--join', 'auto'] : ['--etcd', etcd]));
   // The secret travels in the environment (pikv refuses it on the command line).
@@ -95,6 +101,7 @@ describe('LAN discovery across network namespaces', { skip: skip ?? false }, () 
     for (const node of [n2, n3]) {
       const using = await node.waitForText(/discovery: using etcd (\S+) /, 45_000);
       assert.equal(using[1], ETCD_URL, `${node.name} chose ${using[1]}`);
+      assert.match(node.text, new RegExp(`advertise auto: ${address(node.name as Name).replace(/\./g, '\\.')} \\(eth0, only address\\)`), `${node.name} found its own address`);
     }
     assert.match(n3.text, /ignored http:\/\/[\d.]+:2379 \([^)]*wrong HMAC/, 'n3 saw the rogue and ignored it');
 

@@ -14,9 +14,11 @@
  *   as it is (never re-forms), and the cluster still has 3 members.
  * - m4, with the right secret and marked member, boots after the cluster formed: it must wait
  *   (the running cluster's list does not name it) and start no etcd.
- * - Then pikv as the image runs it: a node on m1 given its own member's URL creates the pikv
- *   cluster and advertises it; a pikv-only board p1 with `--etcd auto` finds that etcd by mDNS
- *   (the view's HMAC checked) and joins through etcd; the view settles on both.
+ * - Then pikv as the image runs it (`card.js serve`), from cards that hold no address (node id,
+ *   secret, and etcd_member on m1): the node on m1 finds its own address (advertise auto),
+ *   uses its own member and creates the pikv cluster; a pikv-only board p1 finds that etcd by
+ *   mDNS (the view's HMAC checked) and joins through etcd; the view settles on both, each with
+ *   the URL of the address its board found.
  *
  * Bounded in time; every driver is stopped with SIGTERM (which stops its etcd), then every
  * process still there (drivers and the etcd PIDs they logged) is SIGKILLed by PID, and the
@@ -24,13 +26,14 @@
  */
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { CLI_PATH } from './helpers/server-process.js';
 import { ETCD_BINARY, etcdMissing } from './helpers/etcd.js';
 import { netnsUnavailable, NetnsWorld, type NetnsProc } from './helpers/netns-world.js';
 
+const CARD_JS = join(dirname(CLI_PATH), '../../pi-image/card.js');
 const TAG = `pf${process.pid % 100000}`;
 const SUBNET = `10.206.${process.pid % 250}`;
 const CLUSTER = 'formtest';
@@ -150,18 +153,30 @@ describe('etcd formation by mDNS across network namespaces', { skip: skip ?? fal
     assert.equal(status('m4').state, 'waiting');
     assert.equal(memberList('m1').length, 3, 'still exactly 3 members');
 
-    // pikv on the formed etcd: a member board's node uses its own member; a pikv-only board finds it.
-    const startNode = (name: Name, etcd: string): NetnsProc => world.spawn(nsOf(name), `pikv ${name}`, process.execPath, [CLI_PATH, 'serve',
-      '--host', address(name), '--port', '7070', '--advertise', `ws://${address(name)}:7070`, '--node-id', `n-${name}`, '--cluster-name', CLUSTER,
-      '--etcd', etcd, '--lease-ttl-ms', '2000', '--controller-tick-ms', '50', '--workers', '1', '--max-memory', '32mb', '--resp-port', 'off'],
-    { env: { ...process.env, PIKV_CLUSTER_SECRET: SECRET } });
-    const n1 = startNode('m1', `http://${address('m1')}:2379`);
+    // pikv on the formed etcd, started as the image starts it (card.js serve) from identical
+    // cards that hold no address: a member board's node uses its own member at the address it
+    // finds itself (advertise auto); a pikv-only board finds that etcd by mDNS.
+    const startNode = (name: Name, member: boolean): NetnsProc => {
+      const card_file = join(world.tempDir(`pikv-card-${name}-`), 'pikv.json');
+      writeFileSync(card_file, JSON.stringify({
+        node_id: `n-${name}`, cluster_secret: SECRET, cluster_name: CLUSTER, ...(member ? { etcd_member: true } : {}),
+        data_dir: '', workers: 1, max_memory: '32mb', serve: { lease_ttl_ms: 2000, controller_tick_ms: 50, resp_port: 'off' },
+      }));
+      return world.spawn(nsOf(name), `pikv ${name}`, process.execPath, [CARD_JS, 'serve', card_file]);
+    };
+    const n1 = startNode('m1', true);
     await n1.waitForText(/view epoch 1 \(etcd\): nodes n-m1\b/, 30_000);
-    const p1 = startNode('p1', 'auto');
+    assert.match(n1.text, new RegExp(`advertise auto: ${address('m1').replace(/\./g, '\\.')} \\(eth0, only address\\)`));
+    const p1 = startNode('p1', false);
     const using = await p1.waitForText(/discovery: using etcd (\S+) /, 45_000);
     assert.equal(using[1], `http://${address('m1')}:2379`);
     const settled = /view epoch \d+ \(etcd\): nodes (n-m1,n-p1|n-p1,n-m1)(?!; moving)/;
     for (const node of [n1, p1]) await node.waitForText(settled, 60_000);
+    assert.match(p1.text, new RegExp(`advertise auto: ${address('p1').replace(/\./g, '\\.')} `));
+    const status_out = execFileSync('ip', ['netns', 'exec', nsOf('p1'), process.execPath, CLI_PATH, 'cluster', 'status', '--json', '--url', `ws://${address('p1')}:7070`],
+      { env: { ...process.env, PIKV_CLUSTER_SECRET: SECRET }, encoding: 'utf8', timeout: 20_000 });
+    const view_nodes = (JSON.parse(status_out) as { view: { nodes: { id: string; url: string }[] } }).view.nodes;
+    assert.deepEqual(view_nodes.map((n) => `${n.id} ${n.url}`).sort(), [`n-m1 ws://${address('m1')}:7070`, `n-p1 ws://${address('p1')}:7070`], 'each board told the cluster the address it found');
   });
 });
 

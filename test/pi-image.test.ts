@@ -110,8 +110,27 @@ describe('pikv.json schema', () => {
     assert.ok(errorsOf({ ...FORMATION_CARD, etcd_initial_cluster: INITIAL_CLUSTER }).some((error) => /^etcd_initial_cluster: not used with "etcd": "auto"/.test(error)));
     assert.ok(errorsOf({ ...ETCD_CARD, etcd: 'auto', etcd_members: 3 }).some((error) => /^etcd_members: only used with "etcd_member": true/.test(error)));
     assert.ok(errorsOf({ ...ETCD_MEMBER_CARD, etcd_members: 3 }).some((error) => /^etcd_members: only used with "etcd": "auto"/.test(error)));
-    assert.ok(errorsOf({ ...FORMATION_CARD, advertise: 'ws://pi1.local:7070' }).some((error) => /^advertise: on an etcd member board with "etcd": "auto" it must be ws:\/\/<this board's IPv4 address>/.test(error)));
+    assert.ok(errorsOf({ ...FORMATION_CARD, advertise: 'ws://pi1.local:7070' }).some((error) => /^advertise: on an etcd member board with "etcd": "auto" it must be "auto" or ws:\/\/<this board's IPv4 address>/.test(error)));
     assert.ok(errorsOf({ ...ETCD_CARD, etcd: 'elsewhere' }).some((error) => /^etcd: .*or "auto"/.test(error)), errorsOf({ ...ETCD_CARD, etcd: 'elsewhere' }).join(' | '));
+  });
+
+  it('identical cards: node_id, the secret and etcd_member are all a board needs (no address typed anywhere)', () => {
+    const card = { node_id: 'pi1', cluster_secret: 'sixteen-chars-or-more', etcd_member: true };
+    const member = configOf(card);
+    assert.equal(member.hostname, 'pi1', 'the hostname is the node id, so the dashboard is at pi1.local');
+    assert.deepEqual(member.etcd?.endpoints, ['auto']);
+    assert.deepEqual(member.etcd?.formation, { members: 3 });
+    assert.equal(member.etcd?.advertise, 'auto');
+    const only_pikv = configOf({ node_id: 'pi4', cluster_secret: 'sixteen-chars-or-more' });
+    assert.equal(only_pikv.hostname, 'pi4');
+    assert.equal(only_pikv.etcd?.formation, null);
+    const args = pikvServeArgs(only_pikv, '/run/pikv/serve.json', '/run/pikv/cluster-secret');
+    assert.deepEqual(args.slice(args.indexOf('--advertise'), args.indexOf('--advertise') + 4), ['--advertise', 'auto', '--etcd', 'auto']);
+    // Gossip cards keep their membership; advertise auto reaches pikv serve through its settings.
+    const gossip = configOf(without(CLUSTER_CARD, 'advertise', 'hostname'));
+    assert.equal(gossip.etcd, null);
+    assert.equal(gossip.serve['advertise'], 'auto');
+    assert.equal(configOf({ node_id: 'Pi_1', cluster_secret: 'sixteen-chars-or-more' }).hostname, 'pikv', 'a node id that is no hostname leaves the default');
   });
 
   it('describes the etcd member of a member board, listening on its own LAN address', () => {
@@ -161,7 +180,7 @@ describe('pikv.json schema', () => {
       /^etcd_initial_cluster: "broken" is not name=http/]);
     expect({ ...ETCD_MEMBER_CARD, etcd_initial_cluster_state: 'old' }, [/^etcd_initial_cluster_state: expected "new" or "existing"/]);
     expect({ ...ETCD_MEMBER_CARD, etcd: ['http://10.0.0.12:2379', 'http://10.0.0.13:2379'] }, [/^etcd: must list this member's client URL, http:\/\/10\.0\.0\.11:2379/]);
-    expect({ ...without(ETCD_CARD, 'node_id', 'advertise'), cluster_secret: 'short' }, [/^node_id: needed/, /^advertise: needed/, /^cluster_secret: at least 16/]);
+    expect({ ...without(ETCD_CARD, 'node_id', 'advertise'), cluster_secret: 'short' }, [/^node_id: needed/, /^cluster_secret: at least 16/]);
   });
 
   it('names clusters as the etcd layer does (src/cluster/etcd/keys.ts)', () => {
@@ -183,9 +202,9 @@ describe('pikv.json schema', () => {
     }
   });
 
-  it('requires node_id, advertise and a long secret in a cluster, and not both join and peers', () => {
+  it('requires node_id and a long secret in a cluster, and not both join and peers', () => {
     const errors = errorsOf({ join: ['ws://10.0.0.11:7070'], peers: CLUSTER_CARD.peers, cluster_secret: 'short' });
-    for (const field of ['node_id', 'advertise', 'cluster_secret', 'join and peers']) {
+    for (const field of ['node_id', 'cluster_secret', 'join and peers']) {
       assert.ok(errors.some((error) => error.startsWith(field)), `${field} in ${errors.join(' | ')}`);
     }
   });
@@ -219,7 +238,7 @@ describe('card.js on the Pi', { timeout: 60_000 }, () => {
     assert.equal(bad.status, 78);
     assert.match(bad.stderr, /pikv: bad config .*bad\.json; pikv stays down/);
     assert.match(bad.stderr, /port: expected a port number/);
-    assert.match(bad.stderr, /advertise: needed in a cluster/);
+    assert.match(bad.stderr, /cluster_secret: needed in a cluster/);
     writeFileSync(join(dir, 'broken.json'), '{"port": 7070,');
     assert.match(spawnSync(process.execPath, [card_js, 'check', join(dir, 'broken.json')], { encoding: 'utf8' }).stderr, /not valid JSON/);
     assert.equal(spawnSync(process.execPath, [card_js, 'check', join(dir, 'missing.json')]).status, 78);

@@ -21,11 +21,11 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
-import { networkInterfaces } from 'node:os';
 import { join } from 'node:path';
 import { decideFormation, formatInitialCluster, formationToken, parseInitialCluster, type InitialMember, type MemberClaim } from '../cluster/discovery/formation.js';
 import { FormationAdvertiser, FormationBrowse } from '../cluster/discovery/formation-mdns.js';
 import { Browse } from '../cluster/discovery/mdns.js';
+import { waitForLanAddress } from '../cluster/discovery/lan-address.js';
 import { candidateEndpoints, verifyEndpoint } from '../cluster/discovery/find-etcd.js';
 import { etcdEnvironment } from '../cluster/etcd/local-server.js';
 import { readSecretFile } from '../protocol/auth.js';
@@ -65,6 +65,8 @@ export class EtcdFormUsageError extends Error {
 }
 
 const RECORD_FILE = 'pikv-formation.json';
+/** How long to wait for this board's LAN address without --address (DHCP after power-on). */
+const ADDRESS_WAIT_MS = 60_000;
 const log = (message: string): void => console.log(`pikv etcd-form: ${message}`);
 
 function integer(text: string, what: string, min: number, max: number): number {
@@ -74,14 +76,17 @@ function integer(text: string, what: string, min: number, max: number): number {
 }
 
 /** --address, else this machine's one non-loopback IPv4 address (a board has one LAN address; with more, say which). */
-export function boardAddress(given: string | undefined): string {
+/** This board's LAN address: --address, else the same choice as `pikv serve --advertise auto` (discovery/lan-address.ts), waiting for DHCP. */
+export async function boardAddress(given: string | undefined, wait_ms = ADDRESS_WAIT_MS): Promise<string> {
   if (given !== undefined) {
     if (!/^\d{1,3}(\.\d{1,3}){3}$/.test(given)) throw new EtcdFormUsageError(`--address must be an IPv4 address, got ${JSON.stringify(given)}`);
     return given;
   }
-  const addresses = Object.values(networkInterfaces()).flat().flatMap((a) => (a !== undefined && a.family === 'IPv4' && !a.internal ? [a.address] : []));
-  if (addresses.length !== 1) throw new EtcdFormUsageError(`cannot tell this board's LAN address (found ${addresses.length === 0 ? 'none' : addresses.join(', ')}); give --address`);
-  return addresses[0]!;
+  try {
+    return await waitForLanAddress(wait_ms, log);
+  } catch (error) {
+    throw new EtcdFormUsageError(`${(error as Error).message}; give --address`);
+  }
 }
 
 function readSecret(options: EtcdFormOptions): string {
@@ -105,7 +110,7 @@ export async function runEtcdForm(options: EtcdFormOptions): Promise<void> {
   const heartbeat_ms = integer(options.heartbeatIntervalMs, '--heartbeat-interval-ms', 10, 10_000);
   const election_ms = integer(options.electionTimeoutMs, '--election-timeout-ms', 50, 50_000);
   const secret = readSecret(options);
-  const address = boardAddress(options.address);
+  const address = await boardAddress(options.address);
   const peer_url = `http://${address}:${peer_port}`;
   const client_url = `http://${address}:${client_port}`;
   const cluster = options.clusterName;

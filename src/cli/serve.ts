@@ -2,10 +2,11 @@
  * `pikv serve`: merges defaults, --config and flags, starts a node, and stops it gracefully
  * on SIGINT or SIGTERM (exit 0 once in-flight requests are answered).
  */
-import { applySettings, capDefaultMemory, defaultConfig, loadConfigFile, validateConfig } from '../node/config.js';
+import { applySettings, capDefaultMemory, defaultConfig, loadConfigFile, validateConfig, type ServerConfig } from '../node/config.js';
 import { PikvServer } from '../node/server.js';
 import { statSync } from 'node:fs';
-import { extractClusterSettings, parseClusterConfig, resolveClientToken, type ClusterConfig } from '../cluster/cluster-config.js';
+import { ClusterConfigError, extractClusterSettings, parseClusterConfig, resolveClientToken, type ClusterConfig } from '../cluster/cluster-config.js';
+import { waitForLanAddress } from '../cluster/discovery/lan-address.js';
 import { PEER_PROTOCOL_VERSION } from '../protocol/auth.js';
 import { PIKV_VERSION } from '../node/resp/info.js';
 
@@ -41,6 +42,8 @@ export async function runServe(flags: ServeFlags): Promise<void> {
   const cluster_settings = { ...file.cluster, ...flagged.cluster };
   if (flags.config !== undefined) warnIfSecretsExposed(flags.config, file.cluster);
   let cluster = parseClusterConfig(cluster_settings, process.env);
+  // --advertise auto: this machine's LAN address, before mDNS or etcd hear of this node.
+  if (cluster?.advertise === 'auto') cluster = { ...cluster, advertise: await advertiseAuto(cluster, config) };
   // --etcd auto: find the cluster's etcd on the LAN (verified by the view's HMAC) before the node exists.
   if (cluster?.etcd_discover === true) cluster = { ...cluster, etcd: await (await discovery()).findClusterEtcd(cluster) };
   // A lone node has no cluster config, but may still require a client token.
@@ -91,6 +94,13 @@ export async function runServe(flags: ServeFlags): Promise<void> {
   else if (config.resp_port === null) console.log('pikv RESP (Redis protocol) is off (--resp-port off)');
   console.log(`pikv listening on ${url} (${config.workers} workers, max memory ${memory_mib} MiB, pid ${process.pid})`);
   if (cluster !== null && !stopping) advertiser = await advertise(cluster, url);
+}
+
+/** The URL for `--advertise auto`: this machine's LAN address (waiting for DHCP) and the listen port. */
+async function advertiseAuto(cluster: ClusterConfig, config: ServerConfig): Promise<string> {
+  if (config.port === 0) throw new ClusterConfigError('--advertise auto needs a fixed --port: peers must be told the port before this node listens');
+  const address = await waitForLanAddress(cluster.advertise_wait_ms, (message) => console.log(`pikv: ${message}`));
+  return `${config.tls_cert_file === '' ? 'ws' : 'wss'}://${address}:${config.port}`;
 }
 
 /** mDNS: a cluster node says it is here (docs/CLUSTER.md), unless --mdns off, or (auto) its URL is loopback, which no other board could use. */

@@ -20,8 +20,13 @@ import { checkView, ViewError } from '../routing/view.js';
 
 export interface ClusterConfig {
   node_id: string;
-  /** The URL peers and clients reach this node at; empty until start() fills in the listen URL. */
+  /**
+   * The URL peers and clients reach this node at; empty until start() fills in the listen URL.
+   * `auto` until `pikv serve` has found this machine's LAN address (discovery/lan-address.ts).
+   */
   advertise: string;
+  /** With `advertise: auto`, how long `pikv serve` waits for a LAN address (DHCP after power-on). */
+  advertise_wait_ms: number;
   /** Seeds to ask for admission; empty with `peers`, or to start a new one-node cluster. */
   join: string[];
   cluster_secret: string;
@@ -73,7 +78,7 @@ export class ClusterConfigError extends Error {
 
 /** Flag and file names of the cluster settings (snake_case; flags arrive camelCase). */
 const NAMES = [
-  'node_id', 'advertise', 'join', 'cluster_secret', 'cluster_secret_file', 'client_token', 'client_token_file', 'weight', 'peers',
+  'node_id', 'advertise', 'advertise_wait_ms', 'join', 'cluster_secret', 'cluster_secret_file', 'client_token', 'client_token_file', 'weight', 'peers',
   'heartbeat_interval_ms', 'forward_timeout_ms', 'etcd', 'cluster_name', 'lease_ttl_ms', 'controller_tick_ms',
   'replicas', 'min_replicas', 'down_grace_ms', 'tls_ca_file', 'mdns', 'mdns_interface', 'formation_status_file',
 ] as const;
@@ -146,7 +151,7 @@ export function parseClusterConfig(settings: Record<string, unknown>, env: NodeJ
   if (node_id === '') throw new ClusterConfigError('cluster settings need --node-id');
   // Empty: the listen URL, known once listening (fine on one machine; boards need --advertise).
   const advertise = text(settings['advertise'], 'advertise');
-  if (advertise !== '' && !/^wss?:\/\/[^/]+/.test(advertise)) throw new ClusterConfigError(`advertise must be ws://host:port, got ${JSON.stringify(advertise)}`);
+  if (advertise !== '' && advertise !== 'auto' && !/^wss?:\/\/[^/]+/.test(advertise)) throw new ClusterConfigError(`advertise must be ws://host:port or auto, got ${JSON.stringify(advertise)}`);
   const join_value = settings['join'];
   let join = join_value === undefined ? [] : Array.isArray(join_value) ? join_value.map((u) => text(u, 'join')) : text(join_value, 'join').split(',').filter((u) => u !== '');
   const cluster_secret = secretSetting(settings, 'cluster_secret', env['PIKV_CLUSTER_SECRET'], 'cluster secret', warn);
@@ -185,6 +190,7 @@ export function parseClusterConfig(settings: Record<string, unknown>, env: NodeJ
   return {
     node_id,
     advertise: advertise.replace(/\/+$/, ''),
+    advertise_wait_ms: whole(settings['advertise_wait_ms'], 'advertise_wait_ms', 60_000, 0, 3_600_000),
     join,
     cluster_secret,
     client_token: resolveClientToken(settings, env, warn),
