@@ -12,14 +12,19 @@
  * napi-rs binding with prebuilt binaries for linux-x64 and linux-arm64 (a devDependency:
  * measured here, not used by pikv). Each is skipped with a line saying why if it is missing.
  *
- *   node dist/bench/compress-algos.js [--seconds S] [--json FILE]
+ *   node dist/bench/compress-algos.js [--seconds S] [--json FILE] [--board pi4|pi5 | --cpus C]
  * --seconds: time per measurement (default 0.5; the full table is 3 kinds x 3 sizes x codecs).
+ * --board: run the measurements under a CPU quota of one Pi core (bench/lib/pi-core-quota.ts:
+ * this machine's sysbench score over the board's), so MB/s read as a Pi core's; --cpus C sets
+ * the quota directly. Needs root and a cgroup cpu controller (as bench:cluster).
  * Run it on an idle machine; a smoke run (--seconds 0.05) only shows that it works.
  */
 import { writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import * as zlib from 'node:zlib';
+import { fileURLToPath } from 'node:url';
 import { corpusValue, CORPUS_KINDS, type CorpusKind } from './lib/corpus.js';
+import { piCoreQuota, runUnderQuota, UNDER_QUOTA_ENV } from './lib/pi-core-quota.js';
 
 interface Codec {
   name: string;
@@ -91,6 +96,13 @@ function throughput(raw_bytes: number, seconds: number, work: () => void): numbe
 
 function main(): void {
   const args = process.argv.slice(2);
+  const flag = (name: string): string | undefined => (args.includes(name) ? args[args.indexOf(name) + 1] : undefined);
+  const quota = process.env[UNDER_QUOTA_ENV] === undefined ? piCoreQuota(flag('--board'), flag('--cpus')) : null;
+  if (quota !== null) {
+    console.log(`compress-algos: under a quota of ${quota.description}`);
+    process.exit(runUnderQuota(quota, [fileURLToPath(import.meta.url), ...args]));
+  }
+  const quota_note = process.env[UNDER_QUOTA_ENV] ?? 'no quota';
   const seconds = Number(args[args.indexOf('--seconds') + 1] ?? '0.5');
   const json_path = args.includes('--json') ? args[args.indexOf('--json') + 1]! : null;
   const per = args.includes('--seconds') ? seconds : 0.5;
@@ -98,7 +110,7 @@ function main(): void {
   const lz4 = lz4Codec();
   if (lz4 !== null) codecs.push(lz4);
   const rows: Row[] = [];
-  console.log(`compress-algos: ${per} s per measurement, one thread, Node ${process.version} on ${process.arch}`);
+  console.log(`compress-algos: ${per} s per measurement, one thread, Node ${process.version} on ${process.arch}, ${quota_note}`);
   console.log('codec      kind    size      ratio  compress MB/s  decompress MB/s');
   for (const codec of codecs) {
     for (const kind of CORPUS_KINDS) {
@@ -117,7 +129,7 @@ function main(): void {
     }
   }
   for (const codec of codecs) console.log(`${codec.name}: ${codec.source}`);
-  if (json_path !== null) writeFileSync(json_path, JSON.stringify({ node: process.version, arch: process.arch, seconds_per_measurement: per, rows }, null, 2));
+  if (json_path !== null) writeFileSync(json_path, JSON.stringify({ node: process.version, arch: process.arch, quota: quota_note, seconds_per_measurement: per, rows }, null, 2));
 }
 
 main();

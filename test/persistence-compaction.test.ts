@@ -1,5 +1,7 @@
 import assert from 'node:assert/strict';
-import { readdirSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { FILE_HEADER_BYTES, R_PAYLOAD_BYTES, R_TYPE, RECORD_BATCH, RECORD_BATCH_DEFLATE, RECORD_HEADER_BYTES } from '../src/persistence/format.js';
 import { describe, it } from 'node:test';
 import WebSocket from 'ws';
 import { connect, Op, WireCodec } from '../src/index.js';
@@ -23,7 +25,51 @@ async function killWorker(url: string, partition: number): Promise<void> {
   socket.close();
 }
 
+/** Record types of every snapshot in `dir`: how many BATCH and BATCH_DEFLATE records, and their bytes. */
+function snapshotRecords(dir: string): { raw: number; deflated: number; snapshot_bytes: number } {
+  const counts = { raw: 0, deflated: 0, snapshot_bytes: 0 };
+  for (const name of readdirSync(dir).filter((n) => n.endsWith('.snap'))) {
+    const file = readFileSync(join(dir, name));
+    counts.snapshot_bytes += file.length;
+    for (let at = FILE_HEADER_BYTES; at + RECORD_HEADER_BYTES <= file.length; at += RECORD_HEADER_BYTES + file.readUInt32LE(at + R_PAYLOAD_BYTES)) {
+      if (file[at + R_TYPE] === RECORD_BATCH) counts.raw++;
+      if (file[at + R_TYPE] === RECORD_BATCH_DEFLATE) counts.deflated++;
+    }
+  }
+  return counts;
+}
+
 describe('compaction', { timeout: 60_000 }, () => {
+  it('deflates the snapshot records of compressible values (off with --snapshot-compress off), and a restart reads them back', async () => {
+    for (const mode of ['on', 'off'] as const) {
+      const dir = temporaryDataDir(`snap-${mode}`);
+      const server = await startServer(['--workers', '1', '--data-dir', dir, '--compact-min-bytes', '256kb', '--snapshot-compress', mode]);
+      const kv = await connect(server.url);
+      for (let round = 1; round <= 4; round++) await putRange(kv, 0, KEYS, round);
+      // A finished compaction leaves a .snap (a later one in progress leaves it in place).
+      for (let waited = 0; ((await kv.stats()) as unknown as DiskStats).per_worker[0]!.compactions < 1; waited += 100) {
+        assert.ok(waited < 20_000, 'no compaction finished within 20 s');
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+      await kv.close();
+      await server.stop();
+      const records = snapshotRecords(dir);
+      const payload_bytes = KEYS * (100 + 5);
+      if (mode === 'on') {
+        assert.ok(records.deflated > 0 && records.raw === 0, `records: ${JSON.stringify(records)}`);
+        assert.ok(records.snapshot_bytes < payload_bytes / 3, `a deflated snapshot of ${payload_bytes} B of keys and values: ${records.snapshot_bytes} B`);
+      } else {
+        assert.ok(records.raw > 0 && records.deflated === 0, `records: ${JSON.stringify(records)}`);
+      }
+      const again = await startServer(['--workers', '1', '--data-dir', dir]);
+      const kv2 = await connect(again.url);
+      await checkRange(kv2, 0, KEYS, (key) => valueOf(key, 4));
+      await kv2.close();
+      await again.stop();
+    }
+  });
+
+
   it('keeps files near the live data under overwrite load, and a restart reads the latest values', async () => {
     const dir = temporaryDataDir('compact');
     const server = await startServer(['--workers', '2', '--data-dir', dir, '--compact-min-bytes', '128kb']);

@@ -5,7 +5,8 @@ import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { crc32c } from '../src/persistence/crc32c.js';
 import { PersistenceError } from '../src/persistence/errors.js';
-import { FILE_HEADER_BYTES, LOG_MAGIC, OP_DELETE, OP_PUT, RECORD_ABORT, RECORD_BATCH } from '../src/persistence/format.js';
+import { deflateSync } from 'node:zlib';
+import { FILE_HEADER_BYTES, LOG_MAGIC, OP_DELETE, OP_PUT, RECORD_ABORT, RECORD_BATCH, RECORD_BATCH_DEFLATE, RECORD_HEADER_BYTES, SNAPSHOT_MAGIC } from '../src/persistence/format.js';
 import { RecordBuffer } from '../src/persistence/record-buffer.js';
 import { readRecordFile, type RecordView } from '../src/persistence/record-reader.js';
 
@@ -97,13 +98,70 @@ describe('log records', () => {
 
   it('refuse a file written for another partition or worker count', () => {
     const { path } = writeLog('other.log', 1);
-    assert.throws(() => readRecordFile(path, { ...EXPECT, workers: 3 }, { repair: false }, () => {}), /expected magic "PIKVLOG\\u0000", version 1..3, workers 3/);
+    assert.throws(() => readRecordFile(path, { ...EXPECT, workers: 3 }, { repair: false }, () => {}), /expected magic "PIKVLOG\\u0000", version 1..4, workers 3/);
   });
 
   it('treat a file shorter than its header as empty', () => {
     const path = join(dir, 'short.log');
     writeFileSync(path, Buffer.alloc(FILE_HEADER_BYTES - 1));
     assert.equal(countOps(path).result.header_torn, true);
+  });
+});
+
+describe('deflated snapshot records (format version 4)', () => {
+  const SNAP_EXPECT = { ...EXPECT, magic: SNAPSHOT_MAGIC };
+  /** A snapshot of one BATCH_DEFLATE record of `ops` PUTs; `mangle` may replace the deflated bytes or the stated raw length. */
+  function writeDeflatedSnapshot(name: string, ops: number, mangle: { deflated?: Buffer; raw_bytes?: number } = {}): { path: string; keys: string[] } {
+    const batch = new RecordBuffer();
+    batch.beginRecord(RECORD_BATCH);
+    const keys: string[] = [];
+    for (let i = 0; i < ops; i++) {
+      const data = Buffer.from(`key-${i}{"reading":${i},"room":"kitchen","ok":true}`);
+      keys.push(`key-${i}`);
+      batch.appendOp(OP_PUT, i, data, 0, `key-${i}`.length, `key-${i}`.length, data.length - `key-${i}`.length);
+    }
+    batch.endRecord();
+    const payload = batch.bytes.subarray(RECORD_HEADER_BYTES, batch.length);
+    const file = new RecordBuffer();
+    file.writeFileHeader(SNAPSHOT_MAGIC, 2, 1, 3);
+    file.beginRecord(RECORD_BATCH_DEFLATE);
+    file.appendU32(mangle.raw_bytes ?? payload.length);
+    file.appendBytes(mangle.deflated ?? deflateSync(payload, { level: 1 }));
+    file.endRecord(ops);
+    const path = join(dir, name);
+    writeFileSync(path, file.bytes.subarray(0, file.length));
+    return { path, keys };
+  }
+
+  it('read back as the BATCH they hold, op for op', () => {
+    const { path, keys } = writeDeflatedSnapshot('deflated.snap', 200);
+    const seen: string[] = [];
+    const result = readRecordFile(path, SNAP_EXPECT, { repair: false }, (record: RecordView) => {
+      assert.equal(record.type, RECORD_BATCH);
+      assert.equal(record.count, 200);
+      // Walk the ops: [0] op [1] flags [2] u16 key bytes [4] u32 value bytes [8] u32 hash, key, value.
+      for (let at = record.payload_offset; at < record.payload_offset + record.payload_bytes;) {
+        const key_bytes = record.bytes[at + 2]! | (record.bytes[at + 3]! << 8);
+        const value_bytes = Buffer.from(record.bytes.buffer, record.bytes.byteOffset + at + 4, 4).readUInt32LE(0);
+        seen.push(Buffer.from(record.bytes.subarray(at + 12, at + 12 + key_bytes)).toString());
+        at += 12 + key_bytes + value_bytes;
+      }
+    });
+    assert.deepEqual(seen, keys);
+    assert.equal(result.torn_bytes, 0);
+    assert.ok(result.valid_bytes < 200 * 40, `deflated: ${result.valid_bytes} bytes`);
+  });
+
+  it('refuse a record whose checksum holds but whose bytes do not inflate, or inflate to another length', () => {
+    const garbage = writeDeflatedSnapshot('garbage.snap', 10, { deflated: Buffer.from('this is not a zlib stream at all') });
+    assert.throws(() => readRecordFile(garbage.path, SNAP_EXPECT, { repair: true }, () => {}), (error: unknown) => {
+      assert.ok(error instanceof PersistenceError);
+      assert.equal(error.code, 'PIKV_ERR_DATA_CORRUPT');
+      assert.match(error.message, /garbage\.snap: deflated record at byte offset 32 does not inflate/);
+      return true;
+    });
+    const short = writeDeflatedSnapshot('length.snap', 10, { raw_bytes: 12 });
+    assert.throws(() => readRecordFile(short.path, SNAP_EXPECT, { repair: false }, () => {}), /length\.snap: deflated record at byte offset 32 (does not inflate|inflates to \d+ bytes, its header says 12)/);
   });
 });
 

@@ -5,6 +5,7 @@ import { describe, it } from 'node:test';
 import { connect } from '../src/index.js';
 import { checkRange, putRange, temporaryDataDir, valueOf } from './helpers/persistence.js';
 import { startServer } from './helpers/server-process.js';
+import { FORMAT_VERSION } from '../src/persistence/format.js';
 
 const KEYS = 6000;
 
@@ -27,7 +28,7 @@ describe('a data directory and the worker count', { timeout: 60_000 }, () => {
       await client.put('k0', 'back');
       await client.close();
       await server.stop();
-      assert.deepEqual(JSON.parse(readFileSync(join(dir, 'MANIFEST'), 'utf8')), { format: 'pikv-data', version: 3, workers });
+      assert.deepEqual(JSON.parse(readFileSync(join(dir, 'MANIFEST'), 'utf8')), { format: 'pikv-data', version: FORMAT_VERSION, workers });
       assert.ok(readdirSync(dir).every((name) => name === 'MANIFEST' || name.startsWith(`w${workers}-`)), readdirSync(dir).join(' '));
     }
   });

@@ -76,6 +76,7 @@ program
   .option('--data-dir <dir>', 'persist to this directory: per-worker logs and snapshots, recovered on start (default: off, nothing written)')
   .option('--fsync <policy>', 'with --data-dir: always | everysec | no, as Redis appendfsync (default everysec)')
   .option('--compact-min-bytes <size>', 'with --data-dir: compact a worker\'s files once past this and 2x its data (default 64mb)')
+  .option('--snapshot-compress <on|off>', 'with --data-dir: deflate the snapshot records that compress, off the worker\'s thread (default on; docs/PERSISTENCE.md)')
   .option('--node-id <id>', 'cluster: this node\'s stable name (turns on cluster mode; see docs/CLUSTER.md)')
   .option('--advertise <url>', 'cluster: the ws://host:port peers and clients reach this node at (default: the listen address); "auto" = this machine\'s LAN address (the default route\'s interface, else its only one) and --port')
   .option('--advertise-wait-ms <ms>', 'cluster: with --advertise auto, how long to wait for a LAN address, as DHCP may be slow after power-on (default 60000)')

@@ -88,6 +88,8 @@ export interface ServerConfig {
   fsync: FsyncPolicy;
   /** A partition's files are compacted once they pass this and twice its payload. */
   compact_min_bytes: number;
+  /** "on": compaction deflates the snapshot records that compress (docs/PERSISTENCE.md, "Compressed snapshot records"). */
+  snapshot_compress: 'on' | 'off';
   /** Start even if the data directory is damaged, dropping what cannot be read. */
   repair: boolean;
   /**
@@ -148,6 +150,7 @@ export function defaultConfig(): ServerConfig {
     data_dir: '',
     fsync: 'everysec',
     compact_min_bytes: 64 * 1024 * 1024,
+    snapshot_compress: 'on',
     repair: false,
     metrics: 'on',
     clock_sync: 'auto',
@@ -287,6 +290,7 @@ export function validateConfig(config: ServerConfig): ServerConfig {
   check((FSYNC_POLICIES as readonly string[]).includes(config.fsync), `fsync must be one of ${FSYNC_POLICIES.join(', ')}, got ${JSON.stringify(config.fsync)}`);
   check(config.compact_min_bytes >= 4096, 'compact_min_bytes must be at least 4kb');
   check(!config.repair || config.data_dir !== '', 'repair needs data_dir');
+  check(config.snapshot_compress === 'on' || config.snapshot_compress === 'off', `snapshot_compress must be on or off, got ${JSON.stringify(config.snapshot_compress)}`);
   check(config.metrics === 'on' || config.metrics === 'off', `metrics must be on or off, got ${JSON.stringify(config.metrics)}`);
   check(['auto', 'yes', 'no'].includes(config.clock_sync), `clock_sync must be auto, yes or no, got ${JSON.stringify(config.clock_sync)}`);
   return config;

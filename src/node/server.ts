@@ -130,7 +130,7 @@ export class PikvServer implements ConnectionHost, RespNode, HttpNode {
     this.partitions = [];
     this.persistence = config.data_dir === '' ? null
       : {
-        data_dir: config.data_dir, fsync: config.fsync, compact_min_bytes: config.compact_min_bytes, workers: config.workers,
+        data_dir: config.data_dir, fsync: config.fsync, compact_min_bytes: config.compact_min_bytes, snapshot_compress: config.snapshot_compress === 'on', workers: config.workers,
         test_abort_write_failures: config.test_hooks ? Number(process.env['PIKV_TEST_ABORT_WRITE_FAILURES'] ?? 0) : 0,
       };
     for (let i = 0; i < config.workers; i++) this.partitions.push(new Partition(i, table_bytes, config.response_bytes_max, logger, this.persistence));

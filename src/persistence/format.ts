@@ -1,5 +1,5 @@
 /**
- * On-disk format, version 3 (reads 1 and 2): every offset and name of a data directory is here.
+ * On-disk format, version 4 (reads 1 to 3): every offset and name of a data directory is here.
  *
  * A data directory holds MANIFEST (JSON: format version and worker count) and, per partition
  * p of a node with W workers, files named by generation g (zero-padded):
@@ -20,6 +20,9 @@
  *                 u32 high [..] key [..] value
  *   ABORT payload: `count` u32 op indices of the BATCH record right before it whose PUT (or
  *                 EXPIRE/PERSIST) failed with OUT_OF_MEMORY after being logged: replay skips them.
+ *   BATCH_DEFLATE payload (version 4, snapshots only): [0] u32 bytes of the BATCH payload it
+ *                 holds, then that payload deflated (zlib format, RFC 1950: its Adler-32 is checked
+ *                 too); `count` as the BATCH's. Read exactly as that BATCH.
  *   SNAPSHOT_END:  no payload; `count` = entries in the snapshot. Last record of a snapshot.
  * One BATCH record is one request packet (group commit): one write, one checksum.
  */
@@ -28,10 +31,11 @@
  * Version written into new file headers. Version 2 gave BATCH ops a flags byte (below) and the
  * EXPIRE and PERSIST ops; a version-1 file has that byte zero everywhere, so it reads as
  * version 2 with no metadata. Version 3 puts a PUT's value codec id in flag bits 2..4
- * (OPF_VALUE_CODEC_*); those bits are zero in versions 1 and 2, which read as raw values. All
- * three are read, nothing needs migrating.
+ * (OPF_VALUE_CODEC_*); those bits are zero in versions 1 and 2, which read as raw values.
+ * Version 4 adds the BATCH_DEFLATE record, which compaction writes into snapshots. All four are
+ * read, nothing needs migrating; a version-3 node refuses version-4 files (no downgrade).
  */
-export const FORMAT_VERSION = 3;
+export const FORMAT_VERSION = 4;
 /** Oldest file format version still read. */
 export const FORMAT_VERSION_OLDEST = 1;
 export const MANIFEST_NAME = 'MANIFEST';
@@ -57,6 +61,9 @@ export const R_CRC = 12;
 export const RECORD_BATCH = 1;
 export const RECORD_ABORT = 2;
 export const RECORD_SNAPSHOT_END = 3;
+export const RECORD_BATCH_DEFLATE = 4;
+/** BATCH_DEFLATE: the u32 raw length before the deflated bytes. */
+export const DEFLATE_RAW_BYTES_FIELD = 4;
 
 export const OP_HEADER_BYTES = 12;
 export const O_OP = 0;

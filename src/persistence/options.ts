@@ -12,6 +12,8 @@ export interface PersistenceOptions {
   fsync: FsyncPolicy;
   /** A partition is compacted once its files pass both this and 2x its payload bytes. */
   compact_min_bytes: number;
+  /** Compaction deflates the snapshot records that compress (format version 4, RECORD_BATCH_DEFLATE). */
+  snapshot_compress: boolean;
   /** Partitions (workers) of this node: part of every file name and header. */
   workers: number;
   /** Test hook (PIKV_TEST_HOOKS=1 and PIKV_TEST_ABORT_WRITE_FAILURES=N): each worker's first N attempts at writing an ABORT record fail. 0 otherwise. */

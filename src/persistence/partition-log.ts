@@ -412,7 +412,7 @@ export class PartitionLog {
       this.generation = generation;
       this.publishLogBytes(next.valid_bytes);
       this.counters[WorkerCounter.LOG_GENERATION] = generation; // publish the switch
-      snapshot = new SnapshotWriter(this.options.data_dir, this.options.workers, this.partition, generation, this.table);
+      snapshot = new SnapshotWriter(this.options.data_dir, this.options.workers, this.partition, generation, this.table, this.options.snapshot_compress);
     } catch (error) {
       this.failed(error);
       this.compaction_not_before_ms = Date.now() + COMPACTION_RETRY_MS;
@@ -424,23 +424,36 @@ export class PartitionLog {
 
   private compactionStep(): void {
     const snapshot = this.snapshot;
-    if (snapshot === null) return;
+    if (snapshot !== null) void this.runCompactionStep(snapshot);
+  }
+
+  /**
+   * One step. Its deflate runs off this thread (SnapshotWriter.stepAsync): packets are served
+   * meanwhile, and the next step starts only once this one is written.
+   */
+  private async runCompactionStep(snapshot: SnapshotWriter): Promise<void> {
     const written_before = snapshot.bytes_written;
+    let done: boolean;
     try {
-      const done = snapshot.step();
+      done = await snapshot.stepAsync();
       if (done) snapshot.finish();
       this.counters[WorkerCounter.DISK_BYTES_WRITTEN]! += snapshot.bytes_written - written_before;
-      if (!done) {
-        setImmediate(() => this.compactionStep());
-        return;
-      }
     } catch (error) {
-      snapshot.abort();
-      this.snapshot = null;
-      this.failed(error);
-      this.compaction_not_before_ms = Date.now() + COMPACTION_RETRY_MS;
+      this.compactionFailed(snapshot, error);
       return;
     }
+    if (done) this.compactionDone();
+    else setImmediate(() => this.compactionStep());
+  }
+
+  private compactionFailed(snapshot: SnapshotWriter, error: unknown): void {
+    snapshot.abort();
+    if (this.snapshot === snapshot) this.snapshot = null;
+    this.failed(error);
+    this.compaction_not_before_ms = Date.now() + COMPACTION_RETRY_MS;
+  }
+
+  private compactionDone(): void {
     this.snapshot = null;
     this.counters[WorkerCounter.COMPACTIONS]! += 1;
     try {

@@ -100,6 +100,13 @@ export class RecordBuffer {
     this.record_count++;
   }
 
+  /** Appends raw bytes to the open record (a compressed payload); counts no item. */
+  appendBytes(source: Uint8Array): void {
+    this.ensure(source.length);
+    this.bytes.set(source, this.length);
+    this.length += source.length;
+  }
+
   /** Closes the open record: fills in length, count (or `count` if given) and checksum. */
   endRecord(count?: number): void {
     const start = this.record_start;

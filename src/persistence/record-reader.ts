@@ -9,13 +9,14 @@
  * after it, if any, so replay can skip puts that failed with OUT_OF_MEMORY.
  */
 import { statSync } from 'node:fs';
+import { inflateSync } from 'node:zlib';
 import { crc32c } from './crc32c.js';
 import { PersistenceError, PersistenceErrorCode } from './errors.js';
 import { FileWindow } from './file-window.js';
 import {
   FH_CRC, FH_GENERATION, FH_MAGIC, FH_MAGIC_BYTES, FH_PARTITION, FH_VERSION, FH_WORKERS, FILE_HEADER_BYTES, FORMAT_VERSION, FORMAT_VERSION_OLDEST,
-  R_COUNT, R_CRC, R_PAYLOAD_BYTES, R_RESERVED, R_TYPE, readU32, RECORD_ABORT, RECORD_BATCH, RECORD_HEADER_BYTES,
-  RECORD_PAYLOAD_BYTES_MAX, RECORD_SNAPSHOT_END,
+  DEFLATE_RAW_BYTES_FIELD, R_COUNT, R_CRC, R_PAYLOAD_BYTES, R_RESERVED, R_TYPE, readU32, RECORD_ABORT, RECORD_BATCH, RECORD_BATCH_DEFLATE,
+  RECORD_HEADER_BYTES, RECORD_PAYLOAD_BYTES_MAX, RECORD_SNAPSHOT_END,
 } from './format.js';
 
 export interface FileExpectation {
@@ -96,18 +97,39 @@ function validRecordAt(window: FileWindow, offset: number): number {
   let b = window.bytes;
   let at = offset - window.base;
   const type = b[at + R_TYPE]!;
-  if (type < RECORD_BATCH || type > RECORD_SNAPSHOT_END) return 0;
+  if (type < RECORD_BATCH || type > RECORD_BATCH_DEFLATE) return 0;
   if (b[at + R_RESERVED] !== 0 || b[at + R_RESERVED + 1] !== 0 || b[at + R_RESERVED + 2] !== 0) return 0;
   const payload_bytes = readU32(b, at + R_PAYLOAD_BYTES);
   if (payload_bytes > RECORD_PAYLOAD_BYTES_MAX) return 0;
   if (type === RECORD_ABORT && payload_bytes !== readU32(b, at + R_COUNT) * 4) return 0;
   if (type === RECORD_SNAPSHOT_END && payload_bytes !== 0) return 0;
+  if (type === RECORD_BATCH_DEFLATE && payload_bytes < DEFLATE_RAW_BYTES_FIELD) return 0;
   const length = RECORD_HEADER_BYTES + payload_bytes;
   if (!window.ensure(offset, length)) return 0;
   b = window.bytes;
   at = offset - window.base;
   const header_crc = crc32c(0, b, at, at + R_CRC);
   return crc32c(header_crc, b, at + RECORD_HEADER_BYTES, at + length) === readU32(b, at + R_CRC) ? length : 0;
+}
+
+/**
+ * The BATCH payload inside a BATCH_DEFLATE record at `at` (already checksummed). A record whose
+ * checksum holds but whose deflated bytes do not inflate to the length it states was written
+ * wrong, not torn: that stops recovery (no --repair can tell which entries it held).
+ */
+function inflateRecord(bytes: Uint8Array, at: number, length: number, path: string, offset: number): Uint8Array {
+  const payload_at = at + RECORD_HEADER_BYTES;
+  const raw_bytes = readU32(bytes, payload_at);
+  let inflated: Buffer;
+  try {
+    inflated = inflateSync(bytes.subarray(payload_at + DEFLATE_RAW_BYTES_FIELD, at + length), { maxOutputLength: Math.max(1, raw_bytes) });
+  } catch (error) {
+    throw new PersistenceError(PersistenceErrorCode.CORRUPT, `${path}: deflated record at byte offset ${offset} does not inflate (${(error as Error).message})`);
+  }
+  if (inflated.length !== raw_bytes) {
+    throw new PersistenceError(PersistenceErrorCode.CORRUPT, `${path}: deflated record at byte offset ${offset} inflates to ${inflated.length} bytes, its header says ${raw_bytes}`);
+  }
+  return inflated;
 }
 
 /** First offset after `from` holding a valid record, or -1. Byte by byte: only on the damage path. */
@@ -157,6 +179,15 @@ function readRecords(window: FileWindow, path: string, options: ReadOptions, res
         consumed += abort_length;
         result.records++;
       }
+    } else if (type === RECORD_BATCH_DEFLATE) {
+      view.bytes = inflateRecord(window.bytes, at, length, path, offset);
+      view.type = RECORD_BATCH;
+      view.count = readU32(window.bytes, at + R_COUNT);
+      view.payload_offset = 0;
+      view.payload_bytes = view.bytes.length;
+      view.abort_offset = 0;
+      view.abort_count = 0;
+      visit(view);
     } else if (type === RECORD_SNAPSHOT_END) {
       result.snapshot_end_count = readU32(window.bytes, at + R_COUNT);
     }

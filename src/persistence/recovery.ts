@@ -86,7 +86,7 @@ export function recoverNode(options: PersistenceOptions, repair: boolean, tables
 
   if (stored_workers !== workers) {
     // Every new partition becomes one fresh snapshot; MANIFEST switches only once all are durable.
-    for (let partition = 0; partition < workers; partition++) rewritePartition(dir, workers, partition, 1, tables[partition]!, counters[partition]!);
+    for (let partition = 0; partition < workers; partition++) rewritePartition(dir, workers, partition, 1, tables[partition]!, counters[partition]!, options.snapshot_compress);
     writeManifest(dir, workers);
     removeFiles(dir, listDataFiles(dir).filter(({ file }) => file.workers !== workers).map(({ name }) => name));
     report.repartitioned_from = stored_workers;
@@ -95,7 +95,7 @@ export function recoverNode(options: PersistenceOptions, repair: boolean, tables
       const state = states[partition]!;
       if (state.damaged) {
         // --repair dropped bytes: replace the damaged files by a snapshot of what was read.
-        rewritePartition(dir, workers, partition, state.generation + 1, tables[partition]!, counters[partition]!);
+        rewritePartition(dir, workers, partition, state.generation + 1, tables[partition]!, counters[partition]!, options.snapshot_compress);
         const stale = partitionFiles(listDataFiles(dir), workers, partition).stale;
         removeFiles(dir, stale);
         report.notes.push(`partition ${partition}: rewritten as snapshot generation ${state.generation + 1} after repair`);
@@ -156,8 +156,8 @@ function loadPartition(
 }
 
 /** Writes `table` as snapshot `generation` plus an empty log of that generation; points the worker at it. */
-function rewritePartition(dir: string, workers: number, partition: number, generation: number, table: HashTable, counters: Float64Array): void {
-  const snapshot = new SnapshotWriter(dir, workers, partition, generation, table);
+function rewritePartition(dir: string, workers: number, partition: number, generation: number, table: HashTable, counters: Float64Array, compress: boolean): void {
+  const snapshot = new SnapshotWriter(dir, workers, partition, generation, table, compress);
   try {
     while (!snapshot.step()) { /* bounded steps, run back to back: nothing else is running yet */ }
     snapshot.finish();

@@ -105,6 +105,23 @@ function scoreOf(permutation: Uint32Array, slot: number, weight: number): number
   return score;
 }
 
+/** What a ring computes from its nodes' ids and weights alone (urls and incarnations play no part). */
+interface RingLayout {
+  slot_owners: Uint16Array;
+  points: Uint32Array;
+  owners: Uint16Array;
+  rankings: Map<number, Uint16Array>;
+}
+
+/**
+ * Layouts of the last few id/weight sets, newest last. A controller rebuilds the rings of the
+ * same view on every tick, and a node the rings of each view it adopts, mostly of the same
+ * members: the build (~4 ms per node here, several times that on a Pi) is then skipped. The
+ * arrays are never written after the build, so rings may share them.
+ */
+const LAYOUTS = new Map<string, RingLayout>();
+const LAYOUTS_MAX = 8;
+
 export class HashRing {
   /** Nodes sorted by id; owner indices point into this. */
   readonly nodes: readonly RingNode[];
@@ -114,8 +131,8 @@ export class HashRing {
   readonly points: Uint32Array;
   /** Index into `nodes` of each arc's owner. */
   readonly owners: Uint16Array;
-  /** Top-k rankings already computed, by k (see ranking()). */
-  private readonly rankings = new Map<number, Uint16Array>();
+  /** Top-k rankings already computed, by k (see ranking()); shared with rings of the same layout. */
+  private readonly rankings: Map<number, Uint16Array>;
 
   constructor(nodes: readonly RingNode[]) {
     if (nodes.length === 0) throw new RangeError('a ring needs at least one node');
@@ -131,11 +148,23 @@ export class HashRing {
     // Sorting by id makes the result independent of the order nodes were listed in, and makes
     // "lower index wins a tie" mean "smaller id wins", a rule that does not depend on the set.
     this.nodes = [...nodes].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+    const layout_key = this.nodes.map((node) => `${node.id}\u0000${node.weight}`).join('\u0000');
+    const layout = LAYOUTS.get(layout_key) ?? HashRing.build(this.nodes);
+    LAYOUTS.delete(layout_key);
+    LAYOUTS.set(layout_key, layout);
+    if (LAYOUTS.size > LAYOUTS_MAX) LAYOUTS.delete(LAYOUTS.keys().next().value!);
+    this.slot_owners = layout.slot_owners;
+    this.points = layout.points;
+    this.owners = layout.owners;
+    this.rankings = layout.rankings;
+  }
 
+  /** Slot owners and arcs of `nodes` (sorted by id, checked). */
+  private static build(nodes: readonly RingNode[]): RingLayout {
     const slot_owners = new Uint16Array(RING_SLOTS);
     const best_scores = new Int32Array(RING_SLOTS).fill(-1);
     const permutation = new Uint32Array(RING_SLOTS);
-    this.nodes.forEach((node, owner) => {
+    nodes.forEach((node, owner) => {
       fillPermutation(node.id, permutation);
       for (let slot = 0; slot < RING_SLOTS; slot++) {
         const score = scoreOf(permutation, slot, node.weight);
@@ -147,7 +176,6 @@ export class HashRing {
       }
     });
     for (const score of best_scores) check(score >= 0, 'every slot has an owner');
-    this.slot_owners = slot_owners;
 
     // An arc ends at every slot whose successor has another owner. With one owner for all
     // slots there is no such slot; one point at the top of the circle then covers it all.
@@ -168,8 +196,7 @@ export class HashRing {
       }
       check(arc === arc_count, 'arc count');
     }
-    this.points = points;
-    this.owners = owners;
+    return { slot_owners, points, owners, rankings: new Map() };
   }
 
   /** Index into `nodes` of the owner of a key hash. */
