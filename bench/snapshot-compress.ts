@@ -3,17 +3,19 @@
  * (issue #13 item 3: "if measurement shows it does"; docs/PERFORMANCE.md, "Compressing
  * snapshots".)
  *
- * For each data set it makes a real snapshot: one node (`pikv serve --workers 1 --data-dir D
- * --compact-min-bytes 1mb`), `--mib` MiB of values PUT through the client library (with its
+ * For each data set it makes two real snapshots, with `--snapshot-compress off` and `on`: one
+ * node (`pikv serve --workers 1 --data-dir D --compact-min-bytes 1mb`), `--mib` MiB of values
+ * PUT through the client library (with its
  * default compression: values from 4 KiB are compressed by the client and stored so), then
  * every key PUT again so that the log passes twice the data and the worker compacts; it waits
  * for the `.snap` file and stops the node by PID. Data sets: JSON-like, log-like and random
  * values (bench/lib/corpus.ts) of 100 B and 1 KiB (below the client's threshold: stored raw),
  * and JSON of 64 KiB (stored compressed by the client). Every value is distinct.
  *
- * Then it reads each snapshot back record by record (one record = one compaction step of
- * ~256 KiB) and measures what deflate level 1 (the value codec) would do to each record's
- * payload: bytes after, and compress and inflate MB/s on one thread (best of 3 passes). With
+ * It reports the size of both (what the node wrote), then reads the raw one back record by
+ * record (one record = one compaction step of ~256 KiB) and measures deflate level 1 (the value
+ * codec) on each record's payload: compress and inflate MB/s on one thread (best of 3 passes),
+ * which is the CPU a compaction with compression on spends (or saves, for records it skips). With
  * `--board pi4|pi5` (or `--cpus C`) that measuring runs under a CPU quota of one Pi core
  * (bench/lib/pi-core-quota.ts), so the MB/s read as the board's.
  *
@@ -80,8 +82,11 @@ function measure(path: string): Measured {
 }
 
 /** A node, `mib` MiB of distinct values written twice (so it compacts), its snapshot's path once written. */
-async function makeSnapshot(set: DataSet, mib: number, dir: string): Promise<string> {
-  const server = await startPikv({ workers: 1, max_memory: `${Math.max(256, mib * 4)}mb`, serve_args: ['--data-dir', dir, '--compact-min-bytes', '1mb', '--fsync', 'no'] });
+async function makeSnapshot(set: DataSet, mib: number, dir: string, compress: 'on' | 'off'): Promise<string> {
+  const server = await startPikv({
+    workers: 1, max_memory: `${Math.max(256, mib * 4)}mb`,
+    serve_args: ['--data-dir', dir, '--compact-min-bytes', '1mb', '--fsync', 'no', '--snapshot-compress', compress],
+  });
   try {
     const kv = await connect(server.url, { request_timeout_ms: 120_000 });
     const keys = Math.max(BATCH_OPS, Math.floor((mib * 1024 * 1024) / set.value_bytes));
@@ -123,14 +128,18 @@ async function main(): Promise<void> {
   const root = mkdtempSync(join(tmpdir(), 'pikv-snapshot-bench-'));
   try {
     const snapshots: { set: DataSet; path: string }[] = [];
+    console.log('What the node wrote (--snapshot-compress off / on):');
+    console.log('| values | snapshot MiB off | on | off / on |');
+    console.log('|---|---:|---:|---:|');
     for (const set of DATA_SETS) {
-      const dir = join(root, `${set.kind}-${set.value_bytes}`);
-      const path = await makeSnapshot(set, mib, dir);
-      console.log(`snapshot of ${set.kind} ${set.value_bytes} B values: ${path}`);
-      snapshots.push({ set, path });
+      const off = await makeSnapshot(set, mib, join(root, `${set.kind}-${set.value_bytes}`), 'off');
+      const on = await makeSnapshot(set, mib, join(root, `${set.kind}-${set.value_bytes}-on`), 'on');
+      const [off_bytes, on_bytes] = [readFileSync(off).length, readFileSync(on).length];
+      console.log(`| ${set.kind} ${set.value_bytes} B | ${mib_text(off_bytes)} | ${mib_text(on_bytes)} | ${(off_bytes / on_bytes).toFixed(2)} |`);
+      snapshots.push({ set, path: off });
     }
     const argv = [fileURLToPath(import.meta.url), ...snapshots.flatMap((s) => ['--measure', s.path])];
-    console.log(`measuring deflate-1 per record on one thread, ${quota === null ? 'no quota (this machine\'s core)' : `under a quota of ${quota.description}`}`);
+    console.log(`\ndeflate-1 of the raw snapshot's records on one thread, ${quota === null ? 'no quota (this machine\'s core)' : `under a quota of ${quota.description}`}:`);
     console.log('| values | snapshot MiB | records | deflate-1 MiB | ratio | compress MB/s | inflate MB/s |');
     console.log('|---|---:|---:|---:|---:|---:|---:|');
     if (quota !== null) {

@@ -11,7 +11,7 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { HashTable, PREFETCH_OPS_MAX, PUT_NOT_FOUND, PUT_OK, PUT_OUT_OF_MEMORY } from '../src/hashmap/index.js';
 import { PartitionLog } from '../src/persistence/partition-log.js';
 import { EXPIRY_KEEP, Op, Status, isConditionalOp } from '../src/protocol/constants.js';
-import { EXPIRED_REPORT_KEYS_MAX, HEADER_DATA_BYTES, HEADER_OP_COUNT, ReplyPacket, RequestPacket, WorkerCounter, type WorkerInit, type WorkerToMain } from '../src/engine/packet.js';
+import { EXPIRED_REPORT_KEYS_MAX, HEADER_DATA_BYTES, HEADER_OP_COUNT, ReplyPacket, RequestPacket, WorkerCounter, type MainToWorker, type WorkerInit, type WorkerToMain } from '../src/engine/packet.js';
 import { Owner, TableOwner } from '../src/engine/table-owner.js';
 import { ExpiredKeys } from '../src/engine/expired-keys.js';
 import { KEY_HASH_SEED, murmur3_x86_32 } from '../src/routing/murmur3.js';
@@ -39,8 +39,22 @@ function warn(message: string): void {
   const warning: WorkerToMain = { kind: 'warning', message };
   port!.postMessage(warning);
 }
+// --- background deflate ---------------------------------------------------------------------
+// Compaction's snapshot records go to the node's background pool (src/node/codec-pool.ts)
+// through the main thread, one at a time per compaction; this thread serves packets meanwhile.
+const deflate_waiting = new Map<number, (bytes: Uint8Array | null) => void>();
+let deflate_next_id = 0;
+function deflateInPool(payload: Uint8Array): Promise<Uint8Array | null> {
+  const id = deflate_next_id++;
+  const request: WorkerToMain = { kind: 'deflate', id, bytes: payload };
+  return new Promise((resolve) => {
+    deflate_waiting.set(id, resolve);
+    port!.postMessage(request, [payload.buffer as ArrayBuffer]);
+  });
+}
+
 /** With --data-dir: writes are logged before they are applied (src/persistence/partition-log.ts). */
-const persistence = init.persistence === undefined ? null : new PartitionLog(init.persistence, init.partition, table, counters, warn);
+const persistence = init.persistence === undefined ? null : new PartitionLog(init.persistence, init.partition, table, counters, warn, deflateInPool);
 /**
  * A predecessor killed mid-packet may have left logged ops unapplied: apply them before 'ready'
  * (the main thread reads the table only once this worker is ready and idle). Without
@@ -554,7 +568,15 @@ function execute(request: RequestPacket): ReplyPacket {
   return reply;
 }
 
-port.on('message', (buffer: ArrayBuffer) => {
+port.on('message', (message: MainToWorker) => {
+  if (!(message instanceof ArrayBuffer)) {
+    const resolve = deflate_waiting.get(message.id);
+    if (resolve === undefined) throw new Error(`partition ${init.partition}: a 'deflated' answer to no request (${message.id})`);
+    deflate_waiting.delete(message.id);
+    resolve(message.bytes);
+    return;
+  }
+  const buffer = message;
   // The main thread gives the table back before it posts a packet, in the same task: it never
   // holds it while a packet is on its way here. If it does, the invariant is broken: crash
   // (the main thread answers the packet's ops WORKER_RESTARTED and starts a new worker).
@@ -562,8 +584,8 @@ port.on('message', (buffer: ArrayBuffer) => {
   const request = new RequestPacket(buffer);
   const reply = execute(request);
   owner.release(Owner.WORKER);
-  const message: WorkerToMain = { kind: 'reply', reply: reply.buffer, request: buffer };
-  port.postMessage(message, [reply.buffer, buffer]);
+  const answer: WorkerToMain = { kind: 'reply', reply: reply.buffer, request: buffer };
+  port.postMessage(answer, [reply.buffer, buffer]);
 });
 
 owner.release(Owner.WORKER);

@@ -172,7 +172,25 @@ export type WorkerToMain =
    * main thread to delete where this node is the key's primary (Op.DELETE_EXPIRED). At most
    * EXPIRED_REPORT_KEYS_MAX keys, as one byte string and their lengths and hashes.
    */
-  | { kind: 'expired'; keys: Uint8Array; key_lengths: Uint32Array; hashes: Uint32Array };
+  | { kind: 'expired'; keys: Uint8Array; key_lengths: Uint32Array; hashes: Uint32Array }
+  /**
+   * With --data-dir: a snapshot record for the node's background pool to deflate
+   * (docs/PERSISTENCE.md, "Compressed snapshot records"); `bytes` is moved, and answered by a
+   * MainToWorker 'deflated' with the same id.
+   */
+  | { kind: 'deflate'; id: number; bytes: Uint8Array };
+
+/** What the main thread posts to a worker: a request packet's buffer, or the answer to a 'deflate'. */
+export type MainToWorker =
+  | ArrayBuffer
+  /** The deflated record, or null: write it raw (it did not shrink by an eighth, or the pool is busy or closed). */
+  | { kind: 'deflated'; id: number; bytes: Uint8Array | null };
+
+/** The main thread's background pool as a partition sees it (the node's CodecPool). */
+export interface BackgroundDeflate {
+  /** Deflated `bytes` (moved to the pool), or null to keep them raw. Never rejects. */
+  deflateRecord(bytes: Uint8Array): Promise<Uint8Array | null>;
+}
 
 /** Keys one 'expired' report carries at most. */
 export const EXPIRED_REPORT_KEYS_MAX = 256;

@@ -12,7 +12,7 @@ import { HashTable, PUT_OK, PUT_OUT_OF_MEMORY, createTableMemory } from '../hash
 import { Status, isConditionalOp } from '../protocol/constants.js';
 import { copyBytes } from './copy-bytes.js';
 import type { PersistenceOptions } from '../persistence/options.js';
-import { ReplyPacket, RequestPacket, WorkerCounter, type WorkerInit, type WorkerToMain } from './packet.js';
+import { ReplyPacket, RequestPacket, WorkerCounter, type BackgroundDeflate, type MainToWorker, type WorkerInit, type WorkerToMain } from './packet.js';
 import type { OpRef } from './op-ref.js';
 import { Owner, TABLE_OWNER_BYTES, TableOwner } from './table-owner.js';
 import type { PendingRequest } from './pending-request.js';
@@ -69,6 +69,8 @@ export class Partition {
   private readonly reply_bytes_max: number;
   private readonly log: Logger;
   private readonly persistence: PersistenceOptions | null;
+  /** Deflates snapshot records for the worker's compactions; null: they are written raw. */
+  private readonly background: BackgroundDeflate | null;
   private worker: Worker | null = null;
   private ready = false;
   private stopping = false;
@@ -82,9 +84,10 @@ export class Partition {
   /** False in a cluster: see WorkerInit.expire_locally. Set before start(). */
   expire_locally = true;
 
-  constructor(index: number, table_bytes: number, reply_bytes_max: number, log: Logger, persistence: PersistenceOptions | null = null) {
+  constructor(index: number, table_bytes: number, reply_bytes_max: number, log: Logger, persistence: PersistenceOptions | null = null, background: BackgroundDeflate | null = null) {
     this.index = index;
     this.persistence = persistence;
+    this.background = background;
     this.reply_bytes_max = reply_bytes_max;
     this.table_memory = createTableMemory(table_bytes);
     this.stats_memory = new SharedArrayBuffer(WorkerCounter.COUNT * Float64Array.BYTES_PER_ELEMENT);
@@ -106,7 +109,7 @@ export class Partition {
     this.ready = false;
     let resolve_exit: () => void = () => {};
     this.exited = new Promise((resolve) => (resolve_exit = resolve));
-    worker.on('message', (message: WorkerToMain) => this.onMessage(message));
+    worker.on('message', (message: WorkerToMain) => this.onMessage(worker, message));
     worker.on('error', (error) => this.log(`partition ${this.index}: worker error: ${error.stack ?? error.message}`));
     worker.on('exit', (code) => {
       resolve_exit();
@@ -316,7 +319,11 @@ export class Partition {
     return { packet, owners: [], op_indices: new Int32Array(packet.ops_capacity), op_count_sent: 0 };
   }
 
-  private onMessage(message: WorkerToMain): void {
+  private onMessage(worker: Worker, message: WorkerToMain): void {
+    if (message.kind === 'deflate') {
+      void this.deflateFor(worker, message.id, message.bytes);
+      return;
+    }
     if (message.kind === 'warning') {
       this.log(message.message);
       return;
@@ -343,6 +350,14 @@ export class Partition {
     }
     this.settleFromReply(entry, reply);
     this.flush();
+  }
+
+  /** Answers a worker's 'deflate' from the background pool; a worker that died meanwhile gets nothing (its compaction died with it). */
+  private async deflateFor(worker: Worker, id: number, bytes: Uint8Array): Promise<void> {
+    const deflated = this.background === null ? null : await this.background.deflateRecord(bytes);
+    if (this.worker !== worker) return;
+    const answer: MainToWorker = { kind: 'deflated', id, bytes: deflated };
+    worker.postMessage(answer, deflated === null ? [] : [deflated.buffer as ArrayBuffer]);
   }
 
   private settleFromReply(entry: PacketInFlight, reply: ReplyPacket): void {

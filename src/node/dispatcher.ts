@@ -24,9 +24,9 @@ import type { OpRouter } from '../engine/op-router.js';
 import { OpRef } from '../engine/op-ref.js';
 import type { RequestMetrics } from './metrics/request-metrics.js';
 import { isKnownValueCodec } from '../protocol/value-codec.js';
-import type { Decoded } from './decompress-pool.js';
+import type { Decoded } from './codec-pool.js';
 
-/** Decodes a stored compressed value for a client that cannot (node/decompress-pool.ts). */
+/** Decodes a stored compressed value for a client that cannot (node/codec-pool.ts). */
 export interface ValueDecoder {
   decode(codec: number, bytes: Uint8Array, bytes_max: number): Promise<Decoded>;
 }

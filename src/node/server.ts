@@ -27,7 +27,7 @@ import { RespListener, type RespNode } from './resp/resp-listener.js';
 import { HttpFront, httpServerOptions, type HttpNode } from './http/http-front.js';
 import { NodeNames } from './http/node-names.js';
 import { Dispatcher } from './dispatcher.js';
-import { DecompressPool } from './decompress-pool.js';
+import { CodecPool } from './codec-pool.js';
 import { Partition, type Logger } from '../engine/partition.js';
 import { collectStats, type NodeStats } from './stats.js';
 import { RequestMetrics } from './metrics/request-metrics.js';
@@ -66,8 +66,11 @@ export class PikvServer implements ConnectionHost, RespNode, HttpNode {
   readonly codec = new WireCodec();
   readonly frame_pool = new FramePool(FRAME_POOL_KEPT_BYTES_MAX);
   readonly dispatcher: Dispatcher;
-  /** Decodes compressed values for clients that did not announce the codec (docs/PROTOCOL.md, "Value compression"). */
-  readonly decompress_pool = new DecompressPool(1);
+  /**
+   * Decodes compressed values for clients that did not announce the codec (docs/PROTOCOL.md,
+   * "Value compression"), and deflates snapshot records for compactions (docs/PERSISTENCE.md).
+   */
+  readonly codec_pool = new CodecPool(1);
   readonly partitions: Partition[];
   /** Whether this node's clock may decide expiries (node/clock.ts). */
   readonly clock: ClockWatch;
@@ -133,7 +136,7 @@ export class PikvServer implements ConnectionHost, RespNode, HttpNode {
         data_dir: config.data_dir, fsync: config.fsync, compact_min_bytes: config.compact_min_bytes, snapshot_compress: config.snapshot_compress === 'on', workers: config.workers,
         test_abort_write_failures: config.test_hooks ? Number(process.env['PIKV_TEST_ABORT_WRITE_FAILURES'] ?? 0) : 0,
       };
-    for (let i = 0; i < config.workers; i++) this.partitions.push(new Partition(i, table_bytes, config.response_bytes_max, logger, this.persistence));
+    for (let i = 0; i < config.workers; i++) this.partitions.push(new Partition(i, table_bytes, config.response_bytes_max, logger, this.persistence, this.codec_pool));
     this.cluster = new ClusterNode(cluster.config ?? null, this.partitions, logger, () => this.url, cluster.onLeft ?? (() => {}));
     // In a cluster only a key's primary may decide that it expired (docs/REPLICATION.md, "Expiry").
     for (const partition of this.partitions) partition.expire_locally = !this.cluster.routes;
@@ -145,7 +148,7 @@ export class PikvServer implements ConnectionHost, RespNode, HttpNode {
     };
     const request_metrics = config.metrics === 'on' ? new RequestMetrics() : null;
     this.dispatcher = new Dispatcher(this.partitions, config, () => this.codec.encodeValue(this.stats()), this.cluster, request_metrics, this.clock);
-    this.dispatcher.value_decoder = this.decompress_pool;
+    this.dispatcher.value_decoder = this.codec_pool;
     this.keyspace = new Keyspace({ keys: this.cluster.keys, submit: (batch, frame_bytes, done) => this.dispatcher.submit(batch, frame_bytes, done) });
     this.observe = new Observe(this, request_metrics, { client_token: this.auth.client_token, tls_ca: cluster.config?.tls_ca ?? '', formation_status_file: cluster.config?.formation_status_file ?? '' });
     const timeouts_ms = [config.handshake_timeout_ms, config.frame_timeout_ms, config.slow_client_timeout_ms];
@@ -359,7 +362,7 @@ export class PikvServer implements ConnectionHost, RespNode, HttpNode {
     for (const connection of this.connections) connection.destroy();
     this.http.closeAllConnections();
     await Promise.all(this.partitions.map((partition) => partition.stop()));
-    await this.decompress_pool.close();
+    await this.codec_pool.close();
   }
 
   private requestsInflight(): number {

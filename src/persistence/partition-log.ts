@@ -41,7 +41,7 @@ import { LogFile } from './log-file.js';
 import { applyLoggedOp, readLoggedOp, type LoggedOp } from './logged-op.js';
 import type { PersistenceOptions } from './options.js';
 import { RecordBuffer } from './record-buffer.js';
-import { SnapshotWriter } from './snapshot-writer.js';
+import { SnapshotWriter, type DeflateRecord } from './snapshot-writer.js';
 
 const EVERYSEC_INTERVAL_MS = 1000;
 /** After a failed compaction, wait this long before trying again. */
@@ -70,14 +70,17 @@ export class PartitionLog {
   private readonly warn: Warn;
   private generation: number;
   private snapshot: SnapshotWriter | null = null;
+  /** Where compaction sends snapshot records to be deflated (the node's background pool). */
+  private readonly deflate: DeflateRecord;
   private compaction_not_before_ms = 0;
   private next_trigger_check_bytes = 0;
   private last_error = '';
   /** Test hook: ABORT writes still to fail on purpose (PersistenceOptions.test_abort_write_failures). */
   private abort_failures_left: number;
 
-  constructor(options: PersistenceOptions, partition: number, table: HashTable, counters: Float64Array, warn: Warn) {
+  constructor(options: PersistenceOptions, partition: number, table: HashTable, counters: Float64Array, warn: Warn, deflate: DeflateRecord) {
     this.options = options;
+    this.deflate = deflate;
     this.warn = warn;
     this.abort_failures_left = options.test_abort_write_failures;
     this.partition = partition;
@@ -428,14 +431,14 @@ export class PartitionLog {
   }
 
   /**
-   * One step. Its deflate runs off this thread (SnapshotWriter.stepAsync): packets are served
-   * meanwhile, and the next step starts only once this one is written.
+   * One step. Its deflate runs in the node's background pool (SnapshotWriter.stepAsync): packets
+   * are served meanwhile, and the next step starts only once this one is written.
    */
   private async runCompactionStep(snapshot: SnapshotWriter): Promise<void> {
     const written_before = snapshot.bytes_written;
     let done: boolean;
     try {
-      done = await snapshot.stepAsync();
+      done = await snapshot.stepAsync(this.deflate);
       if (done) snapshot.finish();
       this.counters[WorkerCounter.DISK_BYTES_WRITTEN]! += snapshot.bytes_written - written_before;
     } catch (error) {

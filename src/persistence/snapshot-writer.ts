@@ -11,16 +11,16 @@
  * With `compress`, a step's record is written as RECORD_BATCH_DEFLATE when deflate saves at
  * least an eighth of it (format.ts): 3.4-4.5x fewer bytes for small text values, which clients
  * leave raw below their 4 KiB threshold (docs/PERFORMANCE.md, "Compressing snapshots"). The
- * worker calls stepAsync, whose deflate runs on libuv's thread pool while the worker keeps
- * serving packets; recovery (nothing else running) calls step, which deflates inline. A record
+ * worker calls stepAsync with a DeflateRecord that sends the record to the node's background
+ * pool (src/node/codec-pool.ts, through the main thread) and keeps serving packets until it
+ * comes back; recovery (nothing else running) calls step, which deflates inline. A record
  * whose sample looks random, or that did not shrink enough, is written raw, and after one that
  * did not shrink the next DEFLATE_BACKOFF_RECORDS are not tried: incompressible data costs the
  * sample plus about one deflate in 17.
  */
 import { closeSync, fsyncSync, openSync, renameSync, unlinkSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
-import { deflate, deflateSync } from 'node:zlib';
+import { deflateSync } from 'node:zlib';
 import { HashTable, SCAN_END } from '../hashmap/index.js';
 import { KEY_HASH_SEED, murmur3_x86_32 } from '../routing/murmur3.js';
 import { fsyncDirectory } from './data-dir.js';
@@ -37,7 +37,9 @@ const SCRATCH_BYTES_INITIAL = 64 * 1024;
 const DEFLATE_OPTIONS = { level: 1 } as const;
 /** Records written raw, untried, after one that did not shrink by an eighth. */
 const DEFLATE_BACKOFF_RECORDS = 16;
-const deflateAsync = promisify(deflate);
+
+/** Deflates a record payload elsewhere: the deflated bytes if they save an eighth, else null. `payload` is the callee's to keep (or move). */
+export type DeflateRecord = (payload: Uint8Array) => Promise<Uint8Array | null>;
 
 /** One step's record, encoded raw in the writer's buffer, not yet written. */
 interface PendingRecord {
@@ -84,13 +86,14 @@ export class SnapshotWriter {
   }
 
   /**
-   * As step, but the deflate runs on libuv's thread pool: the caller's thread serves other work
-   * meanwhile. The slice is copied out of the table before that, so the table may change.
-   * One at a time: the record waits in this writer's buffer.
+   * As step, but `deflate` runs elsewhere: the caller's thread serves other work meanwhile. The
+   * slice is copied out of the table before that, so the table may change. One at a time: the
+   * record waits in this writer's buffer.
    */
-  async stepAsync(): Promise<boolean> {
+  async stepAsync(deflate: DeflateRecord): Promise<boolean> {
     const record = this.scanSlice();
-    if (record !== null) this.seal(record, this.tryDeflate(record) ? await deflateAsync(record.payload, DEFLATE_OPTIONS) : null);
+    // A copy for the pool: the payload is a view into this writer's buffer.
+    if (record !== null) this.seal(record, this.tryDeflate(record) ? await deflate(record.payload.slice()) : null);
     this.flush();
     return this.cursor === SCAN_END;
   }

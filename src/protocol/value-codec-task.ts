@@ -1,6 +1,6 @@
 /**
  * The job a piscina pool thread runs for value compression (src/client/compress-pool.ts,
- * src/node/decompress-pool.ts): encode or decode one value with value-codec.ts. Stateless,
+ * src/node/codec-pool.ts): encode or decode one value with value-codec.ts. Stateless,
  * so any thread of the pool can take any job.
  *
  * Answers are objects, not thrown errors, so a value that does not decode (VALUE_CORRUPT)

@@ -13,7 +13,7 @@
  * only uses ids the nodes it talks to know; a node refuses unknown ids on PUT with BAD_OP).
  *
  * Everything here is synchronous and stateless: it runs inside piscina pool threads
- * (src/client/compress-pool.ts, src/node/decompress-pool.ts) or inline for small values.
+ * (src/client/compress-pool.ts, src/node/codec-pool.ts) or inline for small values.
  */
 import { deflateSync, inflateSync } from 'node:zlib';
 

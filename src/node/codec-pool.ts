@@ -1,8 +1,11 @@
 /**
- * The node's own small piscina pool for decoding compressed values (docs/PROTOCOL.md, "Value
- * compression"), for clients that did not announce the codec: RESP, HTTP, and WebSocket
- * clients without `ac`. Stored values are never decoded on the fast path: a node that only
- * serves compressing clients never starts a thread here.
+ * The node's own small piscina pool for its background codec work:
+ * - decoding compressed values (docs/PROTOCOL.md, "Value compression") for clients that did
+ *   not announce the codec: RESP, HTTP, and WebSocket clients without `ac`. Stored values are
+ *   never decoded on the fast path: a node that only serves compressing clients and keeps no
+ *   data dir never starts a thread here;
+ * - deflating the snapshot records of compactions (docs/PERSISTENCE.md, "Compressed snapshot
+ *   records"), which partition workers send through the main thread.
  *
  * Off the main thread (the event loop serves every connection) and off the partition workers
  * (each owns a table and must not stall on CPU work for one client). Bounded: at most
@@ -13,7 +16,7 @@
 import { fileURLToPath } from 'node:url';
 import { Piscina } from 'piscina';
 import { isCodecFailure, type CodecAnswer, type CodecJob } from '../protocol/value-codec-task.js';
-import { decodeValue, ValueCorruptError } from '../protocol/value-codec.js';
+import { decodeValue, ValueCodec, ValueCorruptError } from '../protocol/value-codec.js';
 
 const TASK_FILE = fileURLToPath(new URL('../protocol/value-codec-task.js', import.meta.url));
 /** Jobs waiting for a thread at most; a deeper queue only adds latency. */
@@ -26,11 +29,14 @@ export const INLINE_DECODE_BYTES_MAX = 2048;
 /** A value decoded, or why it could not be. */
 export type Decoded = { bytes: Buffer } | { corrupt: true; message: string };
 
-export class DecompressPool {
+export class CodecPool {
   private pool: Piscina | null = null;
   private readonly threads: number;
   jobs_run = 0;
   values_corrupt = 0;
+  /** Snapshot records deflated, and kept raw (not worth it, or the pool was busy or closed). */
+  records_deflated = 0;
+  records_raw = 0;
 
   constructor(threads = 1) {
     if (!(Number.isInteger(threads) && threads >= 1)) throw new Error(`decompress pool: threads must be a whole number >= 1, got ${threads}`);
@@ -57,6 +63,32 @@ export class DecompressPool {
     return { bytes: Buffer.from(answer.buffer, answer.byteOffset, answer.byteLength) };
   }
 
+  /**
+   * A snapshot record deflated with the value codec (level 1) if that saves an eighth, else
+   * null. Never inline: a compaction can wait, so a full queue or a closed pool keeps the
+   * record raw rather than spending the main thread on it.
+   */
+  async deflateRecord(bytes: Uint8Array): Promise<Uint8Array | null> {
+    const pool = this.closed ? null : this.started();
+    if (pool === null || pool.queueSize >= QUEUE_JOBS_MAX) {
+      this.records_raw++;
+      return null;
+    }
+    const job: CodecJob = { kind: 'encode', codec: ValueCodec.DEFLATE, bytes };
+    let answer: CodecAnswer;
+    try {
+      answer = (await pool.run(job, { transferList: [bytes.buffer as ArrayBuffer] })) as CodecAnswer;
+    } catch {
+      answer = null;
+    }
+    if (answer === null || isCodecFailure(answer)) {
+      this.records_raw++;
+      return null;
+    }
+    this.records_deflated++;
+    return answer;
+  }
+
   private decodeInline(codec: number, bytes: Uint8Array, bytes_max: number): Decoded {
     try {
       const plain = decodeValue(codec, bytes, bytes_max);
@@ -68,6 +100,8 @@ export class DecompressPool {
     }
   }
 
+  private closed = false;
+
   private started(): Piscina {
     this.pool ??= new Piscina({ filename: TASK_FILE, minThreads: 0, maxThreads: this.threads, idleTimeout: IDLE_TIMEOUT_MS, maxQueue: QUEUE_JOBS_MAX * 2 });
     return this.pool;
@@ -75,6 +109,7 @@ export class DecompressPool {
 
   /** Stops the threads; jobs still queued are decoded inline by their callers. */
   async close(): Promise<void> {
+    this.closed = true;
     const pool = this.pool;
     this.pool = null;
     if (pool !== null) await pool.destroy();
