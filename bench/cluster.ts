@@ -19,6 +19,7 @@ import { mkdirSync, readFileSync } from 'node:fs';
 import type { ChildProcess } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { runCompressValues } from './lib/compress-values-run.js';
 import { parseArgs } from 'node:util';
 import { Sandbox, SUBNET, CLIENT_HOST, loadAverage, readCgroupCpu, sandboxUnavailable, threadsOutside, type CgroupCpuStat, type CpuSpec, type LinkSpec } from './lib/cluster-net.js';
 import type { Command, Mode, RunTotals, Workload } from './lib/cluster-loadgen.js';
@@ -58,6 +59,9 @@ const USAGE = `usage: npm run bench:cluster -- [options]
   --big-keys N          1 MiB values preloaded for the large-value run (default 96; quick 48; 0 = skip)
   --big-nodes LIST      cluster sizes for the 1 MiB run (default = --nodes; quick 1,4)
   --big-depth N         4-value batches in flight per lane (2 lanes) in the 1 MiB run (default 4)
+  --compression         instead of the cluster runs: client-side value compression on against off
+                        over one node's shaped link (--link, default here 100mbit, a Pi 3B's port),
+                        1 MiB values of three kinds, 5 alternating rounds (bench/compress-values.ts)
   --out DIR             results folder (default bench/results/cluster-<timestamp>)
   --report DIR          rewrite report.md and charts from DIR/results.json`;
 
@@ -89,19 +93,26 @@ function list(text: string, name: string): number[] {
   return values;
 }
 
-function parseOptions(): Options {
+function parseOptions(): Options | null {
   const { values: a } = parseArgs({
     options: {
       quick: { type: 'boolean', default: false }, nodes: { type: 'string' }, workloads: { type: 'string' }, wide: { type: 'string' }, keys: { type: 'string' },
       seconds: { type: 'string' }, warmup: { type: 'string' }, reps: { type: 'string' }, cpus: { type: 'string' }, 'period-us': { type: 'string' }, shares: { type: 'string' }, link: { type: 'string' },
       burst: { type: 'string' }, latency: { type: 'string' }, batch: { type: 'string' }, lanes: { type: 'string' }, depth: { type: 'string' },
       workers: { type: 'string' }, 'big-keys': { type: 'string' }, 'big-nodes': { type: 'string' }, 'big-depth': { type: 'string' }, out: { type: 'string' }, report: { type: 'string' },
-      help: { type: 'boolean', default: false },
+      help: { type: 'boolean', default: false }, compression: { type: 'boolean', default: false },
     },
   });
   if (a.help) {
     console.log(USAGE);
     process.exit(0);
+  }
+  if (a.compression === true) {
+    const link = a.link ?? '100mbit';
+    const rounds = a.reps ?? '5';
+    console.log(`bench:cluster --compression: 1 MiB values over a ${link} link, compression on vs off, ${rounds} rounds`);
+    compression_args = ['--link', link, '--sizes', '1048576', '--rounds', rounds, '--seconds', a.seconds ?? '2'];
+    return null;
   }
   if (a.report !== undefined) {
     const results = JSON.parse(readFileSync(path.join(a.report, 'results.json'), 'utf8')) as ClusterResults;
@@ -268,8 +279,16 @@ function describe(run: ClusterRun): string {
     `node CPU ${cpu}  client ${run.client_cpu_cores.toFixed(2)}  load ${run.load_average[0].toFixed(2)}${bad}`;
 }
 
+/** Set by parseOptions for --compression: the compress-values run that replaces the cluster runs. */
+let compression_args: string[] | null = null;
+
 async function main(): Promise<void> {
-  const options = parseOptions();
+  const parsed = parseOptions();
+  if (parsed === null) {
+    await runCompressValues(compression_args!, (line) => console.log(line));
+    return;
+  }
+  const options = parsed;
   const tag = `pkb${process.pid % 100000}`;
   const why = sandboxUnavailable(tag);
   if (why !== null) {

@@ -10,7 +10,8 @@
  *   npm run bench -- --only ycsb,latency --keys 100000 --seconds 3
  *
  * Workloads, in the order they run: load, memory, batch, connections, ycsb, latency, values,
- * redis-benchmark (the same redis-benchmark flags against pikv's RESP port and Redis).
+ * redis-benchmark (the same redis-benchmark flags against pikv's RESP port and Redis),
+ * compression (client-side value compression on against off, on its own node).
  */
 import { mkdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
@@ -32,10 +33,11 @@ import { runMemory } from './workloads/memory.js';
 import { runValueSize } from './workloads/value-size.js';
 import { runYcsb } from './workloads/ycsb.js';
 import { runRedisBenchmarkSide } from './workloads/redis-benchmark-side.js';
+import { runCompression } from './workloads/compression.js';
 import { hostCoreScore } from './lib/core-score.js';
 import { redisBenchmarkInstalled } from './lib/servers.js';
 
-export const WORKLOADS = ['load', 'memory', 'batch', 'connections', 'ycsb', 'latency', 'values', 'redis-benchmark'] as const;
+export const WORKLOADS = ['load', 'memory', 'batch', 'connections', 'ycsb', 'latency', 'values', 'redis-benchmark', 'compression'] as const;
 const RESULTS_DIR = fileURLToPath(new URL('../../bench/results/', import.meta.url));
 
 const USAGE = `usage: npm run bench -- [options]
@@ -135,6 +137,7 @@ async function runWorkloads(ctx: BenchContext): Promise<void> {
     latency: () => runLatency(ctx),
     values: () => runValueSize(ctx),
     'redis-benchmark': () => runRedisBenchmarkSide(ctx),
+    compression: () => runCompression(ctx),
   };
   for (const name of WORKLOADS) {
     if (!ctx.options.only.includes(name)) continue;
