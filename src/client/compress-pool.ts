@@ -12,15 +12,13 @@
  * stop when idle, and close() stops them for good.
  */
 import { availableParallelism } from 'node:os';
-import { fileURLToPath } from 'node:url';
-import { Piscina } from 'piscina';
+import { CodecThreads } from '../protocol/codec-threads.js';
 import { isCodecFailure, type CodecAnswer, type CodecJob } from '../protocol/value-codec-task.js';
 import { decodeValue, looksCompressible, ValueCodec, ValueCorruptError } from '../protocol/value-codec.js';
 import { ErrorCode, PikvError } from '../protocol/errors.js';
 import { Op } from '../protocol/constants.js';
 import type { ColumnBatch } from './ops.js';
 
-const TASK_FILE = fileURLToPath(new URL('../protocol/value-codec-task.js', import.meta.url));
 /** Compressed results up to this size are decoded on the caller's thread. */
 export const DECODE_INLINE_BYTES_MAX = 16 * 1024;
 /** A decoded value is never larger than a node may store (its hard cap, 1 GiB). */
@@ -35,18 +33,16 @@ export function defaultCompressThreads(): number {
 export class CompressPool {
   /** The codec new values are stored with. */
   readonly codec: number = ValueCodec.DEFLATE;
-  private pool: Piscina | null = null;
-  private closed = false;
-  private readonly threads: number;
+  private readonly pool: CodecThreads;
 
   constructor(threads: number) {
     if (!(Number.isInteger(threads) && threads >= 1)) throw new PikvError(ErrorCode.BAD_ARGUMENT, `compress_threads must be a whole number >= 1, got ${String(threads)}`);
-    this.threads = threads;
+    this.pool = new CodecThreads({ threads, idle_timeout_ms: IDLE_TIMEOUT_MS });
   }
 
   /** `value` encoded with this.codec, or null to store it raw (incompressible, or the pool is closed or failed). */
   async encode(value: Uint8Array): Promise<Uint8Array | null> {
-    const pool = this.started();
+    const pool = this.pool.get();
     if (pool === null) return null;
     const job: CodecJob = { kind: 'encode', codec: this.codec, bytes: value };
     try {
@@ -59,7 +55,7 @@ export class CompressPool {
 
   /** The plain bytes of a result stored with `codec`; throws PikvError(VALUE_CORRUPT). */
   async decode(codec: number, bytes: Uint8Array): Promise<Uint8Array> {
-    const pool = bytes.length <= DECODE_INLINE_BYTES_MAX ? null : this.started();
+    const pool = bytes.length <= DECODE_INLINE_BYTES_MAX ? null : this.pool.get();
     if (pool === null) return decodeInline(codec, bytes);
     // A copy of its own: `bytes` is a view into a response frame that holds other results too.
     const job: CodecJob = { kind: 'decode', codec, bytes: new Uint8Array(bytes), bytes_max: DECODED_BYTES_MAX };
@@ -75,23 +71,14 @@ export class CompressPool {
     return answer;
   }
 
-  private started(): Piscina | null {
-    if (this.closed) return null;
-    this.pool ??= new Piscina({ filename: TASK_FILE, minThreads: 0, maxThreads: this.threads, idleTimeout: IDLE_TIMEOUT_MS });
-    return this.pool;
-  }
-
   /** Stops the threads; waits for the jobs they run. Later encodes store raw, decodes run inline. */
   async close(): Promise<void> {
-    this.closed = true;
-    const pool = this.pool;
-    this.pool = null;
-    if (pool !== null) await pool.destroy();
+    await this.pool.close();
   }
 
   /** Threads the pool runs now (0 before first use and after close). */
   get threads_running(): number {
-    return this.pool?.threads.length ?? 0;
+    return this.pool.threads_running;
   }
 }
 

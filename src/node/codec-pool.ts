@@ -13,12 +13,10 @@
  * QUEUE_JOBS_MAX jobs; past that a value is decoded inline rather than refused, so a burst
  * slows this node down instead of failing reads.
  */
-import { fileURLToPath } from 'node:url';
-import { Piscina } from 'piscina';
+import { CodecThreads } from '../protocol/codec-threads.js';
 import { isCodecFailure, type CodecAnswer, type CodecJob } from '../protocol/value-codec-task.js';
 import { decodeValue, ValueCodec, ValueCorruptError } from '../protocol/value-codec.js';
 
-const TASK_FILE = fileURLToPath(new URL('../protocol/value-codec-task.js', import.meta.url));
 /** Jobs waiting for a thread at most; a deeper queue only adds latency. */
 const QUEUE_JOBS_MAX = 1024;
 /** Threads are stopped after this long without work. */
@@ -30,8 +28,7 @@ export const INLINE_DECODE_BYTES_MAX = 2048;
 export type Decoded = { bytes: Buffer } | { corrupt: true; message: string };
 
 export class CodecPool {
-  private pool: Piscina | null = null;
-  private readonly threads: number;
+  private readonly pool: CodecThreads;
   jobs_run = 0;
   values_corrupt = 0;
   /** Snapshot records deflated, and kept raw (not worth it, or the pool was busy or closed). */
@@ -40,13 +37,13 @@ export class CodecPool {
 
   constructor(threads = 1) {
     if (!(Number.isInteger(threads) && threads >= 1)) throw new Error(`decompress pool: threads must be a whole number >= 1, got ${threads}`);
-    this.threads = threads;
+    this.pool = new CodecThreads({ threads, idle_timeout_ms: IDLE_TIMEOUT_MS, queue_jobs_max: QUEUE_JOBS_MAX * 2 });
   }
 
   /** Decodes `bytes` (a copy the pool may keep) stored with `codec`; never rejects. */
   async decode(codec: number, bytes: Uint8Array, bytes_max: number): Promise<Decoded> {
     this.jobs_run++;
-    const pool = bytes.length <= INLINE_DECODE_BYTES_MAX ? null : this.started();
+    const pool = bytes.length <= INLINE_DECODE_BYTES_MAX ? null : this.pool.get();
     if (pool === null || pool.queueSize >= QUEUE_JOBS_MAX) return this.decodeInline(codec, bytes, bytes_max);
     const job: CodecJob = { kind: 'decode', codec, bytes, bytes_max };
     let answer: CodecAnswer;
@@ -69,7 +66,7 @@ export class CodecPool {
    * record raw rather than spending the main thread on it.
    */
   async deflateRecord(bytes: Uint8Array): Promise<Uint8Array | null> {
-    const pool = this.closed ? null : this.started();
+    const pool = this.pool.get();
     if (pool === null || pool.queueSize >= QUEUE_JOBS_MAX) {
       this.records_raw++;
       return null;
@@ -100,18 +97,8 @@ export class CodecPool {
     }
   }
 
-  private closed = false;
-
-  private started(): Piscina {
-    this.pool ??= new Piscina({ filename: TASK_FILE, minThreads: 0, maxThreads: this.threads, idleTimeout: IDLE_TIMEOUT_MS, maxQueue: QUEUE_JOBS_MAX * 2 });
-    return this.pool;
-  }
-
   /** Stops the threads; jobs still queued are decoded inline by their callers. */
   async close(): Promise<void> {
-    this.closed = true;
-    const pool = this.pool;
-    this.pool = null;
-    if (pool !== null) await pool.destroy();
+    await this.pool.close();
   }
 }
