@@ -7,7 +7,12 @@
  * preloads `--keys` records (16 B keys, 100 B values), and measures with a ring-aware client:
  *   - put:      batched PUT, `--batch` ops per request, `--depth` requests in flight;
  *   - get:      batched GET, same shape (linearizable: the primary serves);
- *   - get-any:  batched GET of a hot set of 1,000 keys with read: 'any' (every copy serves).
+ *   - get-any:  batched GET of a hot set of 1,000 keys with read: 'any' (every copy serves);
+ *               with --hot-range the hot keys are all of one node's slots (a hot range: at
+ *               N = 1 that node serves every one of them, at N = 2 its backups share them).
+ * With --cpus C every node runs in a CPU-quota group of C CPUs (bench/lib/cpu-quota.ts, as
+ * bench:scaling), set once the keys are preloaded, so that nodes compete like separate boards
+ * rather than for this machine's 2 cores; the client has no quota.
  * It reports the median of each, and the N = 2 / N = 1 ratios. Then, at N = 2, it kills a
  * node with SIGKILL `--failovers` times (a fresh cluster each time) and reports the median time
  * from the kill to the first acknowledged write of a key the dead node was primary of.
@@ -30,24 +35,29 @@ import { Placement } from '../src/routing/placement.js';
 import { HashRing } from '../src/routing/ring.js';
 import { checkView, type ClusterView } from '../src/routing/view.js';
 import { spawnTracked, stopProcess } from './lib/processes.js';
+import { CpuQuota, type QuotaGroup } from './lib/cpu-quota.js';
 import { PIKV_CLI_PATH } from './lib/servers.js';
 
 const SECRET = 'bench-replication-secret';
 const VALUE_BYTES = 100;
 const HOT_KEYS = 1_000;
+/** As bench:scaling: a short CFS period (short throttle stalls), and a parent group weighed above the machine's other processes. */
+const QUOTA_PERIOD_US = 5_000;
+const QUOTA_PARENT_SHARES = 16_384;
 const codec = new WireCodec();
 
-interface Options { nodes: number; keys: number; seconds: number; reps: number; failovers: number; batch: number; depth: number; lease_ttl_ms: number }
+interface Options { nodes: number; keys: number; seconds: number; reps: number; failovers: number; batch: number; depth: number; lease_ttl_ms: number; cpus: number; hot_range: boolean }
 
 function parseOptions(): Options {
   const { values } = parseArgs({
     options: {
       quick: { type: 'boolean' }, nodes: { type: 'string' }, keys: { type: 'string' }, seconds: { type: 'string' }, reps: { type: 'string' },
       failovers: { type: 'string' }, batch: { type: 'string' }, depth: { type: 'string' }, 'lease-ttl-ms': { type: 'string' }, help: { type: 'boolean' },
+      cpus: { type: 'string' }, 'hot-range': { type: 'boolean' },
     },
   });
   if (values.help === true) {
-    console.log('usage: npm run bench:replication -- [--quick] [--nodes 3] [--keys 200000] [--seconds 3] [--reps 3] [--failovers 5] [--batch 1024] [--depth 8] [--lease-ttl-ms 3000]');
+    console.log('usage: npm run bench:replication -- [--quick] [--nodes 3] [--keys 200000] [--seconds 3] [--reps 3] [--failovers 5] [--batch 1024] [--depth 8] [--lease-ttl-ms 3000] [--cpus C] [--hot-range]');
     process.exit(0);
   }
   const quick = values.quick === true;
@@ -56,14 +66,27 @@ function parseOptions(): Options {
     nodes: number(values.nodes, 3), keys: number(values.keys, quick ? 50_000 : 200_000), seconds: number(values.seconds, quick ? 1 : 3),
     reps: number(values.reps, quick ? 1 : 3), failovers: number(values.failovers, quick ? 2 : 5), batch: number(values.batch, 1024),
     depth: number(values.depth, 8), lease_ttl_ms: number(values['lease-ttl-ms'], 3_000),
+    cpus: number(values.cpus, 0), hot_range: values['hot-range'] === true,
   };
 }
 
-interface Node { id: string; url: string; child: ChildProcess }
+interface Node { id: string; url: string; child: ChildProcess; group: QuotaGroup | null }
 
 class Cluster {
   readonly nodes: Node[] = [];
   private etcd: LocalEtcd | null = null;
+  /** With --cpus: one quota group per node, no quota until setQuotas. */
+  private readonly quota: CpuQuota | null;
+
+  constructor(cpus: number) {
+    this.quota = cpus > 0 ? new CpuQuota(`pikv-bench-rep-${process.pid}-${Date.now() % 1e6}`, QUOTA_PERIOD_US, 'auto', QUOTA_PARENT_SHARES) : null;
+    if (this.quota?.method === 'none') throw new Error(`--cpus: ${this.quota.description}`);
+  }
+
+  /** Puts every node under `cpus` CPUs from now on. */
+  setQuotas(cpus: number): void {
+    for (const node of this.nodes) if (node.group !== null) this.quota!.setQuota(node.group, cpus);
+  }
   private readonly dir = mkdtempSync(join(tmpdir(), 'pikv-bench-rep-'));
 
   async start(count: number, replicas: number, lease_ttl_ms: number): Promise<void> {
@@ -74,7 +97,9 @@ class Cluster {
     for (let i = 1; i <= count; i++) {
       const args = [PIKV_CLI_PATH, 'serve', '--host', '127.0.0.1', '--port', '0', '--workers', '2', '--max-memory', '512mb', '--node-id', `n${i}`,
         '--etcd', this.etcd.client_url, '--replicas', String(replicas), '--lease-ttl-ms', String(lease_ttl_ms), '--down-grace-ms', '600000'];
-      const child = spawnTracked(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, PIKV_CLUSTER_SECRET: SECRET } });
+      const group = this.quota?.create(`n${i}`, 0) ?? null;
+      const command = group === null ? { file: process.execPath, args } : this.quota!.wrap(group, [process.execPath, ...args]);
+      const child = spawnTracked(command.file, command.args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, PIKV_CLUSTER_SECRET: SECRET } });
       const url = await new Promise<string>((resolve, reject) => {
         let seen = '';
         const onData = (chunk: Buffer): void => {
@@ -88,7 +113,7 @@ class Cluster {
       });
       child.stdout!.resume();
       child.stderr!.resume();
-      this.nodes.push({ id: `n${i}`, url, child });
+      this.nodes.push({ id: `n${i}`, url, child, group });
       await this.waitSettled(i);
     }
   }
@@ -107,6 +132,7 @@ class Cluster {
   async stop(): Promise<void> {
     for (const node of this.nodes) await stopProcess(node.child, 5_000);
     await this.etcd?.stop();
+    this.quota?.cleanup();
     rmSync(this.dir, { recursive: true, force: true });
   }
 }
@@ -125,8 +151,22 @@ function keyOf(i: number): string {
   return `k${String(i).padStart(15, '0')}`;
 }
 
+/**
+ * Indices (for keyOf) of the hot set: the first HOT_KEYS keys, or with `hot_range` the first
+ * HOT_KEYS keys whose primary is `node` (its slots are the hot range).
+ */
+function hotKeys(view: ClusterView, hot_range: boolean, node: string): number[] {
+  const placement = new Placement(new HashRing(view.nodes), view.replicas ?? 1, new Set());
+  const hot: number[] = [];
+  for (let i = 0; hot.length < HOT_KEYS; i++) {
+    const key = Buffer.from(keyOf(i));
+    if (!hot_range || placement.primaryOf(murmur3_x86_32(key, 0, key.length, KEY_HASH_SEED))?.id === node) hot.push(i);
+  }
+  return hot;
+}
+
 /** Runs batched ops for `seconds` with `depth` batches in flight; returns ops/s. */
-async function run(client: PikvClusterClient, kind: 'put' | 'get', key_count: number, options: Options): Promise<number> {
+async function run(client: PikvClusterClient, kind: 'put' | 'get', key_count: number, options: Options, key_indices: number[] | null = null): Promise<number> {
   const value = 'v'.repeat(VALUE_BYTES);
   let done = 0;
   let errors = 0;
@@ -136,7 +176,8 @@ async function run(client: PikvClusterClient, kind: 'put' | 'get', key_count: nu
     while (performance.now() < stop_at) {
       const ops = Array.from({ length: options.batch }, () => {
         i = (i + 104_729) % key_count;
-        return kind === 'put' ? { op: 'put' as const, key: keyOf(i), value } : { op: 'get' as const, key: keyOf(i) };
+        const key = keyOf(key_indices === null ? i : key_indices[i]!);
+        return kind === 'put' ? { op: 'put' as const, key, value } : { op: 'get' as const, key };
       });
       const results = await client.batch(ops);
       for (const r of results) if (r.code !== 'OK') errors++;
@@ -173,16 +214,18 @@ async function throughput(options: Options): Promise<void> {
   for (let rep = 1; rep <= options.reps; rep++) {
     for (const replicas of [1, 2]) {
       console.log(`rep ${rep}, N=${replicas}: ${options.nodes} nodes, ${options.keys} keys`);
-      const cluster = new Cluster();
+      const cluster = new Cluster(options.cpus);
       try {
         await cluster.start(options.nodes, replicas, options.lease_ttl_ms);
         const client = await connectCluster(cluster.nodes.map((n) => n.url), { request_timeout_ms: 30_000 });
         const any = await connectCluster(cluster.nodes.map((n) => n.url), { request_timeout_ms: 30_000, read: 'any' });
         try {
           await preload(client, options.keys);
+          const hot = hotKeys(await cluster.waitSettled(options.nodes), options.hot_range, 'n1');
+          cluster.setQuotas(options.cpus);
           record(`N=${replicas} put`, await run(client, 'put', options.keys, options));
           record(`N=${replicas} get`, await run(client, 'get', options.keys, options));
-          record(`N=${replicas} get-any`, await run(any, 'get', HOT_KEYS, options));
+          record(`N=${replicas} get-any`, await run(any, 'get', hot.length, options, hot));
         } finally {
           await client.close();
           await any.close();
@@ -192,7 +235,8 @@ async function throughput(options: Options): Promise<void> {
       }
     }
   }
-  console.log(`\nmedians over ${options.reps} alternating runs (ops/s), ${options.nodes} nodes on this machine's loopback:`);
+  console.log(`\nmedians over ${options.reps} alternating runs (ops/s), ${options.nodes} nodes on this machine's loopback` +
+    `${options.cpus > 0 ? `, ${options.cpus} CPU per node` : ''}; get-any: ${HOT_KEYS} hot keys${options.hot_range ? ', all primaries on n1' : ''}:`);
   for (const kind of ['put', 'get', 'get-any']) {
     const one = median(results[`N=1 ${kind}`]!);
     const two = median(results[`N=2 ${kind}`]!);
@@ -203,7 +247,7 @@ async function throughput(options: Options): Promise<void> {
 async function failovers(options: Options): Promise<void> {
   const times: number[] = [];
   for (let i = 1; i <= options.failovers; i++) {
-    const cluster = new Cluster();
+    const cluster = new Cluster(0);
     try {
       await cluster.start(options.nodes, 2, options.lease_ttl_ms);
       const view = await cluster.waitSettled(options.nodes);
