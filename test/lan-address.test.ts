@@ -4,10 +4,12 @@
  * test/discovery-netns.test.ts, where every node is started with --advertise auto.
  */
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import type { NetworkInterfaceInfo } from 'node:os';
 import { describe, it } from 'node:test';
 import { chooseLanAddress, defaultRouteInterfaces, type Interfaces } from '../src/cluster/discovery/lan-address.js';
 import { parseClusterConfig } from '../src/cluster/cluster-config.js';
+import { CLI_PATH } from './helpers/server-process.js';
 
 function v4(address: string, internal = false): NetworkInterfaceInfo {
   return { address, netmask: '255.255.255.0', family: 'IPv4', mac: '00:00:00:00:00:00', internal, cidr: `${address}/24` };
@@ -62,5 +64,13 @@ describe('advertise auto: the LAN address', () => {
     assert.equal(config?.advertise_wait_ms, 500);
     assert.equal(parseClusterConfig({ node_id: 'n1' }, { PIKV_CLUSTER_SECRET: 'a-secret-long-enough' })?.advertise_wait_ms, 60_000);
     assert.throws(() => parseClusterConfig({ node_id: 'n1', advertise: 'automatic' }, { PIKV_CLUSTER_SECRET: 'a-secret-long-enough' }), /advertise must be ws:\/\/host:port or auto/);
+  });
+
+  it('pikv serve refuses --advertise auto without a fixed port, before it listens', () => {
+    const run = spawnSync(process.execPath, [CLI_PATH, 'serve', '--node-id', 'a', '--advertise', 'auto', '--port', '0', '--workers', '1'],
+      { env: { ...process.env, PIKV_CLUSTER_SECRET: 'a-secret-long-enough' }, encoding: 'utf8', timeout: 20_000 });
+    assert.equal(run.status, 2, run.stderr);
+    assert.match(run.stderr, /--advertise auto needs a fixed --port/);
+    assert.doesNotMatch(run.stdout, /listening on/);
   });
 });
