@@ -36,7 +36,7 @@ export class CodecPool {
   records_raw = 0;
 
   constructor(threads = 1) {
-    if (!(Number.isInteger(threads) && threads >= 1)) throw new Error(`decompress pool: threads must be a whole number >= 1, got ${threads}`);
+    if (!(Number.isInteger(threads) && threads >= 1)) throw new Error(`codec pool: threads must be a whole number >= 1, got ${threads}`);
     this.pool = new CodecThreads({ threads, idle_timeout_ms: IDLE_TIMEOUT_MS, queue_jobs_max: QUEUE_JOBS_MAX * 2 });
   }
 

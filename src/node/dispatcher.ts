@@ -209,7 +209,7 @@ export class Dispatcher {
 
   /**
    * Decodes the results stored with a codec the request did not announce (`accept_codecs`), in
-   * the node's decompress pool, then calls `deliver`. False (nothing to do, deliver now) when
+   * the node's codec pool, then calls `deliver`. False (nothing to do, deliver now) when
    * every encoded result may go as it is. A value that does not decode answers VALUE_CORRUPT;
    * one that decodes past value_bytes_max does too (it cannot have been stored plain).
    */
